@@ -1,0 +1,20 @@
+// The whole public API of fabric in one include.
+#pragma once
+
+#include <fabric/actor.hpp>
+#include <fabric/codec.hpp>
+#include <fabric/context.hpp>
+#include <fabric/envelope.hpp>
+#include <fabric/error.hpp>
+#include <fabric/message.hpp>
+#include <fabric/monitor.hpp>
+#include <fabric/options.hpp>
+#include <fabric/pub_sub.hpp>
+#include <fabric/push_pull.hpp>
+#include <fabric/reactor.hpp>
+#include <fabric/req_rep.hpp>
+#include <fabric/result.hpp>
+#include <fabric/router_dealer.hpp>
+#include <fabric/security.hpp>
+#include <fabric/socket.hpp>
+#include <fabric/version.hpp>

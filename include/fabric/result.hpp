@@ -1,0 +1,79 @@
+// result<T>: a value or an error_code, for outcomes that are not exceptional (timeouts,
+// back-pressure, malformed input). Like std::expected, which C++20 lacks.
+//
+// Thread safety: a result is a plain value; distinct objects may be used from distinct threads.
+#pragma once
+
+#include <fabric/error.hpp>
+
+#include <cassert>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace fabric {
+
+/// Holds either a T or a non-zero std::error_code.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  static_assert(!std::is_reference_v<T>, "result<T&> is not supported");
+
+  /// A successful result holding `value`.
+  result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit on purpose
+  /// A failed result; `ec` must be non-zero.
+  result(std::error_code ec) : state_(std::in_place_index<1>, ec) { assert(ec); }  // NOLINT
+  result(errc e) : result(make_error_code(e)) {}  // NOLINT
+
+  bool has_value() const noexcept { return state_.index() == 0; }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value. Throws: fabric::error with the held error_code when there is none.
+  T& value() & { check(); return std::get<0>(state_); }
+  const T& value() const& { check(); return std::get<0>(state_); }
+  T&& value() && { check(); return std::get<0>(std::move(state_)); }
+
+  T& operator*() & noexcept { assert(has_value()); return *std::get_if<0>(&state_); }
+  const T& operator*() const& noexcept { assert(has_value()); return *std::get_if<0>(&state_); }
+  T&& operator*() && noexcept { assert(has_value()); return std::move(*std::get_if<0>(&state_)); }
+  T* operator->() noexcept { assert(has_value()); return std::get_if<0>(&state_); }
+  const T* operator->() const noexcept { assert(has_value()); return std::get_if<0>(&state_); }
+
+  /// The error, or an empty error_code when the result holds a value.
+  std::error_code error() const noexcept {
+    return has_value() ? std::error_code{} : *std::get_if<1>(&state_);
+  }
+
+  /// True when this failed with `e`.
+  bool is(errc e) const noexcept { return !has_value() && error() == make_error_code(e); }
+
+ private:
+  void check() const {
+    if (!has_value()) throw fabric::error(*std::get_if<1>(&state_));
+  }
+  std::variant<T, std::error_code> state_;
+};
+
+/// The void specialisation: success or an error_code.
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  result() noexcept = default;
+  result(std::error_code ec) noexcept : ec_(ec) {}  // NOLINT
+  result(errc e) noexcept : ec_(make_error_code(e)) {}  // NOLINT
+
+  bool has_value() const noexcept { return !ec_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// Throws: fabric::error when this holds an error.
+  void value() const {
+    if (ec_) throw fabric::error(ec_);
+  }
+  std::error_code error() const noexcept { return ec_; }
+  bool is(errc e) const noexcept { return ec_ == make_error_code(e); }
+
+ private:
+  std::error_code ec_;
+};
+
+}  // namespace fabric

@@ -1,0 +1,91 @@
+// Test helpers; see support.hpp.
+#include "support/support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace fabric::testing {
+namespace {
+
+std::atomic<int> endpoint_counter{0};
+
+// One ipc directory per test process, removed at exit.
+const std::filesystem::path& ipc_dir() {
+  static const temp_dir dir;
+  return dir.path();
+}
+
+}  // namespace
+
+std::string_view to_string(transport t) noexcept {
+  switch (t) {
+    case transport::inproc: return "inproc";
+    case transport::ipc: return "ipc";
+    case transport::tcp: return "tcp";
+  }
+  return "?";
+}
+
+std::string loopback_endpoint(transport t, std::string_view name) {
+  const int n = endpoint_counter.fetch_add(1);
+  switch (t) {
+    case transport::inproc:
+      return "inproc://" + std::string(name) + "-" + std::to_string(::getpid()) + "-" + std::to_string(n);
+    case transport::ipc:
+      return "ipc://" + (ipc_dir() / (std::to_string(n) + ".sock")).string();
+    case transport::tcp:
+      return "tcp://127.0.0.1:*";
+  }
+  return {};
+}
+
+void connect_and_wait(socket& connector, const std::string& endpoint) {
+  if (endpoint.rfind("inproc://", 0) == 0) {
+    connector.connect(endpoint);  // inproc connects synchronously to a bound peer
+    return;
+  }
+  monitor events(connector);  // before connect, so the handshake event cannot be missed
+  connector.connect(endpoint);
+  if (!events.wait_for(socket_event::handshake_succeeded, wait_bound))
+    ADD_FAILURE() << "no handshake with " << endpoint << " within " << wait_bound.count() << " ms";
+}
+
+std::string marry(socket& binder, socket& connector, transport t) {
+  const std::string endpoint = binder.bind(loopback_endpoint(t));
+  connect_and_wait(connector, endpoint);
+  return endpoint;
+}
+
+void await_subscription(publisher& pub, subscriber& sub) {
+  static constexpr std::string_view probe = "\x01" "fabric.test.probe";
+  sub.subscribe(probe);
+  const auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  bool seen = false;
+  message m;
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
+    (void)pub.publish(probe, std::string_view("probe"));
+    if (sub.recv(m, std::chrono::milliseconds(10)) && !m.empty() && m.view(0) == probe) seen = true;
+  }
+  sub.unsubscribe(probe);
+  // Probes already queued before the unsubscribe took effect are drained here.
+  while (sub.try_recv(m)) {
+    if (m.empty() || m.view(0) != probe) ADD_FAILURE() << "await_subscription swallowed a real message";
+  }
+  if (!seen) ADD_FAILURE() << "subscription did not reach the publisher within " << wait_bound.count() << " ms";
+}
+
+temp_dir::temp_dir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "fabric-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace fabric::testing

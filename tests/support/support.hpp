@@ -1,0 +1,52 @@
+// Test helpers: endpoints on loopback that never collide, and pairing helpers that return only
+// once two sockets are really connected, so no test sleeps and hopes.
+#pragma once
+
+#include <fabric/fabric.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace fabric::testing {
+
+enum class transport { inproc, ipc, tcp };
+
+/// "inproc", "ipc" or "tcp", for test names.
+std::string_view to_string(transport t) noexcept;
+
+/// A fresh endpoint to bind on: inproc://<name>-<n>, ipc://<per-process temp dir>/<n>.sock, or
+/// tcp://127.0.0.1:* (resolved by bind). The temp dir is removed when the process exits.
+std::string loopback_endpoint(transport t, std::string_view name = "t");
+
+/// The default bound on every wait in tests.
+inline constexpr std::chrono::milliseconds wait_bound{5000};
+
+/// Binds `binder` on a fresh endpoint of `t`, connects `connector` to it, and returns once the
+/// connection is complete (handshake done for tcp/ipc). Returns the bound endpoint.
+/// Fails the current test (ADD_FAILURE) if the connection is not up within wait_bound.
+std::string marry(socket& binder, socket& connector, transport t);
+
+/// Connects `connector` to the already bound `endpoint` and waits until the handshake completes.
+void connect_and_wait(socket& connector, const std::string& endpoint);
+
+/// Waits until `sub` receives what `pub` publishes (the subscription has reached the publisher),
+/// by publishing probes on a private topic. Leaves `sub` with its own subscriptions only and no
+/// probe queued. Fails the current test if it takes longer than wait_bound.
+void await_subscription(publisher& pub, subscriber& sub);
+
+/// A temporary directory removed (recursively) on destruction.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace fabric::testing
