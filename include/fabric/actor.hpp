@@ -8,6 +8,8 @@
 //   3. stop() (or the destructor) sends actor::term_command; the body must return when it
 //      receives it. The wait is bounded: a body that does not return in time is reported and
 //      detached rather than hanging the caller.
+//   4. When the body returns or throws on its own, the owner receives actor::done_signal on
+//      pipe(); failure() then holds what it threw.
 //
 // Thread safety: an actor object is used from the thread that created it.
 #pragma once
@@ -29,6 +31,8 @@ class actor {
 
   /// The one-frame message that asks a body to return.
   static constexpr std::string_view term_command = "$TERM";
+  /// The one-frame message the owner receives when the body has ended.
+  static constexpr std::string_view done_signal = "$DONE";
 
   /// Starts `body` on a new thread and waits at most `start_timeout` for it to signal ready.
   /// Throws: whatever the body threw before signalling ready; fabric::error(timeout) when it did

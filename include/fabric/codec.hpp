@@ -47,7 +47,9 @@ frame pack(const T& value) {
 }
 
 /// Converts a decoded object to T. Returns errc::malformed when the object does not have T's
-/// shape (wrong type, wrong arity, integer out of range).
+/// shape (wrong type, integer out of range). Arity follows msgpack-c's versioning rule for
+/// std::tuple and MSGPACK_DEFINE types: missing trailing fields keep their defaults and extra
+/// ones are ignored, so a newer peer may add fields at the end.
 template <class T>
 result<T> convert_object(const msgpack::object& object) noexcept {
   try {

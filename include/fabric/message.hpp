@@ -80,7 +80,7 @@ class message {
   void push_back(std::string_view bytes) { frames_.emplace_back(bytes.data(), bytes.size()); }
   void push_back(const void* data, std::size_t size) { frames_.emplace_back(data, size); }
   /// Prepends a frame, as routing envelopes do. O(frames).
-  void push_front(frame&& f) { frames_.insert(frames_.begin(), std::move(f)); }
+  void push_front(frame&& f);
   void push_front(std::string_view bytes) { push_front(make_frame(bytes)); }
   /// Removes and returns the first frame. Precondition: !empty().
   frame pop_front();

@@ -1,8 +1,8 @@
 // fabric::monitor: watch a socket's connection events (connected, handshake done, disconnected),
 // so code can wait for a connection instead of sleeping and hoping.
 //
-// Thread safety: a monitor is used from one thread; it may be a different thread from the one
-// using the monitored socket.
+// Thread safety: create and destroy a monitor on the thread that uses the monitored socket (both
+// touch the socket); next() and wait_for() may then be called from any one thread.
 #pragma once
 
 #include <fabric/context.hpp>
@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace fabric {
@@ -42,12 +43,19 @@ struct monitor_event {
 };
 
 /// Receives the events of one socket over an inproc pair.
+///
+/// libzmq delivers events with blocking sends from its I/O thread: read them (next/wait_for) or
+/// destroy the monitor. A monitor left alive and unread past about a thousand events stalls the
+/// I/O thread, and with it every connection of the context.
 class monitor {
  public:
   /// Starts monitoring `target` for every event. Create the monitor before bind/connect so
   /// no event is missed. Throws: fabric::error if libzmq refuses.
   explicit monitor(const socket& target) : monitor(target.owner(), target) {}
   monitor(context& ctx, const socket& target);
+  /// Stops libzmq's event feed if the socket is still open, then closes the pair. (libzmq sends
+  /// events with blocking sends, so a feed left running with nobody on the other end would
+  /// block the I/O thread at the socket's next event.) The socket may be closed first.
   ~monitor();
   monitor(const monitor&) = delete;
   monitor& operator=(const monitor&) = delete;
@@ -60,6 +68,7 @@ class monitor {
 
  private:
   void* target_;
+  std::weak_ptr<detail::socket_liveness> target_liveness_;
   zmq::socket_t pair_;
 };
 

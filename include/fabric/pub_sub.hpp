@@ -45,6 +45,8 @@ class subscriber : public socket {
   /// subscribing twice needs two unsubscribes.
   void subscribe(std::string_view prefix);
   /// Undoes one subscribe(prefix).
+  /// Caveat: libzmq 4.3.4 ignores unsubscribing from a prefix whose first byte is 0x01, so such
+  /// a subscription stays until the socket closes. Avoid topics starting with that byte.
   void unsubscribe(std::string_view prefix);
 };
 

@@ -7,6 +7,7 @@
 #include <fabric/error.hpp>
 
 #include <cassert>
+#include <memory>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -34,15 +35,22 @@ class [[nodiscard]] result {
   const T& value() const& { check(); return std::get<0>(state_); }
   T&& value() && { check(); return std::get<0>(std::move(state_)); }
 
-  T& operator*() & noexcept { assert(has_value()); return *std::get_if<0>(&state_); }
-  const T& operator*() const& noexcept { assert(has_value()); return *std::get_if<0>(&state_); }
-  T&& operator*() && noexcept { assert(has_value()); return std::move(*std::get_if<0>(&state_)); }
-  T* operator->() noexcept { assert(has_value()); return std::get_if<0>(&state_); }
-  const T* operator->() const noexcept { assert(has_value()); return std::get_if<0>(&state_); }
+  // std::get rather than *get_if: with NDEBUG, GCC's -Wnull-dereference flags every use of a
+  // dereferenced get_if in user code; std::get has no null path (misuse terminates, noexcept).
+  T& operator*() & noexcept { assert(has_value()); return std::get<0>(state_); }
+  const T& operator*() const& noexcept { assert(has_value()); return std::get<0>(state_); }
+  T&& operator*() && noexcept { assert(has_value()); return std::get<0>(std::move(state_)); }
+  T* operator->() noexcept { assert(has_value()); return std::addressof(std::get<0>(state_)); }
+  const T* operator->() const noexcept {
+    assert(has_value());
+    return std::addressof(std::get<0>(state_));
+  }
 
   /// The error, or an empty error_code when the result holds a value.
   std::error_code error() const noexcept {
-    return has_value() ? std::error_code{} : *std::get_if<1>(&state_);
+    // get_if, not has_value() then deref: GCC's -Wnull-dereference cannot see they agree.
+    if (const auto* ec = std::get_if<1>(&state_)) return *ec;
+    return {};
   }
 
   /// True when this failed with `e`.
@@ -50,7 +58,7 @@ class [[nodiscard]] result {
 
  private:
   void check() const {
-    if (!has_value()) throw fabric::error(*std::get_if<1>(&state_));
+    if (const auto* ec = std::get_if<1>(&state_)) throw fabric::error(*ec);
   }
   std::variant<T, std::error_code> state_;
 };

@@ -19,10 +19,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace fabric {
+
+namespace detail {
+struct socket_liveness;
+}  // namespace detail
 
 /// An owning, move-only ZeroMQ socket with fabric's options, error model and bounds. The pattern
 /// classes (requester, publisher, router, ...) make public the operations that fit their pattern;
@@ -83,7 +88,7 @@ class socket {
   result<void> send(message&& m, std::chrono::milliseconds timeout) {
     return send_message(m, clamp(timeout));
   }
-  /// As send(m), never blocking: errc::would_block when it cannot be queued now.
+  /// As send(m), never blocking: errc::back_pressure when it cannot be queued now.
   result<void> try_send(message&& m) { return send_message(m, no_wait); }
   /// Sends a one-frame message.
   result<void> send(frame&& f) { return send_frame(f, false, default_wait); }
@@ -137,6 +142,10 @@ class socket {
   std::uint64_t dropped_ = 0;
   int sndtimeo_ = -1;  // the ZMQ_SNDTIMEO / ZMQ_RCVTIMEO currently set on the socket
   int rcvtimeo_ = -1;
+  // Shared with monitors so they can stop libzmq's event feed while the socket is open (see
+  // monitor::~monitor); moves with the handle.
+  friend class monitor;
+  std::shared_ptr<detail::socket_liveness> liveness_;
 };
 
 /// A PAIR socket (as used by actor pipes) with every operation public.

@@ -13,7 +13,6 @@ namespace fabric {
 namespace {
 
 constexpr std::string_view ready_signal = "$READY";
-constexpr std::string_view done_signal = "$DONE";
 std::atomic<std::uint64_t> actor_counter{0};
 
 // The owner's end drops what is unread when it closes. The body's end lingers so its last word
@@ -53,7 +52,7 @@ actor::actor(context& ctx, body_fn body, std::chrono::milliseconds start_timeout
     } catch (...) {
       state->failure = std::current_exception();
     }
-    (void)child->try_send(make_frame(done_signal));
+    (void)child->try_send(make_frame(actor::done_signal));
     child->close();
     {
       std::lock_guard lock(state->mutex);

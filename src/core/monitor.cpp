@@ -2,6 +2,8 @@
 #include <fabric/error.hpp>
 #include <fabric/monitor.hpp>
 
+#include "core/socket_liveness.hpp"
+
 #include <zmq.h>
 
 #include <atomic>
@@ -13,7 +15,9 @@ std::atomic<std::uint64_t> monitor_counter{0};
 }
 
 monitor::monitor(context& ctx, const socket& target)
-    : target_(target.native()), pair_(ctx.native(), zmq::socket_type::pair) {
+    : target_(target.native()),
+      target_liveness_(target.liveness_),
+      pair_(ctx.native(), zmq::socket_type::pair) {
   if (target_ == nullptr) throw error(errc::closed, "cannot monitor a closed socket");
   const std::string endpoint =
       "inproc://fabric.monitor." + std::to_string(monitor_counter.fetch_add(1));
@@ -23,9 +27,18 @@ monitor::monitor(context& ctx, const socket& target)
   pair_.connect(endpoint);
 }
 
-// The monitored socket may be gone already, so the monitor is not stopped through it: closing
-// our end is enough (libzmq drops events nobody reads, and stops when the socket closes).
-monitor::~monitor() = default;
+// libzmq sends monitor events with blocking sends from whichever thread raises them (usually its
+// I/O thread). Closing our end alone would leave that feed with no reader, and the socket's next
+// event (a disconnect, a reconnect) would block the I/O thread and with it every connection of
+// the context. So stop the feed first, while our end still reads, unless the socket is already
+// closed (then libzmq stops the feed itself as it destroys the socket, and the handle must not
+// be touched).
+monitor::~monitor() {
+  if (const auto liveness = target_liveness_.lock()) {
+    std::lock_guard lock(liveness->mutex);
+    if (liveness->handle != nullptr) zmq_socket_monitor(liveness->handle, nullptr, 0);
+  }
+}
 
 result<monitor_event> monitor::next(std::chrono::milliseconds timeout) {
   zmq_pollitem_t item{pair_.handle(), 0, ZMQ_POLLIN, 0};

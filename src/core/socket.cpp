@@ -2,6 +2,8 @@
 #include <fabric/error.hpp>
 #include <fabric/socket.hpp>
 
+#include "core/socket_liveness.hpp"
+
 #include <zmq.h>
 
 #include <cerrno>
@@ -69,15 +71,15 @@ void apply_options(context& ctx, void* s, zmq::socket_type type, const socket_op
           "ZMQ_RECONNECT_IVL");
   set_int(s, ZMQ_RECONNECT_IVL_MAX, to_int_ms(o.reconnect_interval_max, "reconnect_interval_max"),
           "ZMQ_RECONNECT_IVL_MAX");
-  if (o.heartbeat_interval.count() > 0) {
-    set_int(s, ZMQ_HEARTBEAT_IVL, to_int_ms(o.heartbeat_interval, "heartbeat_interval"),
-            "ZMQ_HEARTBEAT_IVL");
-    if (o.heartbeat_timeout.count() > 0)
-      set_int(s, ZMQ_HEARTBEAT_TIMEOUT, to_int_ms(o.heartbeat_timeout, "heartbeat_timeout"),
-              "ZMQ_HEARTBEAT_TIMEOUT");
-    if (o.heartbeat_ttl.count() > 0)
-      set_int(s, ZMQ_HEARTBEAT_TTL, to_int_ms(o.heartbeat_ttl, "heartbeat_ttl"),
-              "ZMQ_HEARTBEAT_TTL");
+  // Checked even when heartbeats are off, so a negative value is refused like any other duration.
+  const int heartbeat_ivl = to_int_ms(o.heartbeat_interval, "heartbeat_interval");
+  const int heartbeat_timeout = to_int_ms(o.heartbeat_timeout, "heartbeat_timeout");
+  const int heartbeat_ttl = to_int_ms(o.heartbeat_ttl, "heartbeat_ttl");
+  if (heartbeat_ivl > 0) {
+    set_int(s, ZMQ_HEARTBEAT_IVL, heartbeat_ivl, "ZMQ_HEARTBEAT_IVL");
+    if (heartbeat_timeout > 0)
+      set_int(s, ZMQ_HEARTBEAT_TIMEOUT, heartbeat_timeout, "ZMQ_HEARTBEAT_TIMEOUT");
+    if (heartbeat_ttl > 0) set_int(s, ZMQ_HEARTBEAT_TTL, heartbeat_ttl, "ZMQ_HEARTBEAT_TTL");
   }
   if (o.immediate) set_int(s, ZMQ_IMMEDIATE, 1, "ZMQ_IMMEDIATE");
   if (o.tcp_keepalive != -1) set_int(s, ZMQ_TCP_KEEPALIVE, o.tcp_keepalive, "ZMQ_TCP_KEEPALIVE");
@@ -108,6 +110,8 @@ socket::socket(context& ctx, zmq::socket_type type, const socket_options& option
   handle_ = zmq_socket(ctx.native().handle(), static_cast<int>(type));
   if (handle_ == nullptr) throw_zmq_error(zmq_errno(), "cannot create a socket");
   try {
+    liveness_ = std::make_shared<detail::socket_liveness>();
+    liveness_->handle = handle_;
     apply_options(ctx, handle_, type, options_);
     if (options_.send_timeout) set_int(handle_, ZMQ_SNDTIMEO, to_int_ms(*options_.send_timeout, "send_timeout"), "ZMQ_SNDTIMEO");
     if (options_.recv_timeout) set_int(handle_, ZMQ_RCVTIMEO, to_int_ms(*options_.recv_timeout, "recv_timeout"), "ZMQ_RCVTIMEO");
@@ -126,7 +130,8 @@ socket::socket(socket&& other) noexcept
       options_(std::move(other.options_)),
       dropped_(other.dropped_),
       sndtimeo_(other.sndtimeo_),
-      rcvtimeo_(other.rcvtimeo_) {}
+      rcvtimeo_(other.rcvtimeo_),
+      liveness_(std::move(other.liveness_)) {}
 
 socket& socket::operator=(socket&& other) noexcept {
   if (this != &other) {
@@ -138,6 +143,7 @@ socket& socket::operator=(socket&& other) noexcept {
     dropped_ = other.dropped_;
     sndtimeo_ = other.sndtimeo_;
     rcvtimeo_ = other.rcvtimeo_;
+    liveness_ = std::move(other.liveness_);
   }
   return *this;
 }
@@ -146,6 +152,11 @@ socket::~socket() { close(); }
 
 void socket::close() noexcept {
   if (handle_ != nullptr) {
+    if (liveness_) {
+      // From here on a monitor must not touch the handle: libzmq frees it after zmq_close.
+      std::lock_guard lock(liveness_->mutex);
+      liveness_->handle = nullptr;
+    }
     zmq_close(handle_);
     handle_ = nullptr;
   }

@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fabric::testing {
 
@@ -15,6 +17,23 @@ enum class transport { inproc, ipc, tcp };
 
 /// "inproc", "ipc" or "tcp", for test names.
 std::string_view to_string(transport t) noexcept;
+
+/// Prints a transport by name, so googletest and ctest show "GetParam() = tcp".
+inline void PrintTo(transport t, std::ostream* os) { *os << to_string(t); }
+
+/// Every transport: INSTANTIATE_TEST_SUITE_P(AllTransports, X, ValuesIn(all_transports), transport_name{}).
+inline constexpr transport all_transports[] = {transport::inproc, transport::ipc, transport::tcp};
+
+/// Names value-parameterized tests after their transport parameter ("inproc", "ipc", "tcp").
+struct transport_name {
+  template <class ParamInfo>
+  std::string operator()(const ParamInfo& info) const {
+    return std::string(to_string(info.param));
+  }
+};
+
+/// The frames of `m` as strings, for comparing whole messages in assertions.
+std::vector<std::string> to_strings(const message& m);
 
 /// A fresh endpoint to bind on: inproc://<name>-<n>, ipc://<per-process temp dir>/<n>.sock, or
 /// tcp://127.0.0.1:* (resolved by bind). The temp dir is removed when the process exits.
