@@ -16,9 +16,12 @@ configure: deps
 build: configure
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
-# The main job: the demo of every pattern over loopback.
+# The main job: the perf suite over every pattern and transport on loopback, fabric beside raw
+# libzmq, short enough for a first look (a full run: build/ci/perf/fabric-perf suite).
 run: build
-	$(BUILD)/examples/fabric-tour
+	$(BUILD)/perf/fabric-perf suite --quick --json $(BUILD)/perf-results.json \
+	  --csv $(BUILD)/perf-results.csv --html $(BUILD)/perf-results.html
+	@echo "results: $(BUILD)/perf-results.json, .csv and .html"
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)

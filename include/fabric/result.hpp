@@ -64,24 +64,32 @@ class [[nodiscard]] result {
 };
 
 /// The void specialisation: success or an error_code.
+///
+/// It keeps the code's parts rather than a std::error_code, whose default constructor calls
+/// std::system_category() out of line: success, the hot path's usual answer, costs nothing.
 template <>
 class [[nodiscard]] result<void> {
  public:
   result() noexcept = default;
-  result(std::error_code ec) noexcept : ec_(ec) {}  // NOLINT
-  result(errc e) noexcept : ec_(make_error_code(e)) {}  // NOLINT
+  result(std::error_code ec) noexcept  // NOLINT
+      : value_(ec.value()), category_(ec ? &ec.category() : nullptr) {}
+  result(errc e) noexcept : result(make_error_code(e)) {}  // NOLINT
 
-  bool has_value() const noexcept { return !ec_; }
+  bool has_value() const noexcept { return category_ == nullptr; }
   explicit operator bool() const noexcept { return has_value(); }
   /// Throws: fabric::error when this holds an error.
   void value() const {
-    if (ec_) throw fabric::error(ec_);
+    if (category_ != nullptr) throw fabric::error(error());
   }
-  std::error_code error() const noexcept { return ec_; }
-  bool is(errc e) const noexcept { return ec_ == make_error_code(e); }
+  std::error_code error() const noexcept {
+    if (category_ == nullptr) return {};
+    return {value_, *category_};
+  }
+  bool is(errc e) const noexcept { return error() == make_error_code(e); }
 
  private:
-  std::error_code ec_;
+  int value_ = 0;
+  const std::error_category* category_ = nullptr;
 };
 
 }  // namespace fabric

@@ -132,6 +132,13 @@ class socket {
   result<void> recv_message(message& m, long wait_ms);
 
  private:
+  // The flags for one call. A call with the socket's default timeout, while that is what libzmq
+  // has set, costs one comparison; anything else goes through prepare().
+  int flags_for(long wait_ms, bool sending) {
+    const bool current = sending ? sndtimeo_ == default_sndtimeo_ : rcvtimeo_ == default_rcvtimeo_;
+    if (wait_ms == default_wait && current) [[likely]] return 0;
+    return prepare(wait_ms, sending);
+  }
   int prepare(long wait_ms, bool sending);
   result<void> failure(int err, bool sending, int flags) const;
 
@@ -142,6 +149,8 @@ class socket {
   std::uint64_t dropped_ = 0;
   int sndtimeo_ = -1;  // the ZMQ_SNDTIMEO / ZMQ_RCVTIMEO currently set on the socket
   int rcvtimeo_ = -1;
+  int default_sndtimeo_ = -1;  // socket_options::send_timeout / recv_timeout in ms, -1 = forever
+  int default_rcvtimeo_ = -1;
   // Shared with monitors so they can stop libzmq's event feed while the socket is open (see
   // monitor::~monitor); moves with the handle.
   friend class monitor;

@@ -119,8 +119,10 @@ socket::socket(context& ctx, zmq::socket_type type, const socket_options& option
     close();
     throw;
   }
-  sndtimeo_ = options_.send_timeout ? static_cast<int>(options_.send_timeout->count()) : -1;
-  rcvtimeo_ = options_.recv_timeout ? static_cast<int>(options_.recv_timeout->count()) : -1;
+  default_sndtimeo_ = options_.send_timeout ? static_cast<int>(options_.send_timeout->count()) : -1;
+  default_rcvtimeo_ = options_.recv_timeout ? static_cast<int>(options_.recv_timeout->count()) : -1;
+  sndtimeo_ = default_sndtimeo_;
+  rcvtimeo_ = default_rcvtimeo_;
 }
 
 socket::socket(socket&& other) noexcept
@@ -131,6 +133,8 @@ socket::socket(socket&& other) noexcept
       dropped_(other.dropped_),
       sndtimeo_(other.sndtimeo_),
       rcvtimeo_(other.rcvtimeo_),
+      default_sndtimeo_(other.default_sndtimeo_),
+      default_rcvtimeo_(other.default_rcvtimeo_),
       liveness_(std::move(other.liveness_)) {}
 
 socket& socket::operator=(socket&& other) noexcept {
@@ -143,6 +147,8 @@ socket& socket::operator=(socket&& other) noexcept {
     dropped_ = other.dropped_;
     sndtimeo_ = other.sndtimeo_;
     rcvtimeo_ = other.rcvtimeo_;
+    default_sndtimeo_ = other.default_sndtimeo_;
+    default_rcvtimeo_ = other.default_rcvtimeo_;
     liveness_ = std::move(other.liveness_);
   }
   return *this;
@@ -228,8 +234,7 @@ int socket::prepare(long wait_ms, bool sending) {
   if (wait_ms == no_wait) return ZMQ_DONTWAIT;
   int wanted;
   if (wait_ms == default_wait) {
-    const auto& configured = sending ? options_.send_timeout : options_.recv_timeout;
-    wanted = configured ? static_cast<int>(configured->count()) : -1;
+    wanted = sending ? default_sndtimeo_ : default_rcvtimeo_;
   } else {
     wanted = wait_ms > INT32_MAX ? INT32_MAX : static_cast<int>(wait_ms);
   }
@@ -262,11 +267,14 @@ result<void> socket::failure(int err, bool sending, int flags) const {
   }
 }
 
+// The hot paths below do not test for a closed socket: libzmq answers a null socket with
+// ENOTSOCK, which failure() reports as errc::closed.
+
 result<void> socket::send_parts(frame* head, message& m, long wait_ms) {
-  if (!handle_) return errc::closed;
+  if (!handle_) return errc::closed;  // before the empty check: a closed socket says so first
   if (m.empty() && head == nullptr)
     throw error(errc::invalid_argument, "cannot send a message with no frames");
-  const int flags = prepare(wait_ms, true);
+  const int flags = flags_for(wait_ms, true);
   auto& frames = m.frames();
   const std::size_t n = frames.size();
   // Only the first frame can fail with EAGAIN/EHOSTUNREACH: once it is queued, libzmq accepts
@@ -289,26 +297,27 @@ result<void> socket::send_parts(frame* head, message& m, long wait_ms) {
 }
 
 result<void> socket::send_frame(frame& f, bool more, long wait_ms) {
-  if (!handle_) return errc::closed;
-  const int flags = prepare(wait_ms, true);
-  if (zmq_msg_send(f.handle(), handle_, flags | (more ? ZMQ_SNDMORE : 0)) < 0)
+  const int flags = flags_for(wait_ms, true);
+  if (zmq_msg_send(f.handle(), handle_, flags | (more ? ZMQ_SNDMORE : 0)) < 0) [[unlikely]]
     return failure(zmq_errno(), true, flags);
   return {};
 }
 
 result<void> socket::recv_message(message& m, long wait_ms) {
-  if (!handle_) return errc::closed;
-  const int flags = prepare(wait_ms, false);
-  m.clear();
-  frame& first = m.emplace_back();
-  if (zmq_msg_recv(first.handle(), handle_, flags) < 0) {
+  const int flags = flags_for(wait_ms, false);
+  // Receive into the frames the message already has: zmq_msg_recv releases a frame's old
+  // content itself, so a message reused in a loop costs exactly what raw libzmq costs.
+  auto& frames = m.frames();
+  if (frames.empty()) frames.emplace_back();
+  if (zmq_msg_recv(frames[0].handle(), handle_, flags) < 0) [[unlikely]] {
     const int err = zmq_errno();
     m.clear();
     return failure(err, false, flags);
   }
   // The rest of a multipart message has arrived with its first frame: no waiting from here.
-  while (zmq_msg_more(m.back().handle())) {
-    if (m.size() >= options_.max_frames) {
+  std::size_t n = 1;
+  while (zmq_msg_more(frames[n - 1].handle())) {
+    if (n >= options_.max_frames) {
       frame scratch;
       do {
         if (zmq_msg_recv(scratch.handle(), handle_, 0) < 0) break;
@@ -317,13 +326,15 @@ result<void> socket::recv_message(message& m, long wait_ms) {
       ++dropped_;
       return errc::too_large;
     }
-    frame& next = m.emplace_back();
-    if (zmq_msg_recv(next.handle(), handle_, 0) < 0) {
+    if (n == frames.size()) frames.emplace_back();
+    if (zmq_msg_recv(frames[n].handle(), handle_, 0) < 0) {
       const int err = zmq_errno();
       m.clear();
       return failure(err, false, flags);
     }
+    ++n;
   }
+  if (frames.size() > n) frames.erase(frames.begin() + static_cast<std::ptrdiff_t>(n), frames.end());
   return {};
 }
 

@@ -1,0 +1,60 @@
+# Checks that a fabric-perf JSON report is well formed, for the perf smoke tests. Run it alone,
+#   cmake -DFILE=report.json [-DMIN_RUNS=1] -P check_json.cmake
+# or include() it from another script after set(FILE ...). Its own variables start with _cj_ so
+# that an including script's variables are left alone.
+if(CMAKE_VERSION VERSION_LESS 3.19)
+  message(FATAL_ERROR "check_json.cmake needs CMake 3.19 or newer for string(JSON)")
+endif()
+if(NOT DEFINED FILE OR FILE STREQUAL "")
+  message(FATAL_ERROR "usage: cmake -DFILE=report.json [-DMIN_RUNS=n] -P check_json.cmake")
+endif()
+if(NOT EXISTS "${FILE}")
+  message(FATAL_ERROR "${FILE}: no such file")
+endif()
+set(_cj_min 1)
+if(DEFINED MIN_RUNS AND NOT MIN_RUNS STREQUAL "")
+  set(_cj_min "${MIN_RUNS}")
+endif()
+
+file(READ "${FILE}" _cj_doc)
+
+# string(JSON) parses the whole text on every call, so the first call also proves the syntax.
+string(JSON _cj_type ERROR_VARIABLE _cj_error TYPE "${_cj_doc}" machine)
+if(_cj_error)
+  message(FATAL_ERROR "${FILE}: not JSON with a \"machine\" member: ${_cj_error}")
+endif()
+if(NOT _cj_type STREQUAL "OBJECT")
+  message(FATAL_ERROR "${FILE}: \"machine\" is ${_cj_type}, not an object")
+endif()
+
+string(JSON _cj_type ERROR_VARIABLE _cj_error TYPE "${_cj_doc}" runs)
+if(_cj_error OR NOT _cj_type STREQUAL "ARRAY")
+  message(FATAL_ERROR "${FILE}: no \"runs\" array ${_cj_error}")
+endif()
+string(JSON _cj_count LENGTH "${_cj_doc}" runs)
+if(_cj_count LESS _cj_min)
+  message(FATAL_ERROR "${FILE}: ${_cj_count} runs, expected at least ${_cj_min}")
+endif()
+
+if(_cj_count GREATER 0)
+  math(EXPR _cj_last "${_cj_count} - 1")
+  foreach(_cj_i RANGE ${_cj_last})
+    string(JSON _cj_type ERROR_VARIABLE _cj_error TYPE "${_cj_doc}" runs ${_cj_i})
+    if(_cj_error OR NOT _cj_type STREQUAL "OBJECT")
+      message(FATAL_ERROR "${FILE}: run ${_cj_i} is not an object")
+    endif()
+    # Read the run out once so that its key checks parse only its own text, not the whole file.
+    string(JSON _cj_run GET "${_cj_doc}" runs ${_cj_i})
+    foreach(_cj_key IN ITEMS bench impl)
+      string(JSON _cj_type ERROR_VARIABLE _cj_error TYPE "${_cj_run}" ${_cj_key})
+      if(_cj_error)
+        message(FATAL_ERROR "${FILE}: run ${_cj_i} has no \"${_cj_key}\"")
+      endif()
+      if(NOT _cj_type STREQUAL "STRING")
+        message(FATAL_ERROR "${FILE}: run ${_cj_i}: \"${_cj_key}\" is ${_cj_type}, not a string")
+      endif()
+    endforeach()
+  endforeach()
+endif()
+
+message(STATUS "${FILE}: well formed, ${_cj_count} runs")

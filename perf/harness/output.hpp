@@ -1,0 +1,62 @@
+// fabric-perf's writers: machine facts, the aligned text table, JSON, CSV and a self-contained
+// HTML page with SVG charts. Every writer accepts any report, including benches it does not know.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "harness/record.hpp"
+
+namespace fabric::perf {
+
+/// Facts for `report::machine`, in this order: hostname, cpu_model, logical_cores,
+/// memory_total_mib, kernel, libzmq_version, fabric_version, compiler, build_type, timestamp
+/// (ISO-8601 UTC). An empty `build_type` means the one this harness was compiled in.
+std::vector<std::pair<std::string, value>> machine_info(std::string_view build_type = {});
+
+/// The machine facts as "key: value" lines.
+void print_machine(const report& r, std::ostream& out);
+
+/// Aligned text tables, one per bench in order of first appearance. "thr" and "lat" runs are
+/// shown fabric beside baseline (paired by `workload_key`); other benches list their fields.
+void print_table(const report& r, std::ostream& out);
+
+/// {"machine": {...}, "runs": [{...}, ...]} with every field in its order. NaN and infinities
+/// are written as null; invalid UTF-8 becomes U+FFFD.
+void write_json(const report& r, std::ostream& out);
+
+/// One header row (every key of every run, in first-seen order) and one row per run, quoted as
+/// RFC 4180 says, lines ended by CRLF.
+void write_csv(const report& r, std::ostream& out);
+
+/// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): machine facts,
+/// latency-percentile and throughput-by-size charts per pattern, and the tables of runs.
+void write_html(const report& r, std::ostream& out);
+
+/// Number and text formatting shared by the writers, public for tests and benchmark code.
+namespace format {
+/// 1234567.4 -> "1,234,567"; "-" for NaN or infinity.
+std::string grouped(double v);
+/// Microseconds with three significant digits ("0.123", "12.3", "123"), integers grouped above.
+std::string micros(double us);
+/// Two decimals ("0.95").
+std::string ratio(double v);
+/// A message size in bytes: "64 B", "1 KiB", "1.5 KiB", "64 KiB", "1 MiB".
+std::string bytes(double n);
+/// Compact rate: "950", "12.3k", "1.23M".
+std::string compact(double v);
+/// A field value for people: integers as is, doubles with up to four significant digits.
+std::string readable(const value& v);
+/// A double as JSON: shortest round-trip text, or null if not finite.
+std::string json_number(double v);
+/// A quoted JSON string.
+std::string json_string(std::string_view s);
+/// One CSV cell, quoted only when it has to be.
+std::string csv_cell(std::string_view s);
+}  // namespace format
+
+}  // namespace fabric::perf
