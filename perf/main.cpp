@@ -75,11 +75,7 @@ bool write_file(const std::string& path, void (*writer)(const report&, std::ostr
 
 int session::finish() {
   if (results.runs.empty() && !failed_) return 0;  // a subcommand that reports nothing itself
-#ifdef NDEBUG
-  results.machine = machine_info("optimised");
-#else
-  results.machine = machine_info("debug");
-#endif
+  results.machine = machine_info();  // the build type comes from CMake's configuration
   print_table(results, std::cout);
   bool ok = write_file(options.json_path, write_json, results);
   ok = write_file(options.csv_path, write_csv, results) && ok;

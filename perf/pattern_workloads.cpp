@@ -272,10 +272,13 @@ void serve_echo(S& rx, S* tx) {
   }
 }
 
-// ---- throughput
+// ---- one-way streams (throughput, and open-loop latency)
 
-template <class S>
-double thr_one_way(const workload& w) {
+// Streams `warmup + count` data messages from a client to a server socket of the pattern.
+// `send_all(tx, payload, total)` runs on the sending thread and decides how and when to send;
+// `on_data(frame, index)` runs on the receiving thread for each data message as it arrives.
+template <class S, class SendAll, class OnData>
+void one_way_stream(const workload& w, SendAll send_all, OnData on_data) {
   typename S::context_type ctx;
   const roles r = roles_of(w.pat);
   S rx(ctx, r.server, config_for(w, w.pat == pattern::pub_sub));
@@ -290,25 +293,39 @@ double thr_one_way(const workload& w) {
     send_probes_until(tx, ready, w.timeout);
     std::vector<std::byte> payload(w.size);
     payload[0] = tag_data;
-    for (std::uint64_t i = 0; i < total; ++i) tx.send(payload.data(), payload.size());
+    send_all(tx, payload, total);
     all_received.wait(w.timeout);
   });
 
-  std::uint64_t received = 0;
-  steady::time_point start = steady::now();
   {
-  const open_on_exit release{all_received};
-  while (received < total) {
-    if (tag_of(rx.recv()) == tag_probe) {
-      ready.store(true, std::memory_order_release);
-      continue;
+    const open_on_exit release{all_received};
+    for (std::uint64_t received = 0; received < total;) {
+      const auto& f = rx.recv();
+      if (tag_of(f) == tag_probe) {
+        ready.store(true, std::memory_order_release);
+        continue;
+      }
+      on_data(f, received++);
     }
-    if (++received == w.warmup) start = steady::now();
   }
-  }
-  const auto elapsed = std::chrono::duration<double>(steady::now() - start).count();
   sender.join();
-  return static_cast<double>(w.count) / elapsed;
+}
+
+template <class S>
+double thr_one_way(const workload& w) {
+  const std::uint64_t total = w.warmup + w.count;
+  steady::time_point start = steady::now();
+  steady::time_point end = start;
+  one_way_stream<S>(
+      w,
+      [](S& tx, const std::vector<std::byte>& payload, std::uint64_t n) {
+        for (std::uint64_t i = 0; i < n; ++i) tx.send(payload.data(), payload.size());
+      },
+      [&](const zmq::message_t&, std::uint64_t index) {
+        if (index + 1 == w.warmup) start = steady::now();
+        if (index + 1 == total) end = steady::now();
+      });
+  return static_cast<double>(w.count) / std::chrono::duration<double>(end - start).count();
 }
 
 template <class S>
@@ -413,50 +430,27 @@ void wait_until(std::int64_t when_ns) {
 
 template <class S>
 histogram lat_open(const workload& w) {
-  typename S::context_type ctx;
-  const roles r = roles_of(w.pat);
-  S rx(ctx, r.server, config_for(w, w.pat == pattern::pub_sub));
-  const std::string endpoint = rx.bind(make_endpoint(w.trans));
-  std::atomic<bool> ready{w.pat != pattern::pub_sub};
-  const std::uint64_t total = w.warmup + w.count;
-  latch all_received;
-
-  worker sender([&] {
-    ::prctl(PR_SET_TIMERSLACK, 1UL);  // wake when asked, not up to 50 us late
-    S tx(ctx, r.client, config_for(w, false));
-    tx.connect(endpoint);
-    send_probes_until(tx, ready, w.timeout);
-    std::vector<std::byte> payload(w.size);
-    payload[0] = tag_data;
-    const auto period = static_cast<std::int64_t>(1e9 / w.rate);
-    const std::int64_t start = now_ns() + 1'000'000;
-    for (std::uint64_t i = 0; i < total; ++i) {
-      const std::int64_t intended = start + static_cast<std::int64_t>(i) * period;
-      wait_until(intended);
-      std::memcpy(payload.data() + 1, &intended, sizeof intended);
-      tx.send(payload.data(), payload.size());
-    }
-    all_received.wait(w.timeout);
-  });
-
   histogram h;
-  std::uint64_t received = 0;
-  {
-  const open_on_exit release{all_received};
-  while (received < total) {
-    const auto& f = rx.recv();
-    const std::int64_t arrived = now_ns();
-    if (tag_of(f) == tag_probe) {
-      ready.store(true, std::memory_order_release);
-      continue;
-    }
-    std::int64_t intended = 0;
-    std::memcpy(&intended, static_cast<const std::byte*>(f.data()) + 1, sizeof intended);
-    if (received++ >= w.warmup)
-      h.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, arrived - intended)));
-  }
-  }
-  sender.join();
+  one_way_stream<S>(
+      w,
+      [&](S& tx, std::vector<std::byte>& payload, std::uint64_t n) {
+        ::prctl(PR_SET_TIMERSLACK, 1UL);  // wake when asked, not up to 50 us late
+        const auto period = static_cast<std::int64_t>(1e9 / w.rate);
+        const std::int64_t start = now_ns() + 1'000'000;
+        for (std::uint64_t i = 0; i < n; ++i) {
+          const std::int64_t intended = start + static_cast<std::int64_t>(i) * period;
+          wait_until(intended);
+          std::memcpy(payload.data() + 1, &intended, sizeof intended);
+          tx.send(payload.data(), payload.size());
+        }
+      },
+      [&](const zmq::message_t& f, std::uint64_t index) {
+        const std::int64_t arrived = now_ns();
+        std::int64_t intended = 0;
+        std::memcpy(&intended, static_cast<const std::byte*>(f.data()) + 1, sizeof intended);
+        if (index >= w.warmup)
+          h.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, arrived - intended)));
+      });
   return h;
 }
 
