@@ -4,73 +4,20 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <map>
-#include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
+
+#include "example_support.hpp"
+
+using namespace fabric_examples;
 
 namespace {
 
 using namespace std::chrono_literals;
-
-// Every wait is bounded by this, so a broken run fails instead of hanging.
-constexpr auto patience = 5s;
-
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
-
-enum class transport { inproc, ipc, tcp };
-
-std::optional<transport> parse_transport(std::string_view name) {
-  if (name == "inproc") return transport::inproc;
-  if (name == "ipc") return transport::ipc;
-  if (name == "tcp") return transport::tcp;
-  return std::nullopt;
-}
-
-// Where this example listens: an inproc name, a socket file in a private temporary directory
-// (removed with the object), or loopback tcp on a port the OS picks.
-class endpoints {
- public:
-  explicit endpoints(transport kind) : kind_(kind) {
-    if (kind_ != transport::ipc) return;
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "fabric-reactor-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::system_error(errno, std::generic_category(), "cannot create a directory for ipc");
-    dir_ = pattern;
-  }
-  ~endpoints() {
-    std::error_code ignored;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
-  }
-  endpoints(const endpoints&) = delete;
-  endpoints& operator=(const endpoints&) = delete;
-
-  // The address to bind service `name` to; bind() returns the resolved one to connect to.
-  std::string bind_address(std::string_view name) const {
-    switch (kind_) {
-      case transport::inproc: return "inproc://reactor." + std::string(name);
-      case transport::ipc: return "ipc://" + (dir_ / (std::string(name) + ".sock")).string();
-      case transport::tcp: break;
-    }
-    return "tcp://127.0.0.1:*";
-  }
-
- private:
-  transport kind_;
-  std::filesystem::path dir_;
-};
 
 constexpr int ticks_wanted = 3;
 
@@ -238,7 +185,7 @@ bool stop_service(fabric::actor& service) {
 }
 
 void run(transport kind) {
-  const endpoints where(kind);
+  const endpoints where("reactor", kind);
   fabric::context ctx;
 
   // The constructor returns once the body has bound its sockets and called signal_ready.
@@ -266,28 +213,6 @@ void print_usage(std::FILE* out) {
 
 int main(int argc, char** argv) {
   transport kind = transport::tcp;
-  const std::vector<std::string_view> args(argv + 1, argv + argc);
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      print_usage(stdout);
-      return EXIT_SUCCESS;
-    }
-    if (args[i] == "--transport" && i + 1 < args.size()) {
-      if (auto t = parse_transport(args[++i])) {
-        kind = *t;
-        continue;
-      }
-    }
-    std::fprintf(stderr, "reactor: bad argument '%s'\n", std::string(args[i]).c_str());
-    print_usage(stderr);
-    return 2;
-  }
-  try {
-    run(kind);
-    std::printf("reactor: OK\n");
-    return EXIT_SUCCESS;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "reactor: FAILED: %s\n", e.what());
-    return EXIT_FAILURE;
-  }
+  return run_example({.program = "reactor", .print_usage = print_usage, .kind = &kind},
+                     argc, argv, [&] { run(kind); });
 }

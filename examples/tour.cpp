@@ -4,86 +4,36 @@
 
 #include <array>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "example_support.hpp"
+
+using namespace fabric_examples;
 
 namespace {
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-// Every wait is bounded by this, so a broken row fails instead of hanging the tour.
-constexpr auto patience = 5s;
 constexpr std::size_t payload_size = 32;
 constexpr std::size_t dealer_window = 100;  // router/dealer requests in flight at most
 constexpr std::size_t default_messages = 10'000;
 constexpr std::size_t max_messages = 1'000'000;
 
-// Sockets whose every send and receive gives up after `patience`.
+// Sockets whose every send and receive gives up after `patience`, so a broken row fails instead of
+// hanging the tour.
 const fabric::socket_options bounded{.send_timeout = patience, .recv_timeout = patience};
-
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
-
-enum class transport { inproc, ipc, tcp };
-constexpr std::array<transport, 3> transports = {transport::inproc, transport::ipc, transport::tcp};
-
-const char* name_of(transport t) {
-  switch (t) {
-    case transport::inproc: return "inproc";
-    case transport::ipc: return "ipc";
-    case transport::tcp: break;
-  }
-  return "tcp";
-}
-
-// Where the tour listens: inproc names, socket files in a private temporary directory (removed
-// with the object), or loopback tcp on ports the OS picks.
-class endpoints {
- public:
-  endpoints() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "fabric-tour-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::system_error(errno, std::generic_category(), "cannot create a directory for ipc");
-    dir_ = pattern;
-  }
-  ~endpoints() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  endpoints(const endpoints&) = delete;
-  endpoints& operator=(const endpoints&) = delete;
-
-  // The address to bind service `name` to over `kind`; bind() returns the one to connect to.
-  std::string bind_address(transport kind, std::string_view name) const {
-    switch (kind) {
-      case transport::inproc: return "inproc://tour." + std::string(name);
-      case transport::ipc: return "ipc://" + (dir_ / (std::string(name) + ".sock")).string();
-      case transport::tcp: break;
-    }
-    return "tcp://127.0.0.1:*";
-  }
-
- private:
-  std::filesystem::path dir_;
-};
 
 // A small message whose first bytes carry its sequence number, so receivers check that nothing
 // was lost, duplicated or reordered rather than trusting a count.
@@ -163,10 +113,9 @@ std::string nth(std::uint64_t i) { return "message " + std::to_string(i); }
 
 // Each row: set up, connect, then time `n` messages from the first send to the last receive.
 
-clock_type::duration run_req_rep(fabric::context& ctx, transport kind, const endpoints& where,
-                                 std::size_t n) {
+clock_type::duration run_req_rep(fabric::context& ctx, const endpoints& where, std::size_t n) {
   fabric::replier rep(ctx, bounded);
-  const std::string address = rep.bind(where.bind_address(kind, "req-rep"));
+  const std::string address = rep.bind(where.bind_address("req-rep"));
   peer_thread server(ctx, [rep = std::move(rep), n]() mutable {
     fabric::message m;
     for (std::size_t i = 0; i < n; ++i) {
@@ -177,7 +126,7 @@ clock_type::duration run_req_rep(fabric::context& ctx, transport kind, const end
 
   return server.measure([&] {
     fabric::requester req(ctx, bounded);
-    connect_and_wait(req, address, kind);
+    connect_and_wait(req, address, where.kind());
     const auto start = clock_type::now();
     for (std::uint64_t i = 0; i < n; ++i) {
       auto reply = req.request(make_payload(i), patience);
@@ -191,14 +140,13 @@ clock_type::duration run_req_rep(fabric::context& ctx, transport kind, const end
 constexpr std::string_view data_topic = "tour.data";
 constexpr std::string_view probe_topic = "$probe";
 
-clock_type::duration run_pub_sub(fabric::context& ctx, transport kind, const endpoints& where,
-                                 std::size_t n) {
+clock_type::duration run_pub_sub(fabric::context& ctx, const endpoints& where, std::size_t n) {
   // Unlimited high-water marks: pub/sub drops past the HWM by design, and this row checks that
   // every message arrives, so it must not hit one. Memory grows with `n` instead.
   fabric::publisher pub(ctx, {.send_hwm = 0, .send_timeout = patience});
-  const std::string address = pub.bind(where.bind_address(kind, "pub-sub"));
+  const std::string address = pub.bind(where.bind_address("pub-sub"));
   fabric::puller sync(ctx, bounded);
-  const std::string sync_address = sync.bind(where.bind_address(kind, "pub-sub-sync"));
+  const std::string sync_address = sync.bind(where.bind_address("pub-sub-sync"));
 
   clock_type::time_point done;
   peer_thread subscriber(ctx, [&ctx, &done, address, sync_address, n] {
@@ -250,10 +198,9 @@ clock_type::duration run_pub_sub(fabric::context& ctx, transport kind, const end
   return done - start;
 }
 
-clock_type::duration run_push_pull(fabric::context& ctx, transport kind, const endpoints& where,
-                                   std::size_t n) {
+clock_type::duration run_push_pull(fabric::context& ctx, const endpoints& where, std::size_t n) {
   fabric::puller pull(ctx, bounded);
-  const std::string address = pull.bind(where.bind_address(kind, "push-pull"));
+  const std::string address = pull.bind(where.bind_address("push-pull"));
   clock_type::time_point done;
   peer_thread receiver(ctx, [pull = std::move(pull), &done, n]() mutable {
     fabric::message m;
@@ -266,7 +213,7 @@ clock_type::duration run_push_pull(fabric::context& ctx, transport kind, const e
 
   const auto start = receiver.measure([&] {
     fabric::pusher push(ctx, bounded);
-    connect_and_wait(push, address, kind);
+    connect_and_wait(push, address, where.kind());
     const auto first_send = clock_type::now();
     for (std::uint64_t i = 0; i < n; ++i) {
       if (auto s = push.send(make_payload(i)); !s)
@@ -277,10 +224,10 @@ clock_type::duration run_push_pull(fabric::context& ctx, transport kind, const e
   return done - start;
 }
 
-clock_type::duration run_router_dealer(fabric::context& ctx, transport kind,
-                                       const endpoints& where, std::size_t n) {
+clock_type::duration run_router_dealer(fabric::context& ctx, const endpoints& where,
+                                       std::size_t n) {
   fabric::router front(ctx, bounded);
-  const std::string address = front.bind(where.bind_address(kind, "router-dealer"));
+  const std::string address = front.bind(where.bind_address("router-dealer"));
   peer_thread server(ctx, [front = std::move(front), n]() mutable {
     fabric::message m;
     for (std::size_t i = 0; i < n; ++i) {
@@ -295,7 +242,7 @@ clock_type::duration run_router_dealer(fabric::context& ctx, transport kind,
   return server.measure([&] {
     fabric::dealer client(ctx, {.send_timeout = patience, .recv_timeout = patience,
                                 .routing_id = "tour-client"});
-    connect_and_wait(client, address, kind);
+    connect_and_wait(client, address, where.kind());
     const auto start = clock_type::now();
     // Keep up to dealer_window requests in flight: enough to pipeline, few enough that neither
     // side's queue fills while the other is blocked sending.
@@ -317,7 +264,7 @@ clock_type::duration run_router_dealer(fabric::context& ctx, transport kind,
 
 struct pattern {
   const char* name;
-  clock_type::duration (*run)(fabric::context&, transport, const endpoints&, std::size_t);
+  clock_type::duration (*run)(fabric::context&, const endpoints&, std::size_t);
 };
 
 constexpr std::array<pattern, 4> patterns = {{
@@ -333,25 +280,29 @@ int tour(std::size_t n) {
   std::printf("%-14s %-9s %10s %12s %12s  %s\n", "pattern", "transport", "messages", "elapsed ms",
               "msgs/s", "result");
 
-  const endpoints where;
+  // Set up before the first row, so a tour that cannot make its ipc directory stops at once.
+  const std::array<endpoints, 3> all_endpoints = {endpoints("tour", transport::inproc),
+                                                  endpoints("tour", transport::ipc),
+                                                  endpoints("tour", transport::tcp)};
   std::vector<std::string> failures;
   std::size_t rows = 0;
   for (const pattern& p : patterns) {
-    for (transport t : transports) {
+    for (const endpoints& where : all_endpoints) {
       ++rows;
+      const char* const transport_name = name_of(where.kind());
       std::optional<clock_type::duration> elapsed;
       try {
         fabric::context ctx;  // one per row, so a failed row cannot disturb the next
-        elapsed = p.run(ctx, t, where, n);
+        elapsed = p.run(ctx, where, n);
       } catch (const std::exception& e) {
-        failures.push_back(std::string(p.name) + " over " + name_of(t) + ": " + e.what());
+        failures.push_back(std::string(p.name) + " over " + transport_name + ": " + e.what());
       }
       if (elapsed) {
         const double ms = std::chrono::duration<double, std::milli>(*elapsed).count();
         const double rate = ms > 0 ? static_cast<double>(n) * 1000.0 / ms : 0.0;
-        std::printf("%-14s %-9s %10zu %12.1f %12.0f  OK\n", p.name, name_of(t), n, ms, rate);
+        std::printf("%-14s %-9s %10zu %12.1f %12.0f  OK\n", p.name, transport_name, n, ms, rate);
       } else {
-        std::printf("%-14s %-9s %10zu %12s %12s  FAIL\n", p.name, name_of(t), n, "-", "-");
+        std::printf("%-14s %-9s %10zu %12s %12s  FAIL\n", p.name, transport_name, n, "-", "-");
       }
       std::fflush(stdout);
     }
@@ -386,27 +337,9 @@ void print_usage(std::FILE* out) {
 
 int main(int argc, char** argv) {
   std::size_t messages = default_messages;
-  const std::vector<std::string_view> args(argv + 1, argv + argc);
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      print_usage(stdout);
-      return EXIT_SUCCESS;
-    }
-    if (args[i] == "--messages" && i + 1 < args.size()) {
-      const std::string_view value = args[++i];
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), messages);
-      if (ec == std::errc() && end == value.data() + value.size() && messages >= 1 &&
-          messages <= max_messages)
-        continue;
-    }
-    std::fprintf(stderr, "fabric-tour: bad argument '%s'\n", std::string(args[i]).c_str());
-    print_usage(stderr);
-    return 2;
-  }
-  try {
-    return tour(messages);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "fabric-tour: FAILED: %s\n", e.what());
-    return EXIT_FAILURE;
-  }
+  return run_example(
+      {.program = "fabric-tour",
+       .print_usage = print_usage,
+       .count = {.flag = "--messages", .value = &messages, .min = 1, .max = max_messages}},
+      argc, argv, [&] { return tour(messages); });
 }
