@@ -1,0 +1,151 @@
+// fabric::journal: a durable, append-only log of named streams at each peer, in one LMDB
+// environment per directory. It is what lets fabric promise at-least-once delivery and replay
+// without a broker.
+//
+// Appends from any number of threads are handed to one writer thread, which commits them in
+// batches (group commit): each append completes only once its commit is durable under the
+// journal's durability mode. The batch is whatever arrived while the previous commit was being
+// made durable, so a lone append is never held back by a timer, and under load one fsync serves
+// many appends.
+//
+// Thread safety: a journal may be used from any number of threads at once. Callbacks passed to
+// append() run on the writer thread: they must be quick and must not call back into the
+// journal's blocking members (wait on a future from another thread instead).
+#pragma once
+
+#include <fabric/result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fabric {
+
+/// When an append counts as done.
+enum class durability {
+  sync,      ///< after its commit is fsynced (the default; survives power loss)
+  periodic,  ///< commits are not fsynced; an fsync runs every sync_interval and completes the
+             ///< appends committed before it (survives power loss once completed)
+  none,      ///< at commit, with no fsync: survives a process crash, not an OS crash
+};
+
+/// Settings fixed when a journal is opened.
+struct journal_options {
+  durability mode = durability::sync;
+  /// periodic mode: how often the writer fsyncs.
+  std::chrono::milliseconds sync_interval{10};
+  /// The LMDB map size to start with; it doubles when full, up to max_map_size.
+  std::size_t map_size = std::size_t{64} << 20;
+  std::size_t max_map_size = std::size_t{1} << 40;
+  /// The most streams the journal can hold (LMDB named databases).
+  unsigned max_streams = 1024;
+  /// The most appends one commit takes.
+  std::size_t max_batch = 4096;
+  /// The largest payload append() accepts.
+  std::size_t max_record_size = std::size_t{16} << 20;
+  /// Appends waiting for the writer before append() reports errc::back_pressure.
+  std::size_t max_pending = 1u << 20;
+};
+
+/// One record read back from a stream.
+struct journal_record {
+  std::uint64_t seq = 0;            ///< position in the stream, from 1
+  std::int64_t timestamp_ns = 0;    ///< append time, ns since the Unix epoch
+  std::string payload;
+};
+
+/// A record that failed its checks, with where it is.
+struct journal_corruption {
+  std::string stream;
+  std::uint64_t seq = 0;
+  std::string what;  ///< e.g. "CRC mismatch"
+};
+
+/// A bounded slice of a stream, as read() returns it.
+struct journal_chunk {
+  std::vector<journal_record> records;  ///< in sequence order, every one checked
+  std::uint64_t next_seq = 0;           ///< where the next read should start
+  /// Set when reading stopped at a record that failed its checks; the records before it are
+  /// valid and returned. Corrupt records are never returned as valid.
+  std::optional<journal_corruption> corruption;
+};
+
+/// Counters since the journal was opened.
+struct journal_stats {
+  std::uint64_t appends = 0;        ///< appends made durable
+  std::uint64_t commits = 0;        ///< LMDB write transactions committed
+  std::uint64_t syncs = 0;          ///< fsyncs the writer ran itself (periodic mode)
+  std::uint64_t largest_batch = 0;  ///< most appends in one commit
+  std::uint64_t map_resizes = 0;    ///< times the map grew
+  std::size_t map_size = 0;         ///< current map size in bytes
+  std::uint64_t stale_readers = 0;  ///< reader slots of dead processes cleared at open
+};
+
+class journal {
+ public:
+  using append_callback = std::function<void(result<std::uint64_t> seq)>;
+
+  /// Opens (creating if needed) the journal in directory `dir` (created too).
+  /// Throws: fabric::error — invalid_state when this process already has `dir` open (LMDB must
+  /// not be opened twice in one process), io_error when LMDB cannot open it (the message says
+  /// why), invalid_argument for bad options.
+  static journal open(const std::filesystem::path& dir, const journal_options& options = {});
+
+  /// Completes every append already accepted, stops the writer and closes the environment.
+  ~journal();
+  journal(journal&&) noexcept;
+  journal& operator=(journal&&) noexcept;
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+
+  /// Appends `payload` to `stream` (created on first use). `done` runs on the writer thread once
+  /// the append is durable, with its sequence number, or with errc::too_large (payload over
+  /// max_record_size, stream name empty or over 255 bytes), errc::back_pressure (max_pending
+  /// reached; `done` runs before append returns), errc::closed (journal closing) or
+  /// errc::io_error (LMDB failed; see the log).
+  void append(std::string_view stream, std::string_view payload, append_callback done);
+  /// As above, with a future for the result.
+  std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
+  /// Appends and waits until durable.
+  result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload);
+
+  /// Reads records of `stream` from `from_seq` on, at most `max_records` and (after the first
+  /// record) about `max_bytes` of payload, in one short read transaction.
+  /// Returns: the chunk (empty at the end of the stream), or errc::invalid_argument for a stream
+  /// name that is empty or too long. An unknown stream reads as empty.
+  result<journal_chunk> read(std::string_view stream, std::uint64_t from_seq,
+                             std::size_t max_records = 1024,
+                             std::size_t max_bytes = std::size_t{4} << 20) const;
+
+  /// Calls `fn` for each record of `stream` from `from_seq` on, reading in bounded chunks so no
+  /// read transaction lives long; `fn` returns false to stop early.
+  /// Returns: the number of records delivered, or errc::malformed when a corrupt record was met
+  /// (delivery stops before it; `on_corrupt`, if given, is told where and why).
+  result<std::uint64_t> replay(std::string_view stream, std::uint64_t from_seq,
+                               const std::function<bool(const journal_record&)>& fn,
+                               const std::function<void(const journal_corruption&)>& on_corrupt = {}) const;
+
+  /// The last sequence number appended to `stream`, or nullopt when it has none.
+  std::optional<std::uint64_t> last_seq(std::string_view stream) const;
+  /// The names of the streams, sorted.
+  std::vector<std::string> streams() const;
+
+  journal_stats stats() const;
+  const std::filesystem::path& path() const noexcept;
+  const journal_options& options() const noexcept;
+
+ private:
+  struct impl;
+  explicit journal(std::unique_ptr<impl> p) noexcept;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fabric
