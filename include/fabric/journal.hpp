@@ -13,6 +13,7 @@
 // journal's blocking members (wait on a future from another thread instead).
 #pragma once
 
+#include <fabric/envelope.hpp>
 #include <fabric/result.hpp>
 
 #include <chrono>
@@ -53,6 +54,62 @@ struct journal_options {
   std::size_t max_record_size = std::size_t{16} << 20;
   /// Appends waiting for the writer before append() reports errc::back_pressure.
   std::size_t max_pending = 1u << 20;
+  /// Dedup: message ids remembered per journal for mark_seen() by id, and for how long. The
+  /// oldest are forgotten first, by the writer, in the background.
+  std::size_t dedup_max_ids = 1u << 20;
+  std::chrono::seconds dedup_max_age{std::chrono::hours(24 * 7)};
+  /// Dedup: out-of-order sequence numbers remembered above a (producer, stream)'s highest
+  /// contiguous one. Past this many, the lowest gap is given up: the mark jumps over it.
+  std::size_t dedup_max_window = 65536;
+};
+
+/// What identifies a message for deduplication.
+struct dedup_key {
+  std::string_view producer;  ///< the producer's id (1-255 bytes)
+  std::string_view stream;    ///< the producer's stream (0-255 bytes)
+  std::uint64_t seq = 0;      ///< the producer's sequence in that stream (from 1); 0 = unknown
+  message_id id;              ///< the message id; all zero = unknown
+};
+
+/// The effect of journal_txn::mark_seen.
+enum class dedup_verdict {
+  fresh,      ///< not seen before; now marked
+  duplicate,  ///< seen before: at or below the highest contiguous sequence, or by id
+};
+
+/// One write transaction of a journal, handed to the function given to journal::transact.
+/// Everything done through it commits together, durably, or not at all. Valid only inside that
+/// function, on the journal's writer thread.
+class journal_txn {
+ public:
+  /// Appends to `stream` as part of this transaction (a transactional outbox).
+  /// Returns: the record's sequence number. Throws: fabric::error(too_large) for a bad stream
+  /// name or payload.
+  std::uint64_t append(std::string_view stream, std::string_view payload);
+
+  /// Application state: `table` (1-255 bytes) maps keys (1-511 bytes) to values.
+  void put(std::string_view table, std::string_view key, std::string_view value);
+  std::optional<std::string> get(std::string_view table, std::string_view key) const;
+  /// Returns: true when the key existed.
+  bool erase(std::string_view table, std::string_view key);
+
+  /// Checks `key` against everything marked before and marks it: the check-and-mark is part of
+  /// this transaction, so an application that writes its effects in the same transaction
+  /// processes each message effectively once.
+  dedup_verdict mark_seen(const dedup_key& key);
+
+  /// Named consumer offsets.
+  void set_cursor(std::string_view name, std::uint64_t seq);
+  std::optional<std::uint64_t> cursor(std::string_view name) const;
+
+  journal_txn(const journal_txn&) = delete;
+  journal_txn& operator=(const journal_txn&) = delete;
+
+ private:
+  friend class journal;
+  struct state;
+  explicit journal_txn(state& s) noexcept : state_(s) {}
+  state& state_;
 };
 
 /// One record read back from a stream.
@@ -117,6 +174,21 @@ class journal {
   /// Appends and waits until durable.
   result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload);
 
+  /// Runs `fn` on the writer thread in a write transaction of its own and waits until that
+  /// transaction is durable. If `fn` throws, nothing it did is kept and the exception is
+  /// rethrown here. `fn` may run more than once (the transaction is retried after the map
+  /// grows), so it must act only through the journal_txn. Each call is one commit: to process
+  /// many messages quickly, handle a batch of them per call.
+  /// Returns: success, errc::closed, or an LMDB error (category "lmdb").
+  result<void> transact(const std::function<void(journal_txn&)>& fn);
+
+  /// A consumer offset as last committed, or nullopt.
+  std::optional<std::uint64_t> cursor(std::string_view name) const;
+  /// Whether `key` has been marked seen (a read-only check; use mark_seen to check and mark).
+  bool seen(const dedup_key& key) const;
+  /// A value of application state as last committed, or nullopt.
+  std::optional<std::string> get(std::string_view table, std::string_view key) const;
+
   /// Reads records of `stream` from `from_seq` on, at most `max_records` and (after the first
   /// record) about `max_bytes` of payload, in one short read transaction.
   /// Returns: the chunk (empty at the end of the stream), or errc::invalid_argument for a stream
@@ -143,6 +215,7 @@ class journal {
   const journal_options& options() const noexcept;
 
  private:
+  friend class journal_txn;
   struct impl;
   explicit journal(std::unique_ptr<impl> p) noexcept;
   std::unique_ptr<impl> impl_;

@@ -64,10 +64,16 @@ open_registry& registry() {
   return instance;
 }
 
+using txn_function = std::function<void(journal_txn&)>;
+using txn_callback = std::function<void(int rc, std::exception_ptr failure)>;
+
+// What appenders and transact() hand to the writer: an append, or a transaction to run alone.
 struct pending_append {
-  std::string stream;
-  std::string payload;
-  journal::append_callback done;
+  std::string stream{};
+  std::string payload{};
+  journal::append_callback done{};
+  txn_function txn_fn{};  // set for a transaction
+  txn_callback txn_done{};
 };
 
 // An append committed in periodic mode, waiting for the next fsync to complete it.
@@ -75,6 +81,57 @@ struct committed_append {
   std::uint64_t seq;
   journal::append_callback done;
 };
+
+constexpr std::string_view table_prefix = "t/";
+constexpr std::string_view cursors_db = "x/cursors";
+constexpr std::string_view dedup_marks_db = "x/dedup-marks";    // producer, stream -> mark
+constexpr std::string_view dedup_window_db = "x/dedup-window";  // producer, stream, seq -> id, ts
+constexpr std::string_view dedup_ids_db = "x/dedup-ids";        // producer, id -> ts
+constexpr std::string_view dedup_times_db = "x/dedup-times";    // ts, producer, id -> (none)
+
+void put_u64_le(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u64_be(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+std::uint64_t get_u64_le(const void* p) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | b[i];
+  return v;
+}
+std::uint64_t get_u64_be(const void* p) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | b[i];
+  return v;
+}
+void put_short_string(std::string& out, std::string_view s) {
+  out.push_back(static_cast<char>(s.size()));
+  out.append(s);
+}
+
+// Keys of the dedup databases. Length prefixes keep (producer, stream) pairs unambiguous.
+std::string dedup_mark_key(const dedup_key& k) {
+  std::string key;
+  put_short_string(key, k.producer);
+  put_short_string(key, k.stream);
+  return key;
+}
+std::string dedup_id_key(const dedup_key& k) {
+  std::string key;
+  put_short_string(key, k.producer);
+  key.append(reinterpret_cast<const char*>(k.id.bytes.data()), k.id.bytes.size());
+  return key;
+}
+
+void check_dedup_key(const dedup_key& k) {
+  if (k.producer.empty() || k.producer.size() > 255 || k.stream.size() > 255)
+    throw error(errc::invalid_argument, "dedup_key: producer must be 1-255 bytes, stream 0-255");
+  if (k.seq == 0 && k.id.is_zero())
+    throw error(errc::invalid_argument, "dedup_key: needs a sequence number, an id, or both");
+}
 
 void complete(journal::append_callback& done, result<std::uint64_t> r) noexcept {
   if (!done) return;
@@ -88,6 +145,30 @@ void complete(journal::append_callback& done, result<std::uint64_t> r) noexcept 
 
 }  // namespace
 
+// An LMDB failure inside a transaction, carried out of user code to the writer loop.
+struct lmdb_failure {
+  int rc;
+};
+
+// The handles of the dedup databases.
+struct dedup_dbs {
+  MDB_dbi marks = 0;
+  MDB_dbi window = 0;
+  MDB_dbi ids = 0;
+  MDB_dbi times = 0;
+};
+
+// The state behind a journal_txn: the LMDB transaction and what it created.
+struct journal_txn::state {
+  journal::impl& owner;
+  MDB_txn* txn;
+  std::int64_t now_ns;
+  // Databases opened (created) in this transaction; published to readers after it commits.
+  std::vector<std::pair<std::string, MDB_dbi>> opened;
+  // Next sequence per stream, as this transaction sees it; kept only if it commits.
+  std::unordered_map<std::string, std::uint64_t> last_seq;
+};
+
 struct journal::impl {
   std::filesystem::path dir;
   std::string registered;  // canonical path in the open registry
@@ -97,9 +178,12 @@ struct journal::impl {
   // Read transactions hold this shared; growing the map needs it exclusive, because LMDB only
   // allows mdb_env_set_mapsize with no transaction active in the process.
   mutable std::shared_mutex map_mutex;
-  // Stream database handles, opened once and kept for the environment's life.
+  // Database handles by full name ("s/<stream>", "t/<table>", "x/..."), opened once and kept.
+  // Only the writer thread (and open()) calls mdb_dbi_open, so no two transactions ever run it
+  // at once, as LMDB requires; a handle is published here only after its transaction commits.
   mutable std::mutex dbi_mutex;
   std::map<std::string, MDB_dbi, std::less<>> dbis;
+  std::unordered_map<std::string, std::uint64_t> last_seq;  // per stream; under dbi_mutex
 
   // The queue between appenders and the writer.
   std::mutex queue_mutex;
@@ -108,8 +192,8 @@ struct journal::impl {
   bool stopping = false;
 
   // Writer-thread state.
-  std::unordered_map<std::string, std::uint64_t> last_seq;  // also read under dbi_mutex
   std::vector<committed_append> unsynced;
+  std::vector<std::pair<txn_callback, std::exception_ptr>> unsynced_txns;
   std::thread writer;
 
   std::atomic<std::uint64_t> appends{0}, commits{0}, syncs{0}, largest_batch{0}, map_resizes{0};
@@ -130,70 +214,81 @@ struct journal::impl {
     return txn();
   }
 
-  // The handle of an existing stream's database, opening it on first use.
-  std::optional<MDB_dbi> find_dbi(std::string_view stream) const {
+  std::optional<MDB_dbi> find_dbi(std::string_view full_name) const {
     std::lock_guard lock(dbi_mutex);
-    if (auto it = dbis.find(stream); it != dbis.end()) return it->second;
+    if (auto it = dbis.find(full_name); it != dbis.end()) return it->second;
     return std::nullopt;
   }
 
-  // Creates the databases of streams not seen before, in a commit of their own, so that no
-  // other transaction ever runs while mdb_dbi_open does (an LMDB rule).
-  int create_streams(const std::vector<std::string>& names) {
+  // The handle of database `full_name` for use in the writer's transaction `st`, creating the
+  // database when `create` is set. Returns nullopt when it does not exist and create is unset.
+  std::optional<MDB_dbi> dbi_for(journal_txn::state& st, std::string_view full_name, bool create) {
+    if (auto known = find_dbi(full_name)) return known;
+    for (const auto& [name, dbi] : st.opened)
+      if (name == full_name) return dbi;
+    MDB_dbi dbi = 0;
+    const std::string name(full_name);
+    const int rc = mdb_dbi_open(st.txn, name.c_str(), create ? MDB_CREATE : 0u, &dbi);
+    if (rc == MDB_NOTFOUND && !create) return std::nullopt;
+    if (rc != 0) throw lmdb_failure(rc);
+    st.opened.emplace_back(name, dbi);
+    return dbi;
+  }
+
+  dedup_dbs dedup_dbis() const {
+    return {*find_dbi(dedup_marks_db), *find_dbi(dedup_window_db), *find_dbi(dedup_ids_db),
+            *find_dbi(dedup_times_db)};
+  }
+
+  // Runs `fn(txn, dbi)` in a short read transaction over database `full_name`; returns `fn`'s
+  // result, or a default one when the database does not exist or LMDB fails.
+  template <class F>
+  auto read_in(std::string_view full_name, F fn) const -> decltype(fn(nullptr, MDB_dbi{})) {
+    const auto dbi = find_dbi(full_name);
+    if (!dbi) return {};
+    std::shared_lock map_lock(map_mutex);
+    int rc = 0;
+    txn t = begin(MDB_RDONLY, rc);
+    if (rc != 0) return {};
+    return fn(t.get(), *dbi);
+  }
+
+  // Opens every database that exists, and learns each stream's last sequence number.
+  void load_databases() {
     std::lock_guard lock(dbi_mutex);
     int rc = 0;
     txn t = begin(0, rc);
-    if (rc != 0) return rc;
-    std::vector<std::pair<std::string, MDB_dbi>> opened;
-    for (const auto& name : names) {
-      if (dbis.count(name) != 0) continue;
-      MDB_dbi dbi = 0;
-      rc = mdb_dbi_open(t.get(), db_name(name).c_str(), MDB_CREATE, &dbi);
-      if (rc != 0) return rc;
-      opened.emplace_back(name, dbi);
-    }
-    if ((rc = t.commit()) != 0) return rc;
-    for (auto& [name, dbi] : opened) {
-      dbis.emplace(name, dbi);
-      last_seq.emplace(name, 0);
-    }
-    return 0;
-  }
-
-  // Opens every stream that exists and learns its last sequence number.
-  void load_streams() {
-    std::lock_guard lock(dbi_mutex);
-    int rc = 0;
-    txn t = begin(MDB_RDONLY, rc);
-    if (rc != 0) throw_lmdb(rc, "cannot read the journal at " + dir.string());
+    if (rc != 0) throw_lmdb(rc, "cannot open the journal at " + dir.string());
     MDB_dbi main_db = 0;
     if ((rc = mdb_dbi_open(t.get(), nullptr, 0, &main_db)) != 0) throw_lmdb(rc, "cannot open the main database");
     std::vector<std::string> names;
     {
-      cursor c(t.get(), main_db, rc);
-      if (rc != 0) throw_lmdb(rc, "cannot list streams");
+      journal_detail::cursor c(t.get(), main_db, rc);
+      if (rc != 0) throw_lmdb(rc, "cannot list the journal's databases");
       MDB_val key{}, value{};
-      for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT)) {
-        std::string_view name(static_cast<const char*>(key.mv_data), key.mv_size);
-        if (name.substr(0, stream_prefix.size()) == stream_prefix) names.emplace_back(name.substr(stream_prefix.size()));
-      }
+      for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT))
+        names.emplace_back(static_cast<const char*>(key.mv_data), key.mv_size);
     }
+    for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db, dedup_times_db})
+      if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
     for (const auto& name : names) {
+      const bool known = name.rfind(stream_prefix, 0) == 0 || name.rfind(table_prefix, 0) == 0 ||
+                         name.rfind("x/", 0) == 0;
+      if (!known) continue;
       MDB_dbi dbi = 0;
-      if ((rc = mdb_dbi_open(t.get(), db_name(name).c_str(), 0, &dbi)) != 0)
-        throw_lmdb(rc, "cannot open stream '" + name + "'");
+      if ((rc = mdb_dbi_open(t.get(), name.c_str(), MDB_CREATE, &dbi)) != 0)
+        throw_lmdb(rc, "cannot open database '" + name + "'");
+      dbis.emplace(name, dbi);
+      if (name.rfind(stream_prefix, 0) != 0) continue;
       std::uint64_t last = 0;
-      cursor c(t.get(), dbi, rc);
+      journal_detail::cursor c(t.get(), dbi, rc);
       if (rc != 0) throw_lmdb(rc, "cannot read stream '" + name + "'");
       MDB_val key{}, value{};
       if (c.get(key, value, MDB_LAST) == 0 && !decode_seq_key(to_span(key), last))
-        throw error(errc::malformed, "stream '" + name + "' has a key that is not a sequence number");
-      dbis.emplace(name, dbi);
-      last_seq.emplace(name, last);
+        throw error(errc::malformed, "stream '" + name.substr(2) + "' has a key that is not a sequence number");
+      last_seq.emplace(name.substr(stream_prefix.size()), last);
     }
-    // Handles opened in a read-only transaction stay valid after it ends (LMDB keeps them
-    // once the transaction commits).
-    if ((rc = t.commit()) != 0) throw_lmdb(rc, "cannot read the journal");
+    if ((rc = t.commit()) != 0) throw_lmdb(rc, "cannot open the journal's databases");
   }
 
   int grow_map() {
@@ -207,41 +302,87 @@ struct journal::impl {
     return 0;
   }
 
-  // Writes one batch in one transaction. On success fills `seqs` (one per append, in order).
-  int write_batch(std::vector<pending_append>& batch, std::vector<std::uint64_t>& seqs) {
-    std::vector<std::string> fresh;
-    for (const auto& a : batch)
-      if (!find_dbi(a.stream) && std::find(fresh.begin(), fresh.end(), a.stream) == fresh.end())
-        fresh.push_back(a.stream);
-    if (!fresh.empty())
-      if (const int rc = create_streams(fresh); rc != 0) return rc;
+  // Appends one record in the writer's transaction. Throws lmdb_failure.
+  std::uint64_t append_in(journal_txn::state& st, std::string_view stream, std::string_view payload) {
+    const MDB_dbi dbi = *dbi_for(st, db_name(stream), true);
+    auto [it, inserted] = st.last_seq.try_emplace(std::string(stream), 0);
+    if (inserted) {
+      std::lock_guard lock(dbi_mutex);
+      if (auto known = last_seq.find(it->first); known != last_seq.end()) it->second = known->second;
+    }
+    const std::uint64_t seq = ++it->second;
+    std::byte key_bytes[8];
+    encode_seq_key(seq, key_bytes);
+    MDB_val key = to_val(key_bytes, sizeof key_bytes);
+    MDB_val value{record_size(payload.size()), nullptr};
+    if (const int rc = mdb_put(st.txn, dbi, &key, &value, MDB_APPEND | MDB_RESERVE); rc != 0)
+      throw lmdb_failure{rc};
+    const std::uint8_t flags = payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
+    encode_record(seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
+    return seq;
+  }
 
+  // Publishes what a committed transaction created and advanced.
+  void publish(journal_txn::state& st) {
+    std::lock_guard lock(dbi_mutex);
+    for (auto& [name, dbi] : st.opened) dbis.emplace(name, dbi);
+    for (auto& [stream, seq] : st.last_seq) last_seq[stream] = seq;
+  }
+
+  // Forgets dedup ids past their age or count, a bounded amount per commit, so the work spreads
+  // over the writer's commits instead of stalling one.
+  void prune_dedup(journal_txn::state& st) {
+    const MDB_dbi times = *find_dbi(dedup_times_db);
+    const MDB_dbi ids = *find_dbi(dedup_ids_db);
+    MDB_stat stat{};
+    if (mdb_stat(st.txn, times, &stat) != 0 || stat.ms_entries == 0) return;
+    std::size_t entries = stat.ms_entries;
+    const std::int64_t oldest_kept =
+        st.now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(options.dedup_max_age).count();
+    int rc = 0;
+    journal_detail::cursor c(st.txn, times, rc);
+    if (rc != 0) return;
+    MDB_val key{}, value{};
+    for (int budget = 256; budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
+      if (key.mv_size < 9) break;
+      const auto ts = static_cast<std::int64_t>(get_u64_be(key.mv_data) ^ (std::uint64_t{1} << 63));
+      if (ts >= oldest_kept && entries <= options.dedup_max_ids) break;
+      MDB_val id_key{key.mv_size - 8, static_cast<char*>(key.mv_data) + 8};
+      mdb_del(st.txn, ids, &id_key, nullptr);
+      if (c.del() != 0) break;
+      --entries;
+    }
+  }
+
+  // Runs a batch of appends, or one transaction, in one LMDB transaction; retries after growing
+  // the map. On success fills `seqs` (one per append).
+  int write_batch(std::vector<pending_append>& batch, std::vector<std::uint64_t>& seqs,
+                  std::exception_ptr& txn_failure) {
     for (;;) {
       int rc = 0;
       txn t = begin(0, rc);
       if (rc != 0) return rc;
-      // Sequence numbers are assigned on a copy and kept only if the commit succeeds.
-      std::unordered_map<std::string_view, std::uint64_t> next;
+      journal_txn::state st{*static_cast<journal::impl*>(this), t.get(), unix_now_ns(), {}, {}};
       seqs.clear();
-      const std::int64_t now = unix_now_ns();
-      for (auto& a : batch) {
-        auto [it, inserted] = next.try_emplace(a.stream, 0);
-        if (inserted) {
-          std::lock_guard lock(dbi_mutex);
-          it->second = last_seq[a.stream];
+      txn_failure = nullptr;
+      try {
+        if (batch.size() == 1 && batch[0].txn_fn) {
+          journal_txn view(st);
+          try {
+            batch[0].txn_fn(view);
+          } catch (const lmdb_failure&) {
+            throw;
+          } catch (...) {
+            txn_failure = std::current_exception();  // the application's own failure: abort
+          }
+        } else {
+          for (auto& a : batch) seqs.push_back(append_in(st, a.stream, a.payload));
         }
-        const std::uint64_t seq = ++it->second;
-        std::byte key_bytes[8];
-        encode_seq_key(seq, key_bytes);
-        MDB_val key = to_val(key_bytes, sizeof key_bytes);
-        MDB_val value{record_size(a.payload.size()), nullptr};
-        const MDB_dbi dbi = *find_dbi(a.stream);
-        rc = mdb_put(t.get(), dbi, &key, &value, MDB_APPEND | MDB_RESERVE);
-        if (rc != 0) break;
-        const std::uint8_t flags = a.payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
-        encode_record(seq, now, flags, a.payload, static_cast<std::byte*>(value.mv_data));
-        seqs.push_back(seq);
+        if (!txn_failure) prune_dedup(st);
+      } catch (const lmdb_failure& f) {
+        rc = f.rc;
       }
+      if (txn_failure) return 0;  // t aborts on destruction; nothing was kept
       if (rc == 0) rc = t.commit();
       if (rc == MDB_MAP_FULL) {
         t.abort();
@@ -249,23 +390,70 @@ struct journal::impl {
         continue;  // retry the whole batch in the bigger map
       }
       if (rc != 0) return rc;
-      {
-        std::lock_guard lock(dbi_mutex);
-        for (auto& [stream, seq] : next) last_seq[std::string(stream)] = seq;
-      }
+      publish(st);
       return 0;
     }
   }
 
   void sync_now() {
-    if (const int rc = mdb_env_sync(environment.get(), 1); rc != 0) {
+    const int rc = mdb_env_sync(environment.get(), 1);
+    if (rc != 0) {
       std::fprintf(stderr, "fabric: journal %s: fsync failed: %s\n", dir.c_str(), mdb_strerror(rc));
-      for (auto& c : unsynced) complete(c.done, lmdb_error(rc));
     } else {
       syncs.fetch_add(1, std::memory_order_relaxed);
-      for (auto& c : unsynced) complete(c.done, c.seq);
     }
+    for (auto& c : unsynced) complete(c.done, rc != 0 ? result<std::uint64_t>(lmdb_error(rc)) : result<std::uint64_t>(c.seq));
     unsynced.clear();
+    for (auto& [done, failure] : unsynced_txns) done(rc, failure);
+    unsynced_txns.clear();
+  }
+
+  // Takes the next unit of work: one transaction, or up to max_batch appends.
+  void take_work(std::vector<pending_append>& batch) {
+    batch.clear();
+    if (queue.empty()) return;
+    if (queue.front().txn_fn) {
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+      return;
+    }
+    while (!queue.empty() && !queue.front().txn_fn && batch.size() < options.max_batch) {
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+    }
+  }
+
+  void finish_batch(std::vector<pending_append>& batch, const std::vector<std::uint64_t>& seqs,
+                    int rc, std::exception_ptr txn_failure, bool periodic) {
+    const bool is_txn = batch.size() == 1 && batch[0].txn_fn;
+    if (rc != 0) {
+      std::fprintf(stderr, "fabric: journal %s: a commit of %zu %s failed: %s\n", dir.c_str(),
+                   batch.size(), is_txn ? "transaction" : "appends", mdb_strerror(rc));
+      for (auto& a : batch) {
+        if (is_txn) a.txn_done(rc, nullptr);
+        else complete(a.done, lmdb_error(rc));
+      }
+      return;
+    }
+    if (is_txn) {
+      if (txn_failure) {
+        batch[0].txn_done(0, txn_failure);  // nothing committed: nothing to wait for
+        return;
+      }
+      commits.fetch_add(1, std::memory_order_relaxed);
+      if (periodic) unsynced_txns.emplace_back(std::move(batch[0].txn_done), nullptr);
+      else batch[0].txn_done(0, nullptr);
+      return;
+    }
+    commits.fetch_add(1, std::memory_order_relaxed);
+    appends.fetch_add(batch.size(), std::memory_order_relaxed);
+    std::uint64_t largest = largest_batch.load(std::memory_order_relaxed);
+    while (batch.size() > largest && !largest_batch.compare_exchange_weak(largest, batch.size())) {
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (periodic) unsynced.push_back({seqs[i], std::move(batch[i].done)});
+      else complete(batch[i].done, seqs[i]);
+    }
   }
 
   void run_writer() {
@@ -277,46 +465,26 @@ struct journal::impl {
     for (;;) {
       {
         std::unique_lock lock(queue_mutex);
-        if (periodic && !unsynced.empty()) {
+        const bool waiting_sync = periodic && (!unsynced.empty() || !unsynced_txns.empty());
+        if (waiting_sync) {
           queue_cv.wait_until(lock, next_sync, [&] { return !queue.empty() || stopping; });
         } else {
           queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
         }
-        const std::size_t n = std::min(queue.size(), options.max_batch);
-        batch.clear();
-        for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
+        take_work(batch);
         if (batch.empty() && stopping) break;
       }
       if (!batch.empty()) {
-        const int rc = write_batch(batch, seqs);
-        if (rc != 0) {
-          std::fprintf(stderr, "fabric: journal %s: a commit of %zu appends failed: %s\n",
-                       dir.c_str(), batch.size(), mdb_strerror(rc));
-          for (auto& a : batch) complete(a.done, lmdb_error(rc));
-        } else {
-          commits.fetch_add(1, std::memory_order_relaxed);
-          appends.fetch_add(batch.size(), std::memory_order_relaxed);
-          std::uint64_t largest = largest_batch.load(std::memory_order_relaxed);
-          while (batch.size() > largest &&
-                 !largest_batch.compare_exchange_weak(largest, batch.size())) {
-          }
-          for (std::size_t i = 0; i < batch.size(); ++i) {
-            if (periodic)
-              unsynced.push_back({seqs[i], std::move(batch[i].done)});
-            else
-              complete(batch[i].done, seqs[i]);
-          }
-        }
+        std::exception_ptr txn_failure;
+        const int rc = write_batch(batch, seqs, txn_failure);
+        finish_batch(batch, seqs, rc, txn_failure, periodic);
       }
-      if (periodic && !unsynced.empty() && clock::now() >= next_sync) {
+      if (periodic && (!unsynced.empty() || !unsynced_txns.empty()) && clock::now() >= next_sync) {
         sync_now();
         next_sync = clock::now() + options.sync_interval;
       }
     }
-    if (!unsynced.empty()) sync_now();
+    if (!unsynced.empty() || !unsynced_txns.empty()) sync_now();
   }
 };
 
@@ -356,7 +524,7 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   mdb_env_info(e, &info);
   p->map_size = info.me_mapsize;
 
-  p->load_streams();
+  p->load_databases();
   impl* raw = p.get();
   p->writer = std::thread([raw] { raw->run_writer(); });
   return journal(std::move(p));
@@ -418,14 +586,14 @@ result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_
   if (!valid_stream_name(stream)) return errc::invalid_argument;
   journal_chunk chunk;
   chunk.next_seq = std::max<std::uint64_t>(from_seq, 1);
-  const auto dbi = impl_->find_dbi(stream);
+  const auto dbi = impl_->find_dbi(db_name(stream));
   if (!dbi || max_records == 0) return chunk;
 
   std::shared_lock map_lock(impl_->map_mutex);
   int rc = 0;
   txn t = impl_->begin(MDB_RDONLY, rc);
   if (rc != 0) return lmdb_error(rc);
-  cursor c(t.get(), *dbi, rc);
+  journal_detail::cursor c(t.get(), *dbi, rc);
   if (rc != 0) return lmdb_error(rc);
   std::byte key_bytes[8];
   encode_seq_key(chunk.next_seq, key_bytes);
@@ -482,8 +650,253 @@ std::optional<std::uint64_t> journal::last_seq(std::string_view stream) const {
 std::vector<std::string> journal::streams() const {
   std::lock_guard lock(impl_->dbi_mutex);
   std::vector<std::string> names;
-  for (const auto& [name, dbi] : impl_->dbis) names.push_back(name);
+  for (const auto& [name, dbi] : impl_->dbis)
+    if (name.rfind(stream_prefix, 0) == 0) names.push_back(name.substr(stream_prefix.size()));
   return names;
+}
+
+// ---- transactions: outbox, application tables, cursors, dedup
+
+namespace {
+
+std::string table_db(std::string_view table) {
+  if (table.empty() || table.size() > 255)
+    throw error(errc::invalid_argument, "journal table names are 1-255 bytes");
+  std::string name(table_prefix);
+  name += table;
+  return name;
+}
+
+void check_table_key(std::string_view key) {
+  // LMDB's default maximum key size is 511 bytes.
+  if (key.empty() || key.size() > 511) throw error(errc::invalid_argument, "journal table keys are 1-511 bytes");
+}
+
+void check_cursor_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) throw error(errc::invalid_argument, "cursor names are 1-255 bytes");
+}
+
+// Big-endian with the sign bit flipped, so signed timestamps sort as LMDB compares bytes.
+void put_sortable_time(std::string& out, std::int64_t ns) {
+  put_u64_be(out, static_cast<std::uint64_t>(ns) ^ (std::uint64_t{1} << 63));
+}
+
+bool lmdb_exists(MDB_txn* t, MDB_dbi dbi, std::string_view key) {
+  MDB_val k = to_val(key.data(), key.size());
+  MDB_val v{};
+  const int rc = mdb_get(t, dbi, &k, &v);
+  if (rc != 0 && rc != MDB_NOTFOUND) throw lmdb_failure{rc};
+  return rc == 0;
+}
+
+}  // namespace
+
+std::uint64_t journal_txn::append(std::string_view stream, std::string_view payload) {
+  if (!valid_stream_name(stream) || payload.size() > state_.owner.options.max_record_size)
+    throw error(errc::too_large, "journal_txn::append: bad stream name or payload too large");
+  return state_.owner.append_in(state_, stream, payload);
+}
+
+void journal_txn::put(std::string_view table, std::string_view key, std::string_view value) {
+  check_table_key(key);
+  const MDB_dbi dbi = *state_.owner.dbi_for(state_, table_db(table), true);
+  MDB_val k = to_val(key.data(), key.size());
+  MDB_val v = to_val(value.data(), value.size());
+  if (const int rc = mdb_put(state_.txn, dbi, &k, &v, 0); rc != 0) throw lmdb_failure{rc};
+}
+
+std::optional<std::string> journal_txn::get(std::string_view table, std::string_view key) const {
+  check_table_key(key);
+  const auto dbi = state_.owner.dbi_for(state_, table_db(table), false);
+  if (!dbi) return std::nullopt;
+  MDB_val k = to_val(key.data(), key.size());
+  MDB_val v{};
+  const int rc = mdb_get(state_.txn, *dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != 0) throw lmdb_failure{rc};
+  return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+bool journal_txn::erase(std::string_view table, std::string_view key) {
+  check_table_key(key);
+  const auto dbi = state_.owner.dbi_for(state_, table_db(table), false);
+  if (!dbi) return false;
+  MDB_val k = to_val(key.data(), key.size());
+  const int rc = mdb_del(state_.txn, *dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) throw lmdb_failure{rc};
+  return true;
+}
+
+void journal_txn::set_cursor(std::string_view name, std::uint64_t seq) {
+  check_cursor_name(name);
+  const MDB_dbi dbi = *state_.owner.find_dbi(cursors_db);
+  std::string value;
+  put_u64_le(value, seq);
+  MDB_val k = to_val(name.data(), name.size());
+  MDB_val v = to_val(value.data(), value.size());
+  if (const int rc = mdb_put(state_.txn, dbi, &k, &v, 0); rc != 0) throw lmdb_failure{rc};
+}
+
+std::optional<std::uint64_t> journal_txn::cursor(std::string_view name) const {
+  check_cursor_name(name);
+  MDB_val k = to_val(name.data(), name.size());
+  MDB_val v{};
+  const int rc = mdb_get(state_.txn, *state_.owner.find_dbi(cursors_db), &k, &v);
+  if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 8)) return std::nullopt;
+  if (rc != 0) throw lmdb_failure{rc};
+  return get_u64_le(v.mv_data);
+}
+
+// A (producer, stream)'s mark: the highest contiguous sequence seen, and how many sequences
+// above it are remembered in the window.
+struct dedup_mark {
+  std::uint64_t contiguous = 0;
+  std::uint64_t window = 0;
+};
+
+namespace {
+
+dedup_mark read_mark(MDB_txn* t, MDB_dbi marks, const std::string& key) {
+  MDB_val k = to_val(key.data(), key.size());
+  MDB_val v{};
+  const int rc = mdb_get(t, marks, &k, &v);
+  if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 16)) return {};
+  if (rc != 0) throw lmdb_failure{rc};
+  return {get_u64_le(v.mv_data), get_u64_le(static_cast<const char*>(v.mv_data) + 8)};
+}
+
+// The read-only half of mark_seen.
+bool already_seen(MDB_txn* t, const dedup_dbs& dbs, const dedup_key& key) {
+  if (!key.id.is_zero() && lmdb_exists(t, dbs.ids, dedup_id_key(key))) return true;
+  if (key.seq == 0) return false;
+  const std::string mark_key = dedup_mark_key(key);
+  if (key.seq <= read_mark(t, dbs.marks, mark_key).contiguous) return true;
+  std::string window_key = mark_key;
+  put_u64_be(window_key, key.seq);
+  return lmdb_exists(t, dbs.window, window_key);
+}
+
+}  // namespace
+
+dedup_verdict journal_txn::mark_seen(const dedup_key& key) {
+  check_dedup_key(key);
+  const dedup_dbs dbs = state_.owner.dedup_dbis();
+  MDB_txn* t = state_.txn;
+  if (already_seen(t, dbs, key)) return dedup_verdict::duplicate;
+
+  auto put = [&](MDB_dbi dbi, const std::string& k, const std::string& v) {
+    MDB_val kv = to_val(k.data(), k.size());
+    MDB_val vv = to_val(v.data(), v.size());
+    if (const int rc = mdb_put(t, dbi, &kv, &vv, 0); rc != 0) throw lmdb_failure{rc};
+  };
+  if (!key.id.is_zero()) {
+    const std::string id_key = dedup_id_key(key);
+    std::string when;
+    put_u64_le(when, static_cast<std::uint64_t>(state_.now_ns));
+    put(dbs.ids, id_key, when);
+    std::string time_key;
+    put_sortable_time(time_key, state_.now_ns);
+    time_key += id_key;
+    put(dbs.times, time_key, std::string());
+  }
+  if (key.seq == 0) return dedup_verdict::fresh;
+
+  const std::string mark_key = dedup_mark_key(key);
+  dedup_mark mark = read_mark(t, dbs.marks, mark_key);
+  auto window_key = [&](std::uint64_t seq) {
+    std::string k = mark_key;
+    put_u64_be(k, seq);
+    return k;
+  };
+  auto take_from_window = [&](std::uint64_t seq) {
+    std::string k = window_key(seq);
+    MDB_val kv = to_val(k.data(), k.size());
+    const int rc = mdb_del(t, dbs.window, &kv, nullptr);
+    if (rc == MDB_NOTFOUND) return false;
+    if (rc != 0) throw lmdb_failure{rc};
+    --mark.window;
+    return true;
+  };
+  if (key.seq == mark.contiguous + 1) {
+    mark.contiguous = key.seq;
+  } else {
+    put(dbs.window, window_key(key.seq), std::string());
+    ++mark.window;
+    if (mark.window > state_.owner.options.dedup_max_window) {
+      // Too many gaps held open: give up the lowest one, jumping the mark to the lowest
+      // sequence remembered above it.
+      int rc = 0;
+      journal_detail::cursor c(t, dbs.window, rc);
+      if (rc != 0) throw lmdb_failure{rc};
+      std::string from = window_key(mark.contiguous + 1);
+      MDB_val k = to_val(from.data(), from.size());
+      MDB_val v{};
+      if (c.get(k, v, MDB_SET_RANGE) == 0 && k.mv_size == mark_key.size() + 8 &&
+          std::string_view(static_cast<const char*>(k.mv_data), mark_key.size()) == mark_key) {
+        const std::uint64_t lowest = get_u64_be(static_cast<const char*>(k.mv_data) + mark_key.size());
+        mark.contiguous = lowest - 1;
+      }
+    }
+  }
+  // Absorb the window entries that now continue the contiguous run.
+  while (mark.window > 0 && take_from_window(mark.contiguous + 1)) ++mark.contiguous;
+  std::string value;
+  put_u64_le(value, mark.contiguous);
+  put_u64_le(value, mark.window);
+  put(dbs.marks, mark_key, value);
+  return dedup_verdict::fresh;
+}
+
+result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
+  auto promise = std::make_shared<std::promise<result<void>>>();
+  auto future = promise->get_future();
+  pending_append work;
+  work.txn_fn = fn;
+  work.txn_done = [promise](int rc, std::exception_ptr failure) {
+    if (failure) promise->set_exception(failure);
+    else if (rc != 0) promise->set_value(lmdb_error(rc));
+    else promise->set_value(result<void>());
+  };
+  {
+    std::lock_guard lock(impl_->queue_mutex);
+    if (impl_->stopping) return errc::closed;
+    impl_->queue.push_back(std::move(work));
+  }
+  impl_->queue_cv.notify_one();
+  return future.get();
+}
+
+std::optional<std::uint64_t> journal::cursor(std::string_view name) const {
+  check_cursor_name(name);
+  return impl_->read_in(cursors_db, [&](MDB_txn* t, MDB_dbi dbi) -> std::optional<std::uint64_t> {
+    MDB_val k = to_val(name.data(), name.size());
+    MDB_val v{};
+    if (mdb_get(t, dbi, &k, &v) != 0 || v.mv_size != 8) return std::nullopt;
+    return get_u64_le(v.mv_data);
+  });
+}
+
+std::optional<std::string> journal::get(std::string_view table, std::string_view key) const {
+  check_table_key(key);
+  return impl_->read_in(table_db(table), [&](MDB_txn* t, MDB_dbi dbi) -> std::optional<std::string> {
+    MDB_val k = to_val(key.data(), key.size());
+    MDB_val v{};
+    if (mdb_get(t, dbi, &k, &v) != 0) return std::nullopt;
+    return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+  });
+}
+
+bool journal::seen(const dedup_key& key) const {
+  check_dedup_key(key);
+  const dedup_dbs dbs = impl_->dedup_dbis();
+  return impl_->read_in(dedup_marks_db, [&](MDB_txn* t, MDB_dbi) -> bool {
+    try {
+      return already_seen(t, dbs, key);
+    } catch (const lmdb_failure&) {
+      return false;
+    }
+  });
 }
 
 journal_stats journal::stats() const {

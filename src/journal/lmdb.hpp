@@ -82,6 +82,8 @@ class cursor {
   int get(MDB_val& key, MDB_val& value, MDB_cursor_op op) noexcept {
     return mdb_cursor_get(cursor_, &key, &value, op);
   }
+  /// Deletes the entry the cursor is on.
+  int del() noexcept { return mdb_cursor_del(cursor_, 0); }
 
  private:
   MDB_cursor* cursor_ = nullptr;
