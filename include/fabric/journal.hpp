@@ -135,6 +135,21 @@ struct journal_chunk {
   std::optional<journal_corruption> corruption;
 };
 
+/// What verify() found.
+struct journal_verify_report {
+  std::uint64_t records = 0;                    ///< records checked
+  std::uint64_t bytes = 0;                      ///< payload bytes checked
+  std::vector<journal_corruption> corruptions;  ///< every record that failed, in order
+};
+
+/// One stream's extent, as read from the journal.
+struct journal_stream_info {
+  std::string name;
+  std::uint64_t first_seq = 0;  ///< 0 when the stream is empty
+  std::uint64_t last_seq = 0;
+  std::uint64_t records = 0;
+};
+
 /// Counters since the journal was opened.
 struct journal_stats {
   std::uint64_t appends = 0;        ///< appends made durable
@@ -204,6 +219,15 @@ class journal {
   result<std::uint64_t> replay(std::string_view stream, std::uint64_t from_seq,
                                const std::function<bool(const journal_record&)>& fn,
                                const std::function<void(const journal_corruption&)>& on_corrupt = {}) const;
+
+  /// Checks every record of every stream (CRC and format), in bounded read transactions.
+  journal_verify_report verify() const;
+  /// Writes a compacted copy of the environment into directory `dest` (which must exist and be
+  /// empty): free pages are dropped, so the copy can be much smaller. The journal stays usable.
+  /// Returns: success, or an LMDB error.
+  result<void> copy_to(const std::filesystem::path& dest, bool compact = true) const;
+  /// Extents of every stream.
+  std::vector<journal_stream_info> stream_infos() const;
 
   /// The last sequence number appended to `stream`, or nullopt when it has none.
   std::optional<std::uint64_t> last_seq(std::string_view stream) const;

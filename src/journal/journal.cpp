@@ -655,6 +655,59 @@ std::vector<std::string> journal::streams() const {
   return names;
 }
 
+journal_verify_report journal::verify() const {
+  journal_verify_report report;
+  for (const std::string& stream : streams()) {
+    std::uint64_t next = 1;
+    for (;;) {
+      auto chunk = read(stream, next, 4096, std::size_t{4} << 20);
+      if (!chunk) {
+        report.corruptions.push_back({stream, next, "unreadable: " + chunk.error().message()});
+        break;
+      }
+      for (const auto& r : chunk->records) {
+        ++report.records;
+        report.bytes += r.payload.size();
+      }
+      if (chunk->corruption) {
+        report.corruptions.push_back(*chunk->corruption);
+        next = chunk->corruption->seq + 1;  // carry on past it: report every bad record
+        continue;
+      }
+      if (chunk->records.empty()) break;
+      next = chunk->next_seq;
+    }
+  }
+  return report;
+}
+
+result<void> journal::copy_to(const std::filesystem::path& dest, bool compact) const {
+  const int rc = mdb_env_copy2(impl_->environment.get(), dest.c_str(), compact ? MDB_CP_COMPACT : 0u);
+  if (rc != 0) return lmdb_error(rc);
+  return {};
+}
+
+std::vector<journal_stream_info> journal::stream_infos() const {
+  std::vector<journal_stream_info> infos;
+  for (const std::string& stream : streams()) {
+    journal_stream_info info;
+    info.name = stream;
+    impl_->read_in(db_name(stream), [&](MDB_txn* t, MDB_dbi dbi) -> int {
+      MDB_stat stat{};
+      if (mdb_stat(t, dbi, &stat) == 0) info.records = stat.ms_entries;
+      int rc = 0;
+      journal_detail::cursor c(t, dbi, rc);
+      if (rc != 0) return 0;
+      MDB_val key{}, value{};
+      if (c.get(key, value, MDB_FIRST) == 0) decode_seq_key(to_span(key), info.first_seq);
+      if (c.get(key, value, MDB_LAST) == 0) decode_seq_key(to_span(key), info.last_seq);
+      return 0;
+    });
+    infos.push_back(std::move(info));
+  }
+  return infos;
+}
+
 // ---- transactions: outbox, application tables, cursors, dedup
 
 namespace {

@@ -454,3 +454,61 @@ TEST(JournalTest, ACallbackThatThrowsDoesNotStopTheWriter) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(JournalToolsTest, VerifyCountsRecordsAndReportsEveryCorruptOne) {
+  temp_dir dir;
+  {
+    auto j = journal::open(dir.path(), fast_options());
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(j.append_wait("a", "payload"));
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(j.append_wait("b", "xy"));
+  }
+  {
+    auto j = journal::open(dir.path(), fast_options());
+    auto clean = j.verify();
+    EXPECT_EQ(clean.records, 15u);
+    EXPECT_EQ(clean.bytes, 10u * 7u + 5u * 2u);
+    EXPECT_TRUE(clean.corruptions.empty());
+  }
+  damage_record(dir.path(), "a", 2, [](std::string& v) { v[25] ^= 0x40; });
+  damage_record(dir.path(), "a", 7, [](std::string& v) { v[0] ^= 0x01; });
+  auto j = journal::open(dir.path(), fast_options());
+  auto report = j.verify();
+  EXPECT_EQ(report.records, 13u);
+  ASSERT_EQ(report.corruptions.size(), 2u);
+  EXPECT_EQ(report.corruptions[0].stream, "a");
+  EXPECT_EQ(report.corruptions[0].seq, 2u);
+  EXPECT_EQ(report.corruptions[1].seq, 7u);
+}
+
+TEST(JournalToolsTest, StreamInfosGiveEachStreamsExtent) {
+  temp_dir dir;
+  auto j = journal::open(dir.path(), fast_options());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("a", "x"));
+  ASSERT_TRUE(j.append_wait("b", "x"));
+  auto infos = j.stream_infos();
+  ASSERT_EQ(infos.size(), 2u);
+  EXPECT_EQ(infos[0].name, "a");
+  EXPECT_EQ(infos[0].first_seq, 1u);
+  EXPECT_EQ(infos[0].last_seq, 3u);
+  EXPECT_EQ(infos[0].records, 3u);
+  EXPECT_EQ(infos[1].records, 1u);
+}
+
+TEST(JournalToolsTest, ACompactCopyOpensWithTheSameContent) {
+  temp_dir dir;
+  temp_dir copy;
+  {
+    auto j = journal::open(dir.path(), fast_options());
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(j.append_wait("s", std::to_string(i)));
+    ASSERT_TRUE(j.transact([](fabric::journal_txn& t) { t.set_cursor("c", 50); }));
+    ASSERT_TRUE(j.copy_to(copy.path()));
+  }
+  auto j = journal::open(copy.path(), fast_options());
+  EXPECT_EQ(j.last_seq("s"), 100u);
+  EXPECT_EQ(j.cursor("c"), 50u);
+  EXPECT_TRUE(j.verify().corruptions.empty());
+}
+
+}  // namespace
