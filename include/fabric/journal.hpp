@@ -63,6 +63,19 @@ struct journal_options {
   std::size_t dedup_max_window = 65536;
 };
 
+/// How much of a stream to keep. The writer trims the oldest records beyond any limit, a bounded
+/// amount per commit (and once a second when idle), so trimming never stalls appends.
+struct retention_policy {
+  std::uint64_t max_records = 0;   ///< 0 = no limit
+  std::uint64_t max_bytes = 0;     ///< payload bytes; 0 = no limit
+  std::chrono::seconds max_age{0}; ///< by append time; 0 = no limit
+  /// When not empty, only records every one of these cursors has passed (seq <= cursor) may be
+  /// trimmed: nothing a named consumer has not acknowledged is lost to retention.
+  std::vector<std::string> ack_cursors{};
+
+  friend bool operator==(const retention_policy&, const retention_policy&) = default;
+};
+
 /// What identifies a message for deduplication.
 struct dedup_key {
   std::string_view producer;  ///< the producer's id (1-255 bytes)
@@ -196,6 +209,17 @@ class journal {
   /// many messages quickly, handle a batch of them per call.
   /// Returns: success, errc::closed, or an LMDB error (category "lmdb").
   result<void> transact(const std::function<void(journal_txn&)>& fn);
+
+  /// Sets (and persists) the retention policy of `stream`; an all-default policy removes it.
+  /// Returns: success, errc::invalid_argument for a bad stream name, or an LMDB error.
+  result<void> set_retention(std::string_view stream, const retention_policy& policy);
+  /// The retention policy of `stream`, if one is set.
+  std::optional<retention_policy> retention(std::string_view stream) const;
+
+  /// The first sequence number of `stream` whose append time is at or after `timestamp_ns`
+  /// (last_seq + 1 when there is none), found by binary search: the writer keeps append times
+  /// non-decreasing, so the stream is its own time index. Use it to replay from a time.
+  result<std::uint64_t> seq_at_time(std::string_view stream, std::int64_t timestamp_ns) const;
 
   /// A consumer offset as last committed, or nullopt.
   std::optional<std::uint64_t> cursor(std::string_view name) const;

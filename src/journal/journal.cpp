@@ -88,6 +88,8 @@ constexpr std::string_view dedup_marks_db = "x/dedup-marks";    // producer, str
 constexpr std::string_view dedup_window_db = "x/dedup-window";  // producer, stream, seq -> id, ts
 constexpr std::string_view dedup_ids_db = "x/dedup-ids";        // producer, id -> ts
 constexpr std::string_view dedup_times_db = "x/dedup-times";    // ts, producer, id -> (none)
+constexpr std::string_view retention_db = "x/retention";        // stream -> msgpack policy
+constexpr std::string_view stream_bytes_db = "x/stream-bytes";  // stream -> payload bytes, u64 LE
 
 void put_u64_le(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -167,6 +169,9 @@ struct journal_txn::state {
   std::vector<std::pair<std::string, MDB_dbi>> opened;
   // Next sequence per stream, as this transaction sees it; kept only if it commits.
   std::unordered_map<std::string, std::uint64_t> last_seq;
+  // Payload bytes added (appends) and removed (retention) per stream.
+  std::unordered_map<std::string, std::int64_t> bytes_delta{};
+  bool changed = false;  // anything written; a maintenance pass that changed nothing aborts
 };
 
 struct journal::impl {
@@ -184,6 +189,9 @@ struct journal::impl {
   mutable std::mutex dbi_mutex;
   std::map<std::string, MDB_dbi, std::less<>> dbis;
   std::unordered_map<std::string, std::uint64_t> last_seq;  // per stream; under dbi_mutex
+  std::unordered_map<std::string, std::uint64_t> stream_bytes;  // payload bytes; under dbi_mutex
+  std::map<std::string, retention_policy, std::less<>> policies;  // under dbi_mutex
+  std::int64_t last_ts = 0;  // writer: append times never go backwards
 
   // The queue between appenders and the writer.
   std::mutex queue_mutex;
@@ -253,6 +261,122 @@ struct journal::impl {
     return fn(t.get(), *dbi);
   }
 
+  // Payload bytes per stream, persisted; counted once for streams that predate the count.
+  void load_stream_bytes(MDB_txn* t) {
+    const MDB_dbi bytes_dbi = dbis.at(std::string(stream_bytes_db));
+    for (const auto& [stream, last] : last_seq) {
+      MDB_val k = to_val(stream.data(), stream.size());
+      MDB_val v{};
+      if (mdb_get(t, bytes_dbi, &k, &v) == 0 && v.mv_size == 8) {
+        stream_bytes[stream] = get_u64_le(v.mv_data);
+        continue;
+      }
+      std::uint64_t total = 0;
+      int rc = 0;
+      journal_detail::cursor c(t, dbis.at(db_name(stream)), rc);
+      MDB_val key{}, value{};
+      for (int r = rc == 0 ? c.get(key, value, MDB_FIRST) : rc; r == 0; r = c.get(key, value, MDB_NEXT))
+        total += value.mv_size >= record_header_size ? value.mv_size - record_header_size : 0;
+      stream_bytes[stream] = total;
+      std::string encoded;
+      put_u64_le(encoded, total);
+      MDB_val ev = to_val(encoded.data(), encoded.size());
+      mdb_put(t, bytes_dbi, &k, &ev, 0);
+    }
+  }
+
+  void load_policies(MDB_txn* t) {
+    int rc = 0;
+    journal_detail::cursor c(t, dbis.at(std::string(retention_db)), rc);
+    if (rc != 0) return;
+    MDB_val key{}, value{};
+    for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT)) {
+      auto decoded = unpack<std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::vector<std::string>>>(
+          to_span(value));
+      if (!decoded) continue;  // an unreadable policy is ignored, not guessed at
+      retention_policy p;
+      p.max_records = std::get<0>(*decoded);
+      p.max_bytes = std::get<1>(*decoded);
+      p.max_age = std::chrono::seconds(std::get<2>(*decoded));
+      p.ack_cursors = std::get<3>(*decoded);
+      policies.emplace(std::string(static_cast<const char*>(key.mv_data), key.mv_size), std::move(p));
+    }
+  }
+
+  bool has_age_limits() const {
+    std::lock_guard lock(dbi_mutex);
+    return std::any_of(policies.begin(), policies.end(),
+                       [](const auto& p) { return p.second.max_age.count() > 0; });
+  }
+
+  // Trims streams past their retention policy, at most `budget` records per stream per commit.
+  void apply_retention(journal_txn::state& st) {
+    std::vector<std::pair<std::string, retention_policy>> todo;
+    {
+      std::lock_guard lock(dbi_mutex);
+      for (const auto& [stream, policy] : policies) todo.emplace_back(stream, policy);
+    }
+    const MDB_dbi cursors = *find_dbi(cursors_db);
+    for (auto& [stream, policy] : todo) {
+      const auto dbi = find_dbi(db_name(stream));
+      if (!dbi) continue;
+      MDB_stat stat{};
+      if (mdb_stat(st.txn, *dbi, &stat) != 0 || stat.ms_entries == 0) continue;
+      std::uint64_t records = stat.ms_entries;
+      std::int64_t bytes;
+      {
+        std::lock_guard lock(dbi_mutex);
+        bytes = static_cast<std::int64_t>(stream_bytes[stream]);
+      }
+      bytes += st.bytes_delta[stream];
+      std::uint64_t acked = UINT64_MAX;
+      for (const auto& name : policy.ack_cursors) {
+        MDB_val k = to_val(name.data(), name.size());
+        MDB_val v{};
+        acked = std::min(acked, mdb_get(st.txn, cursors, &k, &v) == 0 && v.mv_size == 8 ? get_u64_le(v.mv_data) : 0);
+      }
+      const std::int64_t oldest_kept =
+          policy.max_age.count() > 0
+              ? st.now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(policy.max_age).count()
+              : INT64_MIN;
+      int rc = 0;
+      journal_detail::cursor c(st.txn, *dbi, rc);
+      if (rc != 0) continue;
+      MDB_val key{}, value{};
+      for (int budget = 1024; budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
+        std::uint64_t seq = 0;
+        decode_seq_key(to_span(key), seq);
+        record_view view;
+        const bool readable = decode_record(seq, to_span(value), view) == record_fault::none;
+        const auto size = static_cast<std::int64_t>(value.mv_size >= record_header_size ? value.mv_size - record_header_size : 0);
+        const bool over = (policy.max_records != 0 && records > policy.max_records) ||
+                          (policy.max_bytes != 0 && bytes > static_cast<std::int64_t>(policy.max_bytes)) ||
+                          (readable && view.timestamp_ns < oldest_kept);
+        if (!over || seq > acked) break;
+        if (c.del() != 0) break;
+        --records;
+        bytes -= size;
+        st.bytes_delta[stream] -= size;
+        st.changed = true;
+      }
+    }
+  }
+
+  // Writes the per-stream byte counts this transaction changed.
+  void persist_stream_bytes(journal_txn::state& st) {
+    const MDB_dbi bytes_dbi = *find_dbi(stream_bytes_db);
+    std::lock_guard lock(dbi_mutex);
+    for (const auto& [stream, delta] : st.bytes_delta) {
+      if (delta == 0) continue;
+      const auto total = static_cast<std::uint64_t>(static_cast<std::int64_t>(stream_bytes[stream]) + delta);
+      std::string encoded;
+      put_u64_le(encoded, total);
+      MDB_val k = to_val(stream.data(), stream.size());
+      MDB_val v = to_val(encoded.data(), encoded.size());
+      if (const int rc = mdb_put(st.txn, bytes_dbi, &k, &v, 0); rc != 0) throw lmdb_failure{rc};
+    }
+  }
+
   // Opens every database that exists, and learns each stream's last sequence number.
   void load_databases() {
     std::lock_guard lock(dbi_mutex);
@@ -269,7 +393,8 @@ struct journal::impl {
       for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT))
         names.emplace_back(static_cast<const char*>(key.mv_data), key.mv_size);
     }
-    for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db, dedup_times_db})
+    for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db,
+                                      dedup_times_db, retention_db, stream_bytes_db})
       if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
     for (const auto& name : names) {
       const bool known = name.rfind(stream_prefix, 0) == 0 || name.rfind(table_prefix, 0) == 0 ||
@@ -284,10 +409,17 @@ struct journal::impl {
       journal_detail::cursor c(t.get(), dbi, rc);
       if (rc != 0) throw_lmdb(rc, "cannot read stream '" + name + "'");
       MDB_val key{}, value{};
-      if (c.get(key, value, MDB_LAST) == 0 && !decode_seq_key(to_span(key), last))
-        throw error(errc::malformed, "stream '" + name.substr(2) + "' has a key that is not a sequence number");
+      if (c.get(key, value, MDB_LAST) == 0) {
+        if (!decode_seq_key(to_span(key), last))
+          throw error(errc::malformed, "stream '" + name.substr(2) + "' has a key that is not a sequence number");
+        record_view view;
+        if (decode_record(last, to_span(value), view) == record_fault::none)
+          last_ts = std::max(last_ts, view.timestamp_ns);
+      }
       last_seq.emplace(name.substr(stream_prefix.size()), last);
     }
+    load_stream_bytes(t.get());
+    load_policies(t.get());
     if ((rc = t.commit()) != 0) throw_lmdb(rc, "cannot open the journal's databases");
   }
 
@@ -319,6 +451,8 @@ struct journal::impl {
       throw lmdb_failure{rc};
     const std::uint8_t flags = payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
     encode_record(seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
+    st.bytes_delta[it->first] += static_cast<std::int64_t>(payload.size());
+    st.changed = true;
     return seq;
   }
 
@@ -327,6 +461,8 @@ struct journal::impl {
     std::lock_guard lock(dbi_mutex);
     for (auto& [name, dbi] : st.opened) dbis.emplace(name, dbi);
     for (auto& [stream, seq] : st.last_seq) last_seq[stream] = seq;
+    for (auto& [stream, delta] : st.bytes_delta)
+      stream_bytes[stream] = static_cast<std::uint64_t>(static_cast<std::int64_t>(stream_bytes[stream]) + delta);
   }
 
   // Forgets dedup ids past their age or count, a bounded amount per commit, so the work spreads
@@ -351,6 +487,7 @@ struct journal::impl {
       mdb_del(st.txn, ids, &id_key, nullptr);
       if (c.del() != 0) break;
       --entries;
+      st.changed = true;
     }
   }
 
@@ -362,7 +499,7 @@ struct journal::impl {
       int rc = 0;
       txn t = begin(0, rc);
       if (rc != 0) return rc;
-      journal_txn::state st{*static_cast<journal::impl*>(this), t.get(), unix_now_ns(), {}, {}};
+      journal_txn::state st{*static_cast<journal::impl*>(this), t.get(), std::max(unix_now_ns(), last_ts), {}, {}};
       seqs.clear();
       txn_failure = nullptr;
       try {
@@ -378,11 +515,17 @@ struct journal::impl {
         } else {
           for (auto& a : batch) seqs.push_back(append_in(st, a.stream, a.payload));
         }
-        if (!txn_failure) prune_dedup(st);
+        if (!txn_failure) {
+          prune_dedup(st);
+          apply_retention(st);
+          persist_stream_bytes(st);
+        }
       } catch (const lmdb_failure& f) {
         rc = f.rc;
       }
       if (txn_failure) return 0;  // t aborts on destruction; nothing was kept
+      const bool maintenance_only = batch.empty();
+      if (rc == 0 && maintenance_only && !st.changed) return 0;  // nothing to commit
       if (rc == 0) rc = t.commit();
       if (rc == MDB_MAP_FULL) {
         t.abort();
@@ -391,6 +534,7 @@ struct journal::impl {
       }
       if (rc != 0) return rc;
       publish(st);
+      last_ts = st.now_ns;
       return 0;
     }
   }
@@ -460,19 +604,29 @@ struct journal::impl {
     using clock = std::chrono::steady_clock;
     const bool periodic = options.mode == durability::periodic;
     auto next_sync = clock::now() + options.sync_interval;
+    // Age-based retention must trim idle streams too: the writer then wakes once a second.
+    constexpr auto maintenance_interval = std::chrono::seconds(1);
+    auto next_maintenance = clock::now() + maintenance_interval;
     std::vector<pending_append> batch;
     std::vector<std::uint64_t> seqs;
     for (;;) {
+      const bool ages = has_age_limits();
       {
         std::unique_lock lock(queue_mutex);
-        const bool waiting_sync = periodic && (!unsynced.empty() || !unsynced_txns.empty());
-        if (waiting_sync) {
-          queue_cv.wait_until(lock, next_sync, [&] { return !queue.empty() || stopping; });
-        } else {
-          queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
-        }
+        auto wake = clock::time_point::max();
+        if (periodic && (!unsynced.empty() || !unsynced_txns.empty())) wake = next_sync;
+        if (ages) wake = std::min(wake, next_maintenance);
+        auto ready = [&] { return !queue.empty() || stopping; };
+        if (wake == clock::time_point::max()) queue_cv.wait(lock, ready);
+        else queue_cv.wait_until(lock, wake, ready);
         take_work(batch);
         if (batch.empty() && stopping) break;
+      }
+      if (batch.empty() && ages && clock::now() >= next_maintenance) {
+        std::exception_ptr ignored;
+        if (const int rc = write_batch(batch, seqs, ignored); rc != 0)
+          std::fprintf(stderr, "fabric: journal %s: retention pass failed: %s\n", dir.c_str(), mdb_strerror(rc));
+        next_maintenance = clock::now() + maintenance_interval;
       }
       if (!batch.empty()) {
         std::exception_ptr txn_failure;
@@ -918,6 +1072,90 @@ result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
   }
   impl_->queue_cv.notify_one();
   return future.get();
+}
+
+result<void> journal::set_retention(std::string_view stream, const retention_policy& policy) {
+  if (!valid_stream_name(stream)) return errc::invalid_argument;
+  const bool remove = policy == retention_policy{};
+  const std::string name(stream);
+  auto done = transact([&](journal_txn& t) {
+    const MDB_dbi dbi = *impl_->find_dbi(retention_db);
+    MDB_val k = to_val(name.data(), name.size());
+    if (remove) {
+      const int rc = mdb_del(t.state_.txn, dbi, &k, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) throw lmdb_failure{rc};
+      return;
+    }
+    const frame encoded = pack(std::make_tuple(policy.max_records, policy.max_bytes,
+                                               static_cast<std::int64_t>(policy.max_age.count()),
+                                               policy.ack_cursors));
+    MDB_val v = to_val(encoded.data(), encoded.size());
+    if (const int rc = mdb_put(t.state_.txn, dbi, &k, &v, 0); rc != 0) throw lmdb_failure{rc};
+  });
+  if (!done) return done;
+  std::lock_guard lock(impl_->dbi_mutex);
+  if (remove) impl_->policies.erase(name);
+  else impl_->policies[name] = policy;
+  return {};
+}
+
+std::optional<retention_policy> journal::retention(std::string_view stream) const {
+  std::lock_guard lock(impl_->dbi_mutex);
+  if (auto it = impl_->policies.find(stream); it != impl_->policies.end()) return it->second;
+  return std::nullopt;
+}
+
+result<std::uint64_t> journal::seq_at_time(std::string_view stream, std::int64_t timestamp_ns) const {
+  if (!valid_stream_name(stream)) return errc::invalid_argument;
+  const auto dbi = impl_->find_dbi(db_name(stream));
+  if (!dbi) return std::uint64_t{1};
+  std::shared_lock map_lock(impl_->map_mutex);
+  int rc = 0;
+  txn t = impl_->begin(MDB_RDONLY, rc);
+  if (rc != 0) return lmdb_error(rc);
+  journal_detail::cursor c(t.get(), *dbi, rc);
+  if (rc != 0) return lmdb_error(rc);
+  MDB_val key{}, value{};
+  std::uint64_t first = 0, last = 0;
+  if (c.get(key, value, MDB_FIRST) != 0) return std::uint64_t{1};
+  decode_seq_key(to_span(key), first);
+  c.get(key, value, MDB_LAST);
+  decode_seq_key(to_span(key), last);
+  // The time of the first record at or after `seq`; nullopt past the end.
+  auto time_at = [&](std::uint64_t seq) -> result<std::optional<std::pair<std::uint64_t, std::int64_t>>> {
+    std::byte key_bytes[8];
+    encode_seq_key(seq, key_bytes);
+    MDB_val k = to_val(key_bytes, sizeof key_bytes);
+    MDB_val v{};
+    const int r = c.get(k, v, MDB_SET_RANGE);
+    if (r == MDB_NOTFOUND) return std::optional<std::pair<std::uint64_t, std::int64_t>>();
+    if (r != 0) return lmdb_error(r);
+    std::uint64_t at = 0;
+    decode_seq_key(to_span(k), at);
+    record_view view;
+    if (decode_record(at, to_span(v), view) != record_fault::none) return errc::malformed;
+    return std::optional(std::make_pair(at, view.timestamp_ns));
+  };
+  // Invariant: every record below `lo` is older than the target; `hi` is a sequence at or after
+  // which every record is at least as new.
+  std::uint64_t lo = first;
+  std::uint64_t hi = last + 1;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    auto probe = time_at(mid);
+    if (!probe) return probe.error();
+    if (!*probe) {
+      hi = mid;
+      continue;
+    }
+    const auto [at, ts] = **probe;
+    if (ts < timestamp_ns) lo = at + 1;
+    else hi = mid;
+  }
+  // `lo` may fall in a gap (trimmed or removed records): land on the next record that exists.
+  auto landed = time_at(lo);
+  if (!landed) return landed.error();
+  return *landed ? (*landed)->first : last + 1;
 }
 
 std::optional<std::uint64_t> journal::cursor(std::string_view name) const {
