@@ -76,6 +76,17 @@ struct retention_policy {
   friend bool operator==(const retention_policy&, const retention_policy&) = default;
 };
 
+/// A record moved to the dead-letter queue, with why.
+struct dead_letter {
+  std::uint64_t id = 0;            ///< its place in the dead-letter queue, from 1
+  std::string stream;              ///< where it came from
+  std::uint64_t seq = 0;           ///< its sequence there
+  std::string reason;
+  std::uint32_t attempts = 0;      ///< delivery attempts made before it was given up
+  std::int64_t timestamp_ns = 0;   ///< when it was dead-lettered
+  std::string payload;
+};
+
 /// What identifies a message for deduplication.
 struct dedup_key {
   std::string_view producer;  ///< the producer's id (1-255 bytes)
@@ -110,6 +121,11 @@ class journal_txn {
   /// this transaction, so an application that writes its effects in the same transaction
   /// processes each message effectively once.
   dedup_verdict mark_seen(const dedup_key& key);
+
+  /// Moves record `seq` of `stream` to the dead-letter queue with `reason` and `attempts`.
+  /// Returns: its dead-letter id, or 0 when the stream has no such record.
+  std::uint64_t dead_letter(std::string_view stream, std::uint64_t seq, std::string_view reason,
+                            std::uint32_t attempts);
 
   /// Named consumer offsets.
   void set_cursor(std::string_view name, std::uint64_t seq);
@@ -172,6 +188,8 @@ struct journal_stats {
   std::uint64_t map_resizes = 0;    ///< times the map grew
   std::size_t map_size = 0;         ///< current map size in bytes
   std::uint64_t stale_readers = 0;  ///< reader slots of dead processes cleared at open
+  std::uint64_t expired = 0;        ///< records removed at the end of their TTL
+  std::uint64_t delivered_scheduled = 0;  ///< scheduled records appended when due
 };
 
 class journal {
@@ -201,6 +219,28 @@ class journal {
   std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
   /// Appends and waits until durable.
   result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload);
+  /// Appends a record that expires `ttl` after its append: the writer removes it (and counts it
+  /// in stats().expired) within about a second of expiry. Readers may still see it until then.
+  result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload,
+                                    std::chrono::nanoseconds ttl);
+
+  /// Holds `payload` until `deliver_at_ns` (ns since the Unix epoch), then appends it to
+  /// `stream` (within about a second); until then readers do not see it and it has no sequence
+  /// number. The schedule is durable like an append.
+  /// Returns: an id for the scheduled record, or the errors of append().
+  result<std::uint64_t> schedule(std::string_view stream, std::string_view payload,
+                                 std::int64_t deliver_at_ns);
+  /// Records scheduled and not yet appended.
+  std::uint64_t scheduled_count() const;
+
+  /// The dead-letter queue, from id `from` on, at most `max` entries.
+  std::vector<fabric::dead_letter> dead_letters(std::uint64_t from = 1, std::size_t max = 1000) const;
+  /// Appends dead letter `id` back to its stream (under a new sequence number) and removes it
+  /// from the queue. Returns: the new sequence number, errc::invalid_argument for an unknown id,
+  /// or an LMDB error.
+  result<std::uint64_t> requeue(std::uint64_t id);
+  /// Removes dead letter `id` for good. Returns: true when it existed.
+  result<bool> discard_dead_letter(std::uint64_t id);
 
   /// Runs `fn` on the writer thread in a write transaction of its own and waits until that
   /// transaction is durable. If `fn` throws, nothing it did is kept and the exception is

@@ -74,6 +74,8 @@ struct pending_append {
   journal::append_callback done{};
   txn_function txn_fn{};  // set for a transaction
   txn_callback txn_done{};
+  std::int64_t ttl_ns = 0;      // > 0: the record expires this long after its append
+  std::int64_t deliver_at = 0;  // > 0: held until then (schedule)
 };
 
 // An append committed in periodic mode, waiting for the next fsync to complete it.
@@ -90,6 +92,10 @@ constexpr std::string_view dedup_ids_db = "x/dedup-ids";        // producer, id 
 constexpr std::string_view dedup_times_db = "x/dedup-times";    // ts, producer, id -> (none)
 constexpr std::string_view retention_db = "x/retention";        // stream -> msgpack policy
 constexpr std::string_view stream_bytes_db = "x/stream-bytes";  // stream -> payload bytes, u64 LE
+constexpr std::string_view expiry_db = "x/expiry";        // time, stream, seq -> (none)
+constexpr std::string_view scheduled_db = "x/scheduled";  // time, id -> msgpack [stream, payload]
+constexpr std::string_view dlq_db = "x/dlq";              // id -> msgpack dead letter
+constexpr std::string_view counters_db = "x/counters";    // name -> u64 LE
 
 void put_u64_le(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -172,6 +178,9 @@ struct journal_txn::state {
   // Payload bytes added (appends) and removed (retention) per stream.
   std::unordered_map<std::string, std::int64_t> bytes_delta{};
   bool changed = false;  // anything written; a maintenance pass that changed nothing aborts
+  std::int64_t timed_delta = 0;  // entries added to / removed from the expiry and schedule indexes
+  std::uint64_t expired = 0;
+  std::uint64_t delivered = 0;
 };
 
 struct journal::impl {
@@ -192,6 +201,8 @@ struct journal::impl {
   std::unordered_map<std::string, std::uint64_t> stream_bytes;  // payload bytes; under dbi_mutex
   std::map<std::string, retention_policy, std::less<>> policies;  // under dbi_mutex
   std::int64_t last_ts = 0;  // writer: append times never go backwards
+  std::uint64_t timed_entries = 0;  // writer: entries in the expiry and schedule indexes
+  std::atomic<std::uint64_t> expired{0}, delivered_scheduled{0};
 
   // The queue between appenders and the writer.
   std::mutex queue_mutex;
@@ -309,6 +320,102 @@ struct journal::impl {
                        [](const auto& p) { return p.second.max_age.count() > 0; });
   }
 
+  // Puts `key` -> `value` in database `name` of the writer's transaction. Throws lmdb_failure.
+  void put_in(journal_txn::state& st, std::string_view name, std::string_view key, std::string_view value) {
+    MDB_val k = to_val(key.data(), key.size());
+    MDB_val v = to_val(value.data(), value.size());
+    if (const int rc = mdb_put(st.txn, *find_dbi(name), &k, &v, 0); rc != 0) throw lmdb_failure{rc};
+    st.changed = true;
+  }
+
+  // The next value of counter `name` (1, 2, 3, ...), kept in the transaction.
+  std::uint64_t next_counter(journal_txn::state& st, std::string_view name) {
+    MDB_val k = to_val(name.data(), name.size());
+    MDB_val v{};
+    const std::uint64_t next =
+        (mdb_get(st.txn, *find_dbi(counters_db), &k, &v) == 0 && v.mv_size == 8 ? get_u64_le(v.mv_data) : 0) + 1;
+    std::string encoded;
+    put_u64_le(encoded, next);
+    put_in(st, counters_db, name, encoded);
+    return next;
+  }
+
+  void add_expiry(journal_txn::state& st, std::string_view stream, std::uint64_t seq, std::int64_t ttl_ns) {
+    std::string key;
+    put_u64_be(key, static_cast<std::uint64_t>(st.now_ns + ttl_ns) ^ (std::uint64_t{1} << 63));
+    put_short_string(key, stream);
+    put_u64_be(key, seq);
+    put_in(st, expiry_db, key, {});
+    ++st.timed_delta;
+  }
+
+  std::uint64_t add_scheduled(journal_txn::state& st, std::string_view stream, std::string_view payload,
+                              std::int64_t deliver_at) {
+    const std::uint64_t id = next_counter(st, "scheduled");
+    std::string key;
+    put_u64_be(key, static_cast<std::uint64_t>(deliver_at) ^ (std::uint64_t{1} << 63));
+    put_u64_be(key, id);
+    const frame value = pack(std::make_tuple(std::string(stream), std::string(payload)));
+    put_in(st, scheduled_db, key, view(value));
+    ++st.timed_delta;
+    return id;
+  }
+
+  // Removes record `seq` of `stream`, if present. Returns its payload size, or -1.
+  std::int64_t remove_record(journal_txn::state& st, const std::string& stream, std::uint64_t seq) {
+    const auto dbi = find_dbi(db_name(stream));
+    if (!dbi) return -1;
+    std::byte key_bytes[8];
+    encode_seq_key(seq, key_bytes);
+    MDB_val k = to_val(key_bytes, sizeof key_bytes);
+    MDB_val v{};
+    if (mdb_get(st.txn, *dbi, &k, &v) != 0) return -1;
+    const auto size = static_cast<std::int64_t>(v.mv_size >= record_header_size ? v.mv_size - record_header_size : 0);
+    if (const int rc = mdb_del(st.txn, *dbi, &k, nullptr); rc != 0) throw lmdb_failure{rc};
+    st.bytes_delta[stream] -= size;
+    st.changed = true;
+    return size;
+  }
+
+  // Removes expired records and appends scheduled ones that are due, a bounded amount per commit.
+  void run_timed(journal_txn::state& st) {
+    if (timed_entries == 0) return;
+    const std::uint64_t now_key = static_cast<std::uint64_t>(st.now_ns) ^ (std::uint64_t{1} << 63);
+    int rc = 0;
+    {
+      journal_detail::cursor c(st.txn, *find_dbi(expiry_db), rc);
+      MDB_val key{}, value{};
+      for (int budget = 1024; rc == 0 && budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
+        const auto* bytes = static_cast<const char*>(key.mv_data);
+        if (key.mv_size < 8 + 1 + 8 || get_u64_be(bytes) > now_key) break;
+        const auto len = static_cast<unsigned char>(bytes[8]);
+        if (key.mv_size != 8 + 1 + len + 8u) break;
+        const std::string stream(bytes + 9, len);
+        const std::uint64_t seq = get_u64_be(bytes + 9 + len);
+        if (c.del() != 0) break;
+        --st.timed_delta;
+        st.changed = true;
+        if (remove_record(st, stream, seq) >= 0) ++st.expired;
+      }
+    }
+    {
+      journal_detail::cursor c(st.txn, *find_dbi(scheduled_db), rc);
+      MDB_val key{}, value{};
+      for (int budget = 1024; rc == 0 && budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
+        if (key.mv_size != 16 || get_u64_be(key.mv_data) > now_key) break;
+        auto item = unpack<std::tuple<std::string, std::string>>(to_span(value));
+        std::string stream, payload;
+        if (item) std::tie(stream, payload) = std::move(*item);
+        if (c.del() != 0) break;
+        --st.timed_delta;
+        st.changed = true;
+        if (!item || !valid_stream_name(stream)) continue;  // unreadable: dropped, not guessed at
+        append_in(st, stream, payload);
+        ++st.delivered;
+      }
+    }
+  }
+
   // Trims streams past their retention policy, at most `budget` records per stream per commit.
   void apply_retention(journal_txn::state& st) {
     std::vector<std::pair<std::string, retention_policy>> todo;
@@ -394,7 +501,8 @@ struct journal::impl {
         names.emplace_back(static_cast<const char*>(key.mv_data), key.mv_size);
     }
     for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db,
-                                      dedup_times_db, retention_db, stream_bytes_db})
+                                      dedup_times_db, retention_db, stream_bytes_db, expiry_db,
+                                      scheduled_db, dlq_db, counters_db})
       if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
     for (const auto& name : names) {
       const bool known = name.rfind(stream_prefix, 0) == 0 || name.rfind(table_prefix, 0) == 0 ||
@@ -420,6 +528,10 @@ struct journal::impl {
     }
     load_stream_bytes(t.get());
     load_policies(t.get());
+    for (std::string_view timed : {expiry_db, scheduled_db}) {
+      MDB_stat stat{};
+      if (mdb_stat(t.get(), dbis.at(std::string(timed)), &stat) == 0) timed_entries += stat.ms_entries;
+    }
     if ((rc = t.commit()) != 0) throw_lmdb(rc, "cannot open the journal's databases");
   }
 
@@ -513,9 +625,18 @@ struct journal::impl {
             txn_failure = std::current_exception();  // the application's own failure: abort
           }
         } else {
-          for (auto& a : batch) seqs.push_back(append_in(st, a.stream, a.payload));
+          for (auto& a : batch) {
+            if (a.deliver_at > 0) {
+              seqs.push_back(add_scheduled(st, a.stream, a.payload, a.deliver_at));
+              continue;
+            }
+            const std::uint64_t seq = append_in(st, a.stream, a.payload);
+            if (a.ttl_ns > 0) add_expiry(st, a.stream, seq, a.ttl_ns);
+            seqs.push_back(seq);
+          }
         }
         if (!txn_failure) {
+          run_timed(st);
           prune_dedup(st);
           apply_retention(st);
           persist_stream_bytes(st);
@@ -535,6 +656,9 @@ struct journal::impl {
       if (rc != 0) return rc;
       publish(st);
       last_ts = st.now_ns;
+      timed_entries = static_cast<std::uint64_t>(static_cast<std::int64_t>(timed_entries) + st.timed_delta);
+      expired.fetch_add(st.expired, std::memory_order_relaxed);
+      delivered_scheduled.fetch_add(st.delivered, std::memory_order_relaxed);
       return 0;
     }
   }
@@ -550,6 +674,27 @@ struct journal::impl {
     unsynced.clear();
     for (auto& [done, failure] : unsynced_txns) done(rc, failure);
     unsynced_txns.clear();
+  }
+
+  // Hands an append (or a scheduled record) to the writer, or completes it at once with why not.
+  void enqueue(pending_append&& work) {
+    if (!valid_stream_name(work.stream) || work.payload.size() > options.max_record_size) {
+      complete(work.done, errc::too_large);
+      return;
+    }
+    {
+      std::lock_guard lock(queue_mutex);
+      if (stopping) {
+        complete(work.done, errc::closed);
+        return;
+      }
+      if (queue.size() >= options.max_pending) {
+        complete(work.done, errc::back_pressure);
+        return;
+      }
+      queue.push_back(std::move(work));
+    }
+    queue_cv.notify_one();
   }
 
   // Takes the next unit of work: one transaction, or up to max_batch appends.
@@ -610,7 +755,7 @@ struct journal::impl {
     std::vector<pending_append> batch;
     std::vector<std::uint64_t> seqs;
     for (;;) {
-      const bool ages = has_age_limits();
+      const bool ages = has_age_limits() || timed_entries > 0;
       {
         std::unique_lock lock(queue_mutex);
         auto wake = clock::time_point::max();
@@ -705,23 +850,11 @@ journal::~journal() {
 }
 
 void journal::append(std::string_view stream, std::string_view payload, append_callback done) {
-  if (!valid_stream_name(stream) || payload.size() > impl_->options.max_record_size) {
-    complete(done, errc::too_large);
-    return;
-  }
-  {
-    std::lock_guard lock(impl_->queue_mutex);
-    if (impl_->stopping) {
-      complete(done, errc::closed);
-      return;
-    }
-    if (impl_->queue.size() >= impl_->options.max_pending) {
-      complete(done, errc::back_pressure);
-      return;
-    }
-    impl_->queue.push_back({std::string(stream), std::string(payload), std::move(done)});
-  }
-  impl_->queue_cv.notify_one();
+  pending_append work;
+  work.stream = std::string(stream);
+  work.payload = std::string(payload);
+  work.done = std::move(done);
+  impl_->enqueue(std::move(work));
 }
 
 std::future<result<std::uint64_t>> journal::append(std::string_view stream, std::string_view payload) {
@@ -733,6 +866,111 @@ std::future<result<std::uint64_t>> journal::append(std::string_view stream, std:
 
 result<std::uint64_t> journal::append_wait(std::string_view stream, std::string_view payload) {
   return append(stream, payload).get();
+}
+
+namespace {
+
+// Enqueues `work` and waits for its result.
+result<std::uint64_t> enqueue_and_wait(const std::function<void(pending_append&&)>& enqueue, pending_append&& work) {
+  auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
+  auto future = promise->get_future();
+  work.done = [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); };
+  enqueue(std::move(work));
+  return future.get();
+}
+
+}  // namespace
+
+result<std::uint64_t> journal::append_wait(std::string_view stream, std::string_view payload,
+                                           std::chrono::nanoseconds ttl) {
+  pending_append work;
+  work.stream = std::string(stream);
+  work.payload = std::string(payload);
+  work.ttl_ns = ttl.count();
+  return enqueue_and_wait([this](pending_append&& w) { impl_->enqueue(std::move(w)); }, std::move(work));
+}
+
+result<std::uint64_t> journal::schedule(std::string_view stream, std::string_view payload,
+                                        std::int64_t deliver_at_ns) {
+  pending_append work;
+  work.stream = std::string(stream);
+  work.payload = std::string(payload);
+  work.deliver_at = std::max<std::int64_t>(deliver_at_ns, 1);
+  return enqueue_and_wait([this](pending_append&& w) { impl_->enqueue(std::move(w)); }, std::move(work));
+}
+
+std::uint64_t journal::scheduled_count() const {
+  return impl_->read_in(scheduled_db, [](MDB_txn* t, MDB_dbi dbi) -> std::uint64_t {
+    MDB_stat stat{};
+    return mdb_stat(t, dbi, &stat) == 0 ? stat.ms_entries : 0;
+  });
+}
+
+namespace {
+
+using dead_letter_tuple =
+    std::tuple<std::string, std::uint64_t, std::string, std::uint32_t, std::int64_t, std::string>;
+
+std::optional<dead_letter> decode_dead_letter(const MDB_val& key, const MDB_val& value) {
+  if (key.mv_size != 8) return std::nullopt;
+  auto decoded = unpack<dead_letter_tuple>(to_span(value));
+  if (!decoded) return std::nullopt;
+  dead_letter d;
+  d.id = get_u64_be(key.mv_data);
+  std::tie(d.stream, d.seq, d.reason, d.attempts, d.timestamp_ns, d.payload) = std::move(*decoded);
+  return d;
+}
+
+}  // namespace
+
+std::vector<dead_letter> journal::dead_letters(std::uint64_t from, std::size_t max) const {
+  return impl_->read_in(dlq_db, [&](MDB_txn* t, MDB_dbi dbi) -> std::vector<dead_letter> {
+    std::vector<dead_letter> out;
+    int rc = 0;
+    journal_detail::cursor c(t, dbi, rc);
+    if (rc != 0) return out;
+    std::string start;
+    put_u64_be(start, from);
+    MDB_val key = to_val(start.data(), start.size());
+    MDB_val value{};
+    for (int r = c.get(key, value, MDB_SET_RANGE); r == 0 && out.size() < max; r = c.get(key, value, MDB_NEXT))
+      if (auto d = decode_dead_letter(key, value)) out.push_back(std::move(*d));
+    return out;
+  });
+}
+
+result<std::uint64_t> journal::requeue(std::uint64_t id) {
+  std::uint64_t seq = 0;
+  auto done = transact([&](journal_txn& t) {
+    std::string key;
+    put_u64_be(key, id);
+    MDB_val k = to_val(key.data(), key.size());
+    MDB_val v{};
+    const MDB_dbi dbi = *impl_->find_dbi(dlq_db);
+    if (mdb_get(t.state_.txn, dbi, &k, &v) != 0) return;
+    auto letter = decode_dead_letter(k, v);
+    if (!letter || !valid_stream_name(letter->stream)) return;
+    seq = impl_->append_in(t.state_, letter->stream, letter->payload);
+    if (const int rc = mdb_del(t.state_.txn, dbi, &k, nullptr); rc != 0) throw lmdb_failure{rc};
+  });
+  if (!done) return done.error();
+  if (seq == 0) return errc::invalid_argument;
+  return seq;
+}
+
+result<bool> journal::discard_dead_letter(std::uint64_t id) {
+  bool existed = false;
+  auto done = transact([&](journal_txn& t) {
+    std::string key;
+    put_u64_be(key, id);
+    MDB_val k = to_val(key.data(), key.size());
+    const int rc = mdb_del(t.state_.txn, *impl_->find_dbi(dlq_db), &k, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) throw lmdb_failure{rc};
+    existed = rc == 0;
+    t.state_.changed = true;
+  });
+  if (!done) return done.error();
+  return existed;
 }
 
 result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_seq,
@@ -933,6 +1171,37 @@ bool journal_txn::erase(std::string_view table, std::string_view key) {
   if (rc == MDB_NOTFOUND) return false;
   if (rc != 0) throw lmdb_failure{rc};
   return true;
+}
+
+std::uint64_t journal_txn::dead_letter(std::string_view stream, std::uint64_t seq, std::string_view reason,
+                                       std::uint32_t attempts) {
+  if (!valid_stream_name(stream)) throw error(errc::invalid_argument, "dead_letter: bad stream name");
+  const auto dbi = state_.owner.dbi_for(state_, db_name(stream), false);
+  if (!dbi) return 0;
+  std::byte key_bytes[8];
+  encode_seq_key(seq, key_bytes);
+  MDB_val k = to_val(key_bytes, sizeof key_bytes);
+  MDB_val v{};
+  const int rc = mdb_get(state_.txn, *dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) throw lmdb_failure{rc};
+  record_view view;
+  std::string why(reason);
+  std::string payload;
+  if (decode_record(seq, to_span(v), view) == record_fault::none) {
+    payload = std::string(view.payload);
+  } else {
+    // Keep the damaged bytes for inspection rather than lose them.
+    payload.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    why += " (the record failed its checks; raw value kept)";
+  }
+  state_.owner.remove_record(state_, std::string(stream), seq);
+  const std::uint64_t id = state_.owner.next_counter(state_, "dead-letters");
+  std::string key;
+  put_u64_be(key, id);
+  const frame value = pack(dead_letter_tuple{std::string(stream), seq, why, attempts, state_.now_ns, payload});
+  state_.owner.put_in(state_, dlq_db, key, fabric::view(value));
+  return id;
 }
 
 void journal_txn::set_cursor(std::string_view name, std::uint64_t seq) {
@@ -1199,6 +1468,8 @@ journal_stats journal::stats() const {
   s.map_resizes = impl_->map_resizes.load();
   s.map_size = impl_->map_size.load();
   s.stale_readers = impl_->stale_readers;
+  s.expired = impl_->expired.load();
+  s.delivered_scheduled = impl_->delivered_scheduled.load();
   return s;
 }
 
