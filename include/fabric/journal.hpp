@@ -40,6 +40,10 @@ enum class durability {
 
 /// Settings fixed when a journal is opened.
 struct journal_options {
+  /// Open an existing journal to read it only: no writer thread, nothing created or changed,
+  /// appends and transactions refused with errc::invalid_state. Any number of processes may
+  /// read a journal while one process writes it.
+  bool read_only = false;
   durability mode = durability::sync;
   /// periodic mode: how often the writer fsyncs.
   std::chrono::milliseconds sync_interval{10};
@@ -196,10 +200,13 @@ class journal {
  public:
   using append_callback = std::function<void(result<std::uint64_t> seq)>;
 
-  /// Opens (creating if needed) the journal in directory `dir` (created too).
+  /// Opens (creating if needed) the journal in directory `dir` (created too). One process at a
+  /// time may open a journal for writing (a lock file in `dir` enforces it): the writer keeps
+  /// sequence numbers and counts in memory, which a second writer would invalidate.
   /// Throws: fabric::error — invalid_state when this process already has `dir` open (LMDB must
-  /// not be opened twice in one process), io_error when LMDB cannot open it (the message says
-  /// why), invalid_argument for bad options.
+  /// not be opened twice in one process) or another process has it open for writing,
+  /// invalid_argument for bad options or, read-only, a directory with no journal, io_error when
+  /// LMDB cannot open it (the message says why).
   static journal open(const std::filesystem::path& dir, const journal_options& options = {});
 
   /// Completes every append already accepted, stops the writer and closes the environment.

@@ -10,10 +10,16 @@
 #include "journal/lmdb.hpp"
 #include "journal/record.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -209,6 +215,7 @@ struct journal::impl {
   std::condition_variable queue_cv;
   std::deque<pending_append> queue;
   bool stopping = false;
+  bool replan = false;  // the writer must recompute its wake-up time (a policy changed)
 
   // Writer-thread state.
   std::vector<committed_append> unsynced;
@@ -219,8 +226,49 @@ struct journal::impl {
   std::atomic<std::size_t> map_size{0};
   std::uint64_t stale_readers = 0;
 
+  int writer_lock_fd = -1;  // flock'ed for the journal's life when opened for writing
+
   ~impl() {
+    if (writer_lock_fd >= 0) ::close(writer_lock_fd);  // releases the lock
     if (!registered.empty()) registry().remove(registered);
+  }
+
+  bool read_only() const noexcept { return options.read_only; }
+
+  // Read-only: a database created by the writing process after this one opened. Opened in a
+  // read transaction of its own under dbi_mutex, as LMDB requires for mdb_dbi_open.
+  std::optional<MDB_dbi> refresh_dbi(std::string_view full_name) const {
+    std::lock_guard lock(dbi_mutex);
+    if (auto it = dbis.find(full_name); it != dbis.end()) return it->second;
+    std::shared_lock map_lock(map_mutex);
+    int rc = 0;
+    txn t = begin(MDB_RDONLY, rc);
+    if (rc != 0) return std::nullopt;
+    MDB_dbi dbi = 0;
+    const std::string name(full_name);
+    if (mdb_dbi_open(t.get(), name.c_str(), 0, &dbi) != 0) return std::nullopt;
+    if (t.commit() != 0) return std::nullopt;
+    const_cast<impl*>(this)->dbis.emplace(name, dbi);
+    return dbi;
+  }
+
+  // Read-only: the names of the streams on disk now.
+  std::vector<std::string> stream_names_on_disk() const {
+    std::vector<std::string> names;
+    std::shared_lock map_lock(map_mutex);
+    int rc = 0;
+    txn t = begin(MDB_RDONLY, rc);
+    if (rc != 0) return names;
+    MDB_dbi main_db = 0;
+    if (mdb_dbi_open(t.get(), nullptr, 0, &main_db) != 0) return names;
+    journal_detail::cursor c(t.get(), main_db, rc);
+    if (rc != 0) return names;
+    MDB_val key{}, value{};
+    for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT)) {
+      std::string_view name(static_cast<const char*>(key.mv_data), key.mv_size);
+      if (name.substr(0, stream_prefix.size()) == stream_prefix) names.emplace_back(name.substr(stream_prefix.size()));
+    }
+    return names;
   }
 
   // Begins a transaction, adopting a map grown by another process if LMDB says so.
@@ -234,8 +282,11 @@ struct journal::impl {
   }
 
   std::optional<MDB_dbi> find_dbi(std::string_view full_name) const {
-    std::lock_guard lock(dbi_mutex);
-    if (auto it = dbis.find(full_name); it != dbis.end()) return it->second;
+    {
+      std::lock_guard lock(dbi_mutex);
+      if (auto it = dbis.find(full_name); it != dbis.end()) return it->second;
+    }
+    if (read_only()) return refresh_dbi(full_name);
     return std::nullopt;
   }
 
@@ -254,9 +305,14 @@ struct journal::impl {
     return dbi;
   }
 
-  dedup_dbs dedup_dbis() const {
-    return {*find_dbi(dedup_marks_db), *find_dbi(dedup_window_db), *find_dbi(dedup_ids_db),
-            *find_dbi(dedup_times_db)};
+  // The dedup databases; nullopt only for a read-only journal written before they existed.
+  std::optional<dedup_dbs> dedup_dbis() const {
+    const auto marks = find_dbi(dedup_marks_db);
+    const auto window = find_dbi(dedup_window_db);
+    const auto ids = find_dbi(dedup_ids_db);
+    const auto times = find_dbi(dedup_times_db);
+    if (!marks || !window || !ids || !times) return std::nullopt;
+    return dedup_dbs{*marks, *window, *ids, *times};
   }
 
   // Runs `fn(txn, dbi)` in a short read transaction over database `full_name`; returns `fn`'s
@@ -488,7 +544,7 @@ struct journal::impl {
   void load_databases() {
     std::lock_guard lock(dbi_mutex);
     int rc = 0;
-    txn t = begin(0, rc);
+    txn t = begin(read_only() ? MDB_RDONLY : 0u, rc);
     if (rc != 0) throw_lmdb(rc, "cannot open the journal at " + dir.string());
     MDB_dbi main_db = 0;
     if ((rc = mdb_dbi_open(t.get(), nullptr, 0, &main_db)) != 0) throw_lmdb(rc, "cannot open the main database");
@@ -500,16 +556,19 @@ struct journal::impl {
       for (int r = c.get(key, value, MDB_FIRST); r == 0; r = c.get(key, value, MDB_NEXT))
         names.emplace_back(static_cast<const char*>(key.mv_data), key.mv_size);
     }
-    for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db,
-                                      dedup_times_db, retention_db, stream_bytes_db, expiry_db,
-                                      scheduled_db, dlq_db, counters_db})
-      if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
+    // A writer creates the internal databases a journal written by an older version lacks; a
+    // reader changes nothing and does without them.
+    if (!read_only())
+      for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db,
+                                        dedup_times_db, retention_db, stream_bytes_db, expiry_db,
+                                        scheduled_db, dlq_db, counters_db})
+        if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
     for (const auto& name : names) {
       const bool known = name.rfind(stream_prefix, 0) == 0 || name.rfind(table_prefix, 0) == 0 ||
                          name.rfind("x/", 0) == 0;
       if (!known) continue;
       MDB_dbi dbi = 0;
-      if ((rc = mdb_dbi_open(t.get(), name.c_str(), MDB_CREATE, &dbi)) != 0)
+      if ((rc = mdb_dbi_open(t.get(), name.c_str(), read_only() ? 0u : MDB_CREATE, &dbi)) != 0)
         throw_lmdb(rc, "cannot open database '" + name + "'");
       dbis.emplace(name, dbi);
       if (name.rfind(stream_prefix, 0) != 0) continue;
@@ -526,11 +585,13 @@ struct journal::impl {
       }
       last_seq.emplace(name.substr(stream_prefix.size()), last);
     }
-    load_stream_bytes(t.get());
-    load_policies(t.get());
-    for (std::string_view timed : {expiry_db, scheduled_db}) {
-      MDB_stat stat{};
-      if (mdb_stat(t.get(), dbis.at(std::string(timed)), &stat) == 0) timed_entries += stat.ms_entries;
+    if (!read_only()) {
+      load_stream_bytes(t.get());
+      load_policies(t.get());
+      for (std::string_view timed : {expiry_db, scheduled_db}) {
+        MDB_stat stat{};
+        if (mdb_stat(t.get(), dbis.at(std::string(timed)), &stat) == 0) timed_entries += stat.ms_entries;
+      }
     }
     if ((rc = t.commit()) != 0) throw_lmdb(rc, "cannot open the journal's databases");
   }
@@ -678,6 +739,10 @@ struct journal::impl {
 
   // Hands an append (or a scheduled record) to the writer, or completes it at once with why not.
   void enqueue(pending_append&& work) {
+    if (read_only()) {
+      complete(work.done, errc::invalid_state);
+      return;
+    }
     if (!valid_stream_name(work.stream) || work.payload.size() > options.max_record_size) {
       complete(work.done, errc::too_large);
       return;
@@ -761,9 +826,10 @@ struct journal::impl {
         auto wake = clock::time_point::max();
         if (periodic && (!unsynced.empty() || !unsynced_txns.empty())) wake = next_sync;
         if (ages) wake = std::min(wake, next_maintenance);
-        auto ready = [&] { return !queue.empty() || stopping; };
+        auto ready = [&] { return !queue.empty() || stopping || replan; };
         if (wake == clock::time_point::max()) queue_cv.wait(lock, ready);
         else queue_cv.wait_until(lock, wake, ready);
+        replan = false;
         take_work(batch);
         if (batch.empty() && stopping) break;
       }
@@ -794,8 +860,13 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
       (options.mode == durability::periodic && options.sync_interval.count() <= 0))
     throw error(errc::invalid_argument, "journal_options: a count, size or interval is zero or inconsistent");
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw error(errc::io_error, "cannot create the journal directory " + dir.string() + ": " + ec.message());
+  if (options.read_only) {
+    if (!std::filesystem::is_regular_file(dir / "data.mdb", ec))
+      throw error(errc::invalid_argument, "no journal at " + dir.string() + " (it has no data.mdb)");
+  } else {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw error(errc::io_error, "cannot create the journal directory " + dir.string() + ": " + ec.message());
+  }
   const std::string canonical = std::filesystem::canonical(dir, ec).string();
   if (ec) throw error(errc::io_error, "cannot resolve " + dir.string() + ": " + ec.message());
 
@@ -806,13 +877,26 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
     throw error(errc::invalid_state, "the journal at " + canonical +
                                          " is already open in this process; share that journal object");
   p->registered = canonical;
+  if (!options.read_only) {
+    // One writing process per journal: its in-memory sequence numbers and counts would go stale
+    // under a second writer. The lock goes with the process, so a crash never leaves it held.
+    const std::string lock_path = canonical + "/writer.lock";
+    p->writer_lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (p->writer_lock_fd < 0)
+      throw error(errc::io_error, "cannot create " + lock_path + ": " + std::strerror(errno));
+    if (::flock(p->writer_lock_fd, LOCK_EX | LOCK_NB) != 0)
+      throw error(errc::invalid_state, "the journal at " + canonical +
+                                           " is open for writing in another process; open it with "
+                                           "journal_options::read_only to read it meanwhile");
+  }
 
   MDB_env* e = p->environment.get();
   int rc = mdb_env_set_maxdbs(e, options.max_streams + 8);
   if (rc == 0) rc = mdb_env_set_mapsize(e, options.map_size);
   if (rc != 0) throw_lmdb(rc, "cannot configure the journal at " + canonical);
   unsigned flags = MDB_NOTLS;
-  if (options.mode != durability::sync) flags |= MDB_NOSYNC;
+  if (options.read_only) flags |= MDB_RDONLY;
+  else if (options.mode != durability::sync) flags |= MDB_NOSYNC;
   if ((rc = mdb_env_open(e, canonical.c_str(), flags, 0640)) != 0)
     throw_lmdb(rc, "cannot open the journal at " + canonical);
   // A crashed process leaves its reader slots behind; they would pin old pages forever.
@@ -824,8 +908,10 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   p->map_size = info.me_mapsize;
 
   p->load_databases();
-  impl* raw = p.get();
-  p->writer = std::thread([raw] { raw->run_writer(); });
+  if (!options.read_only) {
+    impl* raw = p.get();
+    p->writer = std::thread([raw] { raw->run_writer(); });
+  }
   return journal(std::move(p));
 }
 
@@ -1033,6 +1119,18 @@ result<std::uint64_t> journal::replay(std::string_view stream, std::uint64_t fro
 }
 
 std::optional<std::uint64_t> journal::last_seq(std::string_view stream) const {
+  if (impl_->read_only()) {
+    // Another process writes: read what is on disk now.
+    if (!valid_stream_name(stream)) return std::nullopt;
+    return impl_->read_in(db_name(stream), [](MDB_txn* t, MDB_dbi dbi) -> std::optional<std::uint64_t> {
+      int rc = 0;
+      journal_detail::cursor c(t, dbi, rc);
+      MDB_val key{}, value{};
+      std::uint64_t seq = 0;
+      if (rc != 0 || c.get(key, value, MDB_LAST) != 0 || !decode_seq_key(to_span(key), seq)) return std::nullopt;
+      return seq;
+    });
+  }
   std::lock_guard lock(impl_->dbi_mutex);
   auto it = impl_->last_seq.find(std::string(stream));
   if (it == impl_->last_seq.end() || it->second == 0) return std::nullopt;
@@ -1040,6 +1138,7 @@ std::optional<std::uint64_t> journal::last_seq(std::string_view stream) const {
 }
 
 std::vector<std::string> journal::streams() const {
+  if (impl_->read_only()) return impl_->stream_names_on_disk();
   std::lock_guard lock(impl_->dbi_mutex);
   std::vector<std::string> names;
   for (const auto& [name, dbi] : impl_->dbis)
@@ -1257,7 +1356,7 @@ bool already_seen(MDB_txn* t, const dedup_dbs& dbs, const dedup_key& key) {
 
 dedup_verdict journal_txn::mark_seen(const dedup_key& key) {
   check_dedup_key(key);
-  const dedup_dbs dbs = state_.owner.dedup_dbis();
+  const dedup_dbs dbs = *state_.owner.dedup_dbis();
   MDB_txn* t = state_.txn;
   if (already_seen(t, dbs, key)) return dedup_verdict::duplicate;
 
@@ -1325,6 +1424,7 @@ dedup_verdict journal_txn::mark_seen(const dedup_key& key) {
 }
 
 result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
+  if (impl_->read_only()) return errc::invalid_state;
   auto promise = std::make_shared<std::promise<result<void>>>();
   auto future = promise->get_future();
   pending_append work;
@@ -1362,9 +1462,17 @@ result<void> journal::set_retention(std::string_view stream, const retention_pol
     if (const int rc = mdb_put(t.state_.txn, dbi, &k, &v, 0); rc != 0) throw lmdb_failure{rc};
   });
   if (!done) return done;
-  std::lock_guard lock(impl_->dbi_mutex);
-  if (remove) impl_->policies.erase(name);
-  else impl_->policies[name] = policy;
+  {
+    std::lock_guard lock(impl_->dbi_mutex);
+    if (remove) impl_->policies.erase(name);
+    else impl_->policies[name] = policy;
+  }
+  {
+    // An idle writer sleeps until work arrives; an age limit means it must wake once a second.
+    std::lock_guard lock(impl_->queue_mutex);
+    impl_->replan = true;
+  }
+  impl_->queue_cv.notify_one();
   return {};
 }
 
@@ -1449,10 +1557,11 @@ std::optional<std::string> journal::get(std::string_view table, std::string_view
 
 bool journal::seen(const dedup_key& key) const {
   check_dedup_key(key);
-  const dedup_dbs dbs = impl_->dedup_dbis();
+  const auto dbs = impl_->dedup_dbis();
+  if (!dbs) return false;
   return impl_->read_in(dedup_marks_db, [&](MDB_txn* t, MDB_dbi) -> bool {
     try {
-      return already_seen(t, dbs, key);
+      return already_seen(t, *dbs, key);
     } catch (const lmdb_failure&) {
       return false;
     }

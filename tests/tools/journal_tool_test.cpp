@@ -1,0 +1,797 @@
+// Tests of fabric-journal, run as a child process against journals built with the library: each
+// subcommand's output and exit code, --json well-formedness, corrupt records and refusals.
+#include <fabric/journal.hpp>
+
+#include "journal/record.hpp"
+#include "support/support.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <lmdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using fabric::durability;
+using fabric::journal;
+using fabric::journal_options;
+using fabric::testing::temp_dir;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+#ifdef FABRIC_JOURNAL_TOOL
+constexpr std::string_view tool_path = FABRIC_JOURNAL_TOOL;
+#else
+constexpr std::string_view tool_path;  // tools not built: every test skips
+#endif
+
+using clock_type = std::chrono::steady_clock;
+
+// fabric-journal running in a child process, its stdout and stderr collected through pipes.
+// Every wait is bounded by poll() timeouts; nothing sleeps.
+class tool_process {
+ public:
+  explicit tool_process(const std::vector<std::string>& args) {
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
+      throw std::runtime_error("pipe2 failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+    std::vector<std::string> words{std::string(tool_path)};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, words[0].c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    fds_[0] = out_pipe[0];
+    fds_[1] = err_pipe[0];
+    if (rc != 0) {
+      pid_ = -1;
+      throw std::runtime_error("cannot start " + words[0]);
+    }
+  }
+
+  ~tool_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+
+  tool_process(const tool_process&) = delete;
+  tool_process& operator=(const tool_process&) = delete;
+
+  /// Collects output until stdout contains `needle`. Returns false if `bound` passes first or
+  /// the tool closes its output.
+  bool read_until(std::string_view needle, std::chrono::milliseconds bound = 10s) {
+    const auto deadline = clock_type::now() + bound;
+    while (out.find(needle) == std::string::npos) {
+      const auto left = deadline - clock_type::now();
+      if (left <= 0ms || !pump(left)) return out.find(needle) != std::string::npos;
+    }
+    return true;
+  }
+
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  /// Collects the rest of the output and reaps the tool. Returns its exit code, or -1 when it
+  /// had not finished within `bound` (it is killed).
+  int finish(std::chrono::milliseconds bound = 20s) {
+    const auto deadline = clock_type::now() + bound;
+    bool open = true;
+    while (open) {
+      const auto left = deadline - clock_type::now();
+      if (left <= 0ms) break;
+      open = pump(left);
+    }
+    const bool killed = open;
+    if (killed) ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);  // both pipes are closed: the tool has exited or been killed
+    pid_ = -1;
+    if (killed) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+  }
+
+  std::string out;
+  std::string err;
+
+ private:
+  // One poll of both pipes for up to `timeout`. Returns false once both are at end of file.
+  bool pump(std::chrono::nanoseconds timeout) {
+    pollfd polled[2];
+    nfds_t count = 0;
+    for (int fd : fds_)
+      if (fd >= 0) polled[count++] = pollfd{fd, POLLIN, 0};
+    if (count == 0) return false;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count() + 1;
+    if (::poll(polled, count, static_cast<int>(ms)) < 0) return true;  // EINTR: the caller retries
+    for (nfds_t i = 0; i < count; ++i) {
+      if (polled[i].revents == 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(polled[i].fd, buffer, sizeof buffer);
+      const int slot = polled[i].fd == fds_[0] ? 0 : 1;
+      if (n > 0) {
+        (slot == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
+      } else {
+        ::close(fds_[slot]);
+        fds_[slot] = -1;
+      }
+    }
+    return fds_[0] >= 0 || fds_[1] >= 0;
+  }
+
+  pid_t pid_ = -1;
+  int fds_[2] = {-1, -1};
+};
+
+struct run_result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+run_result run_tool(const std::vector<std::string>& args) {
+  tool_process p(args);
+  const int code = p.finish();
+  return {code, p.out, p.err};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A strict little JSON checker: enough to catch a missing comma, quote, brace or bracket.
+class json_checker {
+ public:
+  static bool well_formed(std::string_view text) {
+    json_checker c(text);
+    c.space();
+    if (!c.value()) return false;
+    c.space();
+    return c.at_ == text.size();
+  }
+
+ private:
+  explicit json_checker(std::string_view text) : s_(text) {}
+
+  bool value() {
+    if (at_ >= s_.size()) return false;
+    switch (s_[at_]) {
+      case '{': return container('}', true);
+      case '[': return container(']', false);
+      case '"': return string();
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: return number();
+    }
+  }
+
+  bool container(char close, bool object) {
+    ++at_;
+    space();
+    if (eat(close)) return true;
+    for (;;) {
+      space();
+      if (object) {
+        if (!string()) return false;
+        space();
+        if (!eat(':')) return false;
+        space();
+      }
+      if (!value()) return false;
+      space();
+      if (eat(close)) return true;
+      if (!eat(',')) return false;
+    }
+  }
+
+  bool string() {
+    if (!eat('"')) return false;
+    while (at_ < s_.size()) {
+      const char c = s_[at_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return false;
+      if (c == '\\') {
+        if (at_ >= s_.size()) return false;
+        const char e = s_[at_++];
+        if (e == 'u') {
+          for (int k = 0; k < 4; ++k)
+            if (at_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[at_++]))) return false;
+        } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
+          return false;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool number() {
+    const std::size_t start = at_;
+    eat('-');
+    while (at_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[at_])) || s_[at_] == '.' ||
+                               s_[at_] == 'e' || s_[at_] == 'E' || s_[at_] == '+' || s_[at_] == '-'))
+      ++at_;
+    return at_ > start && std::isdigit(static_cast<unsigned char>(s_[at_ - 1]));
+  }
+
+  bool literal(std::string_view word) {
+    if (s_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+
+  bool eat(char c) {
+    if (at_ < s_.size() && s_[at_] == c) {
+      ++at_;
+      return true;
+    }
+    return false;
+  }
+
+  void space() {
+    while (at_ < s_.size() && std::string_view(" \t\r\n").find(s_[at_]) != std::string_view::npos) ++at_;
+  }
+
+  std::string_view s_;
+  std::size_t at_ = 0;
+};
+
+// Whether `doc` has `"key":` followed by `value` (pass "" for any value).
+bool has_field(const std::string& doc, const std::string& key, const std::string& value = "") {
+  return doc.find("\"" + key + "\":" + value) != std::string::npos;
+}
+
+// Overwrites one stored record through LMDB, behind the journal's back.
+void damage_record(const fs::path& dir, const std::string& stream, std::uint64_t seq,
+                   const std::function<void(std::string&)>& mutate) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 64);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0640), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, ("s/" + stream).c_str(), 0, &dbi), 0);
+  std::byte key_bytes[8];
+  fabric::journal_detail::encode_seq_key(seq, key_bytes);
+  MDB_val key{8, key_bytes};
+  MDB_val value{};
+  ASSERT_EQ(mdb_get(txn, dbi, &key, &value), 0);
+  std::string bytes(static_cast<const char*>(value.mv_data), value.mv_size);
+  mutate(bytes);
+  MDB_val replaced{bytes.size(), bytes.data()};
+  ASSERT_EQ(mdb_put(txn, dbi, &key, &replaced, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+journal_options fast_options() {
+  journal_options o;
+  o.mode = durability::none;  // these tests read what they wrote; fsync proves nothing here
+  return o;
+}
+
+class JournalToolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (tool_path.empty()) GTEST_SKIP() << "fabric-journal is not built (FABRIC_BUILD_TOOLS=OFF)";
+  }
+
+  std::string path() const { return dir_.path().string(); }
+
+  // Appends `count` records "<prefix> 1".."<prefix> count" to `stream`.
+  void append(const std::string& stream, const std::string& prefix, int count) {
+    auto j = journal::open(dir_.path(), fast_options());
+    for (int i = 1; i <= count; ++i)
+      ASSERT_TRUE(j.append_wait(stream, prefix + " " + std::to_string(i)));
+  }
+
+  void append_payloads(const std::string& stream, const std::vector<std::string>& payloads) {
+    auto j = journal::open(dir_.path(), fast_options());
+    for (const auto& p : payloads) ASSERT_TRUE(j.append_wait(stream, p));
+  }
+
+  temp_dir dir_;
+};
+
+// ---- arguments
+
+TEST_F(JournalToolTest, HelpIsAvailableForTheToolAndEverySubcommand) {
+  const auto top = run_tool({"--help"});
+  EXPECT_EQ(top.code, 0);
+  for (const char* sub : {"stats", "streams", "tail", "dump", "verify", "compact"}) {
+    EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
+    const auto help = run_tool({sub, "--help"});
+    EXPECT_EQ(help.code, 0) << sub;
+    EXPECT_NE(help.out.find("Usage:"), std::string::npos) << sub;
+    EXPECT_NE(help.out.find("dir"), std::string::npos) << sub;
+  }
+}
+
+TEST_F(JournalToolTest, NoSubcommandOrAnUnknownOneIsABadArgument) {
+  const auto none = run_tool({});
+  EXPECT_EQ(none.code, 64);
+  EXPECT_FALSE(none.err.empty());
+  const auto unknown = run_tool({"frobnicate", path()});
+  EXPECT_EQ(unknown.code, 64);
+  EXPECT_FALSE(unknown.err.empty());
+}
+
+TEST_F(JournalToolTest, AMissingStreamOptionOrDirectoryIsABadArgument) {
+  append("orders", "order", 1);
+  const auto no_stream = run_tool({"dump", path()});
+  EXPECT_EQ(no_stream.code, 64);
+  EXPECT_NE(no_stream.err.find("--stream"), std::string::npos) << no_stream.err;
+  EXPECT_EQ(run_tool({"stats"}).code, 64);
+  EXPECT_EQ(run_tool({"compact", path()}).code, 64);
+  EXPECT_EQ(run_tool({"dump", path(), "-s", "orders", "--from", "0"}).code, 64);
+  EXPECT_EQ(run_tool({"tail", path(), "-s", "orders", "-n", "many"}).code, 64);
+}
+
+TEST_F(JournalToolTest, MaxWaitWithoutFollowIsABadArgument) {
+  append("orders", "order", 1);
+  EXPECT_EQ(run_tool({"tail", path(), "-s", "orders", "--max-wait-ms", "10"}).code, 64);
+}
+
+// ---- refusals
+
+TEST_F(JournalToolTest, AMissingDirectoryIsRefusedAndNotCreated) {
+  const std::string missing = (dir_.path() / "nowhere").string();
+  for (const char* sub : {"stats", "streams", "verify"}) {
+    const auto r = run_tool({sub, missing});
+    EXPECT_EQ(r.code, 1) << sub;
+    EXPECT_NE(r.err.find("no such directory: " + missing), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(missing));
+}
+
+TEST_F(JournalToolTest, ADirectoryWithoutDataMdbIsRefusedAndNotTurnedIntoAJournal) {
+  const std::vector<std::vector<std::string>> commands{
+      {"stats", path()},  {"streams", path()}, {"verify", path()},
+      {"tail", path(), "-s", "x"}, {"dump", path(), "-s", "x"}, {"compact", path(), path() + "-copy"}};
+  for (const auto& args : commands) {
+    const auto r = run_tool(args);
+    EXPECT_EQ(r.code, 1) << args[0];
+    EXPECT_NE(r.err.find("not a journal: " + path() + " has no data.mdb"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  EXPECT_TRUE(fs::is_empty(dir_.path()));
+  EXPECT_FALSE(fs::exists(path() + "-copy"));
+}
+
+TEST_F(JournalToolTest, AFileInsteadOfADirectoryIsRefused) {
+  const fs::path file = dir_.path() / "plain";
+  std::ofstream(file) << "not a journal";
+  const auto r = run_tool({"stats", file.string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not a directory"), std::string::npos) << r.err;
+}
+
+TEST_F(JournalToolTest, AnUnknownStreamIsAnErrorThatNamesTheStreamsThereAre) {
+  append("orders", "order", 2);
+  append("audit", "entry", 1);
+  for (const char* sub : {"tail", "dump"}) {
+    const auto r = run_tool({sub, path(), "--stream", "nosuch"});
+    EXPECT_EQ(r.code, 1) << sub;
+    EXPECT_NE(r.err.find("unknown stream 'nosuch'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("audit, orders"), std::string::npos) << r.err;
+  }
+}
+
+// ---- stats and streams
+
+TEST_F(JournalToolTest, StatsShowsSizesStreamsAndRecordTotals) {
+  append("orders", "order", 5);
+  append("audit", "entry", 3);
+  const auto r = run_tool({"stats", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto size = fs::file_size(dir_.path() / "data.mdb");
+  EXPECT_NE(r.out.find("(" + std::to_string(size) + " bytes)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("map size"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("streams    2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("records    8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("orders      1     5        5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("audit       1     3        3"), std::string::npos) << r.out;
+}
+
+TEST_F(JournalToolTest, StatsJsonIsWellFormedWithEveryKey) {
+  append("orders", "order", 5);
+  append("audit", "entry", 3);
+  const auto r = run_tool({"--json", "stats", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(json_checker::well_formed(r.out)) << r.out;
+  const auto size = fs::file_size(dir_.path() / "data.mdb");
+  EXPECT_TRUE(has_field(r.out, "data_file_bytes", std::to_string(size))) << r.out;
+  EXPECT_TRUE(has_field(r.out, "map_size_bytes")) << r.out;
+  EXPECT_TRUE(has_field(r.out, "stream_count", "2")) << r.out;
+  EXPECT_TRUE(has_field(r.out, "records", "8")) << r.out;
+  EXPECT_NE(r.out.find(R"({"name":"audit","first_seq":1,"last_seq":3,"records":3})"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(R"({"name":"orders","first_seq":1,"last_seq":5,"records":5})"), std::string::npos)
+      << r.out;
+}
+
+TEST_F(JournalToolTest, StreamsPrintsOneLinePerStreamWithItsExtent) {
+  append("orders", "order", 12);
+  append("audit", "entry", 3);
+  const auto r = run_tool({"streams", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out), (std::vector<std::string>{"STREAM  FIRST  LAST  RECORDS",
+                                                       "audit       1     3        3",
+                                                       "orders      1    12       12"}));
+}
+
+TEST_F(JournalToolTest, StreamsJsonListsEveryStreamAndAnEmptyJournalHasNone) {
+  append("orders", "order", 2);
+  const auto r = run_tool({"streams", path(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(json_checker::well_formed(r.out)) << r.out;
+  EXPECT_EQ(r.out, "{\"streams\":[{\"name\":\"orders\",\"first_seq\":1,\"last_seq\":2,\"records\":2}]}\n");
+
+  temp_dir empty;
+  { auto j = journal::open(empty.path(), fast_options()); }
+  const auto none = run_tool({"--json", "streams", empty.path().string()});
+  ASSERT_EQ(none.code, 0) << none.err;
+  EXPECT_EQ(none.out, "{\"streams\":[]}\n");
+  const auto plain = run_tool({"streams", empty.path().string()});
+  EXPECT_EQ(plain.code, 0);
+  EXPECT_TRUE(plain.out.empty()) << plain.out;
+}
+
+// ---- dump
+
+TEST_F(JournalToolTest, DumpPrintsEveryRecordWithSeqTimestampSizeAndText) {
+  append("orders", "order", 3);
+  const auto r = run_tool({"dump", path(), "--stream", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string n = std::to_string(i + 1);
+    EXPECT_EQ(lines[i].rfind(n + "  ", 0), 0u) << lines[i];
+    EXPECT_NE(lines[i].find("Z  7 bytes  text: order " + n), std::string::npos) << lines[i];
+  }
+}
+
+TEST_F(JournalToolTest, DumpHonoursFromAndCount) {
+  append("orders", "order", 3000);  // more than one read chunk
+  const auto middle = run_tool({"dump", path(), "-s", "orders", "--from", "1500", "--count", "3"});
+  ASSERT_EQ(middle.code, 0) << middle.err;
+  const auto lines = lines_of(middle.out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("text: order 1500"), std::string::npos);
+  EXPECT_NE(lines[2].find("text: order 1502"), std::string::npos);
+
+  const auto rest = run_tool({"dump", path(), "-s", "orders", "--from", "1001"});
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  const auto rest_lines = lines_of(rest.out);
+  ASSERT_EQ(rest_lines.size(), 2000u);
+  EXPECT_NE(rest_lines.front().find("text: order 1001"), std::string::npos);
+  EXPECT_NE(rest_lines.back().find("text: order 3000"), std::string::npos);
+
+  const auto past = run_tool({"dump", path(), "-s", "orders", "--from", "3001"});
+  EXPECT_EQ(past.code, 0);
+  EXPECT_TRUE(past.out.empty());
+}
+
+TEST_F(JournalToolTest, DumpShowsBinaryPayloadsAsHexAndHexForcesIt) {
+  append_payloads("mixed", {std::string("\x00\xff\x10", 3), "two\nlines", "\x1b[31mred", "héllo"});
+  const auto r = run_tool({"dump", path(), "-s", "mixed"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  EXPECT_NE(lines[0].find("3 bytes  hex: 00ff10"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("9 bytes  text: two\\nlines"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("hex: 1b5b33316d726564"), std::string::npos) << lines[2];  // no terminal escapes
+  EXPECT_NE(lines[3].find("6 bytes  text: héllo"), std::string::npos) << lines[3];
+
+  const auto hex = run_tool({"dump", path(), "-s", "mixed", "--hex", "--from", "4"});
+  ASSERT_EQ(hex.code, 0) << hex.err;
+  EXPECT_NE(hex.out.find("hex: 68c3a96c6c6f"), std::string::npos) << hex.out;
+}
+
+// Parses 2024-05-01T12:34:56.123456789Z to ns since the epoch, independently of the tool.
+bool parse_iso8601(const std::string& s, std::int64_t& ns) {
+  std::tm tm{};
+  long long fraction = 0;
+  char zone = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%9lld%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &fraction, &zone) != 8 ||
+      zone != 'Z' || s.size() != 30)
+    return false;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  ns = static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000'000 + fraction;
+  return true;
+}
+
+TEST_F(JournalToolTest, DumpTimestampsAreIso8601UtcWithNanosecondsAndMatchTheJournal) {
+  append("orders", "order", 3);
+  std::vector<fabric::journal_record> records;
+  {
+    auto j = journal::open(dir_.path(), fast_options());
+    auto chunk = j.read("orders", 1);
+    ASSERT_TRUE(chunk);
+    records = chunk->records;
+  }
+  const auto r = run_tool({"dump", path(), "-s", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), records.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto start = lines[i].find("  ") + 2;
+    const std::string stamp = lines[i].substr(start, lines[i].find("  ", start) - start);
+    std::int64_t ns = 0;
+    ASSERT_TRUE(parse_iso8601(stamp, ns)) << stamp;
+    EXPECT_EQ(ns, records[i].timestamp_ns) << stamp;
+  }
+}
+
+TEST_F(JournalToolTest, DumpJsonGivesBase64AndTextOnlyForPrintablePayloads) {
+  append_payloads("mixed", {"hello", std::string("\x00\xff", 2), "say \"hi\"\n"});
+  // --json before the subcommand and after it mean the same.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--json", "dump", path(), "-s", "mixed"},
+                                                                {"dump", path(), "-s", "mixed", "--json"}}) {
+    const auto r = run_tool(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto lines = lines_of(r.out);
+    ASSERT_EQ(lines.size(), 3u) << r.out;
+    for (const auto& line : lines) {
+      EXPECT_TRUE(json_checker::well_formed(line)) << line;
+      for (const char* key : {"stream", "seq", "timestamp", "timestamp_ns", "size", "payload"})
+        EXPECT_TRUE(has_field(line, key)) << key << " in " << line;
+    }
+    EXPECT_TRUE(has_field(lines[0], "payload", "\"aGVsbG8=\"")) << lines[0];
+    EXPECT_TRUE(has_field(lines[0], "text", "\"hello\"")) << lines[0];
+    EXPECT_TRUE(has_field(lines[1], "payload", "\"AP8=\"")) << lines[1];
+    EXPECT_FALSE(has_field(lines[1], "text")) << lines[1];
+    EXPECT_TRUE(has_field(lines[2], "text", R"("say \"hi\"\n")")) << lines[2];
+    EXPECT_TRUE(has_field(lines[2], "size", "9")) << lines[2];
+  }
+}
+
+// ---- corrupt records
+
+TEST_F(JournalToolTest, DumpStopsAtACorruptRecordAfterPrintingTheValidOnes) {
+  append("orders", "order", 5);
+  damage_record(dir_.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
+  const auto r = run_tool({"dump", path(), "-s", "orders"});
+  EXPECT_EQ(r.code, 2);
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_NE(lines[1].find("text: order 2"), std::string::npos);
+  EXPECT_NE(r.err.find("corrupt record in stream 'orders' at seq 3: CRC mismatch"), std::string::npos)
+      << r.err;
+
+  // Past the damage reads on.
+  const auto after = run_tool({"dump", path(), "-s", "orders", "--from", "4"});
+  EXPECT_EQ(after.code, 0) << after.err;
+  EXPECT_EQ(lines_of(after.out).size(), 2u);
+}
+
+TEST_F(JournalToolTest, TailReportsACorruptRecordAmongTheLast) {
+  append("orders", "order", 5);
+  damage_record(dir_.path(), "orders", 4, [](std::string& v) { v.resize(v.size() - 2); });
+  const auto r = run_tool({"tail", path(), "-s", "orders", "-n", "3"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
+  EXPECT_NE(r.err.find("stream 'orders' at seq 4"), std::string::npos) << r.err;
+}
+
+TEST_F(JournalToolTest, VerifyOfACleanJournalExitsZero) {
+  append("orders", "order", 5);
+  append("audit", "entry", 2);
+  const auto r = run_tool({"verify", path()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("checked 7 records (49 payload bytes) in 2 streams"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("clean"), std::string::npos) << r.out;
+}
+
+TEST_F(JournalToolTest, VerifyReportsEveryCorruptRecordAndExitsTwo) {
+  append("orders", "order", 5);
+  append("audit", "entry", 2);
+  damage_record(dir_.path(), "orders", 2, [](std::string& v) { v.back() ^= 0x40; });
+  damage_record(dir_.path(), "orders", 4, [](std::string& v) { v[4] = 9; });  // unknown version
+  const auto r = run_tool({"verify", path()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("checked 5 records"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("corrupt: stream 'orders' seq 2: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("corrupt: stream 'orders' seq 4: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 corrupt records"), std::string::npos) << r.out;
+
+  const auto json = run_tool({"verify", path(), "--json"});
+  EXPECT_EQ(json.code, 2);
+  EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+  EXPECT_TRUE(has_field(json.out, "clean", "false"));
+  EXPECT_TRUE(has_field(json.out, "records", "5"));
+  EXPECT_TRUE(has_field(json.out, "streams", "2"));
+  EXPECT_NE(json.out.find(R"({"stream":"orders","seq":2,"what":")"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find(R"({"stream":"orders","seq":4,"what":")"), std::string::npos) << json.out;
+}
+
+// ---- tail
+
+TEST_F(JournalToolTest, TailShowsTheLastTenRecordsByDefaultAndNOnRequest) {
+  append("orders", "order", 25);
+  const auto ten = run_tool({"tail", path(), "-s", "orders"});
+  ASSERT_EQ(ten.code, 0) << ten.err;
+  auto lines = lines_of(ten.out);
+  ASSERT_EQ(lines.size(), 10u);
+  EXPECT_NE(lines.front().find("text: order 16"), std::string::npos);
+  EXPECT_NE(lines.back().find("text: order 25"), std::string::npos);
+
+  const auto three = run_tool({"tail", path(), "-s", "orders", "-n", "3"});
+  ASSERT_EQ(three.code, 0);
+  lines = lines_of(three.out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines.front().find("text: order 23"), std::string::npos);
+
+  const auto all = run_tool({"tail", path(), "-s", "orders", "-n", "100"});
+  EXPECT_EQ(lines_of(all.out).size(), 25u);
+  const auto none = run_tool({"tail", path(), "-s", "orders", "-n", "0"});
+  EXPECT_EQ(none.code, 0);
+  EXPECT_TRUE(none.out.empty());
+
+  const auto json = run_tool({"--json", "tail", path(), "-s", "orders", "-n", "2"});
+  lines = lines_of(json.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(json_checker::well_formed(lines[0])) << lines[0];
+  EXPECT_TRUE(has_field(lines[1], "seq", "25"));
+}
+
+TEST_F(JournalToolTest, TailFollowEndsAfterMaxWait) {
+  append("orders", "order", 3);
+  const auto started = clock_type::now();
+  const auto r = run_tool({"tail", path(), "-s", "orders", "-n", "1", "--follow", "--max-wait-ms", "300"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_GE(clock_type::now() - started, 300ms);
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("text: order 3"), std::string::npos);
+}
+
+// The tool follows a journal this process keeps open and appends to, as it would a live
+// service's.
+void follow_and_stop(const fs::path& dir, int sig) {
+  auto j = journal::open(dir, fast_options());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(j.append_wait("events", "event " + std::to_string(i)));
+  tool_process tool({"tail", dir.string(), "-s", "events", "-n", "2", "-f", "--max-wait-ms", "60000"});
+  ASSERT_TRUE(tool.read_until("text: event 3")) << tool.out << tool.err;
+  EXPECT_EQ(tool.out.find("event 1"), std::string::npos);
+  for (int i = 4; i <= 6; ++i) ASSERT_TRUE(j.append_wait("events", "event " + std::to_string(i)));
+  ASSERT_TRUE(tool.read_until("text: event 6")) << tool.out << tool.err;
+  ASSERT_TRUE(j.append_wait("events", "event 7"));
+  ASSERT_TRUE(tool.read_until("text: event 7")) << tool.out << tool.err;
+  tool.signal(sig);
+  EXPECT_EQ(tool.finish(5s), 0) << tool.err;
+  const auto lines = lines_of(tool.out);
+  ASSERT_EQ(lines.size(), 6u) << tool.out;
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    EXPECT_NE(lines[i].find("text: event " + std::to_string(i + 2)), std::string::npos) << lines[i];
+}
+
+TEST_F(JournalToolTest, TailFollowPrintsRecordsAppendedByAnotherProcessAndStopsOnSigint) {
+  follow_and_stop(dir_.path(), SIGINT);
+}
+
+TEST_F(JournalToolTest, TailFollowStopsCleanlyOnSigterm) { follow_and_stop(dir_.path(), SIGTERM); }
+
+// The journal's writer runs scheduled delivery, TTL expiry and age retention once a second. A
+// tool that kept the journal open would run it too, beside the service, and the service's cached
+// sequence numbers would go stale: its next append would fail. The tool must leave that to the
+// service. Here the tool opens the journal before the "service" does, so a tool that kept it
+// open would reach the scheduled record first.
+TEST_F(JournalToolTest, TailFollowLeavesScheduledDeliveryToTheServiceThatOwnsTheJournal) {
+  {
+    auto j = journal::open(dir_.path(), fast_options());
+    for (int i = 1; i <= 3; ++i) ASSERT_TRUE(j.append_wait("events", "event " + std::to_string(i)));
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    ASSERT_TRUE(j.schedule("events", "scheduled", now.count()));
+  }
+  tool_process tool({"tail", path(), "-s", "events", "-n", "1", "-f", "--max-wait-ms", "60000"});
+  ASSERT_TRUE(tool.read_until("text: event 3")) << tool.out << tool.err;
+  auto service = journal::open(dir_.path(), fast_options());
+  ASSERT_TRUE(tool.read_until("text: scheduled")) << tool.out << tool.err;
+  EXPECT_EQ(service.stats().delivered_scheduled, 1u);
+  const auto appended = service.append_wait("events", "after");
+  ASSERT_TRUE(appended) << appended.error().message();
+  EXPECT_EQ(*appended, 5u);
+  ASSERT_TRUE(tool.read_until("text: after")) << tool.out << tool.err;
+  tool.signal(SIGINT);
+  EXPECT_EQ(tool.finish(5s), 0);
+  EXPECT_TRUE(tool.err.empty()) << tool.err;
+}
+
+// ---- compact
+
+std::vector<std::string> all_payloads(const fs::path& dir, const std::string& stream) {
+  auto j = journal::open(dir, fast_options());
+  std::vector<std::string> payloads;
+  auto replayed = j.replay(stream, 1, [&](const fabric::journal_record& r) {
+    payloads.push_back(r.payload);
+    return true;
+  });
+  EXPECT_TRUE(replayed);
+  return payloads;
+}
+
+TEST_F(JournalToolTest, CompactWritesACopyNoLargerThatReadsTheSameIntoANewDirectory) {
+  append("orders", "order", 2000);
+  append("audit", "entry", 10);
+  const fs::path dest = dir_.path() / "copies" / "compacted";  // parents are created too
+  const auto r = run_tool({"compact", path(), dest.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto before = fs::file_size(dir_.path() / "data.mdb");
+  const auto after = fs::file_size(dest / "data.mdb");
+  EXPECT_LE(after, before);
+  EXPECT_NE(r.out.find("before  "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(" + std::to_string(before) + " bytes)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(" + std::to_string(after) + " bytes)"), std::string::npos) << r.out;
+  EXPECT_EQ(all_payloads(dest, "orders"), all_payloads(dir_.path(), "orders"));
+  EXPECT_EQ(all_payloads(dest, "audit").size(), 10u);
+  EXPECT_EQ(run_tool({"verify", dest.string()}).code, 0);
+}
+
+TEST_F(JournalToolTest, CompactIntoAnExistingEmptyDirectoryReportsBothSizesAsJson) {
+  append("orders", "order", 10);
+  temp_dir dest;
+  const auto r = run_tool({"--json", "compact", path(), dest.path().string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(json_checker::well_formed(r.out)) << r.out;
+  EXPECT_TRUE(has_field(r.out, "bytes_before", std::to_string(fs::file_size(dir_.path() / "data.mdb"))));
+  EXPECT_TRUE(has_field(r.out, "bytes_after", std::to_string(fs::file_size(dest.path() / "data.mdb"))));
+  EXPECT_TRUE(has_field(r.out, "source"));
+  EXPECT_TRUE(has_field(r.out, "dest"));
+}
+
+TEST_F(JournalToolTest, CompactRefusesANonEmptyDirectoryAndLeavesItAlone) {
+  append("orders", "order", 10);
+  temp_dir dest;
+  std::ofstream(dest.path() / "keep.txt") << "precious";
+  const auto r = run_tool({"compact", path(), dest.path().string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("refusing to compact into " + dest.path().string() + ": the directory is not empty"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dest.path() / "data.mdb"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dest.path()), fs::directory_iterator()), 1);
+
+  // The journal itself is not empty either: compacting onto itself is refused the same way.
+  EXPECT_EQ(run_tool({"compact", path(), path()}).code, 1);
+}
+
+}  // namespace

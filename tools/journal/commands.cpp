@@ -1,0 +1,384 @@
+// fabric-journal's subcommands. They only read the journal (compact writes a copy elsewhere), and
+// refuse a directory that is not already a journal, because journal::open would create one.
+#include "commands.hpp"
+
+#include "output.hpp"
+
+#include <fabric/journal.hpp>
+
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace fabric::journal_tool {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+void request_stop(int) { stop_requested = 1; }
+
+// Records are read in chunks this size so no read transaction pins pages for long.
+constexpr std::size_t chunk_records = 1024;
+constexpr std::chrono::milliseconds follow_poll{200};
+
+fs::path data_file(const fs::path& dir) { return dir / "data.mdb"; }
+
+std::uint64_t file_bytes(const fs::path& file) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) throw tool_error("cannot read the size of " + file.string() + ": " + ec.message());
+  return size;
+}
+
+// Checks that `dir` already holds a journal, so that opening it cannot create one.
+void require_journal_dir(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw tool_error("cannot access " + dir + ": " + ec.message());
+  if (!fs::exists(status)) throw tool_error("no such directory: " + dir);
+  if (!fs::is_directory(status)) throw tool_error("not a directory: " + dir);
+  if (!fs::is_regular_file(data_file(dir), ec))
+    throw tool_error("not a journal: " + dir + " has no data.mdb");
+}
+
+// Opens the journal read-only: the tool never writes, starts no writer thread, and may run
+// beside the service that writes the journal.
+journal open_existing(const std::string& dir) {
+  require_journal_dir(dir);
+  journal_options read_only;
+  read_only.read_only = true;
+  return journal::open(dir, read_only);
+}
+
+std::string stream_list(const journal& j) {
+  const auto names = j.streams();
+  if (names.empty()) return "it has no streams";
+  std::string list = "its streams: ";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i == 8) {
+      list += ", ... (" + std::to_string(names.size()) + " in all)";
+      break;
+    }
+    if (i > 0) list += ", ";
+    list += names[i];
+  }
+  return list;
+}
+
+journal_stream_info require_stream(const journal& j, const options& o) {
+  for (auto& info : j.stream_infos())
+    if (info.name == o.stream) return info;
+  throw tool_error("unknown stream '" + o.stream + "' in " + o.dir + " (" + stream_list(j) + ")");
+}
+
+// "1 stream", "2 streams".
+std::string counted(std::size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+void report_corruption(const journal_corruption& c) {
+  std::cerr << "fabric-journal: corrupt record in stream '" << c.stream << "' at seq " << c.seq
+            << ": " << c.what << '\n';
+}
+
+std::string seq_or_dash(const journal_stream_info& info, std::uint64_t seq) {
+  return info.records == 0 ? "-" : std::to_string(seq);
+}
+
+void write_stream_infos(json_writer& w, const std::vector<journal_stream_info>& infos) {
+  w.key("streams").begin_array();
+  for (const auto& info : infos)
+    w.begin_object()
+        .field("name", info.name)
+        .field("first_seq", info.first_seq)
+        .field("last_seq", info.last_seq)
+        .field("records", info.records)
+        .end_object();
+  w.end_array();
+}
+
+void print_stream_table(const std::vector<journal_stream_info>& infos) {
+  std::vector<std::vector<std::string>> rows{{"STREAM", "FIRST", "LAST", "RECORDS"}};
+  for (const auto& info : infos)
+    rows.push_back({info.name, seq_or_dash(info, info.first_seq), seq_or_dash(info, info.last_seq),
+                    std::to_string(info.records)});
+  std::size_t widths[4] = {};
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
+  for (const auto& row : rows) {
+    std::string line = row[0] + std::string(widths[0] - row[0].size(), ' ');
+    for (std::size_t c = 1; c < 4; ++c)  // numbers right-aligned
+      line += "  " + std::string(widths[c] - row[c].size(), ' ') + row[c];
+    std::cout << line << '\n';
+  }
+}
+
+// Prints records as dump and tail show them: one line each, or one JSON object per line.
+class record_printer {
+ public:
+  explicit record_printer(const options& o) : o_(o) {}
+
+  void print(const journal_record& r) const {
+    const bool text = printable_text(r.payload);
+    if (o_.json) {
+      json_writer w(std::cout);
+      w.begin_object()
+          .field("stream", o_.stream)
+          .field("seq", r.seq)
+          .field("timestamp", iso8601_utc(r.timestamp_ns))
+          .field("timestamp_ns", r.timestamp_ns)
+          .field("size", std::uint64_t{r.payload.size()})
+          .field("payload", to_base64(r.payload));
+      if (text) w.field("text", r.payload);
+      if (o_.hex) w.field("hex", to_hex(r.payload));
+      w.end_object();
+      std::cout << '\n';
+      return;
+    }
+    std::cout << r.seq << "  " << iso8601_utc(r.timestamp_ns) << "  " << r.payload.size() << " bytes  ";
+    if (text && !o_.hex) {
+      std::cout << "text: " << one_line(r.payload) << '\n';
+    } else {
+      std::cout << "hex: " << to_hex(r.payload) << '\n';
+    }
+  }
+
+ private:
+  // Line breaks inside a payload would break the one-record-per-line layout.
+  static std::string one_line(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char c : s) {
+      if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else out += c;
+    }
+    return out;
+  }
+
+  const options& o_;
+};
+
+// One chunk of `o.stream` from `from` on, read in one short read transaction.
+journal_chunk read_chunk(const journal& j, const options& o, std::uint64_t from, std::size_t max_records) {
+  auto chunk = j.read(o.stream, from, max_records);
+  if (!chunk)
+    throw tool_error("cannot read stream '" + o.stream + "' in " + o.dir + ": " + chunk.error().message());
+  return std::move(*chunk);
+}
+
+// Prints `o.stream` from `from` to its current end, or `limit` records when set.
+// Returns: where the next record will be, or nullopt after reporting a corrupt record.
+std::optional<std::uint64_t> print_from(const journal& j, const options& o, std::uint64_t from,
+                                        std::optional<std::uint64_t> limit) {
+  const record_printer printer(o);
+  std::uint64_t next = from;
+  std::uint64_t left = limit.value_or(0);
+  while (!limit || left > 0) {
+    const std::size_t want = limit ? static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk_records))
+                                   : chunk_records;
+    const journal_chunk chunk = read_chunk(j, o, next, want);
+    for (const auto& r : chunk.records) printer.print(r);
+    if (limit) left -= chunk.records.size();
+    if (chunk.corruption) {
+      std::cout.flush();  // the valid records first, then the complaint
+      report_corruption(*chunk.corruption);
+      return std::nullopt;
+    }
+    if (chunk.records.empty()) break;
+    next = chunk.next_seq;
+  }
+  return next;
+}
+
+// Waits up to `d`; a stop signal cuts the wait short (it is delivered to this thread).
+void pause_for(std::chrono::nanoseconds d) {
+  if (d <= std::chrono::nanoseconds::zero()) return;
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(s.count());
+  ts.tv_nsec = static_cast<long>((d - s).count());
+  ::nanosleep(&ts, nullptr);  // EINTR is the point: the loop then sees stop_requested
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the signal must end nanosleep early
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+}  // namespace
+
+int run_stats(const options& o) {
+  const journal j = open_existing(o.dir);
+  const auto infos = j.stream_infos();
+  const auto counters = j.stats();
+  const std::uint64_t size = file_bytes(data_file(o.dir));
+  std::uint64_t records = 0;
+  for (const auto& info : infos) records += info.records;
+  if (o.json) {
+    json_writer w(std::cout);
+    w.begin_object()
+        .field("path", o.dir)
+        .field("data_file_bytes", size)
+        .field("map_size_bytes", std::uint64_t{counters.map_size})
+        .field("stream_count", std::uint64_t{infos.size()})
+        .field("records", records);
+    write_stream_infos(w, infos);
+    w.end_object();
+    std::cout << '\n';
+    return exit_ok;
+  }
+  std::cout << "journal    " << o.dir << '\n'
+            << "data file  " << human_bytes(size) << " (" << size << " bytes)\n"
+            << "map size   " << human_bytes(counters.map_size) << " (" << counters.map_size << " bytes)\n"
+            << "streams    " << infos.size() << '\n'
+            << "records    " << records << '\n';
+  if (!infos.empty()) {
+    std::cout << '\n';
+    print_stream_table(infos);
+  }
+  return exit_ok;
+}
+
+int run_streams(const options& o) {
+  const journal j = open_existing(o.dir);
+  const auto infos = j.stream_infos();
+  if (o.json) {
+    json_writer w(std::cout);
+    w.begin_object();
+    write_stream_infos(w, infos);
+    w.end_object();
+    std::cout << '\n';
+  } else if (!infos.empty()) {
+    print_stream_table(infos);
+  }
+  return exit_ok;
+}
+
+int run_tail(const options& o) {
+  if (o.follow) install_stop_handlers();
+  const journal j = open_existing(o.dir);
+  const journal_stream_info info = require_stream(j, o);
+  std::uint64_t from = info.last_seq + 1;
+  if (info.records > 0 && o.lines > 0)
+    from = std::max(info.first_seq, info.last_seq >= o.lines ? info.last_seq - o.lines + 1 : 1);
+  // The last N as they were when we looked: records appended meanwhile belong to --follow.
+  const std::uint64_t shown = info.last_seq >= from ? info.last_seq - from + 1 : 0;
+  auto next = print_from(j, o, from, std::optional<std::uint64_t>(shown));
+  std::cout.flush();
+  if (!next) return exit_corrupt;
+  if (!o.follow) return exit_ok;
+
+  using clock = std::chrono::steady_clock;
+  const auto deadline = o.max_wait_ms ? clock::now() + std::chrono::milliseconds(*o.max_wait_ms)
+                                      : clock::time_point::max();
+  const record_printer printer(o);
+  // Asks for records past the last one shown rather than comparing last_seq(): a read sees what
+  // every process has committed, and an empty chunk means nothing new yet.
+  while (stop_requested == 0) {
+    const journal_chunk chunk = read_chunk(j, o, *next, chunk_records);
+    for (const auto& r : chunk.records) printer.print(r);
+    std::cout.flush();
+    if (chunk.corruption) {
+      report_corruption(*chunk.corruption);
+      return exit_corrupt;
+    }
+    if (!chunk.records.empty()) *next = chunk.next_seq;
+    const auto now = clock::now();
+    if (now >= deadline) break;
+    if (chunk.records.empty()) pause_for(std::min<std::chrono::nanoseconds>(follow_poll, deadline - now));
+  }
+  return exit_ok;
+}
+
+int run_dump(const options& o) {
+  const journal j = open_existing(o.dir);
+  require_stream(j, o);  // an unknown stream is an error, not an empty dump
+  return print_from(j, o, o.from, o.count) ? exit_ok : exit_corrupt;
+}
+
+int run_verify(const options& o) {
+  const journal j = open_existing(o.dir);
+  const std::size_t streams = j.streams().size();
+  const journal_verify_report report = j.verify();
+  if (o.json) {
+    json_writer w(std::cout);
+    w.begin_object()
+        .field("path", o.dir)
+        .field("streams", std::uint64_t{streams})
+        .field("records", report.records)
+        .field("bytes", report.bytes)
+        .field("clean", report.corruptions.empty())
+        .key("corruptions")
+        .begin_array();
+    for (const auto& c : report.corruptions)
+      w.begin_object().field("stream", c.stream).field("seq", c.seq).field("what", c.what).end_object();
+    w.end_array().end_object();
+    std::cout << '\n';
+  } else {
+    std::cout << "checked " << report.records << " records (" << report.bytes << " payload bytes) in "
+              << counted(streams, "stream") << '\n';
+    for (const auto& c : report.corruptions)
+      std::cout << "corrupt: stream '" << c.stream << "' seq " << c.seq << ": " << c.what << '\n';
+    if (report.corruptions.empty()) std::cout << "clean\n";
+    else std::cout << counted(report.corruptions.size(), "corrupt record") << '\n';
+  }
+  return report.corruptions.empty() ? exit_ok : exit_corrupt;
+}
+
+int run_compact(const options& o) {
+  require_journal_dir(o.dir);
+  const fs::path dest(o.dest);
+  std::error_code ec;
+  const fs::file_status status = fs::status(dest, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw tool_error("cannot access " + o.dest + ": " + ec.message());
+  const bool existed = fs::exists(status);
+  if (existed && !fs::is_directory(status)) throw tool_error("not a directory: " + o.dest);
+  if (existed && !fs::is_empty(dest, ec))
+    throw tool_error("refusing to compact into " + o.dest + ": the directory is not empty");
+
+  const journal j = open_existing(o.dir);
+  if (!existed && !fs::create_directories(dest, ec) && ec)
+    throw tool_error("cannot create " + o.dest + ": " + ec.message());
+  const std::uint64_t before = file_bytes(data_file(o.dir));
+  if (auto copied = j.copy_to(dest, true); !copied) {
+    // Leave nothing half-written behind that could pass for a journal.
+    fs::remove(data_file(dest), ec);
+    if (!existed) fs::remove(dest, ec);
+    throw tool_error("cannot copy " + o.dir + " into " + o.dest + ": " + copied.error().message());
+  }
+  const std::uint64_t after = file_bytes(data_file(dest));
+  if (o.json) {
+    json_writer w(std::cout);
+    w.begin_object()
+        .field("source", o.dir)
+        .field("dest", o.dest)
+        .field("bytes_before", before)
+        .field("bytes_after", after)
+        .end_object();
+    std::cout << '\n';
+    return exit_ok;
+  }
+  std::cout << "compacted " << o.dir << " into " << o.dest << '\n'
+            << "before  " << human_bytes(before) << " (" << before << " bytes)\n"
+            << "after   " << human_bytes(after) << " (" << after << " bytes)\n";
+  return exit_ok;
+}
+
+}  // namespace fabric::journal_tool
