@@ -102,6 +102,9 @@ constexpr std::string_view expiry_db = "x/expiry";        // time, stream, seq -
 constexpr std::string_view scheduled_db = "x/scheduled";  // time, id -> msgpack [stream, payload]
 constexpr std::string_view dlq_db = "x/dlq";              // id -> msgpack dead letter
 constexpr std::string_view counters_db = "x/counters";    // name -> u64 LE
+// stream -> last sequence ever appended, u64 LE. A stream's last record can be removed (TTL,
+// retention, dead-lettering); without this a reopened journal would hand its number out again.
+constexpr std::string_view stream_last_db = "x/stream-last";
 
 void put_u64_le(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -328,6 +331,21 @@ struct journal::impl {
     return fn(t.get(), *dbi);
   }
 
+  // The last sequence recorded for `stream` in x/stream-last (0 if none). Only during open, when
+  // the databases are being loaded under dbi_mutex.
+  std::uint64_t stored_last_seq(MDB_txn* t, const std::string& stream) const {
+    auto it = dbis.find(stream_last_db);
+    if (it == dbis.end()) {
+      MDB_dbi dbi = 0;
+      if (mdb_dbi_open(t, std::string(stream_last_db).c_str(), 0, &dbi) != 0) return 0;
+      it = const_cast<impl*>(this)->dbis.emplace(std::string(stream_last_db), dbi).first;
+    }
+    MDB_val k = to_val(stream.data(), stream.size());
+    MDB_val v{};
+    if (mdb_get(t, it->second, &k, &v) != 0 || v.mv_size != 8) return 0;
+    return get_u64_le(v.mv_data);
+  }
+
   // Payload bytes per stream, persisted; counted once for streams that predate the count.
   void load_stream_bytes(MDB_txn* t) {
     const MDB_dbi bytes_dbi = dbis.at(std::string(stream_bytes_db));
@@ -525,6 +543,15 @@ struct journal::impl {
     }
   }
 
+  // Records the last sequence of every stream this transaction appended to.
+  void persist_last_seqs(journal_txn::state& st) {
+    for (const auto& [stream, seq] : st.last_seq) {
+      std::string encoded;
+      put_u64_le(encoded, seq);
+      put_in(st, stream_last_db, stream, encoded);
+    }
+  }
+
   // Writes the per-stream byte counts this transaction changed.
   void persist_stream_bytes(journal_txn::state& st) {
     const MDB_dbi bytes_dbi = *find_dbi(stream_bytes_db);
@@ -561,7 +588,7 @@ struct journal::impl {
     if (!read_only())
       for (std::string_view internal : {cursors_db, dedup_marks_db, dedup_window_db, dedup_ids_db,
                                         dedup_times_db, retention_db, stream_bytes_db, expiry_db,
-                                        scheduled_db, dlq_db, counters_db})
+                                        scheduled_db, dlq_db, counters_db, stream_last_db})
         if (std::find(names.begin(), names.end(), internal) == names.end()) names.emplace_back(internal);
     for (const auto& name : names) {
       const bool known = name.rfind(stream_prefix, 0) == 0 || name.rfind(table_prefix, 0) == 0 ||
@@ -583,7 +610,9 @@ struct journal::impl {
         if (decode_record(last, to_span(value), view) == record_fault::none)
           last_ts = std::max(last_ts, view.timestamp_ns);
       }
-      last_seq.emplace(name.substr(stream_prefix.size()), last);
+      const std::string stream = name.substr(stream_prefix.size());
+      last = std::max(last, stored_last_seq(t.get(), stream));
+      last_seq.emplace(stream, last);
     }
     if (!read_only()) {
       load_stream_bytes(t.get());
@@ -701,6 +730,7 @@ struct journal::impl {
           prune_dedup(st);
           apply_retention(st);
           persist_stream_bytes(st);
+          persist_last_seqs(st);
         }
       } catch (const lmdb_failure& f) {
         rc = f.rc;
@@ -1122,12 +1152,17 @@ std::optional<std::uint64_t> journal::last_seq(std::string_view stream) const {
   if (impl_->read_only()) {
     // Another process writes: read what is on disk now.
     if (!valid_stream_name(stream)) return std::nullopt;
-    return impl_->read_in(db_name(stream), [](MDB_txn* t, MDB_dbi dbi) -> std::optional<std::uint64_t> {
+    const auto last_db = impl_->find_dbi(stream_last_db);
+    return impl_->read_in(db_name(stream), [&](MDB_txn* t, MDB_dbi dbi) -> std::optional<std::uint64_t> {
+      std::uint64_t seq = 0;
       int rc = 0;
       journal_detail::cursor c(t, dbi, rc);
       MDB_val key{}, value{};
-      std::uint64_t seq = 0;
-      if (rc != 0 || c.get(key, value, MDB_LAST) != 0 || !decode_seq_key(to_span(key), seq)) return std::nullopt;
+      if (rc == 0 && c.get(key, value, MDB_LAST) == 0) decode_seq_key(to_span(key), seq);
+      MDB_val k = to_val(stream.data(), stream.size());
+      MDB_val v{};
+      if (last_db && mdb_get(t, *last_db, &k, &v) == 0 && v.mv_size == 8) seq = std::max(seq, get_u64_le(v.mv_data));
+      if (seq == 0) return std::nullopt;
       return seq;
     });
   }

@@ -795,3 +795,69 @@ TEST_F(JournalToolTest, CompactRefusesANonEmptyDirectoryAndLeavesItAlone) {
 }
 
 }  // namespace
+
+// ---- the dead-letter queue
+
+namespace {
+
+TEST_F(JournalToolTest, DlqListShowsEachDeadLetterWithItsOriginAndReason) {
+  append("work", "job", 3);
+  {
+    auto j = journal::open(dir_.path(), fast_options());
+    ASSERT_TRUE(j.transact([](fabric::journal_txn& t) { t.dead_letter("work", 2, "handler threw", 4); }));
+  }
+  const auto text = run_tool({"dlq", "list", path()});
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("id 1"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("from 'work' seq 2"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("attempts 4"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("handler threw"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("text: job 2"), std::string::npos) << text.out;
+  const auto json = run_tool({"--json", "dlq", "list", path()});
+  EXPECT_EQ(json.code, 0) << json.err;
+  EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+  EXPECT_NE(json.out.find("\"reason\":\"handler threw\""), std::string::npos) << json.out;
+}
+
+TEST_F(JournalToolTest, DlqListOfAnEmptyQueueSaysSo) {
+  append("work", "job", 1);
+  const auto r = run_tool({"dlq", "list", path()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("empty"), std::string::npos) << r.out;
+}
+
+TEST_F(JournalToolTest, DlqRequeueAppendsTheLetterBackAndDiscardRemovesOne) {
+  append("work", "job", 3);
+  {
+    auto j = journal::open(dir_.path(), fast_options());
+    ASSERT_TRUE(j.transact([](fabric::journal_txn& t) {
+      t.dead_letter("work", 1, "r", 1);
+      t.dead_letter("work", 3, "r", 1);
+    }));
+  }
+  const auto requeued = run_tool({"dlq", "requeue", path(), "1"});
+  EXPECT_EQ(requeued.code, 0) << requeued.err;
+  EXPECT_NE(requeued.out.find("requeued as seq 4"), std::string::npos) << requeued.out;
+  const auto discarded = run_tool({"dlq", "discard", path(), "2"});
+  EXPECT_EQ(discarded.code, 0) << discarded.err;
+  const auto missing = run_tool({"dlq", "requeue", path(), "7"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no such dead letter"), std::string::npos) << missing.err;
+  auto j = journal::open(dir_.path(), fast_options());
+  EXPECT_TRUE(j.dead_letters().empty());
+  auto chunk = j.read("work", 1);
+  ASSERT_TRUE(chunk);
+  ASSERT_EQ(chunk->records.size(), 2u);
+  EXPECT_EQ(chunk->records[1].payload, "job 1");
+}
+
+TEST_F(JournalToolTest, DlqRequeueIsRefusedWhileAnotherProcessWritesTheJournal) {
+  append("work", "job", 1);
+  // This test process holds the journal open for writing, as a running service would.
+  auto j = journal::open(dir_.path(), fast_options());
+  const auto r = run_tool({"dlq", "requeue", path(), "1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("open for writing in another process"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -381,4 +381,87 @@ int run_compact(const options& o) {
   return exit_ok;
 }
 
+// ---- the dead-letter queue
+
+int run_dlq_list(const options& o) {
+  const journal j = open_existing(o.dir);
+  const auto letters = j.dead_letters(o.from, o.count ? static_cast<std::size_t>(*o.count) : std::size_t{1000});
+  if (o.json) {
+    json_writer w(std::cout);
+    w.begin_object().field("path", o.dir).key("dead_letters").begin_array();
+    for (const auto& d : letters) {
+      w.begin_object()
+          .field("id", d.id)
+          .field("stream", d.stream)
+          .field("seq", d.seq)
+          .field("reason", d.reason)
+          .field("attempts", std::uint64_t{d.attempts})
+          .field("time", iso8601_utc(d.timestamp_ns))
+          .field("size", std::uint64_t{d.payload.size()})
+          .field("payload", to_base64(d.payload));
+      if (printable_text(d.payload)) w.field("text", d.payload);
+      w.end_object();
+    }
+    w.end_array().end_object();
+    std::cout << '\n';
+    return exit_ok;
+  }
+  if (letters.empty()) {
+    std::cout << "the dead-letter queue is empty\n";
+    return exit_ok;
+  }
+  for (const auto& d : letters) {
+    std::cout << "id " << d.id << "  " << iso8601_utc(d.timestamp_ns) << "  from '" << d.stream << "' seq " << d.seq
+              << "  attempts " << d.attempts << "  reason: " << d.reason << "\n  "
+              << (printable_text(d.payload) && !o.hex ? "text: " + d.payload : "hex: " + to_hex(d.payload)) << '\n';
+  }
+  return exit_ok;
+}
+
+namespace {
+
+// requeue and discard change the journal, so they open it for writing: with the service that
+// owns the journal running, the open is refused (one writer at a time) and the message says so.
+journal open_for_writing(const std::string& dir) {
+  require_journal_dir(dir);
+  return journal::open(dir);
+}
+
+}  // namespace
+
+int run_dlq_requeue(const options& o) {
+  journal j = open_for_writing(o.dir);
+  int code = exit_ok;
+  for (const std::uint64_t id : o.ids) {
+    auto seq = j.requeue(id);
+    if (seq) {
+      std::cout << "dead letter " << id << " requeued as seq " << *seq << '\n';
+    } else {
+      std::cerr << "fabric-journal: cannot requeue dead letter " << id << ": "
+                << (seq.is(errc::invalid_argument) ? std::string("no such dead letter") : seq.error().message())
+                << '\n';
+      code = exit_error;
+    }
+  }
+  return code;
+}
+
+int run_dlq_discard(const options& o) {
+  journal j = open_for_writing(o.dir);
+  int code = exit_ok;
+  for (const std::uint64_t id : o.ids) {
+    auto existed = j.discard_dead_letter(id);
+    if (!existed) {
+      std::cerr << "fabric-journal: cannot discard dead letter " << id << ": " << existed.error().message() << '\n';
+      code = exit_error;
+    } else if (!*existed) {
+      std::cerr << "fabric-journal: no dead letter " << id << '\n';
+      code = exit_error;
+    } else {
+      std::cout << "dead letter " << id << " discarded\n";
+    }
+  }
+  return code;
+}
+
 }  // namespace fabric::journal_tool

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace fabric::journal_tool {
 
@@ -33,7 +34,8 @@ struct options {
   bool follow = false;            ///< tail
   std::optional<std::uint64_t> max_wait_ms;  ///< tail --follow: stop after this long
   std::uint64_t from = 1;         ///< dump
-  std::optional<std::uint64_t> count;        ///< dump: at most this many records
+  std::optional<std::uint64_t> count;        ///< dump, dlq list: at most this many
+  std::vector<std::uint64_t> ids;            ///< dlq requeue / discard
 };
 
 int run_stats(const options& o);
@@ -42,5 +44,8 @@ int run_tail(const options& o);
 int run_dump(const options& o);
 int run_verify(const options& o);
 int run_compact(const options& o);
+int run_dlq_list(const options& o);
+int run_dlq_requeue(const options& o);
+int run_dlq_discard(const options& o);
 
 }  // namespace fabric::journal_tool

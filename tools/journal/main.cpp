@@ -75,6 +75,24 @@ int main(int argc, char** argv) {
   compact->add_option("dest", o.dest, "where the copy goes (created if missing; must be empty)")->required();
   commands["compact"] = run_compact;
 
+  auto* dlq = app.add_subcommand("dlq", "the dead-letter queue: list, requeue or discard dead letters");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "the dead letters, with where they came from and why");
+  add_dir(dlq_list);
+  dlq_list->add_option("--from", o.from, "the first dead-letter id")->capture_default_str();
+  dlq_list->add_option("--count", o.count, "at most this many (default 1000)")->check(CLI::PositiveNumber);
+  dlq_list->add_flag("--hex", o.hex, "show payloads as hex, even text");
+  commands["list"] = run_dlq_list;
+  auto* dlq_requeue = dlq->add_subcommand(
+      "requeue", "append dead letters back to their streams (needs the journal's writer stopped)");
+  add_dir(dlq_requeue);
+  dlq_requeue->add_option("ids", o.ids, "dead-letter ids")->required();
+  commands["requeue"] = run_dlq_requeue;
+  auto* dlq_discard = dlq->add_subcommand("discard", "remove dead letters for good (needs the writer stopped)");
+  add_dir(dlq_discard);
+  dlq_discard->add_option("ids", o.ids, "dead-letter ids")->required();
+  commands["discard"] = run_dlq_discard;
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,7 +100,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? exit_ok : exit_usage;
   }
   try {
-    const int code = commands.at(app.get_subcommands().front()->get_name())(o);
+    // The innermost subcommand chosen names the command (dlq's are one level down).
+    CLI::App* chosen = app.get_subcommands().front();
+    while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
+    const int code = commands.at(chosen->get_name())(o);
     std::cout.flush();
     if (!std::cout) {
       std::cerr << "fabric-journal: cannot write the output\n";

@@ -138,3 +138,27 @@ TEST(JournalDeadLetterTest, LettersCanBeDiscardedAndIdsKeepCounting) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(JournalSequenceTest, NumbersAreNeverReusedAfterTheLastRecordsAreRemoved) {
+  temp_dir dir;
+  {
+    auto j = journal::open(dir.path(), fast_options());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("work", "x"));
+    ASSERT_TRUE(j.transact([](journal_txn& t) { t.dead_letter("work", 3, "r", 1); }));
+    ASSERT_TRUE(j.append_wait("gone", "y", 1ns));
+    ASSERT_TRUE(j.append_wait("tick", "z"));  // expires "gone" 1
+  }
+  {
+    auto reader = journal::open(dir.path(), {.read_only = true});
+    EXPECT_EQ(reader.last_seq("work"), 3u);
+    EXPECT_EQ(reader.last_seq("gone"), 1u);
+  }
+  auto j = journal::open(dir.path(), fast_options());
+  EXPECT_EQ(j.last_seq("work"), 3u);
+  EXPECT_EQ(j.append_wait("work", "after").value(), 4u);
+  EXPECT_EQ(j.append_wait("gone", "after").value(), 2u);
+}
+
+}  // namespace
