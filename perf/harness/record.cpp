@@ -42,8 +42,10 @@ std::optional<double> run::number(std::string_view key) const {
 }
 
 bool is_measurement_key(std::string_view key) noexcept {
-  static constexpr std::array<std::string_view, 7> plain = {"impl",   "reps", "count",  "samples",
-                                                            "errors", "lost", "dropped"};
+  // "batch" and "avg_batch" are what a journal run achieved (and its raw twin was given), not
+  // what distinguishes one workload from another.
+  static constexpr std::array<std::string_view, 9> plain = {
+      "impl", "reps", "count", "samples", "errors", "lost", "dropped", "batch", "avg_batch"};
   static constexpr std::array<std::string_view, 5> unit_suffixes = {"_s", "_ms", "_us", "_ns",
                                                                     "_pct"};
   if (std::find(plain.begin(), plain.end(), key) != plain.end()) return true;

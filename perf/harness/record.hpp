@@ -47,9 +47,10 @@ struct report {
 std::string workload_key(const run& r);
 
 /// Whether `key` names a measured figure rather than part of a workload's identity: "impl",
-/// "reps", "count", "samples", "errors", "lost", "dropped", any "min_..." / "max_..." key, and any
-/// key with a unit suffix "_per_s", "_s", "_ms", "_us", "_ns" or "_pct". New benchmarks name
-/// their results that way so that `workload_key` ignores them.
+/// "reps", "count", "samples", "errors", "lost", "dropped", "batch", "avg_batch" (the journal's
+/// achieved commit size), any "min_..." / "max_..." key, and any key with a unit suffix
+/// "_per_s", "_s", "_ms", "_us", "_ns" or "_pct". New benchmarks name their results that way so
+/// that `workload_key` ignores them.
 bool is_measurement_key(std::string_view key) noexcept;
 
 }  // namespace fabric::perf

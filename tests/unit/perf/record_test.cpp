@@ -75,12 +75,26 @@ TEST(Record, WorkloadKeyCannotBeFooledBySeparatorsInValues) {
 
 TEST(Record, MeasurementKeysFollowTheNamingConvention) {
   for (const char* key : {"impl", "reps", "count", "msgs_per_s", "mb_per_s", "p50_us", "p999_us",
-                          "max_us", "min_msgs_per_s", "fsync_ns", "elapsed_s", "cpu_pct"}) {
+                          "max_us", "min_msgs_per_s", "fsync_ns", "elapsed_s", "cpu_pct",
+                          "batch", "avg_batch"}) {
     EXPECT_TRUE(is_measurement_key(key)) << key;
   }
-  for (const char* key : {"bench", "pattern", "transport", "size", "mode", "rate", "durability"}) {
+  for (const char* key : {"bench", "pattern", "transport", "size", "mode", "rate", "durability",
+                          "op", "producers", "window", "batches"}) {
     EXPECT_FALSE(is_measurement_key(key)) << key;
   }
+}
+
+// A journal run records the batch size it achieved and its raw LMDB twin the one it was given;
+// neither may keep the two apart.
+TEST(Record, WorkloadKeyIgnoresJournalBatchSizes) {
+  run fabric;
+  fabric.set("bench", "journal").set("op", "append").set("mode", "sync").set("producers", std::int64_t{4});
+  fabric.set("size", std::int64_t{256}).set("impl", "fabric").set("avg_batch", 37.5);
+  run raw;
+  raw.set("bench", "journal").set("op", "append").set("mode", "sync").set("producers", std::int64_t{4});
+  raw.set("size", std::int64_t{256}).set("impl", "raw_lmdb").set("batch", 37.5);
+  EXPECT_EQ(workload_key(fabric), workload_key(raw));
 }
 
 }  // namespace
