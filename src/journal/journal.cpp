@@ -20,11 +20,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -78,8 +78,12 @@ struct pending_append {
   std::string stream{};
   std::string payload{};
   journal::append_callback done{};
-  txn_function txn_fn{};  // set for a transaction
-  txn_callback txn_done{};
+  // Set for a transaction; kept behind a pointer so the common entry, an append, stays small.
+  struct transaction {
+    txn_function fn;
+    txn_callback done;
+  };
+  std::unique_ptr<transaction> txn{};
   std::int64_t ttl_ns = 0;      // > 0: the record expires this long after its append
   std::int64_t deliver_at = 0;  // > 0: held until then (schedule)
 };
@@ -182,8 +186,21 @@ struct journal_txn::state {
   std::int64_t now_ns;
   // Databases opened (created) in this transaction; published to readers after it commits.
   std::vector<std::pair<std::string, MDB_dbi>> opened;
-  // Next sequence per stream, as this transaction sees it; kept only if it commits.
-  std::unordered_map<std::string, std::uint64_t> last_seq;
+  // Per stream this transaction appends to: its database, last sequence and bytes added. Looked
+  // up once per stream per transaction (with a one-entry cache for runs of the same stream), so
+  // an append costs no lock, no map of the journal and no string building.
+  struct stream_slot {
+    MDB_dbi dbi = 0;
+    std::uint64_t last = 0;
+    std::int64_t bytes = 0;
+  };
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, stream_slot, name_hash, std::equal_to<>> streams{};
+  std::string_view cached_name{};
+  stream_slot* cached = nullptr;
   // Payload bytes added (appends) and removed (retention) per stream.
   std::unordered_map<std::string, std::int64_t> bytes_delta{};
   bool changed = false;  // anything written; a maintenance pass that changed nothing aborts
@@ -216,7 +233,7 @@ struct journal::impl {
   // The queue between appenders and the writer.
   std::mutex queue_mutex;
   std::condition_variable queue_cv;
-  std::deque<pending_append> queue;
+  std::vector<pending_append> queue;
   bool stopping = false;
   bool replan = false;  // the writer must recompute its wake-up time (a policy changed)
 
@@ -545,9 +562,9 @@ struct journal::impl {
 
   // Records the last sequence of every stream this transaction appended to.
   void persist_last_seqs(journal_txn::state& st) {
-    for (const auto& [stream, seq] : st.last_seq) {
+    for (const auto& [stream, slot] : st.streams) {
       std::string encoded;
-      put_u64_le(encoded, seq);
+      put_u64_le(encoded, slot.last);
       put_in(st, stream_last_db, stream, encoded);
     }
   }
@@ -637,14 +654,27 @@ struct journal::impl {
   }
 
   // Appends one record in the writer's transaction. Throws lmdb_failure.
-  std::uint64_t append_in(journal_txn::state& st, std::string_view stream, std::string_view payload) {
-    const MDB_dbi dbi = *dbi_for(st, db_name(stream), true);
-    auto [it, inserted] = st.last_seq.try_emplace(std::string(stream), 0);
-    if (inserted) {
-      std::lock_guard lock(dbi_mutex);
-      if (auto known = last_seq.find(it->first); known != last_seq.end()) it->second = known->second;
+  journal_txn::state::stream_slot& slot_for(journal_txn::state& st, std::string_view stream) {
+    if (st.cached != nullptr && st.cached_name == stream) return *st.cached;
+    auto it = st.streams.find(stream);
+    if (it == st.streams.end()) {
+      journal_txn::state::stream_slot slot;
+      slot.dbi = *dbi_for(st, db_name(stream), true);
+      {
+        std::lock_guard lock(dbi_mutex);
+        if (auto known = last_seq.find(std::string(stream)); known != last_seq.end()) slot.last = known->second;
+      }
+      it = st.streams.emplace(std::string(stream), slot).first;
     }
-    const std::uint64_t seq = ++it->second;
+    st.cached_name = it->first;  // node-based map: the key and slot stay put as it grows
+    st.cached = &it->second;
+    return it->second;
+  }
+
+  std::uint64_t append_in(journal_txn::state& st, std::string_view stream, std::string_view payload) {
+    auto& slot = slot_for(st, stream);
+    const MDB_dbi dbi = slot.dbi;
+    const std::uint64_t seq = ++slot.last;
     std::byte key_bytes[8];
     encode_seq_key(seq, key_bytes);
     MDB_val key = to_val(key_bytes, sizeof key_bytes);
@@ -653,16 +683,25 @@ struct journal::impl {
       throw lmdb_failure{rc};
     const std::uint8_t flags = payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
     encode_record(seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
-    st.bytes_delta[it->first] += static_cast<std::int64_t>(payload.size());
+    slot.bytes += static_cast<std::int64_t>(payload.size());
     st.changed = true;
     return seq;
+  }
+
+  // Moves the bytes appended per stream into the transaction's byte deltas, for retention and
+  // the persisted counts.
+  void fold_stream_bytes(journal_txn::state& st) {
+    for (auto& [stream, slot] : st.streams) {
+      if (slot.bytes != 0) st.bytes_delta[stream] += slot.bytes;
+      slot.bytes = 0;
+    }
   }
 
   // Publishes what a committed transaction created and advanced.
   void publish(journal_txn::state& st) {
     std::lock_guard lock(dbi_mutex);
     for (auto& [name, dbi] : st.opened) dbis.emplace(name, dbi);
-    for (auto& [stream, seq] : st.last_seq) last_seq[stream] = seq;
+    for (auto& [stream, slot] : st.streams) last_seq[stream] = slot.last;
     for (auto& [stream, delta] : st.bytes_delta)
       stream_bytes[stream] = static_cast<std::uint64_t>(static_cast<std::int64_t>(stream_bytes[stream]) + delta);
   }
@@ -695,7 +734,7 @@ struct journal::impl {
 
   // Runs a batch of appends, or one transaction, in one LMDB transaction; retries after growing
   // the map. On success fills `seqs` (one per append).
-  int write_batch(std::vector<pending_append>& batch, std::vector<std::uint64_t>& seqs,
+  int write_batch(std::span<pending_append> batch, std::vector<std::uint64_t>& seqs,
                   std::exception_ptr& txn_failure) {
     for (;;) {
       int rc = 0;
@@ -705,10 +744,10 @@ struct journal::impl {
       seqs.clear();
       txn_failure = nullptr;
       try {
-        if (batch.size() == 1 && batch[0].txn_fn) {
+        if (batch.size() == 1 && batch[0].txn) {
           journal_txn view(st);
           try {
-            batch[0].txn_fn(view);
+            batch[0].txn->fn(view);
           } catch (const lmdb_failure&) {
             throw;
           } catch (...) {
@@ -727,6 +766,7 @@ struct journal::impl {
         }
         if (!txn_failure) {
           run_timed(st);
+          fold_stream_bytes(st);
           prune_dedup(st);
           apply_retention(st);
           persist_stream_bytes(st);
@@ -769,6 +809,7 @@ struct journal::impl {
 
   // Hands an append (or a scheduled record) to the writer, or completes it at once with why not.
   void enqueue(pending_append&& work) {
+    bool was_empty = false;
     if (read_only()) {
       complete(work.done, errc::invalid_state);
       return;
@@ -787,46 +828,43 @@ struct journal::impl {
         complete(work.done, errc::back_pressure);
         return;
       }
+      // The writer sleeps only on an empty queue: a push onto a non-empty one needs no wake-up.
+      was_empty = queue.empty();
       queue.push_back(std::move(work));
     }
-    queue_cv.notify_one();
+    if (was_empty) queue_cv.notify_one();
   }
 
   // Takes the next unit of work: one transaction, or up to max_batch appends.
-  void take_work(std::vector<pending_append>& batch) {
-    batch.clear();
-    if (queue.empty()) return;
-    if (queue.front().txn_fn) {
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-      return;
-    }
-    while (!queue.empty() && !queue.front().txn_fn && batch.size() < options.max_batch) {
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-    }
+  // The size of the unit of work starting at `from`: one transaction alone, or the run of
+  // appends before the next transaction, at most max_batch of them.
+  std::size_t unit_at(const std::vector<pending_append>& taken, std::size_t from) const {
+    if (taken[from].txn) return 1;
+    std::size_t n = 0;
+    while (from + n < taken.size() && n < options.max_batch && !taken[from + n].txn) ++n;
+    return n;
   }
 
-  void finish_batch(std::vector<pending_append>& batch, const std::vector<std::uint64_t>& seqs,
+  void finish_batch(std::span<pending_append> batch, const std::vector<std::uint64_t>& seqs,
                     int rc, std::exception_ptr txn_failure, bool periodic) {
-    const bool is_txn = batch.size() == 1 && batch[0].txn_fn;
+    const bool is_txn = batch.size() == 1 && batch[0].txn;
     if (rc != 0) {
       std::fprintf(stderr, "fabric: journal %s: a commit of %zu %s failed: %s\n", dir.c_str(),
                    batch.size(), is_txn ? "transaction" : "appends", mdb_strerror(rc));
       for (auto& a : batch) {
-        if (is_txn) a.txn_done(rc, nullptr);
+        if (is_txn) a.txn->done(rc, nullptr);
         else complete(a.done, lmdb_error(rc));
       }
       return;
     }
     if (is_txn) {
       if (txn_failure) {
-        batch[0].txn_done(0, txn_failure);  // nothing committed: nothing to wait for
+        batch[0].txn->done(0, txn_failure);  // nothing committed: nothing to wait for
         return;
       }
       commits.fetch_add(1, std::memory_order_relaxed);
-      if (periodic) unsynced_txns.emplace_back(std::move(batch[0].txn_done), nullptr);
-      else batch[0].txn_done(0, nullptr);
+      if (periodic) unsynced_txns.emplace_back(std::move(batch[0].txn->done), nullptr);
+      else batch[0].txn->done(0, nullptr);
       return;
     }
     commits.fetch_add(1, std::memory_order_relaxed);
@@ -847,7 +885,7 @@ struct journal::impl {
     // Age-based retention must trim idle streams too: the writer then wakes once a second.
     constexpr auto maintenance_interval = std::chrono::seconds(1);
     auto next_maintenance = clock::now() + maintenance_interval;
-    std::vector<pending_append> batch;
+    std::vector<pending_append> taken;  // swapped with the queue: its capacity is reused both ways
     std::vector<std::uint64_t> seqs;
     for (;;) {
       const bool ages = has_age_limits() || timed_entries > 0;
@@ -860,19 +898,22 @@ struct journal::impl {
         if (wake == clock::time_point::max()) queue_cv.wait(lock, ready);
         else queue_cv.wait_until(lock, wake, ready);
         replan = false;
-        take_work(batch);
-        if (batch.empty() && stopping) break;
+        taken.clear();
+        taken.swap(queue);  // everything queued, in O(1)
+        if (taken.empty() && stopping) break;
       }
-      if (batch.empty() && ages && clock::now() >= next_maintenance) {
+      if (taken.empty() && ages && clock::now() >= next_maintenance) {
         std::exception_ptr ignored;
-        if (const int rc = write_batch(batch, seqs, ignored); rc != 0)
+        if (const int rc = write_batch({}, seqs, ignored); rc != 0)
           std::fprintf(stderr, "fabric: journal %s: retention pass failed: %s\n", dir.c_str(), mdb_strerror(rc));
         next_maintenance = clock::now() + maintenance_interval;
       }
-      if (!batch.empty()) {
+      for (std::size_t at = 0; at < taken.size();) {
+        const std::span<pending_append> unit(taken.data() + at, unit_at(taken, at));
         std::exception_ptr txn_failure;
-        const int rc = write_batch(batch, seqs, txn_failure);
-        finish_batch(batch, seqs, rc, txn_failure, periodic);
+        const int rc = write_batch(unit, seqs, txn_failure);
+        finish_batch(unit, seqs, rc, txn_failure, periodic);
+        at += unit.size();
       }
       if (periodic && (!unsynced.empty() || !unsynced_txns.empty()) && clock::now() >= next_sync) {
         sync_now();
@@ -1463,8 +1504,9 @@ result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
   auto promise = std::make_shared<std::promise<result<void>>>();
   auto future = promise->get_future();
   pending_append work;
-  work.txn_fn = fn;
-  work.txn_done = [promise](int rc, std::exception_ptr failure) {
+  work.txn = std::make_unique<pending_append::transaction>();
+  work.txn->fn = fn;
+  work.txn->done = [promise](int rc, std::exception_ptr failure) {
     if (failure) promise->set_exception(failure);
     else if (rc != 0) promise->set_value(lmdb_error(rc));
     else promise->set_value(result<void>());

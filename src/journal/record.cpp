@@ -3,6 +3,7 @@
 #include "journal/record.hpp"
 
 #include <array>
+#include <bit>
 #include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -118,7 +119,9 @@ std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noex
 }
 
 void encode_seq_key(std::uint64_t seq, std::byte out[8]) noexcept {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>(seq >> (8 * (7 - i)));
+  // One byte swap and a store: this runs twice per append (the key and the CRC over it).
+  const std::uint64_t big_endian = std::endian::native == std::endian::little ? __builtin_bswap64(seq) : seq;
+  std::memcpy(out, &big_endian, sizeof big_endian);
 }
 
 bool decode_seq_key(std::span<const std::byte> key, std::uint64_t& seq) noexcept {
