@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -54,6 +55,12 @@ void connect_and_wait(socket& connector, const std::string& endpoint);
 /// by publishing probes on a private topic. Leaves `sub` with its own subscriptions only and no
 /// probe queued. Fails the current test if it takes longer than wait_bound.
 void await_subscription(publisher& pub, subscriber& sub);
+
+/// Overwrites the stored value of record `seq` of journal stream `stream` in the (closed)
+/// journal at `dir` through LMDB directly, the way disk damage would: `mutate` gets the stored
+/// bytes and changes them. Fails the current test if the record cannot be found or rewritten.
+void damage_journal_record(const std::filesystem::path& dir, const std::string& stream, std::uint64_t seq,
+                           const std::function<void(std::string&)>& mutate);
 
 /// A temporary directory removed (recursively) on destruction.
 class temp_dir {

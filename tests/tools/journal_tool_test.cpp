@@ -274,29 +274,6 @@ bool has_field(const std::string& doc, const std::string& key, const std::string
   return doc.find("\"" + key + "\":" + value) != std::string::npos;
 }
 
-// Overwrites one stored record through LMDB, behind the journal's back.
-void damage_record(const fs::path& dir, const std::string& stream, std::uint64_t seq,
-                   const std::function<void(std::string&)>& mutate) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 64);
-  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0640), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, ("s/" + stream).c_str(), 0, &dbi), 0);
-  std::byte key_bytes[8];
-  fabric::journal_detail::encode_seq_key(seq, key_bytes);
-  MDB_val key{8, key_bytes};
-  MDB_val value{};
-  ASSERT_EQ(mdb_get(txn, dbi, &key, &value), 0);
-  std::string bytes(static_cast<const char*>(value.mv_data), value.mv_size);
-  mutate(bytes);
-  MDB_val replaced{bytes.size(), bytes.data()};
-  ASSERT_EQ(mdb_put(txn, dbi, &key, &replaced, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
-}
 
 journal_options fast_options() {
   journal_options o;
@@ -587,7 +564,7 @@ TEST_F(JournalToolTest, DumpJsonGivesBase64AndTextOnlyForPrintablePayloads) {
 
 TEST_F(JournalToolTest, DumpStopsAtACorruptRecordAfterPrintingTheValidOnes) {
   append("orders", "order", 5);
-  damage_record(dir_.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
+  fabric::testing::damage_journal_record(dir_.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
   const auto r = run_tool({"dump", path(), "-s", "orders"});
   EXPECT_EQ(r.code, 2);
   const auto lines = lines_of(r.out);
@@ -604,7 +581,7 @@ TEST_F(JournalToolTest, DumpStopsAtACorruptRecordAfterPrintingTheValidOnes) {
 
 TEST_F(JournalToolTest, TailReportsACorruptRecordAmongTheLast) {
   append("orders", "order", 5);
-  damage_record(dir_.path(), "orders", 4, [](std::string& v) { v.resize(v.size() - 2); });
+  fabric::testing::damage_journal_record(dir_.path(), "orders", 4, [](std::string& v) { v.resize(v.size() - 2); });
   const auto r = run_tool({"tail", path(), "-s", "orders", "-n", "3"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
@@ -623,8 +600,8 @@ TEST_F(JournalToolTest, VerifyOfACleanJournalExitsZero) {
 TEST_F(JournalToolTest, VerifyReportsEveryCorruptRecordAndExitsTwo) {
   append("orders", "order", 5);
   append("audit", "entry", 2);
-  damage_record(dir_.path(), "orders", 2, [](std::string& v) { v.back() ^= 0x40; });
-  damage_record(dir_.path(), "orders", 4, [](std::string& v) { v[4] = 9; });  // unknown version
+  fabric::testing::damage_journal_record(dir_.path(), "orders", 2, [](std::string& v) { v.back() ^= 0x40; });
+  fabric::testing::damage_journal_record(dir_.path(), "orders", 4, [](std::string& v) { v[4] = 9; });  // unknown version
   const auto r = run_tool({"verify", path()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("checked 5 records"), std::string::npos) << r.out;

@@ -318,29 +318,6 @@ TEST(JournalTest, AMapAtItsLimitFailsAppendsInsteadOfGrowing) {
   EXPECT_EQ(last.error().value(), MDB_MAP_FULL);
 }
 
-// Overwrites the stored value of (stream, seq) through LMDB directly, as disk damage would.
-void damage_record(const std::filesystem::path& dir, const std::string& stream, std::uint64_t seq,
-                   const std::function<void(std::string&)>& mutate) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 16);
-  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0640), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, ("s/" + stream).c_str(), 0, &dbi), 0);
-  std::byte key_bytes[8];
-  fabric::journal_detail::encode_seq_key(seq, key_bytes);
-  MDB_val key{8, key_bytes};
-  MDB_val value{};
-  ASSERT_EQ(mdb_get(txn, dbi, &key, &value), 0);
-  std::string bytes(static_cast<const char*>(value.mv_data), value.mv_size);
-  mutate(bytes);
-  MDB_val replaced{bytes.size(), bytes.data()};
-  ASSERT_EQ(mdb_put(txn, dbi, &key, &replaced, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
-}
 
 TEST(JournalTest, ACorruptRecordIsReportedWithItsStreamAndSequenceAndNeverReturned) {
   temp_dir dir;
@@ -348,7 +325,7 @@ TEST(JournalTest, ACorruptRecordIsReportedWithItsStreamAndSequenceAndNeverReturn
     auto j = journal::open(dir.path(), fast_options());
     for (int i = 1; i <= 5; ++i) ASSERT_TRUE(j.append_wait("orders", "order " + std::to_string(i)));
   }
-  damage_record(dir.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
+  fabric::testing::damage_journal_record(dir.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
   auto j = journal::open(dir.path(), fast_options());
   auto chunk = j.read("orders", 1);
   ASSERT_TRUE(chunk);
@@ -383,7 +360,7 @@ TEST(JournalTest, ATruncatedRecordIsReportedAsCorrupt) {
     auto j = journal::open(dir.path(), fast_options());
     ASSERT_TRUE(j.append_wait("s", "a payload that will lose its tail"));
   }
-  damage_record(dir.path(), "s", 1, [](std::string& v) { v.resize(v.size() - 5); });
+  fabric::testing::damage_journal_record(dir.path(), "s", 1, [](std::string& v) { v.resize(v.size() - 5); });
   auto j = journal::open(dir.path(), fast_options());
   auto chunk = j.read("s", 1);
   ASSERT_TRUE(chunk);
@@ -471,8 +448,8 @@ TEST(JournalToolsTest, VerifyCountsRecordsAndReportsEveryCorruptOne) {
     EXPECT_EQ(clean.bytes, 10u * 7u + 5u * 2u);
     EXPECT_TRUE(clean.corruptions.empty());
   }
-  damage_record(dir.path(), "a", 2, [](std::string& v) { v[25] ^= 0x40; });
-  damage_record(dir.path(), "a", 7, [](std::string& v) { v[0] ^= 0x01; });
+  fabric::testing::damage_journal_record(dir.path(), "a", 2, [](std::string& v) { v[25] ^= 0x40; });
+  fabric::testing::damage_journal_record(dir.path(), "a", 7, [](std::string& v) { v[0] ^= 0x01; });
   auto j = journal::open(dir.path(), fast_options());
   auto report = j.verify();
   EXPECT_EQ(report.records, 13u);
