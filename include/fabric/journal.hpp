@@ -50,8 +50,10 @@ struct journal_options {
   /// The LMDB map size to start with; it doubles when full, up to max_map_size.
   std::size_t map_size = std::size_t{64} << 20;
   std::size_t max_map_size = std::size_t{1} << 40;
-  /// The most streams the journal can hold (LMDB named databases).
+  /// The most streams the journal can hold; appending to one more fails with errc::too_large.
   unsigned max_streams = 1024;
+  /// The most application tables (journal_txn::put) the journal can hold.
+  unsigned max_tables = 64;
   /// The most appends one commit takes.
   std::size_t max_batch = 4096;
   /// The largest payload append() accepts.
@@ -94,7 +96,7 @@ struct dead_letter {
 /// What identifies a message for deduplication.
 struct dedup_key {
   std::string_view producer;  ///< the producer's id (1-255 bytes)
-  std::string_view stream;    ///< the producer's stream (0-255 bytes)
+  std::string_view stream;    ///< the producer's stream (0-255 bytes; with producer at most 500)
   std::uint64_t seq = 0;      ///< the producer's sequence in that stream (from 1); 0 = unknown
   message_id id;              ///< the message id; all zero = unknown
 };
@@ -218,7 +220,8 @@ class journal {
 
   /// Appends `payload` to `stream` (created on first use). `done` runs on the writer thread once
   /// the append is durable, with its sequence number, or with errc::too_large (payload over
-  /// max_record_size, stream name empty or over 255 bytes), errc::back_pressure (max_pending
+  /// max_record_size, stream name empty, over 255 bytes or holding a NUL byte, or a new stream
+  /// past max_streams), errc::back_pressure (max_pending
   /// reached; `done` runs before append returns), errc::closed (journal closing) or
   /// errc::io_error (LMDB failed; see the log).
   void append(std::string_view stream, std::string_view payload, append_callback done);

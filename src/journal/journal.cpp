@@ -37,8 +37,24 @@ namespace {
 constexpr std::string_view stream_prefix = "s/";
 constexpr std::size_t max_stream_name = 255;
 
+// Names become C strings for mdb_dbi_open, so a NUL byte would cut them short and alias another
+// stream: refused, like empty and over-long names.
 bool valid_stream_name(std::string_view name) noexcept {
-  return !name.empty() && name.size() <= max_stream_name;
+  return !name.empty() && name.size() <= max_stream_name && name.find('\0') == std::string_view::npos;
+}
+
+// now + d, saturating at the int64 range: a huge TTL or age means "never", not "long ago".
+std::int64_t add_saturating(std::int64_t now, std::int64_t d) noexcept {
+  if (d > 0 && now > INT64_MAX - d) return INT64_MAX;
+  if (d < 0 && now < INT64_MIN - d) return INT64_MIN;
+  return now + d;
+}
+
+std::int64_t to_ns_saturating(std::chrono::seconds s) noexcept {
+  constexpr std::int64_t limit = INT64_MAX / 1'000'000'000;
+  if (s.count() >= limit) return INT64_MAX;
+  if (s.count() <= -limit) return INT64_MIN;
+  return static_cast<std::int64_t>(s.count()) * 1'000'000'000;
 }
 
 std::string db_name(std::string_view stream) {
@@ -109,6 +125,7 @@ constexpr std::string_view counters_db = "x/counters";    // name -> u64 LE
 // stream -> last sequence ever appended, u64 LE. A stream's last record can be removed (TTL,
 // retention, dead-lettering); without this a reopened journal would hand its number out again.
 constexpr std::string_view stream_last_db = "x/stream-last";
+constexpr unsigned internal_database_count = 16;  // the x/ databases above, with room to grow
 
 void put_u64_le(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -148,8 +165,11 @@ std::string dedup_id_key(const dedup_key& k) {
 }
 
 void check_dedup_key(const dedup_key& k) {
-  if (k.producer.empty() || k.producer.size() > 255 || k.stream.size() > 255)
-    throw error(errc::invalid_argument, "dedup_key: producer must be 1-255 bytes, stream 0-255");
+  // Keys of the dedup databases carry both names plus 10 bytes, within LMDB's 511-byte limit.
+  if (k.producer.empty() || k.producer.size() > 255 || k.stream.size() > 255 ||
+      k.producer.size() + k.stream.size() > 500)
+    throw error(errc::invalid_argument,
+                "dedup_key: producer must be 1-255 bytes, stream 0-255, and both together at most 500");
   if (k.seq == 0 && k.id.is_zero())
     throw error(errc::invalid_argument, "dedup_key: needs a sequence number, an id, or both");
 }
@@ -249,6 +269,9 @@ struct journal::impl {
   int writer_lock_fd = -1;  // flock'ed for the journal's life when opened for writing
 
   ~impl() {
+    // The environment closes first: until then another open of this directory in this process
+    // (which the registry would allow once unregistered) would share LMDB's locks with it.
+    environment.close();
     if (writer_lock_fd >= 0) ::close(writer_lock_fd);  // releases the lock
     if (!registered.empty()) registry().remove(registered);
   }
@@ -260,10 +283,10 @@ struct journal::impl {
   std::optional<MDB_dbi> refresh_dbi(std::string_view full_name) const {
     std::lock_guard lock(dbi_mutex);
     if (auto it = dbis.find(full_name); it != dbis.end()) return it->second;
-    std::shared_lock map_lock(map_mutex);
     int rc = 0;
-    txn t = begin(MDB_RDONLY, rc);
-    if (rc != 0) return std::nullopt;
+    auto reading = begin_read(rc);
+    if (!reading) return std::nullopt;
+    txn& t = reading->t;
     MDB_dbi dbi = 0;
     const std::string name(full_name);
     if (mdb_dbi_open(t.get(), name.c_str(), 0, &dbi) != 0) return std::nullopt;
@@ -275,10 +298,10 @@ struct journal::impl {
   // Read-only: the names of the streams on disk now.
   std::vector<std::string> stream_names_on_disk() const {
     std::vector<std::string> names;
-    std::shared_lock map_lock(map_mutex);
     int rc = 0;
-    txn t = begin(MDB_RDONLY, rc);
-    if (rc != 0) return names;
+    auto reading = begin_read(rc);
+    if (!reading) return names;
+    txn& t = reading->t;
     MDB_dbi main_db = 0;
     if (mdb_dbi_open(t.get(), nullptr, 0, &main_db) != 0) return names;
     journal_detail::cursor c(t.get(), main_db, rc);
@@ -301,6 +324,30 @@ struct journal::impl {
     return txn();
   }
 
+  // A read transaction that holds the map fenced against resizing for its whole life.
+  struct read_txn {
+    std::shared_lock<std::shared_mutex> map_lock;
+    txn t;
+  };
+
+  // Begins a read transaction. When the writing process has grown the map, LMDB asks this one to
+  // adopt the new size, which is only allowed with no transaction active in the process: the
+  // shared lock is then traded for the exclusive one while the size is adopted.
+  std::optional<read_txn> begin_read(int& rc) const {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::shared_lock shared(map_mutex);
+      txn t(environment.get(), MDB_RDONLY, rc);
+      if (rc == 0) return read_txn{std::move(shared), std::move(t)};
+      if (rc != MDB_MAP_RESIZED) return std::nullopt;
+      shared.unlock();
+      std::unique_lock exclusive(map_mutex);
+      if ((rc = mdb_env_set_mapsize(environment.get(), 0)) != 0) return std::nullopt;
+      MDB_envinfo info{};
+      if (mdb_env_info(environment.get(), &info) == 0) const_cast<impl*>(this)->map_size = info.me_mapsize;
+    }
+    return std::nullopt;
+  }
+
   std::optional<MDB_dbi> find_dbi(std::string_view full_name) const {
     {
       std::lock_guard lock(dbi_mutex);
@@ -310,12 +357,31 @@ struct journal::impl {
     return std::nullopt;
   }
 
+  // Refuses to create a stream or table past its budget, before LMDB is touched, so the
+  // transaction stays usable and only this append or this transaction fails.
+  void check_budget(const journal_txn::state& st, std::string_view full_name) const {
+    const bool stream = full_name.substr(0, stream_prefix.size()) == stream_prefix;
+    const bool table = full_name.substr(0, table_prefix.size()) == table_prefix;
+    if (!stream && !table) return;
+    const std::string_view prefix = stream ? stream_prefix : table_prefix;
+    std::size_t count = 0;
+    {
+      std::lock_guard lock(dbi_mutex);
+      for (const auto& [name, dbi] : dbis) if (name.rfind(prefix, 0) == 0) ++count;
+    }
+    for (const auto& [name, dbi] : st.opened) if (name.rfind(prefix, 0) == 0) ++count;
+    if (count >= (stream ? options.max_streams : options.max_tables))
+      throw error(errc::too_large, std::string(stream ? "the journal holds max_streams streams already"
+                                                      : "the journal holds max_tables tables already"));
+  }
+
   // The handle of database `full_name` for use in the writer's transaction `st`, creating the
   // database when `create` is set. Returns nullopt when it does not exist and create is unset.
   std::optional<MDB_dbi> dbi_for(journal_txn::state& st, std::string_view full_name, bool create) {
     if (auto known = find_dbi(full_name)) return known;
     for (const auto& [name, dbi] : st.opened)
       if (name == full_name) return dbi;
+    if (create) check_budget(st, full_name);
     MDB_dbi dbi = 0;
     const std::string name(full_name);
     const int rc = mdb_dbi_open(st.txn, name.c_str(), create ? MDB_CREATE : 0u, &dbi);
@@ -341,10 +407,10 @@ struct journal::impl {
   auto read_in(std::string_view full_name, F fn) const -> decltype(fn(nullptr, MDB_dbi{})) {
     const auto dbi = find_dbi(full_name);
     if (!dbi) return {};
-    std::shared_lock map_lock(map_mutex);
     int rc = 0;
-    txn t = begin(MDB_RDONLY, rc);
-    if (rc != 0) return {};
+    auto reading = begin_read(rc);
+    if (!reading) return {};
+    txn& t = reading->t;
     return fn(t.get(), *dbi);
   }
 
@@ -433,7 +499,7 @@ struct journal::impl {
 
   void add_expiry(journal_txn::state& st, std::string_view stream, std::uint64_t seq, std::int64_t ttl_ns) {
     std::string key;
-    put_u64_be(key, static_cast<std::uint64_t>(st.now_ns + ttl_ns) ^ (std::uint64_t{1} << 63));
+    put_u64_be(key, static_cast<std::uint64_t>(add_saturating(st.now_ns, ttl_ns)) ^ (std::uint64_t{1} << 63));
     put_short_string(key, stream);
     put_u64_be(key, seq);
     put_in(st, expiry_db, key, {});
@@ -452,9 +518,19 @@ struct journal::impl {
     return id;
   }
 
+  // Puts a payload that never made it into a stream into the dead-letter queue.
+  void dead_letter_raw(journal_txn::state& st, const std::string& stream, const std::string& reason,
+                       const std::string& payload) {
+    const std::uint64_t id = next_counter(st, "dead-letters");
+    std::string key;
+    put_u64_be(key, id);
+    const frame value = pack(std::make_tuple(stream, std::uint64_t{0}, reason, std::uint32_t{0}, st.now_ns, payload));
+    put_in(st, dlq_db, key, fabric::view(value));
+  }
+
   // Removes record `seq` of `stream`, if present. Returns its payload size, or -1.
   std::int64_t remove_record(journal_txn::state& st, const std::string& stream, std::uint64_t seq) {
-    const auto dbi = find_dbi(db_name(stream));
+    const auto dbi = dbi_for(st, db_name(stream), false);
     if (!dbi) return -1;
     std::byte key_bytes[8];
     encode_seq_key(seq, key_bytes);
@@ -483,7 +559,7 @@ struct journal::impl {
         if (key.mv_size != 8 + 1 + len + 8u) break;
         const std::string stream(bytes + 9, len);
         const std::uint64_t seq = get_u64_be(bytes + 9 + len);
-        if (c.del() != 0) break;
+        if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
         --st.timed_delta;
         st.changed = true;
         if (remove_record(st, stream, seq) >= 0) ++st.expired;
@@ -497,11 +573,22 @@ struct journal::impl {
         auto item = unpack<std::tuple<std::string, std::string>>(to_span(value));
         std::string stream, payload;
         if (item) std::tie(stream, payload) = std::move(*item);
-        if (c.del() != 0) break;
+        if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
         --st.timed_delta;
         st.changed = true;
-        if (!item || !valid_stream_name(stream)) continue;  // unreadable: dropped, not guessed at
-        append_in(st, stream, payload);
+        if (!item) continue;  // unreadable: dropped, not guessed at
+        // A record that cannot be delivered goes to the dead-letter queue with the reason,
+        // rather than failing this commit and every one after it.
+        if (!valid_stream_name(stream)) {
+          dead_letter_raw(st, stream, "scheduled for a stream name that is not valid", payload);
+          continue;
+        }
+        try {
+          append_in(st, stream, payload);
+        } catch (const error& e) {
+          dead_letter_raw(st, stream, std::string("scheduled delivery failed: ") + e.what(), payload);
+          continue;
+        }
         ++st.delivered;
       }
     }
@@ -534,9 +621,7 @@ struct journal::impl {
         acked = std::min(acked, mdb_get(st.txn, cursors, &k, &v) == 0 && v.mv_size == 8 ? get_u64_le(v.mv_data) : 0);
       }
       const std::int64_t oldest_kept =
-          policy.max_age.count() > 0
-              ? st.now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(policy.max_age).count()
-              : INT64_MIN;
+          policy.max_age.count() > 0 ? add_saturating(st.now_ns, -to_ns_saturating(policy.max_age)) : INT64_MIN;
       int rc = 0;
       journal_detail::cursor c(st.txn, *dbi, rc);
       if (rc != 0) continue;
@@ -551,7 +636,7 @@ struct journal::impl {
                           (policy.max_bytes != 0 && bytes > static_cast<std::int64_t>(policy.max_bytes)) ||
                           (readable && view.timestamp_ns < oldest_kept);
         if (!over || seq > acked) break;
-        if (c.del() != 0) break;
+        if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
         --records;
         bytes -= size;
         st.bytes_delta[stream] -= size;
@@ -621,8 +706,9 @@ struct journal::impl {
       if (rc != 0) throw_lmdb(rc, "cannot read stream '" + name + "'");
       MDB_val key{}, value{};
       if (c.get(key, value, MDB_LAST) == 0) {
-        if (!decode_seq_key(to_span(key), last))
-          throw error(errc::malformed, "stream '" + name.substr(2) + "' has a key that is not a sequence number");
+        // A damaged last key must not set the next sequence number (8 bytes of 0xFF would wrap
+        // it to 0): only a key that decodes, below the maximum, counts.
+        if (!decode_seq_key(to_span(key), last) || last == UINT64_MAX) last = 0;
         record_view view;
         if (decode_record(last, to_span(value), view) == record_fault::none)
           last_ts = std::max(last_ts, view.timestamp_ns);
@@ -714,8 +800,7 @@ struct journal::impl {
     MDB_stat stat{};
     if (mdb_stat(st.txn, times, &stat) != 0 || stat.ms_entries == 0) return;
     std::size_t entries = stat.ms_entries;
-    const std::int64_t oldest_kept =
-        st.now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(options.dedup_max_age).count();
+    const std::int64_t oldest_kept = add_saturating(st.now_ns, -to_ns_saturating(options.dedup_max_age));
     int rc = 0;
     journal_detail::cursor c(st.txn, times, rc);
     if (rc != 0) return;
@@ -725,8 +810,9 @@ struct journal::impl {
       const auto ts = static_cast<std::int64_t>(get_u64_be(key.mv_data) ^ (std::uint64_t{1} << 63));
       if (ts >= oldest_kept && entries <= options.dedup_max_ids) break;
       MDB_val id_key{key.mv_size - 8, static_cast<char*>(key.mv_data) + 8};
-      mdb_del(st.txn, ids, &id_key, nullptr);
-      if (c.del() != 0) break;
+      if (const int rc_id = mdb_del(st.txn, ids, &id_key, nullptr); rc_id != 0 && rc_id != MDB_NOTFOUND)
+        throw lmdb_failure{rc_id};
+      if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
       --entries;
       st.changed = true;
     }
@@ -759,7 +845,13 @@ struct journal::impl {
               seqs.push_back(add_scheduled(st, a.stream, a.payload, a.deliver_at));
               continue;
             }
-            const std::uint64_t seq = append_in(st, a.stream, a.payload);
+            std::uint64_t seq = 0;
+            try {
+              seq = append_in(st, a.stream, a.payload);
+            } catch (const error&) {
+              seqs.push_back(0);  // past a budget: this append alone fails (see finish_batch)
+              continue;
+            }
             if (a.ttl_ns > 0) add_expiry(st, a.stream, seq, a.ttl_ns);
             seqs.push_back(seq);
           }
@@ -809,7 +901,6 @@ struct journal::impl {
 
   // Hands an append (or a scheduled record) to the writer, or completes it at once with why not.
   void enqueue(pending_append&& work) {
-    bool was_empty = false;
     if (read_only()) {
       complete(work.done, errc::invalid_state);
       return;
@@ -818,19 +909,24 @@ struct journal::impl {
       complete(work.done, errc::too_large);
       return;
     }
+    // A refusal is decided under the lock but reported after it, so a callback may append again.
+    std::optional<errc> refused;
+    bool was_empty = false;
     {
       std::lock_guard lock(queue_mutex);
       if (stopping) {
-        complete(work.done, errc::closed);
-        return;
+        refused = errc::closed;
+      } else if (queue.size() >= options.max_pending) {
+        refused = errc::back_pressure;
+      } else {
+        // The writer sleeps only on an empty queue: a push onto a non-empty one needs no wake-up.
+        was_empty = queue.empty();
+        queue.push_back(std::move(work));
       }
-      if (queue.size() >= options.max_pending) {
-        complete(work.done, errc::back_pressure);
-        return;
-      }
-      // The writer sleeps only on an empty queue: a push onto a non-empty one needs no wake-up.
-      was_empty = queue.empty();
-      queue.push_back(std::move(work));
+    }
+    if (refused) {
+      complete(work.done, *refused);
+      return;
     }
     if (was_empty) queue_cv.notify_one();
   }
@@ -873,7 +969,8 @@ struct journal::impl {
     while (batch.size() > largest && !largest_batch.compare_exchange_weak(largest, batch.size())) {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (periodic) unsynced.push_back({seqs[i], std::move(batch[i].done)});
+      if (seqs[i] == 0) complete(batch[i].done, errc::too_large);  // refused before LMDB
+      else if (periodic) unsynced.push_back({seqs[i], std::move(batch[i].done)});
       else complete(batch[i].done, seqs[i]);
     }
   }
@@ -925,7 +1022,8 @@ struct journal::impl {
 };
 
 journal journal::open(const std::filesystem::path& dir, const journal_options& options) {
-  if (options.max_batch == 0 || options.max_streams == 0 || options.map_size == 0 ||
+  if (options.max_batch == 0 || options.max_streams == 0 || options.max_tables == 0 ||
+      options.dedup_max_ids == 0 || options.map_size == 0 ||
       options.max_map_size < options.map_size || options.max_pending == 0 ||
       options.max_record_size > max_payload_size ||
       (options.mode == durability::periodic && options.sync_interval.count() <= 0))
@@ -962,7 +1060,8 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   }
 
   MDB_env* e = p->environment.get();
-  int rc = mdb_env_set_maxdbs(e, options.max_streams + 8);
+  // Streams and tables have budgets of their own; the internal databases come on top.
+  int rc = mdb_env_set_maxdbs(e, options.max_streams + options.max_tables + internal_database_count);
   if (rc == 0) rc = mdb_env_set_mapsize(e, options.map_size);
   if (rc != 0) throw_lmdb(rc, "cannot configure the journal at " + canonical);
   unsigned flags = MDB_NOTLS;
@@ -1138,10 +1237,10 @@ result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_
   const auto dbi = impl_->find_dbi(db_name(stream));
   if (!dbi || max_records == 0) return chunk;
 
-  std::shared_lock map_lock(impl_->map_mutex);
   int rc = 0;
-  txn t = impl_->begin(MDB_RDONLY, rc);
-  if (rc != 0) return lmdb_error(rc);
+  auto reading = impl_->begin_read(rc);
+  if (!reading) return lmdb_error(rc);
+  txn& t = reading->t;
   journal_detail::cursor c(t.get(), *dbi, rc);
   if (rc != 0) return lmdb_error(rc);
   std::byte key_bytes[8];
@@ -1238,7 +1337,11 @@ journal_verify_report journal::verify() const {
       }
       if (chunk->corruption) {
         report.corruptions.push_back(*chunk->corruption);
-        next = chunk->corruption->seq + 1;  // carry on past it: report every bad record
+        // Carry on past it to report every bad record; a key that is no sequence number (seq 0)
+        // or the last possible one leaves nothing to read past, so the stream ends there.
+        const std::uint64_t bad = chunk->corruption->seq;
+        if (bad == 0 || bad == UINT64_MAX || bad + 1 <= next) break;
+        next = bad + 1;
         continue;
       }
       if (chunk->records.empty()) break;
@@ -1249,6 +1352,8 @@ journal_verify_report journal::verify() const {
 }
 
 result<void> journal::copy_to(const std::filesystem::path& dest, bool compact) const {
+  // The copy reads the map through its own transaction: the map must not be resized under it.
+  std::shared_lock map_lock(impl_->map_mutex);
   const int rc = mdb_env_copy2(impl_->environment.get(), dest.c_str(), compact ? MDB_CP_COMPACT : 0u);
   if (rc != 0) return lmdb_error(rc);
   return {};
@@ -1280,8 +1385,8 @@ std::vector<journal_stream_info> journal::stream_infos() const {
 namespace {
 
 std::string table_db(std::string_view table) {
-  if (table.empty() || table.size() > 255)
-    throw error(errc::invalid_argument, "journal table names are 1-255 bytes");
+  if (table.empty() || table.size() > 255 || table.find('\0') != std::string_view::npos)
+    throw error(errc::invalid_argument, "journal table names are 1-255 bytes, with no NUL byte");
   std::string name(table_prefix);
   name += table;
   return name;
@@ -1370,7 +1475,7 @@ std::uint64_t journal_txn::dead_letter(std::string_view stream, std::uint64_t se
     payload.assign(static_cast<const char*>(v.mv_data), v.mv_size);
     why += " (the record failed its checks; raw value kept)";
   }
-  state_.owner.remove_record(state_, std::string(stream), seq);
+  if (state_.owner.remove_record(state_, std::string(stream), seq) < 0) return 0;
   const std::uint64_t id = state_.owner.next_counter(state_, "dead-letters");
   std::string key;
   put_u64_be(key, id);
@@ -1563,10 +1668,10 @@ result<std::uint64_t> journal::seq_at_time(std::string_view stream, std::int64_t
   if (!valid_stream_name(stream)) return errc::invalid_argument;
   const auto dbi = impl_->find_dbi(db_name(stream));
   if (!dbi) return std::uint64_t{1};
-  std::shared_lock map_lock(impl_->map_mutex);
   int rc = 0;
-  txn t = impl_->begin(MDB_RDONLY, rc);
-  if (rc != 0) return lmdb_error(rc);
+  auto reading = impl_->begin_read(rc);
+  if (!reading) return lmdb_error(rc);
+  txn& t = reading->t;
   journal_detail::cursor c(t.get(), *dbi, rc);
   if (rc != 0) return lmdb_error(rc);
   MDB_val key{}, value{};

@@ -27,8 +27,6 @@ env::env() {
   if (const int rc = mdb_env_create(&env_); rc != 0) throw_lmdb(rc, "mdb_env_create");
 }
 
-env::~env() {
-  if (env_ != nullptr) mdb_env_close(env_);
-}
+env::~env() { close(); }
 
 }  // namespace fabric::journal_detail

@@ -37,6 +37,10 @@ class env {
   env& operator=(const env&) = delete;
 
   MDB_env* get() const noexcept { return env_; }
+  /// Closes the environment now. Idempotent.
+  void close() noexcept {
+    if (env_ != nullptr) mdb_env_close(std::exchange(env_, nullptr));
+  }
 
  private:
   MDB_env* env_ = nullptr;

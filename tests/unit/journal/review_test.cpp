@@ -1,0 +1,175 @@
+// Regression tests for journal defects found in review: budgets, names with NUL bytes, huge
+// TTLs and ages, malformed keys, callbacks that append again, and dead-lettering in the same
+// transaction as a stream's creation.
+#include <fabric/journal.hpp>
+
+#include "support/support.hpp"
+
+#include <gtest/gtest.h>
+#include <lmdb.h>
+
+#include <future>
+#include <string>
+
+namespace {
+
+using fabric::durability;
+using fabric::errc;
+using fabric::journal;
+using fabric::journal_options;
+using fabric::journal_txn;
+using fabric::testing::temp_dir;
+using namespace std::chrono_literals;
+
+journal_options fast_options() {
+  journal_options o;
+  o.mode = durability::none;
+  return o;
+}
+
+TEST(JournalReviewTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
+  temp_dir dir;
+  journal_options o = fast_options();
+  o.max_streams = 2;
+  auto j = journal::open(dir.path(), o);
+  ASSERT_TRUE(j.append_wait("a", "x"));
+  ASSERT_TRUE(j.append_wait("b", "x"));
+  // Queue many appends to known streams around one to a third stream, so they share a batch.
+  std::vector<std::future<fabric::result<std::uint64_t>>> ok;
+  for (int i = 0; i < 50; ++i) ok.push_back(j.append("a", "y"));
+  auto refused = j.append("c", "z");
+  for (int i = 0; i < 50; ++i) ok.push_back(j.append("b", "y"));
+  EXPECT_TRUE(refused.get().is(errc::too_large));
+  for (auto& f : ok) EXPECT_TRUE(f.get());
+  EXPECT_EQ(j.last_seq("a"), 51u);
+}
+
+TEST(JournalReviewTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGoOn) {
+  temp_dir dir;
+  journal_options o = fast_options();
+  o.max_streams = 1;
+  auto j = journal::open(dir.path(), o);
+  ASSERT_TRUE(j.append_wait("only", "x"));
+  ASSERT_TRUE(j.schedule("another", "late", fabric::unix_now_ns() - 1));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(j.append_wait("only", "y")) << i;
+  auto letters = j.dead_letters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].stream, "another");
+  EXPECT_EQ(letters[0].payload, "late");
+  EXPECT_NE(letters[0].reason.find("scheduled delivery failed"), std::string::npos);
+  EXPECT_EQ(j.scheduled_count(), 0u);
+}
+
+TEST(JournalReviewTest, NamesWithANulByteAreRefused) {
+  temp_dir dir;
+  auto j = journal::open(dir.path(), fast_options());
+  const std::string evil("a\0evil", 6);
+  EXPECT_TRUE(j.append_wait(evil, "x").is(errc::too_large));
+  EXPECT_TRUE(j.read(evil, 1).is(errc::invalid_argument));
+  EXPECT_THROW((void)j.transact([&](journal_txn& t) { t.put(evil, "k", "v"); }), fabric::error);
+  EXPECT_TRUE(j.append_wait("a", "fine"));
+  EXPECT_EQ(j.streams(), std::vector<std::string>{"a"});
+}
+
+TEST(JournalReviewTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
+  temp_dir dir;
+  auto j = journal::open(dir.path(), fast_options());
+  ASSERT_TRUE(j.append_wait("s", "forever", std::chrono::nanoseconds::max()));
+  ASSERT_TRUE(j.set_retention("s", {.max_age = std::chrono::seconds::max(), .ack_cursors = {}}));
+  ASSERT_TRUE(j.append_wait("s", "tick"));
+  EXPECT_EQ(j.stats().expired, 0u);
+  auto chunk = j.read("s", 1);
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(chunk->records.size(), 2u);
+}
+
+TEST(JournalReviewTest, AHugeDedupAgeStillFindsDuplicates) {
+  temp_dir dir;
+  journal_options o = fast_options();
+  o.dedup_max_age = std::chrono::seconds::max();
+  auto j = journal::open(dir.path(), o);
+  fabric::message_id id;
+  id.bytes[15] = 7;
+  ASSERT_TRUE(j.transact([&](journal_txn& t) { EXPECT_EQ(t.mark_seen({"p", "s", 0, id}), fabric::dedup_verdict::fresh); }));
+  ASSERT_TRUE(j.transact([&](journal_txn& t) { EXPECT_EQ(t.mark_seen({"p", "s", 0, id}), fabric::dedup_verdict::duplicate); }));
+}
+
+TEST(JournalReviewTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
+  temp_dir dir;
+  auto j = journal::open(dir.path(), fast_options());
+  const std::string producer(255, 'p');
+  const std::string stream(250, 's');
+  EXPECT_THROW((void)j.transact([&](journal_txn& t) { t.mark_seen({producer, stream, 3, {}}); }), fabric::error);
+  ASSERT_TRUE(j.transact([&](journal_txn& t) { t.mark_seen({producer, std::string(245, 's'), 3, {}}); }));
+}
+
+TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
+  temp_dir dir;
+  {
+    auto j = journal::open(dir.path(), fast_options());
+    ASSERT_TRUE(j.append_wait("s", "x"));
+  }
+  // Plant a 3-byte key in the stream's database, behind the journal's back.
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 64);
+  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0640), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, "s/s", 0, &dbi), 0);
+  char bad_key[] = "zzz";
+  MDB_val key{3, bad_key};
+  MDB_val value{3, bad_key};
+  ASSERT_EQ(mdb_put(txn, dbi, &key, &value, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+
+  auto j = journal::open(dir.path(), fast_options());
+  auto report = j.verify();  // must return, not loop
+  EXPECT_EQ(report.records, 1u);
+  EXPECT_EQ(report.corruptions.size(), 1u);
+}
+
+TEST(JournalReviewTest, ACallbackMayAppendAgainWhenRefused) {
+  temp_dir dir;
+  journal_options o = fast_options();
+  o.max_pending = 1;
+  auto j = journal::open(dir.path(), o);
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  j.append("s", "first", [&, released](fabric::result<std::uint64_t>) {
+    entered.set_value();
+    released.wait_for(10s);
+  });
+  ASSERT_EQ(entered.get_future().wait_for(10s), std::future_status::ready);
+  auto queued = j.append("s", "second");  // fills the queue
+  std::promise<fabric::result<std::uint64_t>> retried;
+  // Refused at once with back-pressure; its callback appends again from inside (to another
+  // stream, also refused): this used to deadlock on the queue's own lock.
+  j.append("s", "third", [&](fabric::result<std::uint64_t> r) {
+    EXPECT_TRUE(r.is(errc::back_pressure));
+    j.append("s", "fourth", [&](fabric::result<std::uint64_t> again) { retried.set_value(again); });
+  });
+  auto again = retried.get_future();
+  ASSERT_EQ(again.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(again.get().is(errc::back_pressure));
+  release.set_value();
+  EXPECT_TRUE(queued.get());
+}
+
+TEST(JournalReviewTest, DeadLetteringARecordOfAStreamMadeInTheSameTransactionMovesIt) {
+  temp_dir dir;
+  auto j = journal::open(dir.path(), fast_options());
+  ASSERT_TRUE(j.transact([](journal_txn& t) {
+    const std::uint64_t seq = t.append("fresh", "poison");
+    EXPECT_EQ(t.dead_letter("fresh", seq, "bad", 1), 1u);
+  }));
+  auto chunk = j.read("fresh", 1);
+  ASSERT_TRUE(chunk);
+  EXPECT_TRUE(chunk->records.empty());
+  EXPECT_EQ(j.dead_letters().size(), 1u);
+}
+
+}  // namespace
