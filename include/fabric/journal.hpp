@@ -187,7 +187,7 @@ struct journal_stream_info {
 
 /// Counters since the journal was opened.
 struct journal_stats {
-  std::uint64_t appends = 0;        ///< appends made durable
+  std::uint64_t appends = 0;        ///< appends committed (in periodic mode, durable at the next fsync)
   std::uint64_t commits = 0;        ///< LMDB write transactions committed
   std::uint64_t syncs = 0;          ///< fsyncs the writer ran itself (periodic mode)
   std::uint64_t largest_batch = 0;  ///< most appends in one commit

@@ -554,9 +554,16 @@ struct journal::impl {
       MDB_val key{}, value{};
       for (int budget = 1024; rc == 0 && budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
         const auto* bytes = static_cast<const char*>(key.mv_data);
-        if (key.mv_size < 8 + 1 + 8 || get_u64_be(bytes) > now_key) break;
+        const bool well_formed = key.mv_size >= 8 + 1 + 8 &&
+                                 key.mv_size == 8 + 1 + static_cast<unsigned char>(bytes[8]) + 8u;
+        if (!well_formed) {  // damaged: drop it, or it would stall every expiry behind it
+          if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
+          --st.timed_delta;
+          st.changed = true;
+          continue;
+        }
+        if (get_u64_be(bytes) > now_key) break;
         const auto len = static_cast<unsigned char>(bytes[8]);
-        if (key.mv_size != 8 + 1 + len + 8u) break;
         const std::string stream(bytes + 9, len);
         const std::uint64_t seq = get_u64_be(bytes + 9 + len);
         if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
@@ -569,7 +576,13 @@ struct journal::impl {
       journal_detail::cursor c(st.txn, *find_dbi(scheduled_db), rc);
       MDB_val key{}, value{};
       for (int budget = 1024; rc == 0 && budget > 0 && c.get(key, value, MDB_FIRST) == 0; --budget) {
-        if (key.mv_size != 16 || get_u64_be(key.mv_data) > now_key) break;
+        if (key.mv_size != 16) {  // damaged: drop it, or it would stall every schedule behind it
+          if (const int rc_del = c.del(); rc_del != 0) throw lmdb_failure{rc_del};
+          --st.timed_delta;
+          st.changed = true;
+          continue;
+        }
+        if (get_u64_be(key.mv_data) > now_key) break;
         auto item = unpack<std::tuple<std::string, std::string>>(to_span(value));
         std::string stream, payload;
         if (item) std::tie(stream, payload) = std::move(*item);
@@ -717,7 +730,9 @@ struct journal::impl {
       last = std::max(last, stored_last_seq(t.get(), stream));
       last_seq.emplace(stream, last);
     }
-    if (!read_only()) {
+    if (read_only()) {
+      if (dbis.count(std::string(retention_db)) != 0) load_policies(t.get());
+    } else {
       load_stream_bytes(t.get());
       load_policies(t.get());
       for (std::string_view timed : {expiry_db, scheduled_db}) {
@@ -1025,7 +1040,7 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   if (options.max_batch == 0 || options.max_streams == 0 || options.max_tables == 0 ||
       options.dedup_max_ids == 0 || options.map_size == 0 ||
       options.max_map_size < options.map_size || options.max_pending == 0 ||
-      options.max_record_size > max_payload_size ||
+      options.max_record_size > max_payload_size - record_header_size ||
       (options.mode == durability::periodic && options.sync_interval.count() <= 0))
     throw error(errc::invalid_argument, "journal_options: a count, size or interval is zero or inconsistent");
   std::error_code ec;
@@ -1676,7 +1691,7 @@ result<std::uint64_t> journal::seq_at_time(std::string_view stream, std::int64_t
   if (rc != 0) return lmdb_error(rc);
   MDB_val key{}, value{};
   std::uint64_t first = 0, last = 0;
-  if (c.get(key, value, MDB_FIRST) != 0) return std::uint64_t{1};
+  if (c.get(key, value, MDB_FIRST) != 0) return last_seq(stream).value_or(0) + 1;  // emptied by trimming
   decode_seq_key(to_span(key), first);
   c.get(key, value, MDB_LAST);
   decode_seq_key(to_span(key), last);
