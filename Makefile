@@ -17,11 +17,14 @@ build: configure
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
 # The main job: the perf suite over every pattern and transport on loopback, fabric beside raw
-# libzmq, short enough for a first look (a full run: build/ci/perf/fabric-perf suite).
+# libzmq, then the journal beside raw LMDB in a temporary directory it removes; short enough for
+# a first look (full runs: build/ci/perf/fabric-perf suite, and ... journal).
 run: build
 	$(BUILD)/perf/fabric-perf suite --quick --json $(BUILD)/perf-results.json \
 	  --csv $(BUILD)/perf-results.csv --html $(BUILD)/perf-results.html
-	@echo "results: $(BUILD)/perf-results.json, .csv and .html"
+	$(BUILD)/perf/fabric-perf journal --quick --json $(BUILD)/perf-journal.json \
+	  --html $(BUILD)/perf-journal.html
+	@echo "results: $(BUILD)/perf-results.{json,csv,html} and $(BUILD)/perf-journal.{json,html}"
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
