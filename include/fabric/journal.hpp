@@ -222,8 +222,9 @@ class journal {
   /// the append is durable, with its sequence number, or with errc::too_large (payload over
   /// max_record_size, stream name empty, over 255 bytes or holding a NUL byte, or a new stream
   /// past max_streams), errc::back_pressure (max_pending
-  /// reached; `done` runs before append returns), errc::closed (journal closing) or
-  /// errc::io_error (LMDB failed; see the log).
+  /// reached; `done` runs before append returns), errc::closed (journal closing),
+  /// errc::invalid_state (opened read-only), or an LMDB error in category "lmdb" (for example
+  /// MDB_MAP_FULL once the map is at max_map_size; also written to stderr).
   void append(std::string_view stream, std::string_view payload, append_callback done);
   /// As above, with a future for the result.
   std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
