@@ -128,6 +128,33 @@ void damage_journal_record(const std::filesystem::path& dir, const std::string& 
   mdb_env_close(env);
 }
 
+journal_options fast_journal_options() {
+  journal_options o;
+  o.mode = durability::none;
+  return o;
+}
+
+writer_hold::writer_hold(journal& j, std::string_view stream) {
+  std::promise<void> entered;
+  auto parked = entered.get_future();
+  auto released = release_.get_future().share();
+  j.append(stream, "writer_hold", [entered = std::make_shared<std::promise<void>>(std::move(entered)),
+                                   released](result<std::uint64_t>) mutable {
+    entered->set_value();
+    released.wait_for(wait_bound);
+  });
+  if (parked.wait_for(wait_bound) != std::future_status::ready)
+    ADD_FAILURE() << "the journal's writer did not reach the held callback";
+}
+
+writer_hold::~writer_hold() { release(); }
+
+void writer_hold::release() {
+  if (released_) return;
+  released_ = true;
+  release_.set_value();
+}
+
 temp_dir::temp_dir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "fabric-test-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

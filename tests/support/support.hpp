@@ -3,10 +3,12 @@
 #pragma once
 
 #include <fabric/fabric.hpp>
+#include <fabric/journal.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -61,6 +63,25 @@ void await_subscription(publisher& pub, subscriber& sub);
 /// bytes and changes them. Fails the current test if the record cannot be found or rewritten.
 void damage_journal_record(const std::filesystem::path& dir, const std::string& stream, std::uint64_t seq,
                            const std::function<void(std::string&)>& mutate);
+
+/// Journal options for tests of logic: durability none (no fsync); durability has its own tests.
+journal_options fast_journal_options();
+
+/// Parks a journal's writer thread inside an append's completion callback until release() (or
+/// destruction), so a test can fill the journal's queue deterministically. The constructor
+/// returns once the writer is parked; it fails the current test if that takes over wait_bound.
+class writer_hold {
+ public:
+  writer_hold(journal& j, std::string_view stream);
+  ~writer_hold();
+  writer_hold(const writer_hold&) = delete;
+  writer_hold& operator=(const writer_hold&) = delete;
+  void release();
+
+ private:
+  std::promise<void> release_;
+  bool released_ = false;
+};
 
 /// A temporary directory removed (recursively) on destruction.
 class temp_dir {

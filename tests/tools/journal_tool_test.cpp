@@ -275,12 +275,6 @@ bool has_field(const std::string& doc, const std::string& key, const std::string
 }
 
 
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;  // these tests read what they wrote; fsync proves nothing here
-  return o;
-}
-
 class JournalToolTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -291,13 +285,13 @@ class JournalToolTest : public ::testing::Test {
 
   // Appends `count` records "<prefix> 1".."<prefix> count" to `stream`.
   void append(const std::string& stream, const std::string& prefix, int count) {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     for (int i = 1; i <= count; ++i)
       ASSERT_TRUE(j.append_wait(stream, prefix + " " + std::to_string(i)));
   }
 
   void append_payloads(const std::string& stream, const std::vector<std::string>& payloads) {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     for (const auto& p : payloads) ASSERT_TRUE(j.append_wait(stream, p));
   }
 
@@ -439,7 +433,7 @@ TEST_F(JournalToolTest, StreamsJsonListsEveryStreamAndAnEmptyJournalHasNone) {
   EXPECT_EQ(r.out, "{\"streams\":[{\"name\":\"orders\",\"first_seq\":1,\"last_seq\":2,\"records\":2}]}\n");
 
   temp_dir empty;
-  { auto j = journal::open(empty.path(), fast_options()); }
+  { auto j = journal::open(empty.path(), fabric::testing::fast_journal_options()); }
   const auto none = run_tool({"--json", "streams", empty.path().string()});
   ASSERT_EQ(none.code, 0) << none.err;
   EXPECT_EQ(none.out, "{\"streams\":[]}\n");
@@ -519,7 +513,7 @@ TEST_F(JournalToolTest, DumpTimestampsAreIso8601UtcWithNanosecondsAndMatchTheJou
   append("orders", "order", 3);
   std::vector<fabric::journal_record> records;
   {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     auto chunk = j.read("orders", 1);
     ASSERT_TRUE(chunk);
     records = chunk->records;
@@ -663,7 +657,7 @@ TEST_F(JournalToolTest, TailFollowEndsAfterMaxWait) {
 // The tool follows a journal this process keeps open and appends to, as it would a live
 // service's.
 void follow_and_stop(const fs::path& dir, int sig) {
-  auto j = journal::open(dir, fast_options());
+  auto j = journal::open(dir, fabric::testing::fast_journal_options());
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(j.append_wait("events", "event " + std::to_string(i)));
   tool_process tool({"tail", dir.string(), "-s", "events", "-n", "2", "-f", "--max-wait-ms", "60000"});
   ASSERT_TRUE(tool.read_until("text: event 3")) << tool.out << tool.err;
@@ -693,7 +687,7 @@ TEST_F(JournalToolTest, TailFollowStopsCleanlyOnSigterm) { follow_and_stop(dir_.
 // open would reach the scheduled record first.
 TEST_F(JournalToolTest, TailFollowLeavesScheduledDeliveryToTheServiceThatOwnsTheJournal) {
   {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     for (int i = 1; i <= 3; ++i) ASSERT_TRUE(j.append_wait("events", "event " + std::to_string(i)));
     const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::system_clock::now().time_since_epoch());
@@ -701,7 +695,7 @@ TEST_F(JournalToolTest, TailFollowLeavesScheduledDeliveryToTheServiceThatOwnsThe
   }
   tool_process tool({"tail", path(), "-s", "events", "-n", "1", "-f", "--max-wait-ms", "60000"});
   ASSERT_TRUE(tool.read_until("text: event 3")) << tool.out << tool.err;
-  auto service = journal::open(dir_.path(), fast_options());
+  auto service = journal::open(dir_.path(), fabric::testing::fast_journal_options());
   ASSERT_TRUE(tool.read_until("text: scheduled")) << tool.out << tool.err;
   EXPECT_EQ(service.stats().delivered_scheduled, 1u);
   const auto appended = service.append_wait("events", "after");
@@ -716,7 +710,7 @@ TEST_F(JournalToolTest, TailFollowLeavesScheduledDeliveryToTheServiceThatOwnsThe
 // ---- compact
 
 std::vector<std::string> all_payloads(const fs::path& dir, const std::string& stream) {
-  auto j = journal::open(dir, fast_options());
+  auto j = journal::open(dir, fabric::testing::fast_journal_options());
   std::vector<std::string> payloads;
   auto replayed = j.replay(stream, 1, [&](const fabric::journal_record& r) {
     payloads.push_back(r.payload);
@@ -780,7 +774,7 @@ namespace {
 TEST_F(JournalToolTest, DlqListShowsEachDeadLetterWithItsOriginAndReason) {
   append("work", "job", 3);
   {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     ASSERT_TRUE(j.transact([](fabric::journal_txn& t) { t.dead_letter("work", 2, "handler threw", 4); }));
   }
   const auto text = run_tool({"dlq", "list", path()});
@@ -806,7 +800,7 @@ TEST_F(JournalToolTest, DlqListOfAnEmptyQueueSaysSo) {
 TEST_F(JournalToolTest, DlqRequeueAppendsTheLetterBackAndDiscardRemovesOne) {
   append("work", "job", 3);
   {
-    auto j = journal::open(dir_.path(), fast_options());
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
     ASSERT_TRUE(j.transact([](fabric::journal_txn& t) {
       t.dead_letter("work", 1, "r", 1);
       t.dead_letter("work", 3, "r", 1);
@@ -820,7 +814,7 @@ TEST_F(JournalToolTest, DlqRequeueAppendsTheLetterBackAndDiscardRemovesOne) {
   const auto missing = run_tool({"dlq", "requeue", path(), "7"});
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("no such dead letter"), std::string::npos) << missing.err;
-  auto j = journal::open(dir_.path(), fast_options());
+  auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
   EXPECT_TRUE(j.dead_letters().empty());
   auto chunk = j.read("work", 1);
   ASSERT_TRUE(chunk);
@@ -831,7 +825,7 @@ TEST_F(JournalToolTest, DlqRequeueAppendsTheLetterBackAndDiscardRemovesOne) {
 TEST_F(JournalToolTest, DlqRequeueIsRefusedWhileAnotherProcessWritesTheJournal) {
   append("work", "job", 1);
   // This test process holds the journal open for writing, as a running service would.
-  auto j = journal::open(dir_.path(), fast_options());
+  auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
   const auto r = run_tool({"dlq", "requeue", path(), "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("open for writing in another process"), std::string::npos) << r.err;

@@ -25,14 +25,9 @@ using fabric::durability;
 using fabric::errc;
 using fabric::journal;
 using fabric::journal_options;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
-
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;  // tests of logic need no fsync; durability has its own tests
-  return o;
-}
 
 std::vector<std::string> payloads_of(const fabric::journal_chunk& chunk) {
   std::vector<std::string> out;
@@ -42,7 +37,7 @@ std::vector<std::string> payloads_of(const fabric::journal_chunk& chunk) {
 
 TEST(JournalTest, OpensAnEmptyJournalInANewDirectory) {
   temp_dir dir;
-  auto j = journal::open(dir.path() / "a" / "b", fast_options());
+  auto j = journal::open(dir.path() / "a" / "b", fast_journal_options());
   EXPECT_TRUE(j.streams().empty());
   EXPECT_FALSE(j.last_seq("orders").has_value());
   auto chunk = j.read("orders", 1);
@@ -53,7 +48,7 @@ TEST(JournalTest, OpensAnEmptyJournalInANewDirectory) {
 
 TEST(JournalTest, AppendsAreReadBackInOrderWithTheirSequenceNumbers) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 10; ++i) {
     auto seq = j.append_wait("orders", "order-" + std::to_string(i));
     ASSERT_TRUE(seq) << seq.error().message();
@@ -73,7 +68,7 @@ TEST(JournalTest, AppendsAreReadBackInOrderWithTheirSequenceNumbers) {
 
 TEST(JournalTest, EachStreamHasItsOwnSequence) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.append_wait("a", "1").value(), 1u);
   EXPECT_EQ(j.append_wait("b", "1").value(), 1u);
   EXPECT_EQ(j.append_wait("a", "2").value(), 2u);
@@ -82,7 +77,7 @@ TEST(JournalTest, EachStreamHasItsOwnSequence) {
 
 TEST(JournalTest, EmptyAndBinaryPayloadsRoundTrip) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   const std::string binary("\0\1\2\xff\0", 5);
   ASSERT_TRUE(j.append_wait("s", ""));
   ASSERT_TRUE(j.append_wait("s", binary));
@@ -94,11 +89,11 @@ TEST(JournalTest, EmptyAndBinaryPayloadsRoundTrip) {
 TEST(JournalTest, ReopeningKeepsRecordsAndContinuesTheSequence) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.append_wait("s", "one"));
     ASSERT_TRUE(j.append_wait("s", "two"));
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.last_seq("s"), 2u);
   EXPECT_EQ(j.append_wait("s", "three").value(), 3u);
   auto chunk = j.read("s", 1);
@@ -108,9 +103,9 @@ TEST(JournalTest, ReopeningKeepsRecordsAndContinuesTheSequence) {
 
 TEST(JournalTest, OpeningTheSameDirectoryTwiceInOneProcessIsRefused) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   try {
-    auto again = journal::open(dir.path() / "." , fast_options());
+    auto again = journal::open(dir.path() / "." , fast_journal_options());
     FAIL() << "a second open of the same directory succeeded";
   } catch (const fabric::error& e) {
     EXPECT_EQ(e.code(), fabric::make_error_code(errc::invalid_state));
@@ -120,24 +115,24 @@ TEST(JournalTest, OpeningTheSameDirectoryTwiceInOneProcessIsRefused) {
 
 TEST(JournalTest, ADirectoryCanBeOpenedAgainAfterItsJournalIsClosed) {
   temp_dir dir;
-  { auto j = journal::open(dir.path(), fast_options()); }
-  auto j = journal::open(dir.path(), fast_options());
+  { auto j = journal::open(dir.path(), fast_journal_options()); }
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_TRUE(j.append_wait("s", "x"));
 }
 
 TEST(JournalTest, BadOptionsAreRefused) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_batch = 0;
   EXPECT_THROW(journal::open(dir.path(), o), fabric::error);
-  o = fast_options();
+  o = fast_journal_options();
   o.max_map_size = o.map_size - 1;
   EXPECT_THROW(journal::open(dir.path(), o), fabric::error);
 }
 
 TEST(JournalTest, ManyThreadsAppendConcurrentlyAndEveryAppendLandsOnce) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   constexpr int threads = 4;
   constexpr int per_thread = 500;
   std::vector<std::thread> producers;
@@ -207,13 +202,13 @@ TEST(JournalTest, ClosingCompletesEveryAcceptedAppend) {
   }
   EXPECT_EQ(ok.load(), 1000);
   EXPECT_EQ(failed.load(), 0);
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.last_seq("s"), 1000u);
 }
 
 TEST(JournalTest, OversizedPayloadsAndBadStreamNamesAreRefused) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_record_size = 16;
   auto j = journal::open(dir.path(), o);
   EXPECT_TRUE(j.append_wait("s", std::string(17, 'x')).is(errc::too_large));
@@ -225,31 +220,23 @@ TEST(JournalTest, OversizedPayloadsAndBadStreamNamesAreRefused) {
 
 TEST(JournalTest, AFullQueueReportsBackPressure) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_pending = 2;
   auto j = journal::open(dir.path(), o);
-  // Hold the writer inside the first append's callback so the queue cannot drain.
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  j.append("s", "first", [&, released](fabric::result<std::uint64_t>) {
-    entered.set_value();
-    released.wait_for(10s);
-  });
-  ASSERT_EQ(entered.get_future().wait_for(10s), std::future_status::ready);
+  fabric::testing::writer_hold hold(j, "s");  // the queue cannot drain meanwhile
   auto a = j.append("s", "second");
   auto b = j.append("s", "third");
   auto c = j.append("s", "fourth");
   ASSERT_EQ(c.wait_for(0s), std::future_status::ready);
   EXPECT_TRUE(c.get().is(errc::back_pressure));
-  release.set_value();
+  hold.release();
   EXPECT_EQ(a.get().value(), 2u);
   EXPECT_EQ(b.get().value(), 3u);
 }
 
 TEST(JournalTest, ReadsAreBoundedByRecordsAndBytes) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(j.append_wait("s", std::string(100, 'a')));
   auto by_count = j.read("s", 5, 3);
   ASSERT_TRUE(by_count);
@@ -270,7 +257,7 @@ TEST(JournalTest, ReadsAreBoundedByRecordsAndBytes) {
 
 TEST(JournalTest, ReplayDeliversEverythingAcrossChunksAndCanStopEarly) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 10000; ++i) j.append("s", std::to_string(i), nullptr);
   ASSERT_TRUE(j.append_wait("s", "last"));
   std::uint64_t expected = 1;
@@ -288,7 +275,7 @@ TEST(JournalTest, ReplayDeliversEverythingAcrossChunksAndCanStopEarly) {
 
 TEST(JournalTest, TheMapGrowsFromATinyInitialSize) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.map_size = 256 * 1024;
   auto j = journal::open(dir.path(), o);
   const std::string payload(4096, 'm');
@@ -308,7 +295,7 @@ TEST(JournalTest, TheMapGrowsFromATinyInitialSize) {
 
 TEST(JournalTest, AMapAtItsLimitFailsAppendsInsteadOfGrowing) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.map_size = 256 * 1024;
   o.max_map_size = 256 * 1024;
   auto j = journal::open(dir.path(), o);
@@ -322,11 +309,11 @@ TEST(JournalTest, AMapAtItsLimitFailsAppendsInsteadOfGrowing) {
 TEST(JournalTest, ACorruptRecordIsReportedWithItsStreamAndSequenceAndNeverReturned) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     for (int i = 1; i <= 5; ++i) ASSERT_TRUE(j.append_wait("orders", "order " + std::to_string(i)));
   }
   fabric::testing::damage_journal_record(dir.path(), "orders", 3, [](std::string& v) { v.back() ^= 0x01; });
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   auto chunk = j.read("orders", 1);
   ASSERT_TRUE(chunk);
   EXPECT_EQ(payloads_of(*chunk), (std::vector<std::string>{"order 1", "order 2"}));
@@ -357,11 +344,11 @@ TEST(JournalTest, ACorruptRecordIsReportedWithItsStreamAndSequenceAndNeverReturn
 TEST(JournalTest, ATruncatedRecordIsReportedAsCorrupt) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.append_wait("s", "a payload that will lose its tail"));
   }
   fabric::testing::damage_journal_record(dir.path(), "s", 1, [](std::string& v) { v.resize(v.size() - 5); });
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   auto chunk = j.read("s", 1);
   ASSERT_TRUE(chunk);
   EXPECT_TRUE(chunk->records.empty());
@@ -407,7 +394,7 @@ void kill_and_reap(pid_t child) {
 
 TEST(JournalTest, ReaderSlotsOfAKilledProcessAreClearedAtOpen) {
   temp_dir dir;
-  { auto j = journal::open(dir.path(), fast_options()); ASSERT_TRUE(j.append_wait("s", "x")); }
+  { auto j = journal::open(dir.path(), fast_journal_options()); ASSERT_TRUE(j.append_wait("s", "x")); }
   // LMDB resets its reader table when the first process opens the environment, so a dead
   // reader's slot only lingers while another process keeps the environment open: the keeper.
   const pid_t keeper = spawn_lmdb_holder(dir.path(), false);
@@ -416,7 +403,7 @@ TEST(JournalTest, ReaderSlotsOfAKilledProcessAreClearedAtOpen) {
   ASSERT_GT(reader, 0);
   kill_and_reap(reader);
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     EXPECT_GE(j.stats().stale_readers, 1u);
     EXPECT_TRUE(j.append_wait("s", "after"));
   }
@@ -425,7 +412,7 @@ TEST(JournalTest, ReaderSlotsOfAKilledProcessAreClearedAtOpen) {
 
 TEST(JournalTest, ACallbackThatThrowsDoesNotStopTheWriter) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   j.append("s", "x", [](fabric::result<std::uint64_t>) { throw std::runtime_error("boom"); });
   EXPECT_EQ(j.append_wait("s", "y").value(), 2u);
 }
@@ -437,12 +424,12 @@ namespace {
 TEST(JournalToolsTest, VerifyCountsRecordsAndReportsEveryCorruptOne) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(j.append_wait("a", "payload"));
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(j.append_wait("b", "xy"));
   }
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     auto clean = j.verify();
     EXPECT_EQ(clean.records, 15u);
     EXPECT_EQ(clean.bytes, 10u * 7u + 5u * 2u);
@@ -450,7 +437,7 @@ TEST(JournalToolsTest, VerifyCountsRecordsAndReportsEveryCorruptOne) {
   }
   fabric::testing::damage_journal_record(dir.path(), "a", 2, [](std::string& v) { v[25] ^= 0x40; });
   fabric::testing::damage_journal_record(dir.path(), "a", 7, [](std::string& v) { v[0] ^= 0x01; });
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   auto report = j.verify();
   EXPECT_EQ(report.records, 13u);
   ASSERT_EQ(report.corruptions.size(), 2u);
@@ -461,7 +448,7 @@ TEST(JournalToolsTest, VerifyCountsRecordsAndReportsEveryCorruptOne) {
 
 TEST(JournalToolsTest, StreamInfosGiveEachStreamsExtent) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("a", "x"));
   ASSERT_TRUE(j.append_wait("b", "x"));
   auto infos = j.stream_infos();
@@ -477,12 +464,12 @@ TEST(JournalToolsTest, ACompactCopyOpensWithTheSameContent) {
   temp_dir dir;
   temp_dir copy;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     for (int i = 0; i < 100; ++i) ASSERT_TRUE(j.append_wait("s", std::to_string(i)));
     ASSERT_TRUE(j.transact([](fabric::journal_txn& t) { t.set_cursor("c", 50); }));
     ASSERT_TRUE(j.copy_to(copy.path()));
   }
-  auto j = journal::open(copy.path(), fast_options());
+  auto j = journal::open(copy.path(), fast_journal_options());
   EXPECT_EQ(j.last_seq("s"), 100u);
   EXPECT_EQ(j.cursor("c"), 50u);
   EXPECT_TRUE(j.verify().corruptions.empty());

@@ -17,13 +17,8 @@ using fabric::durability;
 using fabric::errc;
 using fabric::journal;
 using fabric::journal_options;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
-
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;
-  return o;
-}
 
 journal_options reader_options() {
   journal_options o;
@@ -45,7 +40,7 @@ class writer_process {
       ::close(to_child[1]);
       ::close(from_child[0]);
       try {
-        auto j = journal::open(dir, fast_options());
+        auto j = journal::open(dir, fast_journal_options());
         char ready = 'r';
         if (::write(from_child[1], &ready, 1) != 1) ::_exit(1);
         char command = 0;
@@ -91,11 +86,11 @@ class writer_process {
 
 TEST(JournalSharingTest, ASecondWritingProcessIsRefused) {
   temp_dir dir;
-  { auto j = journal::open(dir.path(), fast_options()); }
+  { auto j = journal::open(dir.path(), fast_journal_options()); }
   writer_process writer(dir.path());
   ASSERT_TRUE(writer.ready());
   try {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     FAIL() << "two processes opened the journal for writing";
   } catch (const fabric::error& e) {
     EXPECT_EQ(e.code(), fabric::make_error_code(errc::invalid_state));
@@ -105,7 +100,7 @@ TEST(JournalSharingTest, ASecondWritingProcessIsRefused) {
 
 TEST(JournalSharingTest, AReaderSeesWhatTheWriterCommitsAfterItOpened) {
   temp_dir dir;
-  { auto j = journal::open(dir.path(), fast_options()); }
+  { auto j = journal::open(dir.path(), fast_journal_options()); }
   writer_process writer(dir.path());
   ASSERT_TRUE(writer.ready());
   ASSERT_TRUE(writer.append('s'));
@@ -125,7 +120,7 @@ TEST(JournalSharingTest, AReaderSeesWhatTheWriterCommitsAfterItOpened) {
 TEST(JournalSharingTest, AReadOnlyJournalRefusesWritesAndChangesNothing) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.append_wait("s", "x"));
   }
   const auto size_before = std::filesystem::file_size(dir.path() / "data.mdb");

@@ -14,14 +14,9 @@ using fabric::durability;
 using fabric::journal;
 using fabric::journal_options;
 using fabric::retention_policy;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
-
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;
-  return o;
-}
 
 std::uint64_t first_seq(const journal& j, const std::string& stream) {
   for (const auto& info : j.stream_infos())
@@ -31,7 +26,7 @@ std::uint64_t first_seq(const journal& j, const std::string& stream) {
 
 TEST(JournalRetentionTest, KeepsAtMostTheNewestRecords) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.set_retention("s", {.max_records = 10}));
   for (int i = 1; i <= 25; ++i) ASSERT_TRUE(j.append_wait("s", std::to_string(i)));
   EXPECT_EQ(first_seq(j, "s"), 16u);
@@ -44,7 +39,7 @@ TEST(JournalRetentionTest, KeepsAtMostTheNewestRecords) {
 
 TEST(JournalRetentionTest, KeepsAtMostTheConfiguredBytes) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.set_retention("s", {.max_bytes = 1000}));
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(j.append_wait("s", std::string(100, 'b')));
   auto infos = j.stream_infos();
@@ -55,7 +50,7 @@ TEST(JournalRetentionTest, KeepsAtMostTheConfiguredBytes) {
 
 TEST(JournalRetentionTest, TrimsOnlyWhatTheNamedCursorsAcknowledged) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.set_retention("s", {.max_records = 5, .ack_cursors = {"slow", "fast"}}));
   ASSERT_TRUE(j.transact([](fabric::journal_txn& t) {
     t.set_cursor("fast", 18);
@@ -70,7 +65,7 @@ TEST(JournalRetentionTest, TrimsOnlyWhatTheNamedCursorsAcknowledged) {
 
 TEST(JournalRetentionTest, AgeLimitsTrimAnIdleStream) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(j.append_wait("s", "old"));
   ASSERT_TRUE(j.set_retention("s", {.max_age = 1s}));
   // The writer's once-a-second pass must remove them with no further appends; wait for it,
@@ -90,11 +85,11 @@ TEST(JournalRetentionTest, PoliciesArePersistedAndCanBeRemoved) {
   temp_dir dir;
   const retention_policy policy{.max_records = 7, .max_bytes = 99, .max_age = 3600s, .ack_cursors = {"c"}};
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.set_retention("s", policy));
     EXPECT_EQ(j.retention("s"), policy);
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.retention("s"), policy);
   ASSERT_TRUE(j.set_retention("s", {}));
   EXPECT_FALSE(j.retention("s"));
@@ -104,10 +99,10 @@ TEST(JournalRetentionTest, PoliciesArePersistedAndCanBeRemoved) {
 TEST(JournalRetentionTest, ByteCountsSurviveAReopen) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(j.append_wait("s", std::string(100, 'x')));
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.set_retention("s", {.max_bytes = 500}));
   ASSERT_TRUE(j.append_wait("s", std::string(100, 'x')));
   auto infos = j.stream_infos();
@@ -117,7 +112,7 @@ TEST(JournalRetentionTest, ByteCountsSurviveAReopen) {
 
 TEST(JournalTimeTest, FindsTheFirstRecordAtOrAfterATime) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(j.append_wait("s", std::to_string(i)));
   auto all = j.read("s", 1, 1000);
   ASSERT_TRUE(all);
@@ -138,7 +133,7 @@ TEST(JournalTimeTest, FindsTheFirstRecordAtOrAfterATime) {
 
 TEST(JournalTimeTest, AppendTimesNeverGoBackwards) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 200; ++i) j.append(i % 2 ? "a" : "b", "x", nullptr);
   ASSERT_TRUE(j.append_wait("a", "last"));
   for (const char* stream : {"a", "b"}) {
@@ -151,7 +146,7 @@ TEST(JournalTimeTest, AppendTimesNeverGoBackwards) {
 
 TEST(JournalTimeTest, FindsTimesAcrossATrimmedStart) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.set_retention("s", {.max_records = 10}));
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(j.append_wait("s", "x"));
   EXPECT_EQ(j.seq_at_time("s", 0).value(), 21u);

@@ -18,18 +18,13 @@ using fabric::errc;
 using fabric::journal;
 using fabric::journal_options;
 using fabric::journal_txn;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
 
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;
-  return o;
-}
-
 TEST(JournalReviewTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_streams = 2;
   auto j = journal::open(dir.path(), o);
   ASSERT_TRUE(j.append_wait("a", "x"));
@@ -46,7 +41,7 @@ TEST(JournalReviewTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
 
 TEST(JournalReviewTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGoOn) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_streams = 1;
   auto j = journal::open(dir.path(), o);
   ASSERT_TRUE(j.append_wait("only", "x"));
@@ -62,7 +57,7 @@ TEST(JournalReviewTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGo
 
 TEST(JournalReviewTest, NamesWithANulByteAreRefused) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   const std::string evil("a\0evil", 6);
   EXPECT_TRUE(j.append_wait(evil, "x").is(errc::too_large));
   EXPECT_TRUE(j.read(evil, 1).is(errc::invalid_argument));
@@ -73,7 +68,7 @@ TEST(JournalReviewTest, NamesWithANulByteAreRefused) {
 
 TEST(JournalReviewTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.append_wait("s", "forever", std::chrono::nanoseconds::max()));
   ASSERT_TRUE(j.set_retention("s", {.max_age = std::chrono::seconds::max(), .ack_cursors = {}}));
   ASSERT_TRUE(j.append_wait("s", "tick"));
@@ -85,7 +80,7 @@ TEST(JournalReviewTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
 
 TEST(JournalReviewTest, AHugeDedupAgeStillFindsDuplicates) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.dedup_max_age = std::chrono::seconds::max();
   auto j = journal::open(dir.path(), o);
   fabric::message_id id;
@@ -96,7 +91,7 @@ TEST(JournalReviewTest, AHugeDedupAgeStillFindsDuplicates) {
 
 TEST(JournalReviewTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   const std::string producer(255, 'p');
   const std::string stream(250, 's');
   EXPECT_THROW((void)j.transact([&](journal_txn& t) { t.mark_seen({producer, stream, 3, {}}); }), fabric::error);
@@ -106,7 +101,7 @@ TEST(JournalReviewTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
 TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.append_wait("s", "x"));
   }
   // Plant a 3-byte key in the stream's database, behind the journal's back.
@@ -125,7 +120,7 @@ TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
 
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   auto report = j.verify();  // must return, not loop
   EXPECT_EQ(report.records, 1u);
   EXPECT_EQ(report.corruptions.size(), 1u);
@@ -133,17 +128,10 @@ TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
 
 TEST(JournalReviewTest, ACallbackMayAppendAgainWhenRefused) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_pending = 1;
   auto j = journal::open(dir.path(), o);
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  j.append("s", "first", [&, released](fabric::result<std::uint64_t>) {
-    entered.set_value();
-    released.wait_for(10s);
-  });
-  ASSERT_EQ(entered.get_future().wait_for(10s), std::future_status::ready);
+  fabric::testing::writer_hold hold(j, "s");  // the queue cannot drain meanwhile
   auto queued = j.append("s", "second");  // fills the queue
   std::promise<fabric::result<std::uint64_t>> retried;
   // Refused at once with back-pressure; its callback appends again from inside (to another
@@ -155,13 +143,13 @@ TEST(JournalReviewTest, ACallbackMayAppendAgainWhenRefused) {
   auto again = retried.get_future();
   ASSERT_EQ(again.wait_for(10s), std::future_status::ready);
   EXPECT_TRUE(again.get().is(errc::back_pressure));
-  release.set_value();
+  hold.release();
   EXPECT_TRUE(queued.get());
 }
 
 TEST(JournalReviewTest, DeadLetteringARecordOfAStreamMadeInTheSameTransactionMovesIt) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.transact([](journal_txn& t) {
     const std::uint64_t seq = t.append("fresh", "poison");
     EXPECT_EQ(t.dead_letter("fresh", seq, "bad", 1), 1u);

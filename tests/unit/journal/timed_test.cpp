@@ -15,14 +15,9 @@ using fabric::durability;
 using fabric::journal;
 using fabric::journal_options;
 using fabric::journal_txn;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
-
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;
-  return o;
-}
 
 std::vector<std::string> payloads(const journal& j, const std::string& stream) {
   std::vector<std::string> out;
@@ -34,7 +29,7 @@ std::vector<std::string> payloads(const journal& j, const std::string& stream) {
 
 TEST(JournalTtlTest, ExpiredRecordsAreRemovedByTheNextCommit) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.append_wait("s", "short-lived", 1ns));
   ASSERT_TRUE(j.append_wait("s", "kept", 1h));
   ASSERT_TRUE(j.append_wait("s", "plain"));  // this commit is past the first record's expiry
@@ -45,7 +40,7 @@ TEST(JournalTtlTest, ExpiredRecordsAreRemovedByTheNextCommit) {
 
 TEST(JournalTtlTest, AnIdleJournalStillExpiresRecords) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.append_wait("s", "short-lived", 50ms));
   // The writer's once-a-second pass removes it with no further commits: wait for it, bounded.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -56,7 +51,7 @@ TEST(JournalTtlTest, AnIdleJournalStillExpiresRecords) {
 
 TEST(JournalScheduleTest, ADueRecordIsAppendedAndAFutureOneWaits) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   const std::int64_t now = fabric::unix_now_ns();
   auto later = j.schedule("s", "next week", now + std::int64_t{7} * 24 * 3600 * 1'000'000'000);
   auto due = j.schedule("s", "already due", now - 1);
@@ -73,10 +68,10 @@ TEST(JournalScheduleTest, ScheduledRecordsSurviveAReopen) {
   temp_dir dir;
   const std::int64_t soon = fabric::unix_now_ns() + 200'000'000;  // 200 ms
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.schedule("s", "later", soon));
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.scheduled_count(), 1u);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (j.scheduled_count() != 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
@@ -85,7 +80,7 @@ TEST(JournalScheduleTest, ScheduledRecordsSurviveAReopen) {
 
 TEST(JournalScheduleTest, BadSchedulesAreRefused) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.max_record_size = 4;
   auto j = journal::open(dir.path(), o);
   EXPECT_TRUE(j.schedule("", "x", 1).is(fabric::errc::too_large));
@@ -94,7 +89,7 @@ TEST(JournalScheduleTest, BadSchedulesAreRefused) {
 
 TEST(JournalDeadLetterTest, ARecordMovesToTheQueueWithItsReasonAndComesBack) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (const char* p : {"a", "poison", "c"}) ASSERT_TRUE(j.append_wait("work", p));
   std::uint64_t id = 0;
   ASSERT_TRUE(j.transact([&](journal_txn& t) { id = t.dead_letter("work", 2, "handler threw", 5); }));
@@ -120,7 +115,7 @@ TEST(JournalDeadLetterTest, ARecordMovesToTheQueueWithItsReasonAndComesBack) {
 
 TEST(JournalDeadLetterTest, LettersCanBeDiscardedAndIdsKeepCounting) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("work", std::to_string(i)));
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_EQ(t.dead_letter("work", 1, "r", 1), 1u);
@@ -144,7 +139,7 @@ namespace {
 TEST(JournalSequenceTest, NumbersAreNeverReusedAfterTheLastRecordsAreRemoved) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("work", "x"));
     ASSERT_TRUE(j.transact([](journal_txn& t) { t.dead_letter("work", 3, "r", 1); }));
     ASSERT_TRUE(j.append_wait("gone", "y", 1ns));
@@ -155,7 +150,7 @@ TEST(JournalSequenceTest, NumbersAreNeverReusedAfterTheLastRecordsAreRemoved) {
     EXPECT_EQ(reader.last_seq("work"), 3u);
     EXPECT_EQ(reader.last_seq("gone"), 1u);
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_EQ(j.last_seq("work"), 3u);
   EXPECT_EQ(j.append_wait("work", "after").value(), 4u);
   EXPECT_EQ(j.append_wait("gone", "after").value(), 2u);

@@ -17,14 +17,9 @@ using fabric::durability;
 using fabric::journal;
 using fabric::journal_options;
 using fabric::journal_txn;
+using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
-
-journal_options fast_options() {
-  journal_options o;
-  o.mode = durability::none;
-  return o;
-}
 
 fabric::message_id id_of(std::uint64_t n) {
   fabric::message_id id;
@@ -37,7 +32,7 @@ dedup_key by_seq(std::uint64_t seq) { return {"producer-a", "orders", seq, {}}; 
 
 TEST(JournalTransactTest, CommitsAppendsStateAndCursorsTogether) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   std::uint64_t seq = 0;
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     t.put("accounts", "alice", "100");
@@ -56,7 +51,7 @@ TEST(JournalTransactTest, CommitsAppendsStateAndCursorsTogether) {
 
 TEST(JournalTransactTest, ATransactionThatThrowsKeepsNothingAndRethrows) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.append_wait("outbox", "before"));
   EXPECT_THROW((void)j.transact([&](journal_txn& t) {
     t.put("accounts", "bob", "5");
@@ -75,7 +70,7 @@ TEST(JournalTransactTest, ATransactionThatThrowsKeepsNothingAndRethrows) {
 
 TEST(JournalTransactTest, TablesPutGetAndErase) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_FALSE(j.get("t", "k"));
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_FALSE(t.get("t", "k"));
@@ -94,7 +89,7 @@ TEST(JournalTransactTest, TablesPutGetAndErase) {
 
 TEST(JournalTransactTest, BadNamesThrowInsideTheTransaction) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_THROW((void)j.transact([](journal_txn& t) { t.put("", "k", "v"); }), fabric::error);
   EXPECT_THROW((void)j.transact([](journal_txn& t) { t.put("t", "", "v"); }), fabric::error);
   EXPECT_THROW((void)j.transact([](journal_txn& t) { t.put("t", std::string(512, 'k'), "v"); }), fabric::error);
@@ -106,7 +101,7 @@ TEST(JournalTransactTest, BadNamesThrowInsideTheTransaction) {
 
 TEST(JournalTransactTest, MarkSeenFindsDuplicatesBySequence) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_EQ(t.mark_seen(by_seq(1)), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen(by_seq(2)), dedup_verdict::fresh);
@@ -122,7 +117,7 @@ TEST(JournalTransactTest, MarkSeenFindsDuplicatesBySequence) {
 
 TEST(JournalTransactTest, OutOfOrderSequencesAreRememberedAndAbsorbed) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_EQ(t.mark_seen(by_seq(3)), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen(by_seq(5)), dedup_verdict::fresh);
@@ -141,7 +136,7 @@ TEST(JournalTransactTest, OutOfOrderSequencesAreRememberedAndAbsorbed) {
 
 TEST(JournalTransactTest, AFullWindowGivesUpTheLowestGap) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.dedup_max_window = 3;
   auto j = journal::open(dir.path(), o);
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
@@ -157,7 +152,7 @@ TEST(JournalTransactTest, AFullWindowGivesUpTheLowestGap) {
 
 TEST(JournalTransactTest, MarkSeenFindsDuplicatesById) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_EQ(t.mark_seen({"p", "s", 0, id_of(1)}), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen({"p", "s", 0, id_of(1)}), dedup_verdict::duplicate);
@@ -172,7 +167,7 @@ TEST(JournalTransactTest, MarkSeenFindsDuplicatesById) {
 TEST(JournalTransactTest, DedupStateAndCursorsSurviveAReopen) {
   temp_dir dir;
   {
-    auto j = journal::open(dir.path(), fast_options());
+    auto j = journal::open(dir.path(), fast_journal_options());
     ASSERT_TRUE(j.transact([&](journal_txn& t) {
       t.mark_seen(by_seq(1));
       t.mark_seen(by_seq(3));
@@ -180,7 +175,7 @@ TEST(JournalTransactTest, DedupStateAndCursorsSurviveAReopen) {
       t.set_cursor("c", 3);
     }));
   }
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   EXPECT_TRUE(j.seen(by_seq(1)));
   EXPECT_FALSE(j.seen(by_seq(2)));
   EXPECT_TRUE(j.seen(by_seq(3)));
@@ -190,7 +185,7 @@ TEST(JournalTransactTest, DedupStateAndCursorsSurviveAReopen) {
 
 TEST(JournalTransactTest, OldIdsAreForgottenPastTheCountBound) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.dedup_max_ids = 100;
   auto j = journal::open(dir.path(), o);
   for (std::uint64_t batch = 0; batch < 10; ++batch) {
@@ -206,7 +201,7 @@ TEST(JournalTransactTest, OldIdsAreForgottenPastTheCountBound) {
 
 TEST(JournalTransactTest, EffectivelyOnceProcessingOfARedeliveredBatch) {
   temp_dir dir;
-  auto j = journal::open(dir.path(), fast_options());
+  auto j = journal::open(dir.path(), fast_journal_options());
   // A consumer that adds up amounts, fed the same messages twice (as at-least-once delivery may).
   auto consume = [&](std::uint64_t from, std::uint64_t to) {
     return j.transact([&](journal_txn& t) {
@@ -238,7 +233,7 @@ TEST(JournalTransactTest, PeriodicModeCompletesTransactionsAfterAnFsync) {
 
 TEST(JournalTransactTest, ATransactionRunsAgainWhenTheMapMustGrow) {
   temp_dir dir;
-  journal_options o = fast_options();
+  journal_options o = fast_journal_options();
   o.map_size = 256 * 1024;
   auto j = journal::open(dir.path(), o);
   int runs = 0;
