@@ -1,0 +1,149 @@
+// The Majordomo broker (7/MDP with 8/MMI): clients ask for a service by name, workers offer
+// services, and the broker matches them. Wire-compatible with every 7/MDP client and worker.
+//
+// What fabric's broker does beyond the reference implementation (see docs/majordomo.md):
+//   - it remembers the request each worker is busy with and requeues it when that worker dies,
+//     disconnects or is purged, so a crashed worker loses nothing (a request that has killed
+//     `max_dispatches` workers is dropped as poison and counted);
+//   - it heartbeats every worker, busy or idle, and purges every silent one;
+//   - queued requests expire, services with no workers and no queue are dropped, and every queue
+//     and table has a configured bound with a counted drop when full;
+//   - frames a client puts before the empty delimiter (a DEALER client's correlation id, or the
+//     address stack of a proxy chain) come back unchanged in front of the reply, which is how
+//     fabric::mdp::async_client matches replies to requests;
+//   - 8/MMI extensions "mmi.services" and "mmi.stats" answer "200" plus a JSON document.
+//
+// Thread safety: a broker object is used from the thread that created it; the broker itself runs
+// on its own thread.
+#pragma once
+
+#include <fabric/context.hpp>
+#include <fabric/options.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fabric::mdp {
+
+/// Severity of a broker log line.
+enum class log_level { debug, info, warning, error, off };
+
+/// Receives the broker's log lines; called on the broker's thread, so keep it short and
+/// thread-safe with respect to your other logging.
+using log_fn = std::function<void(log_level, std::string_view)>;
+
+/// Everything that configures a broker. Every bound has a default; none is unlimited.
+struct broker_options {
+  /// Endpoints to bind, e.g. "tcp://*:5555" or "tcp://127.0.0.1:*" (the port is then chosen by
+  /// the system; broker::endpoints() tells which).
+  std::vector<std::string> endpoints{};
+  /// How often the broker heartbeats each worker (unless it sent it something else meanwhile).
+  std::chrono::milliseconds heartbeat_interval{2500};
+  /// A worker silent for `liveness` heartbeat intervals is purged; its request is requeued.
+  std::size_t liveness = 3;
+  /// A request waiting in a service's queue longer than this is dropped (0 = never).
+  std::chrono::milliseconds request_expiry{std::chrono::seconds(30)};
+  /// A service with no workers and nothing queued is forgotten after this long.
+  std::chrono::milliseconds service_idle_timeout{std::chrono::seconds(60)};
+  /// Queued requests per service and in total; a request beyond either is dropped and counted
+  /// (the client sees a timeout and retries, which is what a 7/MDP client does).
+  std::size_t max_queued_per_service = 10'000;
+  std::size_t max_queued_total = 100'000;
+  /// Services and workers the broker keeps track of; a READY beyond the bound is answered with
+  /// DISCONNECT, a request for a new service beyond it is dropped and counted.
+  std::size_t max_services = 10'000;
+  std::size_t max_workers = 10'000;
+  /// How many workers one request may be given to before it is dropped as poison (each dispatch
+  /// after the first follows the death of the worker that had it).
+  std::size_t max_dispatches = 3;
+  /// The most frames a client may put before the empty delimiter (its return-address stack).
+  std::size_t max_return_frames = 8;
+  /// The ROUTER socket. fabric's broker raises the high-water marks (many clients and workers
+  /// share one socket); ROUTER_MANDATORY stays on so a vanished peer is detected at once.
+  socket_options socket{.send_hwm = 100'000, .recv_hwm = 100'000};
+  /// The least severe level passed to `log`.
+  log_level min_log_level = log_level::info;
+  /// Where log lines go; none by default.
+  log_fn log{};
+};
+
+/// Figures for one service.
+struct service_stats {
+  std::string name{};
+  std::size_t workers = 0;       ///< registered workers
+  std::size_t idle_workers = 0;  ///< of which waiting for a request
+  std::size_t queued = 0;        ///< requests waiting for a worker
+  std::uint64_t requests = 0;    ///< requests accepted (queued or given to a worker)
+  std::uint64_t replies = 0;     ///< replies delivered to clients
+  std::uint64_t expired = 0;     ///< queued requests dropped by request_expiry
+  std::uint64_t rejected = 0;    ///< requests dropped because a queue was full
+};
+
+/// A snapshot of the broker's counters and state.
+struct broker_stats {
+  std::uint64_t requests = 0;          ///< client requests accepted (queued or given to a worker)
+  std::uint64_t replies = 0;           ///< worker replies passed on to their client
+  std::uint64_t mmi_requests = 0;      ///< requests the broker answered itself (mmi.*, not in
+                                       ///< `requests` or `replies`)
+  std::uint64_t malformed = 0;         ///< messages dropped for breaking the grammar
+  std::uint64_t protocol_errors = 0;   ///< valid commands out of place, answered with DISCONNECT
+  std::uint64_t workers_registered = 0;
+  std::uint64_t workers_expired = 0;   ///< purged after `liveness` silent intervals
+  std::uint64_t workers_departed = 0;  ///< sent DISCONNECT, or became unreachable
+  std::uint64_t requeued = 0;          ///< requests given back to the queue after a worker died
+  std::uint64_t expired = 0;           ///< queued requests dropped by request_expiry
+  std::uint64_t rejected = 0;          ///< requests dropped for a full queue or service table
+  std::uint64_t poisoned = 0;          ///< requests dropped after max_dispatches workers died
+  std::uint64_t undeliverable = 0;     ///< replies (worker or MMI) dropped because the client had
+                                       ///< gone or its queue was full
+  std::uint64_t services_dropped = 0;  ///< idle services forgotten
+  std::size_t workers = 0;             ///< live workers now
+  std::size_t busy_workers = 0;        ///< of which handling a request
+  std::size_t queued = 0;              ///< requests waiting now, all services
+  std::vector<service_stats> services{};  ///< by name
+};
+
+/// The stats as one JSON object (the same document "mmi.stats" answers with).
+std::string to_json(const broker_stats& stats);
+
+/// A Majordomo broker running on its own thread.
+class broker {
+ public:
+  /// Binds every endpoint in `options.endpoints` and starts serving.
+  /// Throws: fabric::error(invalid_argument) for no endpoints or a bad option; fabric::error or
+  /// zmq::error_t when an endpoint cannot be bound (the message names it).
+  broker(context& ctx, broker_options options);
+  /// Stops the broker (bounded, see stop()).
+  ~broker();
+  broker(const broker&) = delete;
+  broker& operator=(const broker&) = delete;
+
+  /// The bound endpoints, with wildcards resolved ("tcp://127.0.0.1:41235"), in option order.
+  const std::vector<std::string>& endpoints() const noexcept;
+
+  /// A snapshot of the counters, taken on the broker's thread.
+  /// Throws: fabric::error(timeout) when the broker thread does not answer within `timeout`;
+  /// fabric::error(invalid_state) after stop().
+  broker_stats stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  /// Stops serving and closes the socket; waits at most `timeout` for the thread.
+  /// Returns: true when the thread finished. Idempotent.
+  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+  /// True until the broker thread has ended (by stop() or by a failure).
+  bool running() const noexcept;
+  /// What the broker thread failed with, if it ended on its own.
+  std::exception_ptr failure() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fabric::mdp

@@ -1,0 +1,122 @@
+// The Majordomo broker's state machine: everything the broker decides, with no sockets and no
+// clock. The driver (mdp_broker.cpp) feeds it each message its ROUTER receives and calls on_tick()
+// when next_tick() is due; the machine answers through a broker_sink. Tests drive it directly
+// with a fake clock and a recording sink.
+//
+// Messages in and out are ROUTER messages: frame 0 is the peer's routing id.
+//
+//   from a client:  id | stack* | "" | "MDPC01" | service | body*      (stack: return addresses)
+//   to a client:    id | stack* | "" | "MDPC01" | service | body*      (the same stack, unchanged)
+//   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
+//
+// Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the
+// worker handling it. A request's frames are kept as received; the worker gets copies of the body
+// frames (zmq_msg_copy shares the bytes), so the original can be requeued if the worker dies, and
+// the reply reuses the request's envelope frames so nothing is rebuilt on the way back.
+//
+// Thread safety: none; one thread drives a machine.
+#pragma once
+
+#include <fabric/majordomo.hpp>
+#include <fabric/message.hpp>
+#include <fabric/result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace fabric::mdp {
+
+/// Where the machine's output goes.
+class broker_sink {
+ public:
+  virtual ~broker_sink() = default;
+  /// Sends a ROUTER message (frame 0 names the peer) without waiting.
+  /// Returns: success; errc::peer_unreachable when no such peer is connected; errc::back_pressure
+  /// when its queue is full. On failure `m` is unchanged.
+  virtual result<void> send(message&& m) = 0;
+  /// A log line at `level` (only called at or above broker_options::min_log_level).
+  virtual void log(log_level level, std::string_view line) {
+    (void)level;
+    (void)line;
+  }
+};
+
+class broker_machine {
+ public:
+  using clock = std::chrono::steady_clock;
+  using time_point = clock::time_point;
+
+  /// Throws: fabric::error(invalid_argument) for an unusable option (zero liveness, zero or
+  /// negative heartbeat interval, zero bounds).
+  broker_machine(const broker_options& options, broker_sink& sink, time_point now);
+  ~broker_machine();
+  broker_machine(const broker_machine&) = delete;
+  broker_machine& operator=(const broker_machine&) = delete;
+
+  /// Handles one message received by the ROUTER (frame 0 = sender's routing id).
+  void on_message(message&& m, time_point now);
+  /// Heartbeats, purges silent workers, expires queued requests and forgets idle services.
+  void on_tick(time_point now);
+  /// When on_tick() should next run.
+  time_point next_tick() const noexcept { return next_tick_; }
+
+  broker_stats stats() const;
+
+ private:
+  struct pending;
+  struct worker;
+  struct service;
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  template <typename T>
+  using table = std::unordered_map<std::string, std::unique_ptr<T>, string_hash, std::equal_to<>>;
+
+  void on_client(message&& m, std::size_t delimiter_at, time_point now);
+  void on_worker(message&& m, time_point now);
+  void answer_mmi(pending&& p, std::string_view name);
+  service* find_or_create_service(std::string_view name, time_point now);
+  void register_worker(std::string_view id, std::string_view name, time_point now);
+  void protocol_error(std::string_view id, worker* w, std::string_view why, time_point now);
+  void send_disconnect(std::string_view id);
+  /// Forgets `w`: its request goes back to the front of its service's queue (or is dropped as
+  /// poison), and it leaves its service. `farewell` sends it a DISCONNECT first.
+  void remove_worker(worker* w, bool farewell, time_point now);
+  /// Gives `p` to the longest-idle worker of `s`. Returns false (leaving `p` intact) when `s` has
+  /// no idle worker that could take it.
+  bool dispatch(service& s, pending& p, time_point now);
+  /// Hands queued requests to idle workers while both exist.
+  void drain(service& s, time_point now);
+  void enqueue(service& s, pending&& p, bool front);
+  void worker_idle(worker& w);
+  void unlink_idle(worker& w);
+  void deliver(message&& reply);
+  bool logs(log_level level) const noexcept;
+  void log(log_level level, std::string_view line);
+
+  broker_options options_;
+  broker_sink& sink_;
+  clock::duration heartbeat_;
+  clock::duration worker_ttl_;
+  clock::duration period_;
+  time_point next_tick_;
+  table<worker> workers_;
+  table<service> services_;
+  std::size_t queued_ = 0;
+  std::size_t busy_ = 0;
+  // The counters of broker_stats that are not derived from the tables.
+  broker_stats counters_{};
+  // Reused for the frames sent to workers, so a dispatch allocates nothing once warm.
+  message scratch_;
+};
+
+}  // namespace fabric::mdp

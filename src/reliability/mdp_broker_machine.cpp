@@ -1,0 +1,611 @@
+// The Majordomo broker's state machine (see mdp_broker.hpp for the model).
+#include "reliability/mdp_broker.hpp"
+
+#include "reliability/mdp.hpp"
+
+#include <fabric/error.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fabric::mdp {
+
+// A request as received: [client-id, stack..., "", "MDPC01", service, body...].
+struct broker_machine::pending {
+  message m;
+  std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
+  std::uint32_t dispatches = 0;
+  time_point enqueued{};
+
+  std::string_view service() const noexcept { return m.view(body_at - 1U); }
+  std::string_view client() const noexcept { return m.view(0); }
+  // Drops the request body, leaving the envelope a reply goes back in.
+  void keep_envelope() {
+    auto& f = m.frames();
+    f.erase(f.begin() + body_at, f.end());
+  }
+};
+
+struct broker_machine::worker {
+  std::string id;
+  service* svc = nullptr;
+  time_point expiry{};
+  time_point last_sent{};
+  pending job;                   // the request this worker is handling, when busy
+  bool busy = false;
+  worker* prev = nullptr;        // the service's idle list, longest idle first
+  worker* next = nullptr;
+  bool idle = false;
+};
+
+struct broker_machine::service {
+  std::string name;
+  std::deque<pending> queue;
+  worker* idle_head = nullptr;
+  worker* idle_tail = nullptr;
+  std::size_t idle_count = 0;
+  std::size_t workers = 0;
+  time_point last_active{};
+  service_stats counters{};
+};
+
+namespace {
+
+constexpr std::string_view mmi_services = "mmi.services";
+constexpr std::string_view mmi_stats = "mmi.stats";
+
+bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
+
+std::string printable(std::string_view id) {
+  // Routing ids are often binary (libzmq's are 5 bytes starting with 0x00): show them as hex.
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(id.size() * 2);
+  for (const char ch : id) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return out;
+}
+
+void json_escape(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else {
+      // Pass a well-formed UTF-8 sequence through; any other byte becomes U+FFFD, so the
+      // document stays valid JSON whatever bytes a service name holds.
+      std::size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+      bool ok = len != 0 && i + len <= s.size();
+      for (std::size_t k = 1; ok && k < len; ++k)
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0U) == 0x80U;
+      if (ok) {
+        out.append(s.substr(i, len));
+        i += len;
+      } else {
+        out += "\\ufffd";
+        ++i;
+      }
+    }
+  }
+  out.push_back('"');
+}
+
+void json_field(std::string& out, std::string_view key, std::uint64_t value, bool comma = true) {
+  if (comma) out.push_back(',');
+  out.push_back('"');
+  out.append(key);
+  out += "\":";
+  out += std::to_string(value);
+}
+
+}  // namespace
+
+std::string to_json(const broker_stats& s) {
+  std::string out = "{";
+  json_field(out, "requests", s.requests, false);
+  json_field(out, "replies", s.replies);
+  json_field(out, "mmi_requests", s.mmi_requests);
+  json_field(out, "malformed", s.malformed);
+  json_field(out, "protocol_errors", s.protocol_errors);
+  json_field(out, "workers_registered", s.workers_registered);
+  json_field(out, "workers_expired", s.workers_expired);
+  json_field(out, "workers_departed", s.workers_departed);
+  json_field(out, "requeued", s.requeued);
+  json_field(out, "expired", s.expired);
+  json_field(out, "rejected", s.rejected);
+  json_field(out, "poisoned", s.poisoned);
+  json_field(out, "undeliverable", s.undeliverable);
+  json_field(out, "services_dropped", s.services_dropped);
+  json_field(out, "workers", s.workers);
+  json_field(out, "busy_workers", s.busy_workers);
+  json_field(out, "queued", s.queued);
+  out += ",\"services\":[";
+  bool first = true;
+  for (const auto& svc : s.services) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"name\":";
+    json_escape(out, svc.name);
+    json_field(out, "workers", svc.workers);
+    json_field(out, "idle_workers", svc.idle_workers);
+    json_field(out, "queued", svc.queued);
+    json_field(out, "requests", svc.requests);
+    json_field(out, "replies", svc.replies);
+    json_field(out, "expired", svc.expired);
+    json_field(out, "rejected", svc.rejected);
+    out.push_back('}');
+  }
+  out += "]}";
+  return out;
+}
+
+broker_machine::broker_machine(const broker_options& options, broker_sink& sink, time_point now)
+    : options_(options), sink_(sink) {
+  if (options_.heartbeat_interval.count() <= 0)
+    throw error(errc::invalid_argument, "majordomo: heartbeat_interval must be positive");
+  if (options_.liveness == 0) throw error(errc::invalid_argument, "majordomo: liveness must be >= 1");
+  if (options_.request_expiry.count() < 0 || options_.service_idle_timeout.count() < 0)
+    throw error(errc::invalid_argument, "majordomo: expiry times must not be negative");
+  if (options_.max_queued_per_service == 0 || options_.max_queued_total == 0 ||
+      options_.max_services == 0 || options_.max_workers == 0 || options_.max_dispatches == 0)
+    throw error(errc::invalid_argument, "majordomo: queue, table and dispatch bounds must be >= 1");
+  if (options_.max_return_frames > 64)
+    throw error(errc::invalid_argument, "majordomo: max_return_frames must be <= 64");
+  heartbeat_ = options_.heartbeat_interval;
+  worker_ttl_ = heartbeat_ * static_cast<clock::duration::rep>(options_.liveness);
+  // Tick often enough for the tightest deadline: heartbeats, and queued-request expiry.
+  clock::duration period = heartbeat_;
+  if (options_.request_expiry.count() > 0)
+    period = std::min<clock::duration>(period, options_.request_expiry);
+  period_ = period;
+  next_tick_ = now + period_;
+}
+
+broker_machine::~broker_machine() = default;
+
+bool broker_machine::logs(log_level level) const noexcept {
+  return level >= options_.min_log_level && level != log_level::off;
+}
+
+void broker_machine::log(log_level level, std::string_view line) {
+  if (logs(level)) sink_.log(level, line);
+}
+
+void broker_machine::on_message(message&& m, time_point now) {
+  // Find the empty delimiter; frames between the routing id and it are the return stack.
+  const std::size_t n = m.size();
+  std::size_t d = 1;
+  const std::size_t stack_limit = 1 + options_.max_return_frames;
+  while (d < n && d <= stack_limit && m[d].size() != 0) ++d;
+  if (d >= n || d > stack_limit || d + 1 >= n) {
+    ++counters_.malformed;
+    return;
+  }
+  const std::string_view header = m.view(d + 1);
+  if (header == client_header) {
+    on_client(std::move(m), d, now);
+  } else if (header == worker_header && d == 1) {
+    on_worker(std::move(m), now);
+  } else {
+    ++counters_.malformed;
+  }
+}
+
+void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point now) {
+  const std::size_t service_at = delimiter_at + 2;
+  if (service_at >= m.size() || !valid_name(m.view(service_at)) ||
+      service_at + 1 > std::numeric_limits<std::uint16_t>::max()) {
+    ++counters_.malformed;
+    return;
+  }
+  pending p;
+  p.body_at = static_cast<std::uint16_t>(service_at + 1);
+  p.enqueued = now;
+  p.m = std::move(m);
+  const std::string_view name = p.service();
+  if (is_mmi(name)) {
+    ++counters_.mmi_requests;
+    const std::string copy(name);
+    answer_mmi(std::move(p), copy);
+    return;
+  }
+  service* s = find_or_create_service(name, now);
+  if (s == nullptr) {
+    ++counters_.rejected;
+    return;
+  }
+  s->last_active = now;
+  if (s->queue.empty() && dispatch(*s, p, now)) {
+    ++counters_.requests;
+    ++s->counters.requests;
+    return;
+  }
+  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total) {
+    ++counters_.rejected;
+    ++s->counters.rejected;
+    if (logs(log_level::debug))
+      log(log_level::debug, "request for '" + s->name + "' dropped: queue full");
+    return;
+  }
+  ++counters_.requests;
+  ++s->counters.requests;
+  enqueue(*s, std::move(p), false);
+}
+
+void broker_machine::answer_mmi(pending&& p, std::string_view name) {
+  message body;
+  if (name == mmi_service) {
+    bool found = false;
+    if (p.m.size() > p.body_at) {
+      auto it = services_.find(p.m.view(p.body_at));
+      found = it != services_.end() && it->second->workers > 0;
+    }
+    body.push_back(found ? mmi_found : mmi_not_found);
+  } else if (name == mmi_services) {
+    std::vector<std::string_view> names;
+    for (const auto& [key, s] : services_)
+      if (s->workers > 0) names.push_back(key);
+    std::sort(names.begin(), names.end());
+    std::string json = "[";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i != 0) json.push_back(',');
+      json_escape(json, names[i]);
+    }
+    json.push_back(']');
+    body.push_back(mmi_found);
+    body.push_back(json);
+  } else if (name == mmi_stats) {
+    body.push_back(mmi_found);
+    body.push_back(to_json(stats()));
+  } else {
+    body.push_back(mmi_not_implemented);
+  }
+  p.keep_envelope();
+  for (auto& f : body) p.m.push_back(std::move(f));
+  if (!sink_.send(std::move(p.m))) ++counters_.undeliverable;
+}
+
+broker_machine::service* broker_machine::find_or_create_service(std::string_view name,
+                                                                time_point now) {
+  if (auto it = services_.find(name); it != services_.end()) return it->second.get();
+  if (services_.size() >= options_.max_services) {
+    log(log_level::warning, "service table full (max_services); request or READY refused");
+    return nullptr;
+  }
+  auto s = std::make_unique<service>();
+  s->name.assign(name);
+  s->counters.name = s->name;
+  s->last_active = now;
+  service* raw = s.get();
+  services_.emplace(s->name, std::move(s));
+  return raw;
+}
+
+void broker_machine::on_worker(message&& m, time_point now) {
+  // [id, "", "MDPW01", command, ...]; the delimiter and header are already checked.
+  const std::string_view id = m.view(0);
+  const std::size_t n = m.size();
+  if (n < 4 || m[3].size() != 1) {
+    ++counters_.malformed;
+    return;
+  }
+  auto it = workers_.find(id);
+  worker* w = it == workers_.end() ? nullptr : it->second.get();
+  const auto cmd = static_cast<command>(static_cast<std::uint8_t>(m.view(3)[0]));
+  switch (cmd) {
+    case command::ready: {
+      if (n != 5 || !valid_name(m.view(4))) break;
+      if (w != nullptr) return protocol_error(id, w, "READY from a registered worker", now);
+      if (is_mmi(m.view(4)))
+        return protocol_error(id, nullptr, "READY for an mmi.* service", now);
+      register_worker(id, m.view(4), now);
+      return;
+    }
+    case command::reply: {
+      if (n < 6 || !valid_name(m.view(4)) || m[5].size() != 0) break;
+      if (w == nullptr) return protocol_error(id, nullptr, "REPLY from an unknown worker", now);
+      if (!w->busy) return protocol_error(id, w, "REPLY from a worker with no request", now);
+      if (w->job.client() != m.view(4))
+        return protocol_error(id, w, "REPLY for a client it was not serving", now);
+      w->expiry = now + worker_ttl_;
+      w->busy = false;
+      --busy_;
+      service& s = *w->svc;
+      // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
+      pending& job = w->job;
+      job.keep_envelope();
+      auto& frames = m.frames();
+      for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
+      ++s.counters.replies;
+      s.last_active = now;
+      deliver(std::move(job.m));
+      job.m.clear();
+      worker_idle(*w);
+      drain(s, now);
+      return;
+    }
+    case command::heartbeat: {
+      if (n != 4) break;
+      if (w == nullptr) return protocol_error(id, nullptr, "HEARTBEAT from an unknown worker", now);
+      w->expiry = now + worker_ttl_;
+      return;
+    }
+    case command::disconnect: {
+      if (n != 4) break;
+      if (w != nullptr) {
+        ++counters_.workers_departed;
+        if (logs(log_level::info))
+          log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' disconnected");
+        remove_worker(w, false, now);
+      }
+      return;
+    }
+    case command::request:
+      if (n < 6 || !valid_name(m.view(4)) || m[5].size() != 0) break;
+      return protocol_error(id, w, "REQUEST sent by a worker", now);
+  }
+  ++counters_.malformed;
+}
+
+void broker_machine::register_worker(std::string_view id, std::string_view name, time_point now) {
+  if (workers_.size() >= options_.max_workers) {
+    ++counters_.rejected;
+    log(log_level::warning, "worker table full (max_workers); READY answered with DISCONNECT");
+    send_disconnect(id);
+    return;
+  }
+  service* s = find_or_create_service(name, now);
+  if (s == nullptr) {
+    ++counters_.rejected;
+    send_disconnect(id);
+    return;
+  }
+  auto w = std::make_unique<worker>();
+  w->id.assign(id);
+  w->svc = s;
+  w->expiry = now + worker_ttl_;
+  w->last_sent = now;
+  worker* raw = w.get();
+  workers_.emplace(w->id, std::move(w));
+  ++s->workers;
+  s->last_active = now;
+  ++counters_.workers_registered;
+  if (logs(log_level::info))
+    log(log_level::info, "worker " + printable(id) + " ready for '" + s->name + "'");
+  worker_idle(*raw);
+  drain(*s, now);
+}
+
+void broker_machine::send_disconnect(std::string_view id) {
+  message m = worker_disconnect();
+  m.push_front(id);
+  (void)sink_.send(std::move(m));  // best effort: the peer may already be gone
+}
+
+void broker_machine::protocol_error(std::string_view id, worker* w, std::string_view why,
+                                    time_point now) {
+  ++counters_.protocol_errors;
+  if (logs(log_level::warning)) {
+    std::string line = "worker " + printable(id) + ": ";
+    line.append(why);
+    line += "; sent DISCONNECT";
+    log(log_level::warning, line);
+  }
+  const std::string copy(id);  // `id` may live in the worker about to be removed
+  send_disconnect(copy);
+  if (w != nullptr) remove_worker(w, false, now);
+}
+
+void broker_machine::remove_worker(worker* w, bool farewell, time_point now) {
+  if (farewell) send_disconnect(w->id);
+  service& s = *w->svc;
+  unlink_idle(*w);
+  --s.workers;
+  s.last_active = now;
+  const bool had_job = w->busy;
+  pending job = std::move(w->job);
+  if (had_job) --busy_;
+  workers_.erase(w->id);  // destroys *w
+  if (!had_job) return;
+  if (job.dispatches >= options_.max_dispatches) {
+    ++counters_.poisoned;
+    if (logs(log_level::warning))
+      log(log_level::warning, "request for '" + s.name + "' dropped after " +
+                                  std::to_string(job.dispatches) + " workers died handling it");
+    return;
+  }
+  ++counters_.requeued;
+  enqueue(s, std::move(job), true);
+  drain(s, now);
+}
+
+bool broker_machine::dispatch(service& s, pending& p, time_point now) {
+  while (s.idle_head != nullptr) {
+    worker* w = s.idle_head;
+    // [worker-id, "", "MDPW01", 0x02, client, "", body...]; the body frames are copies that
+    // share the request's bytes, so the request stays whole for a requeue.
+    static constexpr char request_byte = static_cast<char>(command::request);
+    scratch_.clear();
+    scratch_.reserve(6 + p.m.size() - p.body_at);
+    scratch_.push_back(w->id);
+    scratch_.push_back(std::string_view{});
+    scratch_.push_back(worker_header);
+    scratch_.push_back(std::string_view(&request_byte, 1));
+    scratch_.push_back(p.client());
+    scratch_.push_back(std::string_view{});
+    for (std::size_t i = p.body_at; i < p.m.size(); ++i) scratch_.emplace_back().copy(p.m[i]);
+    if (sink_.send(std::move(scratch_))) {
+      unlink_idle(*w);
+      w->last_sent = now;
+      ++p.dispatches;
+      w->job = std::move(p);
+      w->busy = true;
+      ++busy_;
+      return true;
+    }
+    // The worker is gone (or so far behind that its queue is full): forget it and try the next.
+    // It holds no request, so nothing is requeued and nothing recurses.
+    ++counters_.workers_departed;
+    if (logs(log_level::info))
+      log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' unreachable");
+    unlink_idle(*w);
+    --s.workers;
+    workers_.erase(w->id);
+  }
+  return false;
+}
+
+void broker_machine::drain(service& s, time_point now) {
+  while (!s.queue.empty() && s.idle_head != nullptr) {
+    if (!dispatch(s, s.queue.front(), now)) break;
+    s.queue.pop_front();
+    --queued_;
+  }
+}
+
+void broker_machine::enqueue(service& s, pending&& p, bool front) {
+  if (front)
+    s.queue.push_front(std::move(p));
+  else
+    s.queue.push_back(std::move(p));
+  ++queued_;
+}
+
+void broker_machine::worker_idle(worker& w) {
+  service& s = *w.svc;
+  w.idle = true;
+  w.next = nullptr;
+  w.prev = s.idle_tail;
+  if (s.idle_tail != nullptr)
+    s.idle_tail->next = &w;
+  else
+    s.idle_head = &w;
+  s.idle_tail = &w;
+  ++s.idle_count;
+}
+
+void broker_machine::unlink_idle(worker& w) {
+  if (!w.idle) return;
+  service& s = *w.svc;
+  (w.prev != nullptr ? w.prev->next : s.idle_head) = w.next;
+  (w.next != nullptr ? w.next->prev : s.idle_tail) = w.prev;
+  w.prev = w.next = nullptr;
+  w.idle = false;
+  --s.idle_count;
+}
+
+void broker_machine::deliver(message&& reply) {
+  if (sink_.send(std::move(reply))) {
+    ++counters_.replies;
+    return;
+  }
+  ++counters_.undeliverable;
+  if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
+}
+
+void broker_machine::on_tick(time_point now) {
+  // Purge every worker that has been silent too long, wherever it sits in the table.
+  std::vector<std::string> ids;
+  for (const auto& [id, w] : workers_)
+    if (now >= w->expiry) ids.push_back(id);
+  for (const auto& id : ids) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    ++counters_.workers_expired;
+    if (logs(log_level::info))
+      log(log_level::info, "worker " + printable(id) + " of '" + it->second->svc->name +
+                               "' expired" + (it->second->busy ? "; its request is requeued" : ""));
+    remove_worker(it->second.get(), true, now);
+  }
+
+  // Heartbeat every worker, busy or idle, that has not heard from us in half an interval.
+  ids.clear();
+  for (const auto& [id, w] : workers_) {
+    if (now - w->last_sent < heartbeat_ / 2) continue;
+    message hb = worker_heartbeat();
+    hb.push_front(id);
+    auto r = sink_.send(std::move(hb));
+    if (r) {
+      w->last_sent = now;
+    } else if (r.is(errc::peer_unreachable)) {
+      ids.push_back(id);
+    }
+  }
+  for (const auto& id : ids) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    ++counters_.workers_departed;
+    if (logs(log_level::info))
+      log(log_level::info, "worker " + printable(id) + " of '" + it->second->svc->name +
+                               "' unreachable" + (it->second->busy ? "; its request is requeued" : ""));
+    remove_worker(it->second.get(), false, now);
+  }
+
+  // Expire queued requests, and forget services nobody serves or asks for.
+  const bool expiring = options_.request_expiry.count() > 0;
+  const clock::duration expiry = options_.request_expiry;
+  for (auto it = services_.begin(); it != services_.end();) {
+    service& s = *it->second;
+    if (expiring && !s.queue.empty()) {
+      const auto before = s.queue.size();
+      std::erase_if(s.queue, [&](const pending& p) { return now - p.enqueued >= expiry; });
+      const auto gone = before - s.queue.size();
+      if (gone != 0) {
+        queued_ -= gone;
+        counters_.expired += gone;
+        s.counters.expired += gone;
+        if (logs(log_level::info))
+          log(log_level::info, std::to_string(gone) + " request(s) for '" + s.name +
+                                   "' expired in the queue");
+      }
+    }
+    if (s.workers == 0 && s.queue.empty() &&
+        now - s.last_active >= clock::duration(options_.service_idle_timeout)) {
+      ++counters_.services_dropped;
+      if (logs(log_level::debug)) log(log_level::debug, "service '" + s.name + "' forgotten");
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  next_tick_ = now + period_;
+}
+
+broker_stats broker_machine::stats() const {
+  broker_stats out = counters_;
+  out.workers = workers_.size();
+  out.busy_workers = busy_;
+  out.queued = queued_;
+  out.services.reserve(services_.size());
+  for (const auto& [name, s] : services_) {
+    service_stats st = s->counters;
+    st.workers = s->workers;
+    st.idle_workers = s->idle_count;
+    st.queued = s->queue.size();
+    out.services.push_back(std::move(st));
+  }
+  std::sort(out.services.begin(), out.services.end(),
+            [](const service_stats& a, const service_stats& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace fabric::mdp

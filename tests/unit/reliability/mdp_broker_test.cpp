@@ -1,0 +1,695 @@
+// Tests the Majordomo broker's state machine with a fake clock and a recording sink: routing,
+// queues, heartbeats, purges, requeues, expiry, bounds, MMI, and hostile input.
+#include "reliability/mdp_broker.hpp"
+
+#include "reliability/mdp.hpp"
+
+#include <fabric/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace fabric::mdp {
+namespace {
+
+using namespace std::chrono_literals;
+using frames = std::vector<std::string>;
+using time_point = broker_machine::time_point;
+
+const std::string W = std::string(worker_header);
+const std::string C = std::string(client_header);
+const std::string READY = "\x01";
+const std::string REQUEST = "\x02";
+const std::string REPLY = "\x03";
+const std::string HEARTBEAT = "\x04";
+const std::string DISCONNECT = "\x05";
+
+message make(const frames& f) {
+  message m;
+  for (const auto& s : f) m.push_back(s);
+  return m;
+}
+
+frames strings(const message& m) {
+  frames out;
+  for (std::size_t i = 0; i < m.size(); ++i) out.emplace_back(m.view(i));
+  return out;
+}
+
+class recording_sink final : public broker_sink {
+ public:
+  result<void> send(message&& m) override {
+    const std::string peer(m.view(0));
+    if (unreachable.count(peer) != 0) return errc::peer_unreachable;
+    if (full.count(peer) != 0) return errc::back_pressure;
+    sent.push_back(strings(m));
+    m.clear();
+    return {};
+  }
+  void log(log_level, std::string_view line) override { lines.emplace_back(line); }
+
+  // Takes everything sent so far.
+  std::vector<frames> take() { return std::exchange(sent, {}); }
+  std::vector<frames> sent;
+  std::vector<std::string> lines;
+  std::set<std::string> unreachable;
+  std::set<std::string> full;
+};
+
+frames ready(const std::string& id, const std::string& service) {
+  return {id, "", W, READY, service};
+}
+frames request(const std::string& client, const std::string& service, const frames& body = {"hi"}) {
+  frames f{client, "", C, service};
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+frames reply(const std::string& worker, const std::string& client, const frames& body = {"ok"}) {
+  frames f{worker, "", W, REPLY, client, ""};
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+frames to_worker(const std::string& worker, const std::string& client,
+                 const frames& body = {"hi"}) {
+  frames f{worker, "", W, REQUEST, client, ""};
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+frames to_client(const std::string& client, const std::string& service,
+                 const frames& body = {"ok"}) {
+  frames f{client, "", C, service};
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+frames heartbeat(const std::string& id) { return {id, "", W, HEARTBEAT}; }
+frames disconnect(const std::string& id) { return {id, "", W, DISCONNECT}; }
+
+class MdpBrokerTest : public ::testing::Test {
+ protected:
+  MdpBrokerTest() { options.heartbeat_interval = 1000ms; options.liveness = 3; }
+
+  broker_machine& machine() {
+    if (!machine_) machine_ = std::make_unique<broker_machine>(options, sink, now);
+    return *machine_;
+  }
+  void in(const frames& f) { machine().on_message(make(f), now); }
+  void advance(std::chrono::milliseconds d) { now += d; }
+  // Runs every tick that falls due while the clock moves forward by `d`.
+  void run_for(std::chrono::milliseconds d) {
+    const time_point end = now + d;
+    while (machine().next_tick() <= end) {
+      now = machine().next_tick();
+      machine().on_tick(now);
+    }
+    now = end;
+  }
+  broker_stats stats() { return machine().stats(); }
+
+  broker_options options;
+  recording_sink sink;
+  time_point now{std::chrono::seconds(1000)};
+  std::unique_ptr<broker_machine> machine_;
+};
+
+TEST_F(MdpBrokerTest, RequestGoesToAnIdleWorkerAndTheReplyBackToTheClient) {
+  in(ready("w1", "echo"));
+  EXPECT_TRUE(sink.take().empty());  // READY has no answer
+  in(request("c1", "echo", {"a", "b"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {"a", "b"})}));
+  in(reply("w1", "c1", {"x", "y"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"x", "y"})}));
+  const auto s = stats();
+  EXPECT_EQ(s.requests, 1U);
+  EXPECT_EQ(s.replies, 1U);
+  EXPECT_EQ(s.workers, 1U);
+  EXPECT_EQ(s.busy_workers, 0U);
+  ASSERT_EQ(s.services.size(), 1U);
+  EXPECT_EQ(s.services[0].name, "echo");
+  EXPECT_EQ(s.services[0].replies, 1U);
+  EXPECT_EQ(s.services[0].idle_workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, EmptyBodiesTravelBothWays) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {})}));
+  in(reply("w1", "c1", {}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {})}));
+}
+
+TEST_F(MdpBrokerTest, ReturnStackBeforeTheDelimiterComesBackWithTheReply) {
+  in(ready("w1", "echo"));
+  in({"c1", "corr-7", "hop-2", "", C, "echo", "body"});
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {"body"})}));
+  in(reply("w1", "c1", {"done"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{{"c1", "corr-7", "hop-2", "", C, "echo", "done"}}));
+}
+
+TEST_F(MdpBrokerTest, ReturnStackLongerThanTheBoundIsMalformed) {
+  options.max_return_frames = 2;
+  in(ready("w1", "echo"));
+  in({"c1", "a", "b", "c", "", C, "echo", "body"});
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().malformed, 1U);
+  in({"c1", "a", "b", "", C, "echo", "body"});
+  EXPECT_EQ(sink.take().size(), 1U);
+}
+
+TEST_F(MdpBrokerTest, RequestWaitsInTheQueueUntilAWorkerArrives) {
+  in(request("c1", "echo", {"1"}));
+  in(request("c2", "echo", {"2"}));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().queued, 2U);
+  in(ready("w1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {"1"})}));
+  in(reply("w1", "c1"));
+  // The reply goes out, then the freed worker takes the next queued request.
+  EXPECT_EQ(sink.take(),
+            (std::vector<frames>{to_client("c1", "echo"), to_worker("w1", "c2", {"2"})}));
+  EXPECT_EQ(stats().queued, 0U);
+}
+
+TEST_F(MdpBrokerTest, LongestIdleWorkerGetsTheNextRequest) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  in(request("c1", "echo"));
+  EXPECT_EQ(sink.take()[0][0], "w1");
+  in(request("c2", "echo"));
+  EXPECT_EQ(sink.take()[0][0], "w2");
+  in(reply("w2", "c2"));
+  in(reply("w1", "c1"));
+  sink.take();
+  in(request("c3", "echo"));  // w2 has been idle longer than w1
+  EXPECT_EQ(sink.take()[0][0], "w2");
+}
+
+TEST_F(MdpBrokerTest, RequestsAreServedInArrivalOrder) {
+  for (int i = 0; i < 5; ++i) in(request("c" + std::to_string(i), "echo"));
+  in(ready("w1", "echo"));
+  for (int i = 0; i < 5; ++i) {
+    auto out = sink.take();
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(out.back(), to_worker("w1", "c" + std::to_string(i)));
+    in(reply("w1", "c" + std::to_string(i)));
+  }
+}
+
+TEST_F(MdpBrokerTest, WorkerThatDisconnectsMidRequestHasItsRequestRequeued) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {"job"}));
+  sink.take();
+  in(disconnect("w1"));
+  EXPECT_TRUE(sink.take().empty());  // nothing for anyone yet: the request waits
+  EXPECT_EQ(stats().queued, 1U);
+  in(ready("w2", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1", {"job"})}));
+  in(reply("w2", "c1", {"done"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"done"})}));
+  const auto s = stats();
+  EXPECT_EQ(s.requeued, 1U);
+  EXPECT_EQ(s.workers_departed, 1U);
+}
+
+TEST_F(MdpBrokerTest, RequeuedRequestGoesToAnotherIdleWorkerAtOnce) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  in(request("c1", "echo", {"job"}));
+  ASSERT_EQ(sink.take()[0][0], "w1");
+  in(disconnect("w1"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1", {"job"})}));
+}
+
+TEST_F(MdpBrokerTest, RequeuedRequestGoesAheadOfNewerOnes) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {"old"}));
+  in(request("c2", "echo", {"new"}));
+  sink.take();
+  in(disconnect("w1"));
+  in(ready("w2", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1", {"old"})}));
+}
+
+TEST_F(MdpBrokerTest, SilentBusyWorkerIsPurgedAndItsRequestRequeued) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  in(request("c1", "echo", {"job"}));
+  ASSERT_EQ(sink.take()[0][0], "w1");
+  in(request("c2", "echo", {"job2"}));
+  ASSERT_EQ(sink.take()[0][0], "w2");
+  // w2 answers and keeps heartbeating; w1 goes silent (SIGSTOP, crash without FIN, ...).
+  for (int i = 0; i < 5; ++i) {
+    run_for(1000ms);
+    in(heartbeat("w2"));
+  }
+  in(reply("w2", "c2"));
+  const auto out = sink.take();
+  // w1 got a DISCONNECT when purged, and its request went to w2 once w2 was free.
+  EXPECT_NE(std::find(out.begin(), out.end(), disconnect("w1")), out.end());
+  EXPECT_EQ(out.back(), to_worker("w2", "c1", {"job"}));
+  const auto s = stats();
+  EXPECT_EQ(s.workers_expired, 1U);
+  EXPECT_EQ(s.requeued, 1U);
+  EXPECT_EQ(s.workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, PurgesEveryExpiredWorkerNotOnlyTheFirst) {
+  for (const char* id : {"a", "b", "c", "d", "e"}) in(ready(id, "svc"));
+  // Only "c" stays alive; the reference stops purging at the first live worker.
+  for (int i = 0; i < 4; ++i) {
+    run_for(1000ms);
+    in(heartbeat("c"));
+  }
+  const auto s = stats();
+  EXPECT_EQ(s.workers, 1U);
+  EXPECT_EQ(s.workers_expired, 4U);
+  in(request("c1", "svc"));
+  EXPECT_EQ(sink.take().back()[0], "c");
+}
+
+TEST_F(MdpBrokerTest, WorkerIsAliveWhileItTalks) {
+  in(ready("w1", "echo"));
+  for (int i = 0; i < 20; ++i) {
+    run_for(900ms);
+    in(heartbeat("w1"));
+  }
+  EXPECT_EQ(stats().workers, 1U);
+  EXPECT_EQ(stats().workers_expired, 0U);
+}
+
+TEST_F(MdpBrokerTest, HeartbeatsGoToBusyAndIdleWorkers) {
+  in(ready("idle", "echo"));
+  in(ready("busy", "echo"));
+  in(request("c1", "echo"));
+  ASSERT_EQ(sink.take()[0][0], "idle");  // "idle" is now the busy one; names are just names
+  run_for(1000ms);
+  auto out = sink.take();
+  EXPECT_NE(std::find(out.begin(), out.end(), heartbeat("idle")), out.end());
+  EXPECT_NE(std::find(out.begin(), out.end(), heartbeat("busy")), out.end());
+}
+
+TEST_F(MdpBrokerTest, HeartbeatIsSkippedRightAfterOtherTraffic) {
+  in(ready("w1", "echo"));
+  run_for(990ms);
+  sink.take();
+  in(request("c1", "echo"));  // counts as a heartbeat to w1
+  sink.take();
+  run_for(20ms);  // the tick at +1000 ms comes 10 ms after the request
+  for (const auto& f : sink.take()) EXPECT_NE(f, heartbeat("w1"));
+}
+
+TEST_F(MdpBrokerTest, UnreachableWorkerFoundByHeartbeatIsDroppedAndItsRequestRequeued) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  in(request("c1", "echo", {"job"}));
+  sink.take();
+  sink.unreachable.insert("w1");
+  run_for(1000ms);
+  const auto out = sink.take();
+  EXPECT_NE(std::find(out.begin(), out.end(), to_worker("w2", "c1", {"job"})), out.end());
+  EXPECT_EQ(stats().workers_departed, 1U);
+  EXPECT_EQ(stats().requeued, 1U);
+}
+
+TEST_F(MdpBrokerTest, UnreachableIdleWorkerIsSkippedOnDispatch) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  sink.unreachable.insert("w1");
+  in(request("c1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1")}));
+  EXPECT_EQ(stats().workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, WorkerWithAFullQueueIsSkippedOnDispatch) {
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  sink.full.insert("w1");
+  in(request("c1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1")}));
+}
+
+TEST_F(MdpBrokerTest, ReplyToAVanishedClientIsCounted) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo"));
+  sink.take();
+  sink.unreachable.insert("c1");
+  in(reply("w1", "c1"));
+  EXPECT_EQ(stats().undeliverable, 1U);
+  EXPECT_EQ(stats().replies, 0U);
+  in(request("c2", "echo"));  // the worker is free again
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c2")}));
+}
+
+TEST_F(MdpBrokerTest, LateReplyFromAPurgedWorkerIsRefusedAndTheClientGetsOneReply) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {"job"}));
+  sink.take();
+  run_for(4000ms);  // w1 purged, request queued again
+  sink.take();
+  in(ready("w2", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w2", "c1", {"job"})}));
+  in(reply("w1", "c1", {"late"}));  // w1 wakes up
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  in(reply("w2", "c1", {"fresh"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"fresh"})}));
+}
+
+TEST_F(MdpBrokerTest, PoisonRequestIsDroppedAfterMaxDispatches) {
+  options.max_dispatches = 2;
+  in(request("c1", "echo", {"poison"}));
+  in(ready("w1", "echo"));
+  in(disconnect("w1"));
+  in(ready("w2", "echo"));
+  in(disconnect("w2"));
+  in(ready("w3", "echo"));
+  auto out = sink.take();
+  EXPECT_EQ(out, (std::vector<frames>{to_worker("w1", "c1", {"poison"}),
+                                      to_worker("w2", "c1", {"poison"})}));
+  EXPECT_EQ(stats().poisoned, 1U);
+  EXPECT_EQ(stats().queued, 0U);
+}
+
+TEST_F(MdpBrokerTest, QueuedRequestsExpire) {
+  options.request_expiry = 2000ms;
+  in(request("c1", "echo"));
+  run_for(1000ms);
+  in(request("c2", "echo"));
+  run_for(1500ms);  // c1 is 2.5 s old, c2 1.5 s
+  EXPECT_EQ(stats().expired, 1U);
+  in(ready("w1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c2")}));
+}
+
+TEST_F(MdpBrokerTest, RequestHandledByALiveWorkerDoesNotExpire) {
+  options.request_expiry = 500ms;
+  in(ready("w1", "echo"));
+  in(request("c1", "echo"));
+  sink.take();
+  for (int i = 0; i < 4; ++i) {
+    run_for(500ms);
+    in(heartbeat("w1"));
+  }
+  in(reply("w1", "c1"));
+  EXPECT_EQ(sink.take().back(), to_client("c1", "echo"));
+  EXPECT_EQ(stats().expired, 0U);
+}
+
+TEST_F(MdpBrokerTest, ServiceWithNoWorkersAndNoQueueIsForgotten) {
+  options.service_idle_timeout = 5000ms;
+  options.request_expiry = 1000ms;
+  in(request("c1", "ghost"));
+  in(ready("w1", "real"));
+  for (int i = 0; i < 7; ++i) {
+    run_for(1000ms);
+    in(heartbeat("w1"));
+  }
+  const auto s = stats();
+  ASSERT_EQ(s.services.size(), 1U);
+  EXPECT_EQ(s.services[0].name, "real");
+  EXPECT_EQ(s.services_dropped, 1U);
+}
+
+TEST_F(MdpBrokerTest, FullServiceQueueDropsNewRequests) {
+  options.max_queued_per_service = 2;
+  for (int i = 0; i < 5; ++i) in(request("c" + std::to_string(i), "echo"));
+  auto s = stats();
+  EXPECT_EQ(s.queued, 2U);
+  EXPECT_EQ(s.rejected, 3U);
+  EXPECT_EQ(s.services[0].rejected, 3U);
+  in(ready("w1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c0")}));  // the oldest kept
+}
+
+TEST_F(MdpBrokerTest, TotalQueueBoundSpansServices) {
+  options.max_queued_total = 3;
+  for (int i = 0; i < 3; ++i) in(request("c", "s" + std::to_string(i)));
+  in(request("c", "s9"));
+  EXPECT_EQ(stats().queued, 3U);
+  EXPECT_EQ(stats().rejected, 1U);
+}
+
+TEST_F(MdpBrokerTest, ServiceTableBoundRefusesNewServices) {
+  options.max_services = 2;
+  in(request("c", "a"));
+  in(request("c", "b"));
+  in(request("c", "c"));
+  EXPECT_EQ(stats().services.size(), 2U);
+  EXPECT_EQ(stats().rejected, 1U);
+  in(ready("w1", "d"));  // a worker for a new service is refused too
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  EXPECT_EQ(stats().workers, 0U);
+}
+
+TEST_F(MdpBrokerTest, WorkerTableBoundAnswersReadyWithDisconnect) {
+  options.max_workers = 1;
+  in(ready("w1", "echo"));
+  in(ready("w2", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w2")}));
+  EXPECT_EQ(stats().workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, MmiServiceAnswersByLiveWorkers) {
+  in(ready("w1", "echo"));
+  in(request("c1", "mmi.service", {"echo"}));
+  in(request("c1", "mmi.service", {"nope"}));
+  in(request("c1", "ghost"));  // a service with a queue but no worker
+  in(request("c1", "mmi.service", {"ghost"}));
+  in(request("c1", "mmi.service", {}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "mmi.service", {"200"}),
+                                              to_client("c1", "mmi.service", {"404"}),
+                                              to_client("c1", "mmi.service", {"404"}),
+                                              to_client("c1", "mmi.service", {"404"})}));
+  EXPECT_EQ(stats().mmi_requests, 4U);
+  EXPECT_EQ(stats().requests, 1U);
+  EXPECT_EQ(stats().replies, 0U);
+}
+
+TEST_F(MdpBrokerTest, OtherMmiServicesAnswerNotImplemented) {
+  in(request("c1", "mmi.frobnicate", {"x"}));
+  in({"c1", "corr", "", C, "mmi.", "x"});
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "mmi.frobnicate", {"501"}),
+                                              {"c1", "corr", "", C, "mmi.", "501"}}));
+}
+
+TEST_F(MdpBrokerTest, MmiServicesListsServedServicesAsJson) {
+  in(ready("w1", "b\"q"));
+  in(ready("w2", "a"));
+  in(request("c1", "ghost"));
+  in(request("c1", "mmi.services"));
+  EXPECT_EQ(sink.take(),
+            (std::vector<frames>{to_client("c1", "mmi.services", {"200", R"(["a","b\"q"])"})}));
+}
+
+TEST_F(MdpBrokerTest, MmiStatsAnswersJson) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo"));
+  in(request("c1", "mmi.stats"));
+  const auto out = sink.take();
+  ASSERT_EQ(out.size(), 2U);
+  ASSERT_EQ(out[1].size(), 6U);
+  EXPECT_EQ(out[1][4], "200");
+  const std::string& json = out[1][5];
+  EXPECT_EQ(json.front(), '{');
+  EXPECT_EQ(json.back(), '}');
+  EXPECT_NE(json.find("\"requests\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"busy_workers\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("{\"name\":\"echo\",\"workers\":1,\"idle_workers\":0"), std::string::npos)
+      << json;
+}
+
+TEST(MdpBrokerJsonTest, EscapesControlAndInvalidBytes) {
+  broker_stats s;
+  s.services.push_back(service_stats{.name = std::string("a\n\x01\\\xff\xc3\xa9", 7)});
+  const std::string json = to_json(s);
+  EXPECT_NE(json.find(R"("name":"a\u000a\u0001\\)" "\\ufffd\xc3\xa9\""), std::string::npos) << json;
+}
+
+TEST_F(MdpBrokerTest, ReadyForAnMmiServiceIsAnsweredWithDisconnect) {
+  in(ready("w1", "mmi.service"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  EXPECT_EQ(stats().workers, 0U);
+  EXPECT_EQ(stats().protocol_errors, 1U);
+  // The check is on the service frame, not the identity.
+  in(ready("mmi.looks-odd", "echo"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, SecondReadyDisconnectsTheWorkerAndRequeuesItsRequest) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo"));
+  sink.take();
+  in(ready("w1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  EXPECT_EQ(stats().workers, 0U);
+  EXPECT_EQ(stats().queued, 1U);
+}
+
+TEST_F(MdpBrokerTest, CommandsFromUnknownWorkersAreAnsweredWithDisconnect) {
+  in(heartbeat("x"));
+  in(reply("y", "c1"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("x"), disconnect("y")}));
+  in(disconnect("z"));  // nothing to answer
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().protocol_errors, 2U);
+}
+
+TEST_F(MdpBrokerTest, ReplyWithoutARequestOrForAnotherClientDisconnects) {
+  in(ready("w1", "echo"));
+  in(reply("w1", "c1"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  in(ready("w2", "echo"));
+  in(request("c1", "echo"));
+  sink.take();
+  in(reply("w2", "c9"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w2")}));
+  EXPECT_EQ(stats().queued, 1U);  // c1's request waits for the next worker
+}
+
+TEST_F(MdpBrokerTest, RequestCommandFromAWorkerDisconnects) {
+  in(ready("w1", "echo"));
+  in({"w1", "", W, REQUEST, "c1", "", "x"});
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  EXPECT_EQ(stats().workers, 0U);
+}
+
+TEST_F(MdpBrokerTest, MalformedInputIsCountedAndDropped) {
+  in(ready("w1", "echo"));
+  const std::string big(256, 's');
+  const std::vector<frames> table = {
+      {"p"},
+      {"p", ""},
+      {"p", "x"},
+      {"p", "", "MDPC02", "echo"},
+      {"p", "", "MDPC0", "echo"},
+      {"p", "", "mdpc01", "echo"},
+      {"p", "", C},
+      {"p", "", C, ""},
+      {"p", "", C, big},
+      {"p", "x", "y"},
+      {"p", "", W},
+      {"p", "", W, ""},
+      {"p", "", W, "\x01\x01"},
+      {"p", "", W, "\x06"},
+      {"p", "", W, "\x00"},
+      {"p", "", W, "\xff"},
+      {"p", "", W, READY},
+      {"p", "", W, READY, ""},
+      {"p", "", W, READY, big},
+      {"p", "", W, READY, "echo", "extra"},
+      {"p", "", W, REPLY},
+      {"p", "", W, REPLY, "c1"},
+      {"p", "", W, REPLY, "c1", "not-empty"},
+      {"p", "", W, REPLY, "", ""},
+      {"w1", "", W, REPLY, big, ""},
+      {"w1", "", W, HEARTBEAT, "extra"},
+      {"w1", "", W, DISCONNECT, "extra"},
+      {"w1", "", W, REQUEST, "c1"},
+      {"w1", "stack", "", W, HEARTBEAT},  // workers have no return stack
+      {"w1", "", "", C, "echo"},
+      {"p", "", "", "", ""},
+  };
+  for (const auto& f : table) in(f);
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().malformed, table.size());
+  EXPECT_EQ(stats().workers, 1U);  // w1 unharmed
+  in(request("c1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1")}));
+}
+
+TEST_F(MdpBrokerTest, BadOptionsAreRefused) {
+  auto refuses = [&](auto change) {
+    broker_options o;
+    change(o);
+    recording_sink s;
+    EXPECT_THROW(broker_machine(o, s, now), error);
+  };
+  refuses([](broker_options& o) { o.heartbeat_interval = 0ms; });
+  refuses([](broker_options& o) { o.liveness = 0; });
+  refuses([](broker_options& o) { o.request_expiry = -1ms; });
+  refuses([](broker_options& o) { o.max_queued_per_service = 0; });
+  refuses([](broker_options& o) { o.max_workers = 0; });
+  refuses([](broker_options& o) { o.max_dispatches = 0; });
+  refuses([](broker_options& o) { o.max_return_frames = 65; });
+}
+
+TEST_F(MdpBrokerTest, LogsWorkerLifeAtInfo) {
+  options.min_log_level = log_level::info;
+  in(ready("w1", "echo"));
+  run_for(4000ms);
+  ASSERT_EQ(sink.lines.size(), 2U);
+  EXPECT_NE(sink.lines[0].find("ready for 'echo'"), std::string::npos) << sink.lines[0];
+  EXPECT_NE(sink.lines[1].find("expired"), std::string::npos) << sink.lines[1];
+}
+
+TEST_F(MdpBrokerTest, RandomTrafficKeepsTheBooksBalanced) {
+  // Random mixes of valid and broken messages from a few peers, with ticks and unreachable
+  // peers: nothing crashes, every accepted request is accounted for exactly once.
+  std::mt19937 rng(20261121);
+  options.max_queued_per_service = 20;
+  options.request_expiry = 3000ms;
+  const std::vector<std::string> peers = {"w1", "w2", "w3", "c1", "c2"};
+  const std::vector<std::string> services = {"a", "b", "mmi.service", "mmi.x"};
+  const std::vector<std::string> cmds = {READY, REQUEST, REPLY, HEARTBEAT, DISCONNECT, "\x09"};
+  for (int step = 0; step < 20000; ++step) {
+    const auto& peer = peers[rng() % peers.size()];
+    switch (rng() % 8) {
+      case 0:
+        in(ready(peer, services[rng() % 2]));
+        break;
+      case 1:
+      case 2: {
+        // MMI answers come only from c1, which never becomes unreachable, so the books below
+        // hold exactly: every undeliverable reply is a worker's.
+        const auto& svc = services[rng() % services.size()];
+        in(request(is_mmi(svc) ? "c1" : peer, svc, {std::to_string(step)}));
+        break;
+      }
+      case 3:
+        in(reply(peer, peers[rng() % peers.size()]));
+        break;
+      case 4:
+        in({peer, "", W, cmds[rng() % cmds.size()]});
+        break;
+      case 5: {
+        frames f{peer};
+        const auto n = rng() % 7;
+        for (unsigned i = 0; i < n; ++i)
+          f.push_back(rng() % 3 == 0 ? "" : (rng() % 2 ? W : C));
+        in(f);
+        break;
+      }
+      case 6:
+        run_for(std::chrono::milliseconds(rng() % 1500));
+        break;
+      default: {
+        const auto& victim = peers[rng() % peers.size()];
+        if (victim == "c1") break;
+        if (rng() % 2)
+          sink.unreachable.insert(victim);
+        else
+          sink.unreachable.erase(victim);
+        break;
+      }
+    }
+    sink.sent.clear();
+  }
+  const auto s = stats();
+  std::size_t queued = 0;
+  for (const auto& svc : s.services) queued += svc.queued;
+  EXPECT_EQ(queued, s.queued);
+  EXPECT_LE(s.busy_workers, s.workers);
+  // Every accepted request is replied to, undeliverable, expired, poisoned, queued or in hand.
+  EXPECT_EQ(s.requests,
+            s.replies + s.undeliverable + s.expired + s.poisoned + s.queued + s.busy_workers);
+  EXPECT_GT(s.replies, 20U);
+  EXPECT_GT(s.requeued, 10U);
+  EXPECT_GT(s.malformed, 100U);
+}
+
+}  // namespace
+}  // namespace fabric::mdp
