@@ -3,14 +3,12 @@
 #include <fabric/journal.hpp>
 
 #include "journal/record.hpp"
+#include "support/process.hpp"
 #include "support/support.hpp"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <lmdb.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +24,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-extern char** environ;
 
 namespace {
 
@@ -46,111 +42,17 @@ constexpr std::string_view tool_path;  // tools not built: every test skips
 
 using clock_type = std::chrono::steady_clock;
 
-// fabric-journal running in a child process, its stdout and stderr collected through pipes.
-// Every wait is bounded by poll() timeouts; nothing sleeps.
-class tool_process {
+// fabric-journal running in a child process (see support/process.hpp).
+class tool_process : public fabric::testing::child_process {
  public:
-  explicit tool_process(const std::vector<std::string>& args) {
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
-      throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-    std::vector<std::string> words{std::string(tool_path)};
-    words.insert(words.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, words[0].c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    fds_[0] = out_pipe[0];
-    fds_[1] = err_pipe[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error("cannot start " + words[0]);
-    }
-  }
-
-  ~tool_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    for (int fd : fds_)
-      if (fd >= 0) ::close(fd);
-  }
-
-  tool_process(const tool_process&) = delete;
-  tool_process& operator=(const tool_process&) = delete;
-
-  /// Collects output until stdout contains `needle`. Returns false if `bound` passes first or
-  /// the tool closes its output.
-  bool read_until(std::string_view needle, std::chrono::milliseconds bound = 10s) {
-    const auto deadline = clock_type::now() + bound;
-    while (out.find(needle) == std::string::npos) {
-      const auto left = deadline - clock_type::now();
-      if (left <= 0ms || !pump(left)) return out.find(needle) != std::string::npos;
-    }
-    return true;
-  }
-
-  void signal(int sig) { ::kill(pid_, sig); }
-
-  /// Collects the rest of the output and reaps the tool. Returns its exit code, or -1 when it
-  /// had not finished within `bound` (it is killed).
-  int finish(std::chrono::milliseconds bound = 20s) {
-    const auto deadline = clock_type::now() + bound;
-    bool open = true;
-    while (open) {
-      const auto left = deadline - clock_type::now();
-      if (left <= 0ms) break;
-      open = pump(left);
-    }
-    const bool killed = open;
-    if (killed) ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);  // both pipes are closed: the tool has exited or been killed
-    pid_ = -1;
-    if (killed) return -1;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
-  }
-
-  std::string out;
-  std::string err;
+  explicit tool_process(const std::vector<std::string>& args) : child_process(with_tool(args)) {}
 
  private:
-  // One poll of both pipes for up to `timeout`. Returns false once both are at end of file.
-  bool pump(std::chrono::nanoseconds timeout) {
-    pollfd polled[2];
-    nfds_t count = 0;
-    for (int fd : fds_)
-      if (fd >= 0) polled[count++] = pollfd{fd, POLLIN, 0};
-    if (count == 0) return false;
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count() + 1;
-    if (::poll(polled, count, static_cast<int>(ms)) < 0) return true;  // EINTR: the caller retries
-    for (nfds_t i = 0; i < count; ++i) {
-      if (polled[i].revents == 0) continue;
-      char buffer[4096];
-      const ssize_t n = ::read(polled[i].fd, buffer, sizeof buffer);
-      const int slot = polled[i].fd == fds_[0] ? 0 : 1;
-      if (n > 0) {
-        (slot == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
-      } else {
-        ::close(fds_[slot]);
-        fds_[slot] = -1;
-      }
-    }
-    return fds_[0] >= 0 || fds_[1] >= 0;
+  static std::vector<std::string> with_tool(const std::vector<std::string>& args) {
+    std::vector<std::string> words{std::string(tool_path)};
+    words.insert(words.end(), args.begin(), args.end());
+    return words;
   }
-
-  pid_t pid_ = -1;
-  int fds_[2] = {-1, -1};
 };
 
 struct run_result {
