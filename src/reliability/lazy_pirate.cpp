@@ -1,0 +1,159 @@
+// The Lazy Pirate client: request, bounded wait, and on silence a fresh socket and a resend,
+// with replies matched to requests by a sequence number REP servers echo back unknowingly.
+//
+// Wire format (what the DEALER sends; a REP server sees only the body):
+//   envelope mode:  sequence | "" | body...     sequence = 8 bytes, big-endian u64
+//   none mode:      "" | body...                (the REQ wire format)
+// The reply comes back with the same leading frames.
+#include <fabric/pirate.hpp>
+#include <fabric/router_dealer.hpp>
+
+#include <fabric/error.hpp>
+
+#include <array>
+#include <chrono>
+#include <iterator>
+#include <random>
+#include <utility>
+
+namespace fabric {
+
+namespace {
+
+constexpr std::size_t sequence_size = 8;
+
+std::array<unsigned char, sequence_size> encode_sequence(std::uint64_t seq) noexcept {
+  std::array<unsigned char, sequence_size> out{};
+  for (std::size_t i = 0; i < sequence_size; ++i)
+    out[i] = static_cast<unsigned char>(seq >> (8 * (sequence_size - 1 - i)));
+  return out;
+}
+
+std::uint64_t decode_sequence(const frame& f) noexcept {
+  const auto* p = static_cast<const unsigned char*>(f.data());
+  std::uint64_t seq = 0;
+  for (std::size_t i = 0; i < sequence_size; ++i) seq = (seq << 8) | p[i];
+  return seq;
+}
+
+// A random first sequence number, so that a restarted client (or a second one given the same
+// routing id) cannot mistake a reply meant for an earlier incarnation for its own.
+std::uint64_t random_sequence() {
+  std::random_device rd;
+  return (std::uint64_t{rd()} << 32) ^ std::uint64_t{rd()};
+}
+
+// Moves frames [from, end) of `m` into a new message.
+message tail(message& m, std::size_t from) {
+  auto& frames = m.frames();
+  const auto first = frames.begin() + static_cast<std::ptrdiff_t>(from);
+  message out(message::container(std::make_move_iterator(first), std::make_move_iterator(frames.end())));
+  m.clear();
+  return out;
+}
+
+}  // namespace
+
+lazy_pirate_client::lazy_pirate_client(context& ctx, lazy_pirate_options options)
+    : ctx_(&ctx), options_(std::move(options)), sequence_(random_sequence()) {
+  if (options_.endpoints.empty())
+    throw error(errc::invalid_argument, "lazy_pirate_client: give at least one endpoint");
+  for (const auto& e : options_.endpoints)
+    if (e.empty()) throw error(errc::invalid_argument, "lazy_pirate_client: an endpoint is empty");
+  if (options_.timeout <= std::chrono::milliseconds::zero())
+    throw error(errc::invalid_argument, "lazy_pirate_client: timeout must be positive");
+  options_.socket.linger = std::chrono::milliseconds(0);
+  open_socket();
+}
+
+lazy_pirate_client::~lazy_pirate_client() = default;
+lazy_pirate_client::lazy_pirate_client(lazy_pirate_client&&) noexcept = default;
+lazy_pirate_client& lazy_pirate_client::operator=(lazy_pirate_client&&) noexcept = default;
+
+const std::string& lazy_pirate_client::endpoint() const noexcept { return options_.endpoints[current_]; }
+
+void lazy_pirate_client::open_socket() {
+  auto s = std::make_unique<dealer>(*ctx_, options_.socket);
+  s->connect(options_.endpoints[current_]);
+  socket_ = std::move(s);
+  ++stats_.sockets_opened;
+}
+
+void lazy_pirate_client::close_socket() noexcept { socket_.reset(); }
+
+result<message> lazy_pirate_client::request(message&& request) {
+  if (request.empty())
+    throw error(errc::invalid_argument, "lazy_pirate_client::request: a request needs at least one frame");
+  if (options_.endpoints.empty())
+    throw error(errc::invalid_state, "lazy_pirate_client::request: this client has been moved from");
+  ++stats_.requests;
+  const std::uint64_t seq = sequence_++;
+  const auto seq_bytes = encode_sequence(seq);
+  const bool with_sequence = options_.sequence == lazy_pirate_sequence::envelope;
+  const std::size_t header = with_sequence ? 2 : 1;
+  const std::size_t endpoints = options_.endpoints.size();
+
+  message reply;
+  for (std::size_t attempt = 0; attempt <= options_.retries; ++attempt) {
+    if (attempt > 0) {
+      // A fresh socket: libzmq would otherwise keep the unanswered request queued for a server
+      // that comes back, and deliver it twice.
+      ++stats_.retries;
+      close_socket();
+      current_ = (current_ + 1) % endpoints;
+    }
+    if (!socket_) open_socket();
+    ++stats_.attempts;
+
+    message out;
+    out.reserve(request.size() + header);
+    if (with_sequence) out.push_back(seq_bytes.data(), seq_bytes.size());
+    out.push_back(std::string_view());
+    for (frame& f : request) {
+      frame shared;
+      shared.copy(f);  // reference-counted for large frames; `request` stays intact for retries
+      out.push_back(std::move(shared));
+    }
+
+    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+    if (auto sent = socket_->send(std::move(out), options_.timeout); !sent) {
+      if (sent.is(errc::closed) || sent.is(errc::interrupted)) return sent.error();
+      continue;  // could not even queue it within the timeout: as good as silence
+    }
+    for (;;) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left <= std::chrono::milliseconds::zero()) break;
+      auto got = socket_->recv(reply, left);
+      if (!got) {
+        if (got.is(errc::timeout)) break;
+        if (got.is(errc::too_large)) {
+          ++stats_.malformed_replies;
+          continue;
+        }
+        return got.error();
+      }
+      const bool well_formed = with_sequence
+                                   ? reply.size() >= 2 && reply[0].size() == sequence_size && reply[1].size() == 0
+                                   : reply.size() >= 1 && reply[0].size() == 0;
+      if (!well_formed) {
+        ++stats_.malformed_replies;
+        continue;
+      }
+      if (with_sequence && decode_sequence(reply[0]) != seq) {
+        ++stats_.stale_replies;
+        continue;
+      }
+      ++stats_.replies;
+      request.clear();
+      return tail(reply, header);
+    }
+  }
+  ++stats_.failures;
+  // Nothing may arrive for this request on the socket the next one uses.
+  close_socket();
+  current_ = (current_ + 1) % endpoints;
+  return errc::timeout;
+}
+
+}  // namespace fabric
