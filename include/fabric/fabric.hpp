@@ -6,9 +6,12 @@
 #include <fabric/context.hpp>
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>
+#include <fabric/journal.hpp>
+#include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
 #include <fabric/monitor.hpp>
 #include <fabric/options.hpp>
+#include <fabric/pirate.hpp>
 #include <fabric/pub_sub.hpp>
 #include <fabric/push_pull.hpp>
 #include <fabric/reactor.hpp>

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <fabric/context.hpp>
+#include <fabric/majordomo_client.hpp>
+#include <fabric/majordomo_worker.hpp>
 #include <fabric/options.hpp>
 
 #include <chrono>

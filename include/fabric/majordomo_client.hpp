@@ -1,0 +1,241 @@
+// Majordomo (7/MDP) clients: ask a broker for a service by name and get the reply.
+//
+//   fabric::mdp::client        one request at a time, with Lazy Pirate retries: on silence the
+//                              socket is thrown away and the request resent on a fresh one.
+//   fabric::mdp::async_client  many requests outstanding over one DEALER, each matched to its
+//                              reply by a request id (a fabric broker extension, see below).
+//
+// Wire format (one token = one ZeroMQ frame, as in the 7/MDP specification):
+//
+//   7/MDP REQUEST  client -> broker:  "" | "MDPC01" | service | body...
+//   7/MDP REPLY    broker -> client:  "" | "MDPC01" | service | body...
+//
+// Correlation extension (fabric's broker; `correlate = true`): the client puts one frame, the
+// request id as 8 bytes big-endian, before the empty delimiter:
+//
+//   request:  request-id | "" | "MDPC01" | service | body...
+//   reply:    request-id | "" | "MDPC01" | service | body...
+//
+// fabric's broker keeps every frame before the first empty frame as a return-address stack and
+// puts it back in front of the reply, so replies can be matched in any order. A plain 7/MDP broker
+// drops such requests as malformed: use `correlate = false` with one.
+//
+// Thread safety: a client object is used by one thread at a time, like a socket; it may be handed
+// to another thread across a full memory barrier (e.g. std::thread's constructor).
+#pragma once
+
+#include <fabric/context.hpp>
+#include <fabric/message.hpp>
+#include <fabric/options.hpp>
+#include <fabric/result.hpp>
+#include <fabric/socket.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fabric::mdp {
+
+/// Settings of a synchronous client.
+struct client_options {
+  /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
+  std::string broker{};
+  /// How long one attempt waits for the reply. Between 1 ms and 24 h.
+  std::chrono::milliseconds timeout{2500};
+  /// How many times a request is resent, each time on a fresh socket, after the first attempt
+  /// went unanswered: a request makes at most `retries + 1` attempts. At most 1000.
+  std::uint32_t retries = 3;
+  /// Send a request id before the delimiter (the correlation extension above) and accept only
+  /// the reply that carries it back. Off by default so the client works with any 7/MDP broker;
+  /// turn it on with fabric's broker to be safe from a duplicate reply to an earlier request.
+  bool correlate = false;
+  /// Options of each DEALER socket. A non-empty `routing_id` (at most 234 bytes) is used as a
+  /// prefix: the n-th socket is "<routing_id>/<n>", since every socket needs an identity of its
+  /// own. The linger of an abandoned socket is always 0.
+  socket_options socket{};
+};
+
+/// What a synchronous client has done, since it was created.
+struct client_counters {
+  std::uint64_t requests = 0;   ///< calls of request() that sent something
+  std::uint64_t replies = 0;    ///< requests answered
+  std::uint64_t retries = 0;    ///< resends, each on a fresh socket
+  std::uint64_t failures = 0;   ///< requests given up after every attempt (errc::timeout)
+  std::uint64_t malformed = 0;  ///< received messages that broke the grammar; dropped
+  std::uint64_t dropped = 0;    ///< well-formed replies that were not the answer (another
+                                ///< service, another request id, or left over); dropped
+};
+
+/// A synchronous Majordomo client with Lazy Pirate reliability: send the request, wait up to
+/// `timeout` for the reply, and on silence close the socket, open a new one (a new identity, so a
+/// late reply to the abandoned attempt can never be taken for an answer) and resend.
+///
+/// A reply for another service, or a malformed one, is counted and dropped while the attempt keeps
+/// waiting. A request that was not answered leaves its socket behind: the next request starts on a
+/// fresh one, so a late answer to the old request cannot be taken for the new one's. Works with any
+/// 7/MDP-conformant broker.
+class client {
+ public:
+  /// Creates the client and connects its first socket to `options.broker`.
+  /// Throws: fabric::error(invalid_argument) for an empty broker endpoint or an option out of
+  /// range; fabric::error naming the endpoint when it is malformed.
+  client(context& ctx, client_options options);
+  /// Closes the socket without waiting (linger 0): a request still unanswered is abandoned.
+  ~client();
+  client(client&&) noexcept;
+  client& operator=(client&&) noexcept;
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  /// Sends `body` to `service` and waits for the reply, resending on silence.
+  /// @param service  1..255 bytes; "mmi.*" names are answered by the broker itself (8/MMI).
+  /// @param body     the request's frames (zero or more); consumed.
+  /// Returns: the reply's body frames; errc::timeout after `retries + 1` silent attempts;
+  /// errc::closed when the context was shut down; errc::interrupted when a signal interrupted a
+  /// wait (the request may still be answered; a later request drops that answer).
+  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name (`body` is
+  /// then untouched); fabric::error when a fresh socket cannot be created.
+  result<message> request(std::string_view service, message&& body);
+
+  /// The counters. Valid while the client lives.
+  const client_counters& counters() const noexcept;
+  /// The options given at construction.
+  const client_options& options() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Settings of an asynchronous client.
+struct async_client_options {
+  /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
+  std::string broker{};
+  /// Match replies to requests by a request-id frame (the correlation extension above; needs
+  /// fabric's broker). With false the client speaks plain 7/MDP, and replies come back in arrival
+  /// order with their service name only and `reply::id == 0`: they cannot be matched to requests.
+  bool correlate = true;
+  /// Requests waiting for a reply at most; send() reports errc::back_pressure beyond it.
+  /// Between 1 and 16777216.
+  std::size_t max_outstanding = 10'000;
+  /// A request unanswered this long is reported by recv() as expired (reply_status::expired) and
+  /// forgotten: its reply, should it come later, is dropped. 0 = requests never expire, which is
+  /// safe only when every request is sure to be answered or cancel()ed. At most 24 h.
+  std::chrono::milliseconds request_timeout{30'000};
+  /// Options of the DEALER socket. The high-water marks default to 10'000, like max_outstanding.
+  socket_options socket{.send_hwm = 10'000, .recv_hwm = 10'000};
+};
+
+/// What an asynchronous client has done, since it was created.
+struct async_client_counters {
+  std::uint64_t sent = 0;           ///< requests accepted by send()
+  std::uint64_t replies = 0;        ///< replies delivered by recv()
+  std::uint64_t expired = 0;        ///< requests reported as expired
+  std::uint64_t cancelled = 0;      ///< requests forgotten by cancel()
+  std::uint64_t back_pressure = 0;  ///< sends refused: max_outstanding reached or socket full
+  std::uint64_t malformed = 0;      ///< received messages that broke the grammar; dropped
+  std::uint64_t dropped = 0;        ///< well-formed replies matching no outstanding request (late,
+                                    ///< unknown id, or a service other than the request's)
+};
+
+/// An asynchronous Majordomo client: many requests in flight over one DEALER socket.
+///
+/// With correlation, every id send() returns comes back from recv() exactly once, as a reply or
+/// as an expiry, unless it is cancel()ed first; replies come in whatever order the services answer.
+///
+/// Without correlation, the client cannot know which request a reply answers. It credits each
+/// reply to the oldest outstanding request for the reply's service, which keeps the outstanding
+/// count and the bound right, but expiry then becomes an estimate: a late reply to an expired
+/// request is credited to the next request for its service.
+///
+/// In a fabric::reactor: add socket() with a handler that calls try_recv() until it reports
+/// errc::would_block, and arrange a timer for next_deadline() if requests can expire.
+///
+/// The client does not resend: a request lost with a broker is reported as expired, and the
+/// application decides whether to send it again.
+class async_client {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// How a request ended.
+  enum class reply_status : std::uint8_t {
+    ok,       ///< the broker's reply is in `body`
+    expired,  ///< no reply within its timeout; `body` is empty
+  };
+
+  /// One completed request.
+  struct reply {
+    /// The id send() returned; 0 for a reply when `correlate` is off.
+    std::uint64_t id = 0;
+    reply_status status = reply_status::ok;
+    /// The service named in the reply (or in the request, for an expiry).
+    std::string service{};
+    /// The reply's body frames; empty for an expiry.
+    message body{};
+  };
+
+  /// Creates the client and connects its socket to `options.broker`.
+  /// Throws: fabric::error(invalid_argument) for an empty broker endpoint or an option out of
+  /// range; fabric::error naming the endpoint when it is malformed.
+  async_client(context& ctx, async_client_options options);
+  /// Closes the socket without waiting (linger 0); outstanding requests are abandoned.
+  ~async_client();
+  async_client(async_client&&) noexcept;
+  async_client& operator=(async_client&&) noexcept;
+  async_client(const async_client&) = delete;
+  async_client& operator=(const async_client&) = delete;
+
+  /// Sends a request without blocking; it expires after `options().request_timeout`.
+  /// @param service  1..255 bytes.
+  /// @param body     the request's frames (zero or more); consumed on success only.
+  /// Returns: the request id (never 0); errc::back_pressure when max_outstanding requests are
+  /// waiting or the socket cannot queue more (then `body` is unchanged); errc::closed when the
+  /// context was shut down.
+  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name (`body` is
+  /// then unchanged).
+  result<std::uint64_t> send(std::string_view service, message&& body);
+  /// As send(service, body), expiring after `timeout` instead (0 = never).
+  /// Throws: also fabric::error(invalid_argument) for a negative or over-long timeout.
+  result<std::uint64_t> send(std::string_view service, message&& body,
+                             std::chrono::milliseconds timeout);
+
+  /// Waits at most `timeout` (cut to a year) for the next completed request: a reply, or a
+  /// request whose deadline has passed (expiries are reported first, oldest first).
+  /// @param out  receives the completion; its storage is reused, so a loop over one `reply`
+  ///             allocates little.
+  /// Returns: success; errc::timeout when nothing completed in time; errc::closed when the context
+  /// was shut down; errc::interrupted when a signal interrupted the wait.
+  result<void> recv(reply& out, std::chrono::milliseconds timeout);
+  /// As recv(out, timeout), into a new reply.
+  result<reply> recv(std::chrono::milliseconds timeout);
+  /// As recv(out, timeout) without blocking: errc::would_block when nothing has completed (also
+  /// after dropping a few hundred unusable messages in one call; call again, as a level-triggered
+  /// reactor does).
+  result<void> try_recv(reply& out);
+
+  /// Forgets an outstanding request: it will not be reported, and its reply is dropped.
+  /// Returns: false when `id` was not outstanding.
+  bool cancel(std::uint64_t id) noexcept;
+
+  /// Requests waiting for a reply.
+  std::size_t outstanding() const noexcept;
+  /// The earliest deadline of an outstanding request, or nullopt when none can expire.
+  std::optional<clock::time_point> next_deadline() const noexcept;
+
+  /// The DEALER socket, for fabric::reactor::add() or zmq_poll. Do not send or receive on it.
+  const fabric::socket& socket() const noexcept;
+  /// The counters. Valid while the client lives.
+  const async_client_counters& counters() const noexcept;
+  /// The options given at construction.
+  const async_client_options& options() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fabric::mdp

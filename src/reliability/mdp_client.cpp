@@ -1,0 +1,404 @@
+// The Majordomo clients: the synchronous Lazy Pirate client and the asynchronous client that
+// keeps many requests in flight and matches replies by request id.
+#include <fabric/majordomo_client.hpp>
+
+#include "reliability/mdp.hpp"
+#include "reliability/mdp_outstanding.hpp"
+#include "reliability/mdp_peer.hpp"
+
+#include <fabric/error.hpp>
+
+#include <zmq.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <utility>
+
+namespace fabric::mdp {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+using peer::mdp_dealer;
+
+constexpr std::chrono::milliseconds max_timeout = 24h;
+
+void require_broker(const std::string& endpoint, const char* who) {
+  if (endpoint.empty())
+    throw error(errc::invalid_argument, std::string(who) + ": options.broker must name the broker's endpoint");
+}
+
+// Milliseconds left until `deadline`, rounded up so that a wait never ends just short of it and
+// spins; 0 when it has passed.
+std::chrono::milliseconds left_until(clock::time_point deadline, clock::time_point now) {
+  if (deadline <= now) return 0ms;
+  return std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+}
+
+// Moves the body frames of a request built by client_request_msg ("" | MDPC01 | service | body...)
+// back into `body`, after a send that failed.
+void restore_body(message& request, message& body) {
+  constexpr std::size_t body_at = 3;
+  body.clear();
+  for (std::size_t i = body_at; i < request.size(); ++i) body.push_back(std::move(request[i]));
+}
+
+// Drops the leading request-id frame of a correlated reply. Returns false (malformed) when the
+// first frame is not an id.
+bool take_request_id(message& m, std::uint64_t& id) {
+  if (m.empty() || !peer::decode_id(m.front(), id)) return false;
+  m.frames().erase(m.frames().begin());
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// client
+
+struct client::impl {
+  impl(context& c, client_options o) : ctx(&c), options(std::move(o)) {
+    require_broker(options.broker, "mdp::client");
+    peer::check_range(options.timeout, 1ms, max_timeout, "mdp::client: options.timeout");
+    if (options.retries > 1000)
+      throw error(errc::invalid_argument, "mdp::client: options.retries must be at most 1000");
+    peer::check_identity_prefix(options.socket, "mdp::client");
+    open();
+  }
+
+  ~impl() {
+    if (sock) peer::close_now(*sock);
+  }
+
+  void open() {
+    sock.emplace(*ctx, peer::with_fresh_identity(options.socket, ++sockets_made));
+    sock->connect(options.broker);
+  }
+
+  // Replaces the socket by a fresh one. Returns false when the context is shutting down.
+  bool reopen() {
+    if (sock) peer::close_now(*sock);
+    sock.reset();
+    try {
+      open();
+    } catch (const error& e) {
+      sock.reset();
+      if (e.code() == std::error_code(ETERM, zmq_category())) return false;
+      throw;
+    }
+    return true;
+  }
+
+  // Copies `from` into `to` frame by frame with zmq_msg_copy, which shares the bytes of large
+  // frames instead of copying them, so each attempt can consume its own message.
+  static void share_frames(message& from, message& to) {
+    to.clear();
+    to.reserve(from.size());
+    for (frame& f : from) to.emplace_back().copy(f);
+  }
+
+  // Takes what earlier requests left behind (a duplicate reply, an answer that came after an
+  // interrupted wait) so it cannot be mistaken for the next answer.
+  void drain() {
+    for (;;) {
+      auto r = sock->try_recv(in);
+      if (r) {
+        ++counters.dropped;
+      } else if (r.is(errc::too_large)) {
+        ++counters.malformed;
+      } else {
+        return;
+      }
+    }
+  }
+
+  // What one received message means for the request `service` / `seq`.
+  enum class verdict { answer, malformed, dropped };
+  verdict judge(std::string_view service, std::uint64_t seq, message& reply_body) {
+    if (options.correlate) {
+      std::uint64_t id = 0;
+      if (!take_request_id(in, id)) return verdict::malformed;
+      if (id != seq) {
+        // Still check the grammar, so that garbage is counted as such.
+        return parse_reply_for_client(std::move(in)) ? verdict::dropped : verdict::malformed;
+      }
+    }
+    auto r = parse_reply_for_client(std::move(in));
+    if (!r) return verdict::malformed;
+    if (r->service != service) return verdict::dropped;
+    reply_body = std::move(r->body);
+    return verdict::answer;
+  }
+
+  result<message> request(std::string_view service, message&& body) {
+    message request = client_request_msg(service, std::move(body));  // throws on a bad name
+    // A socket whose last request went unanswered may still receive that answer: start afresh.
+    if (abandoned && !reopen()) return errc::closed;
+    abandoned = true;  // until this request is answered
+    ++counters.requests;
+    const std::uint64_t seq = ++next_seq;
+    drain();
+    const std::uint32_t attempts = options.retries + 1;
+    for (std::uint32_t attempt = 1; attempt <= attempts; ++attempt) {
+      if (attempt > 1) {
+        ++counters.retries;
+        if (!reopen()) return errc::closed;
+      }
+      // The last attempt sends the original; the others send copies sharing its bytes.
+      message* out = &request;
+      if (attempt < attempts) {
+        share_frames(request, outgoing);
+        out = &outgoing;
+      }
+      const auto deadline = clock::now() + options.timeout;
+      result<void> sent;
+      if (options.correlate) {
+        frame head = peer::encode_id(seq);
+        sent = sock->send_with_head(head, *out, options.timeout);
+      } else {
+        sent = sock->send(std::move(*out), options.timeout);
+      }
+      if (!sent) {
+        if (sent.is(errc::closed) || sent.is(errc::interrupted)) return sent.error();
+        continue;  // the socket could not take it in time: that attempt is lost like a silent one
+      }
+      for (;;) {
+        const auto wait = left_until(deadline, clock::now());
+        if (wait == 0ms) break;
+        auto r = sock->recv(in, wait);
+        if (!r) {
+          // libzmq's clock is coarser than ours and may end the wait a little early: the loop
+          // checks the deadline again.
+          if (r.is(errc::timeout)) continue;
+          if (r.is(errc::too_large)) {
+            ++counters.malformed;
+            continue;
+          }
+          return r.error();
+        }
+        message answer;
+        switch (judge(service, seq, answer)) {
+          case verdict::answer:
+            ++counters.replies;
+            abandoned = false;
+            return answer;
+          case verdict::malformed:
+            ++counters.malformed;
+            break;
+          case verdict::dropped:
+            ++counters.dropped;
+            break;
+        }
+      }
+    }
+    ++counters.failures;
+    return errc::timeout;
+  }
+
+  context* ctx;
+  client_options options;
+  std::optional<mdp_dealer> sock;
+  std::uint64_t sockets_made = 0;
+  std::uint64_t next_seq = 0;
+  bool abandoned = false;  // the socket carried a request that got no answer (or is gone)
+  message in;
+  message outgoing;
+  client_counters counters;
+};
+
+client::client(context& ctx, client_options options)
+    : impl_(std::make_unique<impl>(ctx, std::move(options))) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+result<message> client::request(std::string_view service, message&& body) {
+  return impl_->request(service, std::move(body));
+}
+
+const client_counters& client::counters() const noexcept { return impl_->counters; }
+const client_options& client::options() const noexcept { return impl_->options; }
+
+// ---------------------------------------------------------------------------------------------
+// async_client
+
+struct async_client::impl {
+  impl(context& ctx, async_client_options o)
+      : options(std::move(o)), sock(checked(ctx, options), options.socket), table(options.max_outstanding) {
+    sock.connect(options.broker);
+  }
+
+  ~impl() { peer::close_now(sock); }
+
+  // Validates the options before the socket is made; returns `ctx` for the socket's constructor.
+  static context& checked(context& ctx, const async_client_options& o) {
+    require_broker(o.broker, "mdp::async_client");
+    peer::check_range(o.request_timeout, 0ms, max_timeout, "mdp::async_client: options.request_timeout");
+    if (o.max_outstanding == 0 || o.max_outstanding > outstanding_table::max_capacity)
+      throw error(errc::invalid_argument,
+                  "mdp::async_client: options.max_outstanding must be between 1 and 16777216");
+    return ctx;
+  }
+
+  result<std::uint64_t> send(std::string_view service, message& body, std::chrono::milliseconds timeout) {
+    message request = client_request_msg(service, std::move(body));  // throws on a bad name
+    if (table.full()) {
+      restore_body(request, body);
+      ++counters.back_pressure;
+      return errc::back_pressure;
+    }
+    const auto deadline = timeout == 0ms ? outstanding_table::never : clock::now() + timeout;
+    const std::uint64_t id = table.insert(service, deadline);
+    result<void> sent;
+    if (options.correlate) {
+      frame head = peer::encode_id(id);
+      sent = sock.try_send_with_head(head, request);
+    } else {
+      sent = sock.try_send(std::move(request));
+    }
+    if (!sent) {
+      table.erase(id);
+      restore_body(request, body);
+      if (sent.is(errc::back_pressure)) ++counters.back_pressure;
+      return sent.error();
+    }
+    ++counters.sent;
+    return id;
+  }
+
+  // Reports the oldest request if its deadline has passed.
+  bool take_expired(reply& out, clock::time_point now) {
+    const auto* oldest = table.oldest();
+    if (oldest == nullptr || oldest->deadline > now) return false;
+    out.id = oldest->id;
+    out.status = reply_status::expired;
+    out.service.assign(oldest->service);
+    out.body.clear();
+    table.erase(oldest->id);
+    ++counters.expired;
+    return true;
+  }
+
+  // Turns the message in `in` into `out` when it answers an outstanding request.
+  bool accept(reply& out) {
+    std::uint64_t id = 0;
+    if (options.correlate && !take_request_id(in, id)) {
+      ++counters.malformed;
+      return false;
+    }
+    auto r = parse_reply_for_client(std::move(in));
+    if (!r) {
+      ++counters.malformed;
+      return false;
+    }
+    const outstanding_table::entry* e =
+        options.correlate ? table.find(id) : table.oldest_for(r->service);
+    if (e == nullptr || e->service != r->service) {
+      ++counters.dropped;
+      return false;
+    }
+    table.erase(e->id);
+    out.id = options.correlate ? id : 0;
+    out.status = reply_status::ok;
+    out.service.assign(r->service);
+    out.body = std::move(r->body);
+    ++counters.replies;
+    return true;
+  }
+
+  // Messages a call handles once it may not wait any more (try_recv, or recv past its deadline):
+  // what is already queued is still read, since an answer may wait behind garbage, but only so
+  // much, so a stream of garbage cannot hold the caller.
+  static constexpr int overtime_budget = 256;
+
+  // `blocking` false: no waiting at all, errc::would_block when nothing completed (try_recv).
+  result<void> recv(reply& out, std::chrono::milliseconds timeout, bool blocking) {
+    auto now = clock::now();
+    const auto deadline = now + std::min(timeout, peer::longest_wait);
+    for (int overtime = overtime_budget;;) {
+      if (take_expired(out, now)) return {};
+      // Wait until the caller's deadline or the next expiry, whichever comes first.
+      auto until = deadline;
+      if (const auto* oldest = table.oldest(); oldest != nullptr && oldest->deadline < until)
+        until = oldest->deadline;
+      const auto wait = blocking ? left_until(until, now) : 0ms;
+      auto r = wait > 0ms ? sock.recv(in, wait) : sock.try_recv(in);
+      if (r) {
+        if (accept(out)) return {};
+      } else if (r.is(errc::too_large)) {
+        ++counters.malformed;
+      } else if (r.is(errc::timeout) || r.is(errc::would_block)) {
+        // Nothing queued. libzmq's clock is coarser than ours and may end a wait a little early,
+        // so the deadline is ours to check.
+        now = clock::now();
+        if (take_expired(out, now)) return {};
+        if (!blocking) return errc::would_block;
+        if (now >= deadline) return errc::timeout;
+        continue;
+      } else {
+        return r;
+      }
+      // A message was dropped.
+      now = clock::now();
+      if ((!blocking || now >= deadline) && --overtime == 0) {
+        if (take_expired(out, now)) return {};
+        return blocking ? errc::timeout : errc::would_block;
+      }
+    }
+  }
+
+  async_client_options options;
+  mdp_dealer sock;
+  outstanding_table table;
+  message in;
+  async_client_counters counters;
+};
+
+async_client::async_client(context& ctx, async_client_options options)
+    : impl_(std::make_unique<impl>(ctx, std::move(options))) {}
+async_client::~async_client() = default;
+async_client::async_client(async_client&&) noexcept = default;
+async_client& async_client::operator=(async_client&&) noexcept = default;
+
+result<std::uint64_t> async_client::send(std::string_view service, message&& body) {
+  return impl_->send(service, body, impl_->options.request_timeout);
+}
+
+result<std::uint64_t> async_client::send(std::string_view service, message&& body,
+                                         std::chrono::milliseconds timeout) {
+  peer::check_range(timeout, 0ms, max_timeout, "mdp::async_client: a request timeout");
+  return impl_->send(service, body, timeout);
+}
+
+result<void> async_client::recv(reply& out, std::chrono::milliseconds timeout) {
+  return impl_->recv(out, std::max(timeout, 0ms), true);
+}
+
+result<async_client::reply> async_client::recv(std::chrono::milliseconds timeout) {
+  reply out;
+  if (auto r = impl_->recv(out, std::max(timeout, 0ms), true); !r) return r.error();
+  return out;
+}
+
+result<void> async_client::try_recv(reply& out) { return impl_->recv(out, 0ms, false); }
+
+bool async_client::cancel(std::uint64_t id) noexcept {
+  if (!impl_->table.erase(id)) return false;
+  ++impl_->counters.cancelled;
+  return true;
+}
+
+std::size_t async_client::outstanding() const noexcept { return impl_->table.size(); }
+
+std::optional<async_client::clock::time_point> async_client::next_deadline() const noexcept {
+  const auto* oldest = impl_->table.oldest();
+  if (oldest == nullptr || oldest->deadline == outstanding_table::never) return std::nullopt;
+  return oldest->deadline;
+}
+
+const fabric::socket& async_client::socket() const noexcept { return impl_->sock; }
+const async_client_counters& async_client::counters() const noexcept { return impl_->counters; }
+const async_client_options& async_client::options() const noexcept { return impl_->options; }
+
+}  // namespace fabric::mdp

@@ -1,0 +1,414 @@
+// The Majordomo worker. The broker session (socket, timing machine, stashed requests) is guarded
+// by one mutex: the application's thread holds it inside recv() and reply() and uses the DEALER
+// directly, so a request costs what a hand-written worker costs; a keeper thread takes it while
+// the application is away (handling a long request, or not calling recv at all) and does the
+// session's chores: heartbeats, liveness, reconnection, and reading whatever the broker sends.
+//
+// Why not an actor that owns the socket, as fabric's other background work does: every request
+// and reply would cross the actor's pipe, two extra thread hand-offs per request. Measured through
+// fabric's broker on 2 cores, that cut a worker's throughput from about 58K to 17K requests/s.
+// A libzmq socket may move between threads across a full memory barrier; the mutex is that
+// barrier, and no two threads ever use the socket at once.
+//
+// The timing decisions are worker_machine's; this file moves frames.
+#include <fabric/majordomo_worker.hpp>
+
+#include "reliability/mdp.hpp"
+#include "reliability/mdp_peer.hpp"
+#include "reliability/mdp_worker_machine.hpp"
+
+#include <fabric/error.hpp>
+
+#include <zmq.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+namespace fabric::mdp {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+using peer::mdp_dealer;
+
+// Messages the keeper reads per wake-up, and recv() past its deadline, so a flood cannot hold the
+// mutex (or the caller) for long.
+constexpr int keeper_budget = 256;
+// Requests the keeper holds for the application. 7/MDP gives a worker one request at a time;
+// a broker that sends more than this meanwhile is broken, and the excess is dropped as malformed.
+constexpr std::size_t max_stashed = 64;
+
+// The counters: written under the session mutex, read by any thread without it.
+struct shared_counters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> replies{0};
+  std::atomic<std::uint64_t> replies_dropped{0};
+  std::atomic<std::uint64_t> heartbeats_sent{0};
+  std::atomic<std::uint64_t> heartbeats_received{0};
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> broker_expiries{0};
+  std::atomic<std::uint64_t> disconnects_received{0};
+  std::atomic<std::uint64_t> malformed{0};
+};
+
+// Writers are serialised by the session mutex, so a plain load and store: no locked instruction.
+void bump(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+void unbump(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+// Sends `m` without blocking and counts it in `sent`. The count goes up before the send, so
+// whoever sees the message (a broker, a test) also sees it counted; a refused send takes it back.
+// Returns: whether the socket took the message.
+bool send_counted(mdp_dealer& sock, message&& m, std::atomic<std::uint64_t>& sent) {
+  bump(sent);
+  if (sock.try_send(std::move(m))) return true;
+  unbump(sent);
+  return false;
+}
+
+std::chrono::milliseconds left_until(clock::time_point deadline, clock::time_point now) {
+  if (deadline <= now) return 0ms;
+  return std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+}
+
+worker_options validated(worker_options o) {
+  if (o.broker.empty())
+    throw error(errc::invalid_argument, "mdp::worker: options.broker must name the broker's endpoint");
+  if (o.service.empty() || o.service.size() > max_name_size)
+    throw error(errc::invalid_argument, "mdp::worker: options.service must be 1 to 255 bytes");
+  if (is_mmi(o.service))
+    throw error(errc::invalid_argument,
+                "mdp::worker: service names starting with \"mmi.\" belong to the broker (8/MMI); "
+                "pick another name");
+  peer::check_range(o.heartbeat_interval, 1ms, 1h, "mdp::worker: options.heartbeat_interval");
+  if (o.liveness < 1 || o.liveness > 1000)
+    throw error(errc::invalid_argument, "mdp::worker: options.liveness must be between 1 and 1000");
+  peer::check_range(o.reconnect_interval, 0ms, 1h, "mdp::worker: options.reconnect_interval");
+  peer::check_range(o.reconnect_interval_max, o.reconnect_interval, 1h,
+                    "mdp::worker: options.reconnect_interval_max");
+  peer::check_identity_prefix(o.socket, "mdp::worker");
+  return o;
+}
+
+worker_machine::settings machine_settings(const worker_options& o) {
+  return {.heartbeat = o.heartbeat_interval,
+          .liveness = o.liveness,
+          .reconnect_initial = o.reconnect_interval,
+          .reconnect_max = o.reconnect_interval_max};
+}
+
+bool is_term(const error& e) noexcept {
+  return e.code() == std::error_code(ETERM, zmq_category()) || e.code() == errc::closed;
+}
+
+}  // namespace
+
+struct worker::impl {
+  impl(context& c, worker_options o)
+      : ctx(c), options(validated(std::move(o))), machine(machine_settings(options)) {
+    {
+      std::lock_guard lock(mu);
+      open(clock::now());  // a malformed endpoint throws here, before the keeper starts
+    }
+    keeper = std::thread([this] { keep(); });
+  }
+
+  ~impl() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    wake.notify_all();
+    if (keeper.joinable()) keeper.join();
+    std::lock_guard lock(mu);
+    // Tell the broker at once rather than let it wait out our liveness; the socket's own linger
+    // (bounded) lets the command leave.
+    if (sock && !closed) (void)sock->try_send(worker_disconnect());
+    sock.reset();
+  }
+
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  // ---- everything below runs with `mu` held ----
+
+  void open(clock::time_point now) {
+    try {
+      sock.emplace(ctx, peer::with_fresh_identity(options.socket, connection + 1));
+      sock->connect(options.broker);
+    } catch (const error& e) {
+      sock.reset();
+      if (!is_term(e)) throw;
+      closed = true;  // the context is shutting down: nothing to reconnect to
+      return;
+    }
+    if (++connection > 1) bump(counters.reconnects);
+    // A fresh socket always has room; if READY were lost anyway, the broker would answer our
+    // first heartbeat with DISCONNECT and we would come back here.
+    (void)sock->try_send(worker_ready(options.service));
+    machine.opened(now);
+  }
+
+  void close_socket() noexcept {
+    if (!sock) return;
+    peer::close_now(*sock);
+    sock.reset();
+  }
+
+  // Performs whatever the machine says is due.
+  void act(clock::time_point now) {
+    while (!closed) {
+      switch (machine.tick(now)) {
+        case worker_machine::action::none:
+          return;
+        case worker_machine::action::heartbeat:
+          if (sock) (void)send_counted(*sock, worker_heartbeat(), counters.heartbeats_sent);
+          break;
+        case worker_machine::action::close:
+          bump(counters.broker_expiries);
+          close_socket();
+          wake.notify_all();  // the keeper reopens if the application does not come back first
+          break;
+        case worker_machine::action::open:
+          open(now);
+          break;
+      }
+    }
+  }
+
+  // Handles the message in `in`. A request goes into `*out`, or is stashed when `out` is null.
+  // Returns: true when `*out` received a request.
+  bool handle(clock::time_point now, request* out) {
+    auto cmd = parse_from_broker_for_worker(std::move(in));
+    if (!cmd) {
+      bump(counters.malformed);
+      machine.heard(now, false);
+      return false;
+    }
+    switch (cmd->kind) {
+      case command::request:
+        machine.heard(now, true);
+        if (out == nullptr && stash.size() >= max_stashed) {
+          bump(counters.malformed);
+          return false;
+        }
+        bump(counters.requests);
+        fill(out != nullptr ? *out : stash.emplace_back(), *cmd);
+        return out != nullptr;
+      case command::heartbeat:
+        machine.heard(now, true);
+        bump(counters.heartbeats_received);
+        return false;
+      case command::disconnect:
+        bump(counters.disconnects_received);
+        close_socket();
+        machine.disconnected(now);
+        wake.notify_all();  // the reconnection may be due before the keeper's next wake-up
+        return false;
+      case command::ready:
+      case command::reply:
+        break;  // the parser refuses these from a broker; kept so the switch stays exhaustive
+    }
+    bump(counters.malformed);
+    machine.heard(now, false);
+    return false;
+  }
+
+  void fill(request& out, worker_command& cmd) {
+    out.client.assign(cmd.client);
+    out.body = std::move(cmd.body);
+    out.connection = connection;
+  }
+
+  // A failed receive that is not a timeout. Returns the error to report, if any.
+  result<void> receive_failure(const result<void>& r, clock::time_point now) {
+    if (r.is(errc::too_large)) {  // drained and dropped by the socket
+      bump(counters.malformed);
+      machine.heard(now, false);
+      return {};
+    }
+    if (r.is(errc::closed)) closed = true;
+    return r;
+  }
+
+  // ---- the keeper thread ----
+
+  void keep() {
+    std::unique_lock lock(mu);
+    while (!stopping && !closed) {
+      wake.wait_until(lock, machine.next_tick());
+      if (stopping || closed) break;
+      const auto now = clock::now();
+      if (now < machine.next_tick()) continue;  // the application's traffic moved it later
+      try {
+        // Read first: a heartbeat waiting in the socket must count before liveness is judged.
+        for (int i = 0; sock && i < keeper_budget; ++i) {
+          auto r = sock->try_recv(in);
+          if (r) {
+            (void)handle(now, nullptr);
+          } else if (r.is(errc::would_block) || !receive_failure(r, now)) {
+            break;
+          }
+        }
+        act(now);
+      } catch (...) {
+        std::lock_guard failed(failure_mu);
+        failure = std::current_exception();
+        closed = true;
+      }
+    }
+  }
+
+  // ---- the application's calls ----
+
+  result<void> recv(request& out, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    auto now = clock::now();
+    const auto deadline = now + std::clamp(timeout, 0ms, peer::longest_wait);
+    int overtime = keeper_budget;
+    for (;;) {
+      // The keeper may have read a request while the application was away (or while this call
+      // waited below without the lock).
+      if (!stash.empty()) {
+        out = std::move(stash.front());
+        stash.pop_front();
+        return {};
+      }
+      act(now);
+      if (closed) return errc::closed;
+      const auto until = std::min(deadline, machine.next_tick());
+      if (!sock) {  // waiting out the back-off before reconnecting
+        if (now >= deadline) return errc::timeout;
+        wake.wait_until(lock, until);
+        now = clock::now();
+        continue;
+      }
+      const auto wait = left_until(until, now);
+      auto r = wait > 0ms ? sock->recv(in, wait) : sock->try_recv(in);
+      now = clock::now();
+      if (r) {
+        if (handle(now, &out)) return {};
+      } else if (!r.is(errc::timeout) && !r.is(errc::would_block)) {
+        if (auto failed = receive_failure(r, now); !failed) return failed;
+      }
+      // libzmq's clock is coarser than ours and may end a wait a little early, so the deadline
+      // is ours to check. Past it, what is already queued is still read (a request may wait
+      // behind a heartbeat), but only so much, so a stream of garbage cannot hold the caller.
+      if (now >= deadline && (!r || --overtime == 0)) return errc::timeout;
+    }
+  }
+
+  result<void> reply(std::uint64_t on, std::string_view client, message& body) {
+    message m = worker_reply(client, std::move(body));  // throws on a bad address
+    std::lock_guard lock(mu);
+    if (closed) return errc::closed;
+    if (!sock || (on != 0 && on != connection)) {
+      bump(counters.replies_dropped);
+      return errc::peer_unreachable;
+    }
+    if (!send_counted(*sock, std::move(m), counters.replies)) {
+      bump(counters.replies_dropped);
+      return errc::back_pressure;
+    }
+    machine.sent(clock::now());
+    return {};
+  }
+
+  context& ctx;
+  const worker_options options;
+  shared_counters counters;
+  std::mutex failure_mu;
+  std::exception_ptr failure;  // guarded by failure_mu
+
+  std::mutex mu;
+  std::condition_variable wake;  // wakes the keeper to stop, and a recv waiting to reconnect
+  // Guarded by mu:
+  worker_machine machine;
+  std::optional<mdp_dealer> sock;
+  std::uint64_t connection = 0;  // which connection `sock` is: 1, 2, ...
+  std::deque<request> stash;     // requests the keeper read while the application was away
+  message in;
+  bool stopping = false;
+  bool closed = false;
+
+  std::thread keeper;  // last: started once everything above exists
+};
+
+worker::worker(context& ctx, worker_options options)
+    : impl_(std::make_unique<impl>(ctx, std::move(options))) {}
+worker::~worker() = default;
+worker::worker(worker&&) noexcept = default;
+worker& worker::operator=(worker&&) noexcept = default;
+
+result<void> worker::recv(request& out, std::chrono::milliseconds timeout) {
+  return impl_->recv(out, timeout);
+}
+
+result<worker::request> worker::recv(std::chrono::milliseconds timeout) {
+  request out;
+  if (auto r = impl_->recv(out, timeout); !r) return r.error();
+  return out;
+}
+
+result<void> worker::reply(const request& req, message&& body) {
+  return impl_->reply(req.connection, req.client, body);
+}
+
+result<void> worker::reply(std::string_view client, message&& body) {
+  return impl_->reply(0, client, body);
+}
+
+result<void> worker::serve(const handler& fn, const std::function<bool()>& stop,
+                           std::chrono::milliseconds poll) {
+  if (!fn || !stop)
+    throw error(errc::invalid_argument, "mdp::worker::serve: a handler and a stop condition are required");
+  const auto slice = std::max(poll, 1ms);
+  request req;
+  while (!stop()) {
+    auto r = impl_->recv(req, slice);
+    if (!r) {
+      if (r.is(errc::timeout)) continue;
+      return r;
+    }
+    message body = fn(req);
+    auto sent = impl_->reply(req.connection, req.client, body);
+    // A reply the broker can no longer take is counted; serving goes on.
+    if (!sent && (sent.is(errc::closed) || sent.is(errc::interrupted))) return sent;
+  }
+  return {};
+}
+
+worker_counters worker::counters() const noexcept {
+  const shared_counters& c = impl_->counters;
+  constexpr auto relaxed = std::memory_order_relaxed;
+  worker_counters out;
+  out.requests = c.requests.load(relaxed);
+  out.replies = c.replies.load(relaxed);
+  out.replies_dropped = c.replies_dropped.load(relaxed);
+  out.heartbeats_sent = c.heartbeats_sent.load(relaxed);
+  out.heartbeats_received = c.heartbeats_received.load(relaxed);
+  out.reconnects = c.reconnects.load(relaxed);
+  out.broker_expiries = c.broker_expiries.load(relaxed);
+  out.disconnects_received = c.disconnects_received.load(relaxed);
+  out.malformed = c.malformed.load(relaxed);
+  return out;
+}
+
+const worker_options& worker::options() const noexcept { return impl_->options; }
+
+std::exception_ptr worker::failure() const noexcept {
+  std::lock_guard lock(impl_->failure_mu);
+  return impl_->failure;
+}
+
+}  // namespace fabric::mdp

@@ -1,0 +1,523 @@
+// Tests the Majordomo worker against a fake broker: a raw ROUTER in the test that checks every
+// frame the worker sends byte by byte and answers with frames written out by hand, so these are
+// also conformance tests of the worker's 7/MDP wire format. Also drives the worker's pure timing
+// machine with a fake clock.
+#include <fabric/majordomo_worker.hpp>
+
+#include "reliability/mdp_worker_machine.hpp"
+#include "support/support.hpp"
+
+#include <fabric/error.hpp>
+#include <fabric/router_dealer.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace fabric::mdp {
+namespace {
+
+using namespace std::chrono_literals;
+using fabric::testing::loopback_endpoint;
+using fabric::testing::to_strings;
+using fabric::testing::transport;
+using fabric::testing::wait_bound;
+using strings = std::vector<std::string>;
+using steady = std::chrono::steady_clock;
+
+const std::string ready_cmd(1, '\x01');
+const std::string request_cmd(1, '\x02');
+const std::string reply_cmd(1, '\x03');
+const std::string heartbeat_cmd(1, '\x04');
+const std::string disconnect_cmd(1, '\x05');
+
+// Runs `fn`, expecting fabric::error(invalid_argument).
+template <class Fn>
+void expect_invalid_argument(Fn&& fn) {
+  try {
+    fn();
+  } catch (const error& e) {
+    EXPECT_EQ(e.code(), errc::invalid_argument) << e.what();
+    return;
+  }
+  ADD_FAILURE() << "no fabric::error(invalid_argument) thrown";
+}
+
+// The fake broker: a raw ROUTER on a fresh loopback endpoint.
+struct fake_broker {
+  explicit fake_broker(context& ctx, transport t = transport::inproc)
+      : sock(ctx, {.linger = 0ms}), endpoint(sock.bind(loopback_endpoint(t, "mdp-broker"))) {}
+
+  // The next message as strings (frame 0 = the worker's identity); empty if none came in time,
+  // which fails the test.
+  strings next() {
+    message m;
+    if (auto r = sock.recv(m, wait_bound); !r) {
+      ADD_FAILURE() << "the fake broker received nothing within " << wait_bound.count() << " ms";
+      return {};
+    }
+    return to_strings(m);
+  }
+
+  // The next message that is not a heartbeat; heartbeats met on the way are counted.
+  strings next_command(int* heartbeats = nullptr) {
+    for (;;) {
+      strings m = next();
+      if (m.size() == 4 && m[1].empty() && m[2] == "MDPW01" && m[3] == heartbeat_cmd) {
+        if (heartbeats != nullptr) ++*heartbeats;
+        continue;
+      }
+      return m;
+    }
+  }
+
+  // Reads the worker's READY and returns its identity.
+  std::string expect_ready(std::string_view service) {
+    strings m = next_command();
+    EXPECT_EQ(m.size(), 5U);
+    if (m.size() != 5) return {};
+    EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, std::string(service)}));
+    return m[0];
+  }
+
+  void send(std::string_view peer, const strings& frames) {
+    message m;
+    for (const auto& f : frames) m.push_back(std::string_view(f));
+    auto r = sock.send_to(peer, std::move(m));
+    EXPECT_TRUE(r) << r.error().message();
+  }
+
+  void send_request(std::string_view peer, std::string_view client, const strings& body) {
+    strings frames{"", "MDPW01", request_cmd, std::string(client), ""};
+    frames.insert(frames.end(), body.begin(), body.end());
+    send(peer, frames);
+  }
+
+  router sock;
+  std::string endpoint;
+};
+
+bool is_heartbeat_from(const strings& m, const std::string& peer) {
+  return m == strings{peer, "", "MDPW01", heartbeat_cmd};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker against a fake broker
+
+TEST(MdpWorkerTest, SendsExactReadyFramesOnConnect) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo"});
+  strings m = broker.next();
+  ASSERT_EQ(m.size(), 5U);
+  EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
+
+  // Any bytes up to 255 make a service name, NUL included.
+  const std::string binary_name = std::string("a\0b", 3) + std::string(252, 'x');
+  worker w2(ctx, {.broker = broker.endpoint, .service = binary_name});
+  (void)broker.expect_ready(binary_name);
+}
+
+TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo"});
+  const std::string peer = broker.expect_ready("echo");
+
+  broker.send_request(peer, "client-7", {"hello", ""});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->client, "client-7");
+  EXPECT_EQ(to_strings(req->body), (strings{"hello", ""}));
+  EXPECT_EQ(req->connection, 1U);
+  ASSERT_TRUE(w.reply(*req, make_message("world", "")));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "client-7", "", "world", ""}));
+
+  // An empty body both ways, answered by address.
+  broker.send_request(peer, "c", {});
+  worker::request empty;
+  ASSERT_TRUE(w.recv(empty, wait_bound));
+  EXPECT_TRUE(empty.body.empty());
+  ASSERT_TRUE(w.reply("c", message{}));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", ""}));
+
+  EXPECT_EQ(w.counters().requests, 2U);
+  EXPECT_EQ(w.counters().replies, 2U);
+  worker::request none;
+  EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
+  EXPECT_TRUE(w.recv(none, 0ms).is(errc::timeout));
+  expect_invalid_argument([&] { (void)w.reply("", make_message("x")); });
+  expect_invalid_argument([&] { (void)w.reply(std::string(256, 'c'), make_message("x")); });
+}
+
+TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
+  context ctx;
+  fake_broker broker(ctx);
+  // A generous liveness: a slow test thread must not make the worker give up on the broker.
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 50ms, .liveness = 20});
+  const std::string peer = broker.expect_ready("echo");
+  auto previous = steady::now();
+  for (int i = 0; i < 4; ++i) {
+    strings m = broker.next();
+    EXPECT_TRUE(is_heartbeat_from(m, peer)) << "message " << i << " is not a heartbeat from the worker";
+    const auto now = steady::now();
+    if (i > 0) {
+      EXPECT_GE(now - previous, 25ms) << "heartbeats must be paced by the interval";
+    }
+    previous = now;
+    broker.send(peer, {"", "MDPW01", heartbeat_cmd});  // keep the worker's broker alive
+  }
+  const auto c = w.counters();
+  EXPECT_GE(c.heartbeats_sent, 4U);
+  EXPECT_GE(c.heartbeats_received, 2U);
+  EXPECT_EQ(c.reconnects, 0U);
+  EXPECT_EQ(c.broker_expiries, 0U);
+}
+
+TEST(MdpWorkerTest, KeepsHeartbeatingWhileTheApplicationHandlesALongRequest) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "slow", .heartbeat_interval = 50ms, .liveness = 5});
+  const std::string peer = broker.expect_ready("slow");
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> entered{false};
+  std::atomic<bool> stop{false};
+  std::thread app([&] {
+    auto r = w.serve(
+        [&](worker::request& req) {
+          entered = true;
+          EXPECT_EQ(released.wait_for(wait_bound), std::future_status::ready);
+          return make_message("done:" + std::string(req.body.view(0)));
+        },
+        [&] { return stop.load(); }, 10ms);
+    EXPECT_TRUE(r) << r.error().message();
+  });
+
+  broker.send_request(peer, "c1", {"job"});
+  // Six heartbeats (300 ms) span twice what a broker with 7/MDP's usual liveness of 3 would wait,
+  // all while the handler is blocked.
+  int heartbeats = 0;
+  while (heartbeats < 6) {
+    strings m = broker.next();
+    if (m.empty()) break;
+    ASSERT_TRUE(is_heartbeat_from(m, peer)) << "expected only heartbeats while the handler runs";
+    ++heartbeats;
+    broker.send(peer, {"", "MDPW01", heartbeat_cmd});
+  }
+  EXPECT_TRUE(entered.load());
+  release.set_value();
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c1", "", "done:job"}));
+  stop = true;
+  app.join();
+  EXPECT_EQ(heartbeats, 6);
+  EXPECT_EQ(w.counters().reconnects, 0U);
+  EXPECT_EQ(w.counters().replies, 1U);
+}
+
+TEST(MdpWorkerTest, ReconnectsWithANewIdentityAfterBrokerSilence) {
+  context ctx;
+  fake_broker broker(ctx);
+  const auto start = steady::now();
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "echo",
+                 .heartbeat_interval = 50ms,
+                 .liveness = 3,
+                 .reconnect_interval = 10ms,
+                 .reconnect_interval_max = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  int heartbeats = 0;
+  strings m = broker.next_command(&heartbeats);  // the broker stays silent
+  EXPECT_GE(steady::now() - start, 150ms) << "the broker is dead only after liveness intervals";
+  ASSERT_EQ(m.size(), 5U);
+  EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
+  const std::string second = m[0];
+  EXPECT_NE(second, first) << "a reconnection must use a fresh socket";
+  EXPECT_GE(heartbeats, 1);
+  auto c = w.counters();
+  EXPECT_EQ(c.broker_expiries, 1U);
+  EXPECT_EQ(c.reconnects, 1U);
+
+  // The new connection serves.
+  broker.send_request(second, "c", {"x"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->connection, 2U);
+  ASSERT_TRUE(w.reply(*req, make_message("y")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c", "", "y"}));
+}
+
+// Waits for a request on another thread, the way an application's serving thread does; the worker
+// is handed back to the test's thread by future::get().
+std::future<result<worker::request>> recv_elsewhere(worker& w) {
+  return std::async(std::launch::async, [&w] { return w.recv(wait_bound); });
+}
+
+TEST(MdpWorkerTest, ReconnectsOnAFreshSocketAfterDisconnect) {
+  context ctx;
+  fake_broker broker(ctx);
+  // Heartbeats and liveness far beyond the test's waits: only DISCONNECT can cause a new READY.
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .reconnect_interval = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  auto pending = recv_elsewhere(w);
+  broker.send(first, {"", "MDPW01", disconnect_cmd});
+  const std::string second = broker.expect_ready("echo");
+  EXPECT_NE(second, first);
+  broker.send_request(second, "c", {"x"});
+  auto req = pending.get();
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->connection, 2U);
+  auto c = w.counters();
+  EXPECT_EQ(c.disconnects_received, 1U);
+  EXPECT_EQ(c.reconnects, 1U);
+  EXPECT_EQ(c.broker_expiries, 0U);
+}
+
+TEST(MdpWorkerTest, HandlesADisconnectWhileTheApplicationIsAway) {
+  context ctx;
+  fake_broker broker(ctx);
+  // Nobody calls recv(): the keeper reads the broker's messages at its next heartbeat.
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 50ms, .reconnect_interval = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  broker.send(first, {"", "MDPW01", disconnect_cmd});
+  int heartbeats = 0;
+  strings m = broker.next_command(&heartbeats);
+  ASSERT_EQ(m.size(), 5U);
+  EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
+  EXPECT_NE(m[0], first);
+  EXPECT_LE(heartbeats, 1) << "the DISCONNECT must be acted on within one heartbeat interval";
+  EXPECT_EQ(w.counters().disconnects_received, 1U);
+  EXPECT_EQ(w.counters().broker_expiries, 0U);
+}
+
+TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 50ms, .liveness = 20});
+  const std::string peer = broker.expect_ready("echo");
+  broker.send_request(peer, "c", {"queued"});
+  // The keeper reads what the broker sent before it heartbeats, so once a heartbeat arrives the
+  // request has been taken in.
+  EXPECT_TRUE(is_heartbeat_from(broker.next(), peer));
+  EXPECT_EQ(w.counters().requests, 1U);
+  auto req = w.recv(0ms);
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->client, "c");
+  EXPECT_EQ(to_strings(req->body), (strings{"queued"}));
+  ASSERT_TRUE(w.reply(*req, make_message("done")));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "done"}));
+}
+
+TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .reconnect_interval = 0ms});
+  const std::string first = broker.expect_ready("echo");
+  broker.send_request(first, "c1", {"job1"});
+  auto stale = w.recv(wait_bound);
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->connection, 1U);
+
+  auto pending = recv_elsewhere(w);
+  broker.send(first, {"", "MDPW01", disconnect_cmd});
+  const std::string second = broker.expect_ready("echo");
+  broker.send_request(second, "c2", {"job2"});
+  auto fresh = pending.get();
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->connection, 2U);
+
+  EXPECT_TRUE(w.reply(*stale, make_message("stale")).is(errc::peer_unreachable));
+  ASSERT_TRUE(w.reply(*fresh, make_message("fresh")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "fresh"}));
+  EXPECT_EQ(w.counters().replies_dropped, 1U);
+  EXPECT_EQ(w.counters().replies, 1U);
+}
+
+TEST(MdpWorkerTest, CountsAndDropsMalformedBrokerFrames) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s});
+  const std::string peer = broker.expect_ready("echo");
+  const std::vector<strings> garbage = {
+      {"MDPW01", request_cmd, "c", "", "no leading delimiter"},
+      {"", "MDPW02", heartbeat_cmd},
+      {"", "MDPW01", std::string(1, '\x09')},
+      {"", "MDPW01", ""},
+      {"", "MDPW01", "\x02\x02", "c", "", "two-byte command"},
+      {"", "MDPW01", heartbeat_cmd, "extra"},
+      {"", "MDPW01", request_cmd, "c"},
+      {"", "MDPW01", request_cmd, "c", "not empty", "x"},
+      {"", "MDPW01", request_cmd, "", "", "empty client"},
+      {"", "MDPW01", ready_cmd, "echo"},
+      {"", "MDPW01", reply_cmd, "c", "", "x"},
+      {"", "MDPW01"},
+      {""},
+      strings(300, "x"),  // more frames than socket_options::max_frames
+  };
+  for (const auto& g : garbage) broker.send(peer, g);
+  broker.send_request(peer, "c", {"ok"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(to_strings(req->body), (strings{"ok"}));
+  const auto c = w.counters();
+  EXPECT_EQ(c.malformed, garbage.size());
+  EXPECT_EQ(c.requests, 1U);
+  EXPECT_EQ(c.reconnects, 0U);
+}
+
+TEST(MdpWorkerTest, SendsDisconnectWhenDestroyed) {
+  context ctx;
+  fake_broker broker(ctx);
+  std::string peer;
+  {
+    worker w(ctx, {.broker = broker.endpoint, .service = "echo"});
+    peer = broker.expect_ready("echo");
+  }
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", disconnect_cmd}));
+}
+
+TEST(MdpWorkerTest, RefusesBadServiceNamesAndOptions) {
+  context ctx;
+  fake_broker broker(ctx);
+  const std::string ep = broker.endpoint;
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = ""}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = std::string(256, 's')}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "mmi.echo"}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "mmi."}); });
+  expect_invalid_argument([&] { worker w(ctx, {.service = "echo"}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .heartbeat_interval = 0ms}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .liveness = 0}); });
+  expect_invalid_argument([&] {
+    worker w(ctx, {.broker = ep, .service = "echo", .reconnect_interval = 100ms, .reconnect_interval_max = 10ms});
+  });
+  expect_invalid_argument(
+      [&] { worker w(ctx, {.broker = ep, .service = "echo", .socket = {.routing_id = std::string(235, 'r')}}); });
+  EXPECT_THROW(worker w(ctx, {.broker = "nonsense://x", .service = "echo"}), error);
+  message none;
+  EXPECT_TRUE(broker.sock.try_recv(none).is(errc::would_block)) << "a refused worker sent nothing";
+}
+
+TEST(MdpWorkerTest, ReportsClosedWhenTheContextShutsDown) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo"});
+  (void)broker.expect_ready("echo");
+  ctx.shutdown();
+  worker::request req;
+  EXPECT_TRUE(w.recv(req, wait_bound).is(errc::closed));
+  EXPECT_TRUE(w.reply("c", make_message("x")).is(errc::closed));
+}
+
+TEST(MdpWorkerTest, WorksOverTcpUnderARoutingIdPrefix) {
+  context ctx;
+  fake_broker broker(ctx, transport::tcp);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .socket = {.routing_id = "w"}});
+  const std::string peer = broker.expect_ready("echo");
+  EXPECT_EQ(peer, "w/1");
+  broker.send_request(peer, "c", {"tcp"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(w.reply(*req, make_message("ok")));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "ok"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker's timing machine, on a fake clock
+
+using machine = worker_machine;
+using action = worker_machine::action;
+const machine::time_point t0 = machine::time_point{} + std::chrono::hours(1);
+
+machine::settings settings(std::chrono::milliseconds initial = 100ms, std::chrono::milliseconds max = 800ms) {
+  return {.heartbeat = 1000ms, .liveness = 3, .reconnect_initial = initial, .reconnect_max = max};
+}
+
+TEST(MdpWorkerMachineTest, HeartbeatsOnlyAfterAnIntervalWithNothingSent) {
+  machine m(settings());
+  m.opened(t0);
+  EXPECT_EQ(m.next_tick(), t0 + 1000ms);
+  EXPECT_EQ(m.tick(t0 + 999ms), action::none);
+  m.sent(t0 + 500ms);  // a reply postpones the heartbeat
+  m.heard(t0 + 500ms, true);
+  EXPECT_EQ(m.tick(t0 + 1000ms), action::none);
+  EXPECT_EQ(m.next_tick(), t0 + 1500ms);
+  EXPECT_EQ(m.tick(t0 + 1500ms), action::heartbeat);
+  EXPECT_EQ(m.tick(t0 + 1500ms), action::none);  // counted as sent
+  EXPECT_EQ(m.next_tick(), t0 + 2500ms);
+}
+
+TEST(MdpWorkerMachineTest, DeclaresTheBrokerDeadAfterLivenessSilentIntervals) {
+  machine m(settings());
+  m.opened(t0);
+  EXPECT_EQ(m.tick(t0 + 1000ms), action::heartbeat);
+  EXPECT_EQ(m.tick(t0 + 2000ms), action::heartbeat);
+  EXPECT_EQ(m.next_tick(), t0 + 3000ms);
+  EXPECT_EQ(m.tick(t0 + 2999ms), action::none);
+  EXPECT_EQ(m.tick(t0 + 3000ms), action::close);
+  EXPECT_FALSE(m.is_open());
+  EXPECT_EQ(m.next_tick(), t0 + 3100ms);  // after the initial back-off
+  EXPECT_EQ(m.tick(t0 + 3099ms), action::none);
+  EXPECT_EQ(m.tick(t0 + 3100ms), action::open);
+  m.opened(t0 + 3100ms);
+  EXPECT_TRUE(m.is_open());
+}
+
+TEST(MdpWorkerMachineTest, AnyMessageFromTheBrokerKeepsItAlive) {
+  machine m(settings());
+  m.opened(t0);
+  m.heard(t0 + 2500ms, false);  // even a malformed one proves the broker is there
+  EXPECT_EQ(m.tick(t0 + 3000ms), action::heartbeat);
+  EXPECT_EQ(m.tick(t0 + 5499ms), action::heartbeat);
+  EXPECT_EQ(m.tick(t0 + 5500ms), action::close);
+}
+
+TEST(MdpWorkerMachineTest, BacksOffDoublingUpToTheMaxAndResetsWhenTheBrokerAnswers) {
+  machine m(settings(100ms, 300ms));
+  auto now = t0;
+  m.opened(now);
+  std::vector<machine::duration> delays;
+  for (int i = 0; i < 4; ++i) {
+    now += 3000ms;
+    ASSERT_EQ(m.tick(now), action::close);
+    delays.push_back(m.next_tick() - now);
+    now = m.next_tick();
+    ASSERT_EQ(m.tick(now), action::open);
+    m.opened(now);
+  }
+  EXPECT_EQ(delays, (std::vector<machine::duration>{100ms, 200ms, 300ms, 300ms}));
+  m.heard(now, true);
+  EXPECT_EQ(m.backoff(), 100ms);
+}
+
+TEST(MdpWorkerMachineTest, ReplacesAHealthyConnectionAtOnceAfterDisconnect) {
+  machine m(settings());
+  m.opened(t0);
+  m.heard(t0 + 10ms, true);
+  m.disconnected(t0 + 20ms);
+  EXPECT_FALSE(m.is_open());
+  EXPECT_EQ(m.tick(t0 + 20ms), action::open);
+}
+
+TEST(MdpWorkerMachineTest, BacksOffWhenTheBrokerDisconnectsAConnectionThatCarriedNothing) {
+  machine m(settings());
+  m.opened(t0);
+  m.heard(t0 + 1ms, false);  // garbage does not make a connection healthy
+  m.disconnected(t0 + 2ms);
+  EXPECT_EQ(m.tick(t0 + 2ms), action::none);
+  EXPECT_EQ(m.next_tick(), t0 + 102ms);
+  EXPECT_EQ(m.tick(t0 + 102ms), action::open);
+  m.opened(t0 + 102ms);
+  m.disconnected(t0 + 103ms);
+  EXPECT_EQ(m.next_tick(), t0 + 303ms);  // doubled
+}
+
+}  // namespace
+}  // namespace fabric::mdp
