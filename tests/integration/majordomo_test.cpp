@@ -1,0 +1,239 @@
+// fabric's Majordomo broker, clients and worker together: end to end over inproc and tcp, and
+// the failures the broker exists for: a worker killed or paused (SIGSTOP) in the middle of a
+// request, and a broker restarted under live workers and clients.
+#include <fabric/context.hpp>
+#include <fabric/error.hpp>
+#include <fabric/majordomo.hpp>
+
+#include "support/process.hpp"
+#include "support/support.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fabric::mdp {
+namespace {
+
+using namespace std::chrono_literals;
+using fabric::testing::child_process;
+using fabric::testing::wait_bound;
+
+#ifdef FABRIC_TEST_MDP_WORKER
+constexpr std::string_view worker_program = FABRIC_TEST_MDP_WORKER;
+#else
+constexpr std::string_view worker_program;
+#endif
+
+// Waits (bounded) until `done` holds, checking between yields.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds bound = wait_bound) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// A fabric worker answering on its own thread: echo, prefixed with its name.
+class echo_worker {
+ public:
+  echo_worker(context& ctx, worker_options options, std::string name)
+      : worker_(ctx, std::move(options)), name_(std::move(name)) {
+    thread_ = std::thread([this] {
+      (void)worker_.serve(
+          [this](worker::request& req) {
+            message out;
+            out.push_back(name_);
+            for (auto& f : req.body) out.push_back(std::move(f));
+            return out;
+          },
+          [this] { return stop_.load(); }, 20ms);
+    });
+  }
+  ~echo_worker() {
+    stop_ = true;
+    thread_.join();
+  }
+  const worker& get() const { return worker_; }
+
+ private:
+  worker worker_;
+  std::string name_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class MajordomoTest : public ::testing::Test {
+ protected:
+  void start_broker(std::vector<std::string> endpoints = {"tcp://127.0.0.1:*"}) {
+    broker_options o;
+    o.endpoints = std::move(endpoints);
+    o.heartbeat_interval = 100ms;
+    o.liveness = 3;
+    the_broker = std::make_unique<broker>(ctx, o);
+    endpoint = the_broker->endpoints().at(0);
+  }
+  worker_options worker_for(const std::string& service) {
+    worker_options o;
+    o.broker = endpoint;
+    o.service = service;
+    o.heartbeat_interval = 100ms;
+    o.reconnect_interval = 50ms;
+    o.reconnect_interval_max = 200ms;
+    return o;
+  }
+  bool await_workers(std::size_t n) {
+    return eventually([&] { return the_broker->stats().workers == n; });
+  }
+
+  context ctx;
+  std::unique_ptr<broker> the_broker;
+  std::string endpoint;
+};
+
+TEST_F(MajordomoTest, SyncAndAsyncClientsReachSeveralWorkersOverInprocAndTcp) {
+  for (const std::string ep : {"inproc://mdp-e2e", "tcp://127.0.0.1:*"}) {
+    SCOPED_TRACE(ep);
+    start_broker({ep});
+    std::vector<std::unique_ptr<echo_worker>> workers;
+    for (int i = 0; i < 3; ++i)
+      workers.push_back(std::make_unique<echo_worker>(ctx, worker_for("echo"), "w" + std::to_string(i)));
+    ASSERT_TRUE(await_workers(3));
+
+    client_options co;
+    co.broker = endpoint;
+    client sync(ctx, co);
+    for (int i = 0; i < 10; ++i) {
+      auto r = sync.request("echo", message("sync-" + std::to_string(i)));
+      ASSERT_TRUE(r) << r.error().message();
+      ASSERT_EQ(r->size(), 2U);
+      EXPECT_EQ(r->view(1), "sync-" + std::to_string(i));
+    }
+
+    async_client_options ao;
+    ao.broker = endpoint;
+    async_client async(ctx, ao);
+    std::map<std::uint64_t, std::string> sent;
+    for (int i = 0; i < 300; ++i) {
+      auto id = async.send("echo", message("async-" + std::to_string(i)));
+      ASSERT_TRUE(id);
+      sent[*id] = "async-" + std::to_string(i);
+    }
+    std::map<std::string, int> per_worker;
+    async_client::reply rep;
+    while (!sent.empty()) {
+      ASSERT_TRUE(async.recv(rep, wait_bound)) << sent.size() << " replies missing";
+      ASSERT_EQ(rep.status, async_client::reply_status::ok);
+      auto it = sent.find(rep.id);
+      ASSERT_NE(it, sent.end());
+      ASSERT_EQ(rep.body.size(), 2U);
+      EXPECT_EQ(rep.body.view(1), it->second);
+      ++per_worker[std::string(rep.body.view(0))];
+      sent.erase(it);
+    }
+    EXPECT_EQ(per_worker.size(), 3U) << "every worker should have taken a share";
+
+    auto mmi = sync.request("mmi.service", message("echo"));
+    ASSERT_TRUE(mmi);
+    EXPECT_EQ(mmi->view(0), "200");
+    workers.clear();
+    the_broker.reset();
+  }
+}
+
+TEST_F(MajordomoTest, WorkerKilledMidRequestIsReplacedAndTheRequestServed) {
+  if (worker_program.empty()) GTEST_SKIP() << "the test worker is not built";
+  start_broker();
+  child_process doomed({std::string(worker_program), endpoint, "jobs", "100", "hold"});
+  ASSERT_TRUE(doomed.read_until("ready"));
+  ASSERT_TRUE(await_workers(1));
+  echo_worker heir(ctx, worker_for("jobs"), "heir");
+  ASSERT_TRUE(await_workers(2));
+
+  async_client_options ao;
+  ao.broker = endpoint;
+  async_client c(ctx, ao);
+  ASSERT_TRUE(c.send("jobs", message("precious")));
+  ASSERT_TRUE(doomed.read_until("request precious")) << "the longest-idle worker takes it";
+  doomed.signal(SIGKILL);
+
+  async_client::reply rep;
+  ASSERT_TRUE(c.recv(rep, wait_bound)) << "the request died with its worker";
+  ASSERT_EQ(rep.status, async_client::reply_status::ok);
+  EXPECT_EQ(rep.body.view(0), "heir");
+  EXPECT_EQ(rep.body.view(1), "precious");
+  const auto s = the_broker->stats();
+  EXPECT_EQ(s.requeued, 1U);
+  EXPECT_EQ(s.replies, 1U);
+}
+
+TEST_F(MajordomoTest, WorkerPausedWithSigstopIsPurgedItsRequestRequeuedAndItComesBack) {
+  if (worker_program.empty()) GTEST_SKIP() << "the test worker is not built";
+  start_broker();
+  child_process paused({std::string(worker_program), endpoint, "jobs", "100", "echo"});
+  ASSERT_TRUE(paused.read_until("ready"));
+  ASSERT_TRUE(await_workers(1));
+  // Pause it before it can answer anything: its connection stays open, it just goes silent.
+  paused.signal(SIGSTOP);
+  echo_worker heir(ctx, worker_for("jobs"), "heir");
+  ASSERT_TRUE(await_workers(2));
+
+  async_client_options ao;
+  ao.broker = endpoint;
+  async_client c(ctx, ao);
+  ASSERT_TRUE(c.send("jobs", message("while-paused")));
+  async_client::reply rep;
+  ASSERT_TRUE(c.recv(rep, wait_bound));
+  ASSERT_EQ(rep.status, async_client::reply_status::ok);
+  EXPECT_EQ(rep.body.view(0), "heir");
+  EXPECT_EQ(rep.body.view(1), "while-paused");
+  auto s = the_broker->stats();
+  EXPECT_EQ(s.workers_expired, 1U);
+  EXPECT_EQ(s.requeued, 1U);
+
+  // Resumed, it learns it was dropped (DISCONNECT, or the broker's silence) and registers anew.
+  paused.signal(SIGCONT);
+  EXPECT_TRUE(await_workers(2));
+  EXPECT_EQ(the_broker->stats().replies, 1U) << "the paused worker's late reply must not reach the client";
+}
+
+TEST_F(MajordomoTest, BrokerRestartWorkersReRegisterAndClientsRecoverByRetrying) {
+  start_broker();
+  const std::string fixed = endpoint;  // the restarted broker binds the same port
+  echo_worker w(ctx, worker_for("echo"), "w");
+  ASSERT_TRUE(await_workers(1));
+  client_options co;
+  co.broker = fixed;
+  co.timeout = 200ms;
+  co.retries = 50;
+  client c(ctx, co);
+  ASSERT_TRUE(c.request("echo", message("before")));
+
+  the_broker.reset();
+  // Bind again as soon as the port is free (bounded).
+  ASSERT_TRUE(eventually([&] {
+    try {
+      start_broker({fixed});
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+
+  auto r = c.request("echo", message("after"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->view(1), "after");
+  EXPECT_GE(w.get().counters().reconnects, 1U);
+}
+
+}  // namespace
+}  // namespace fabric::mdp
