@@ -58,8 +58,12 @@ struct broker_options {
   /// (the client sees a timeout and retries, which is what a 7/MDP client does).
   std::size_t max_queued_per_service = 10'000;
   std::size_t max_queued_total = 100'000;
+  /// The bytes of all queued requests together (bodies and envelopes); a request that would go
+  /// beyond it is dropped and counted like one beyond the queue limits.
+  std::size_t max_queued_bytes = std::size_t{1} << 30;
   /// Services and workers the broker keeps track of; a READY beyond the bound is answered with
-  /// DISCONNECT, a request for a new service beyond it is dropped and counted.
+  /// DISCONNECT (after forgetting a service that has no workers and no queue, if there is one),
+  /// a request for a new service beyond it is dropped and counted.
   std::size_t max_services = 10'000;
   std::size_t max_workers = 10'000;
   /// How many workers one request may be given to before it is dropped as poison (each dispatch
@@ -67,9 +71,10 @@ struct broker_options {
   std::size_t max_dispatches = 3;
   /// The most frames a client may put before the empty delimiter (its return-address stack).
   std::size_t max_return_frames = 8;
-  /// The ROUTER socket. fabric's broker raises the high-water marks (many clients and workers
-  /// share one socket); ROUTER_MANDATORY stays on so a vanished peer is detected at once.
-  socket_options socket{.send_hwm = 100'000, .recv_hwm = 100'000};
+  /// The ROUTER socket. The high-water marks are per peer: 10'000 lets an async client keep its
+  /// default 10'000 requests outstanding. ROUTER_MANDATORY stays on so a vanished peer is
+  /// detected at once. A reply beyond a client's high-water mark is dropped and counted.
+  socket_options socket{.send_hwm = 10'000, .recv_hwm = 10'000};
   /// The least severe level passed to `log`.
   log_level min_log_level = log_level::info;
   /// Where log lines go; none by default.
@@ -94,7 +99,8 @@ struct broker_stats {
   std::uint64_t replies = 0;           ///< worker replies passed on to their client
   std::uint64_t mmi_requests = 0;      ///< requests the broker answered itself (mmi.*, not in
                                        ///< `requests` or `replies`)
-  std::uint64_t malformed = 0;         ///< messages dropped for breaking the grammar
+  std::uint64_t malformed = 0;         ///< messages dropped for breaking the grammar, or drained
+                                       ///< by the socket for having too many frames
   std::uint64_t protocol_errors = 0;   ///< valid commands out of place, answered with DISCONNECT
   std::uint64_t workers_registered = 0;
   std::uint64_t workers_expired = 0;   ///< purged after `liveness` silent intervals
@@ -106,9 +112,12 @@ struct broker_stats {
   std::uint64_t undeliverable = 0;     ///< replies (worker or MMI) dropped because the client had
                                        ///< gone or its queue was full
   std::uint64_t services_dropped = 0;  ///< idle services forgotten
+  std::uint64_t workers_refused = 0;   ///< READYs answered with DISCONNECT for a full table
+  std::uint64_t log_lines_suppressed = 0;  ///< beyond the per-tick log budget
   std::size_t workers = 0;             ///< live workers now
   std::size_t busy_workers = 0;        ///< of which handling a request
   std::size_t queued = 0;              ///< requests waiting now, all services
+  std::size_t queued_bytes = 0;        ///< their size
   std::vector<service_stats> services{};  ///< by name
 };
 

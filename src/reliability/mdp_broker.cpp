@@ -31,6 +31,7 @@ class router_sink final : public broker_sink {
   void log(log_level level, std::string_view line) override {
     if (log_) log_(level, line);
   }
+  std::uint64_t dropped() const noexcept override { return socket_.dropped(); }
 
  private:
   router& socket_;
@@ -67,14 +68,18 @@ void serve(context& ctx, const broker_options& options, std::vector<std::string>
     if ((items[1].revents & ZMQ_POLLIN) != 0) {
       if (!pipe.try_recv(command)) continue;
       if (actor::is_term(command)) return;
-      if (command.size() == 1 && command.view(0) == stats_command) {
+      // $STATS | sequence: the snapshot goes to the shared state, the sequence comes back so the
+      // owner can tell this answer from a late one to a request it gave up on.
+      if (command.size() == 2 && command.view(0) == stats_command) {
         broker_stats s = machine.stats();
-        s.malformed += socket.dropped();
         {
           std::lock_guard lock(state->mu);
           state->snapshot = std::move(s);
         }
-        (void)pipe.send(stats_command);
+        message ack;
+        ack.push_back(stats_command);
+        ack.push_back(std::move(command[1]));
+        (void)pipe.send(std::move(ack));
       }
     }
     if ((items[0].revents & ZMQ_POLLIN) != 0) {
@@ -98,6 +103,7 @@ struct broker::impl {
   std::vector<std::string> endpoints;
   std::shared_ptr<shared_state> state = std::make_shared<shared_state>();
   std::unique_ptr<actor> runner;
+  std::uint64_t stats_sequence = 0;
 };
 
 broker::broker(context& ctx, broker_options options) : impl_(std::make_unique<impl>()) {
@@ -126,13 +132,24 @@ broker_stats broker::stats(std::chrono::milliseconds timeout) {
   if (!impl_->runner || !impl_->runner->running())
     throw error(errc::invalid_state, "majordomo broker: not running");
   auto& pipe = impl_->runner->pipe();
-  if (!pipe.send(message(stats_command), timeout))
+  const std::string seq = std::to_string(++impl_->stats_sequence);
+  message request;
+  request.push_back(stats_command);
+  request.push_back(seq);
+  if (!pipe.send(std::move(request), timeout))
     throw error(errc::timeout, "majordomo broker: the broker thread did not take the request");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   message reply;
-  if (!pipe.recv(reply, timeout))
-    throw error(errc::timeout, "majordomo broker: the broker thread did not answer");
-  if (reply.size() != 1 || reply.view(0) != stats_command)
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !pipe.recv(reply, left))
+      throw error(errc::timeout, "majordomo broker: the broker thread did not answer");
+    if (reply.size() == 2 && reply.view(0) == stats_command) {
+      if (reply.view(1) == seq) break;
+      continue;  // the answer to an earlier call that timed out
+    }
     throw error(errc::invalid_state, "majordomo broker: the broker thread has ended");
+  }
   std::lock_guard lock(impl_->state->mu);
   return impl_->state->snapshot;
 }

@@ -26,9 +26,11 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace fabric::mdp {
 
@@ -45,6 +47,8 @@ class broker_sink {
     (void)level;
     (void)line;
   }
+  /// Messages the transport itself dropped as malformed (too many frames); added to the stats.
+  virtual std::uint64_t dropped() const noexcept { return 0; }
 };
 
 class broker_machine {
@@ -81,16 +85,28 @@ class broker_machine {
   template <typename T>
   using table = std::unordered_map<std::string, std::unique_ptr<T>, string_hash, std::equal_to<>>;
 
+  /// Why a worker is removed: it decides the farewell and whether its request counts the death.
+  enum class removal {
+    departed,     ///< it sent DISCONNECT or broke the protocol (and was sent DISCONNECT)
+    expired,      ///< silent for `liveness` intervals; it is sent DISCONNECT
+    unreachable,  ///< its connection is gone
+  };
+
   void on_client(message&& m, std::size_t delimiter_at, time_point now);
   void on_worker(message&& m, time_point now);
-  void answer_mmi(pending&& p, std::string_view name);
-  service* find_or_create_service(std::string_view name, time_point now);
+  void answer_mmi(pending&& p, std::string_view name, time_point now);
+  /// `for_worker`: a READY may evict a service with no workers and no queue when the table is full.
+  service* find_or_create_service(std::string_view name, time_point now, bool for_worker);
   void register_worker(std::string_view id, std::string_view name, time_point now);
   void protocol_error(std::string_view id, worker* w, std::string_view why, time_point now);
   void send_disconnect(std::string_view id);
   /// Forgets `w`: its request goes back to the front of its service's queue (or is dropped as
-  /// poison), and it leaves its service. `farewell` sends it a DISCONNECT first.
-  void remove_worker(worker* w, bool farewell, time_point now);
+  /// poison), and it leaves its service. Returns that service. With `drain_after`, queued
+  /// requests then go to the service's idle workers.
+  service* remove_worker(worker* w, removal how, time_point now, bool drain_after = true);
+  /// Removes every worker in `gone` (clearing it) so that none of them is handed a request
+  /// requeued by another's removal.
+  void remove_all(std::vector<worker*>& gone, removal how, time_point now);
   /// Gives `p` to the longest-idle worker of `s`. Returns false (leaving `p` intact) when `s` has
   /// no idle worker that could take it.
   bool dispatch(service& s, pending& p, time_point now);
@@ -99,7 +115,7 @@ class broker_machine {
   void enqueue(service& s, pending&& p, bool front);
   void worker_idle(worker& w);
   void unlink_idle(worker& w);
-  void deliver(message&& reply);
+  bool deliver(message&& reply);
   bool logs(log_level level) const noexcept;
   void log(log_level level, std::string_view line);
 
@@ -112,7 +128,13 @@ class broker_machine {
   table<worker> workers_;
   table<service> services_;
   std::size_t queued_ = 0;
+  std::size_t queued_bytes_ = 0;
   std::size_t busy_ = 0;
+  std::size_t logged_this_tick_ = 0;
+  std::size_t suppressed_this_tick_ = 0;
+  // The MMI documents, built at most once per tick.
+  std::optional<std::string> services_json_;
+  std::optional<std::string> stats_json_;
   // The counters of broker_stats that are not derived from the tables.
   broker_stats counters_{};
   // Reused for the frames sent to workers, so a dispatch allocates nothing once warm.

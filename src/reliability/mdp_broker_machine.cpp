@@ -18,6 +18,7 @@ struct broker_machine::pending {
   message m;
   std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
   std::uint32_t dispatches = 0;
+  std::size_t bytes = 0;  // counted against max_queued_bytes while queued
   time_point enqueued{};
 
   std::string_view service() const noexcept { return m.view(body_at - 1U); }
@@ -56,6 +57,14 @@ namespace {
 
 constexpr std::string_view mmi_services = "mmi.services";
 constexpr std::string_view mmi_stats = "mmi.stats";
+// The JSON documents stop listing services past this size, so that a service table filled with
+// junk names cannot turn each small MMI request into a megabyte reply.
+constexpr std::size_t max_json_bytes = 64 * 1024;
+// Log lines per tick; past it lines are counted, and the count logged at the next tick.
+constexpr std::size_t log_budget = 100;
+constexpr std::chrono::milliseconds min_tick{10};
+constexpr std::chrono::hours max_interval{24};
+constexpr std::chrono::hours max_expiry{24 * 30};
 
 bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
 
@@ -70,6 +79,31 @@ std::string printable(std::string_view id) {
     out.push_back(hex[c & 15]);
   }
   return out;
+}
+
+// The length of the well-formed UTF-8 sequence starting `s` (RFC 3629 table 3), or 0.
+std::size_t utf8_sequence_length(std::string_view s) noexcept {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = at(0);
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < len || at(1) < lo || at(1) > hi) return 0;
+  for (std::size_t k = 2; k < len; ++k)
+    if ((at(k) & 0xc0U) != 0x80U) return 0;
+  return len;
 }
 
 void json_escape(std::string& out, std::string_view s) {
@@ -91,13 +125,11 @@ void json_escape(std::string& out, std::string_view s) {
       out.push_back(static_cast<char>(c));
       ++i;
     } else {
-      // Pass a well-formed UTF-8 sequence through; any other byte becomes U+FFFD, so the
-      // document stays valid JSON whatever bytes a service name holds.
-      std::size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-      bool ok = len != 0 && i + len <= s.size();
-      for (std::size_t k = 1; ok && k < len; ++k)
-        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0U) == 0x80U;
-      if (ok) {
+      // Pass a well-formed UTF-8 sequence through (no overlong forms, surrogates or code points
+      // above U+10FFFF); any other byte becomes U+FFFD, so the document stays valid JSON
+      // whatever bytes a service name holds.
+      const std::size_t len = utf8_sequence_length(s.substr(i));
+      if (len != 0) {
         out.append(s.substr(i, len));
         i += len;
       } else {
@@ -135,12 +167,19 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "poisoned", s.poisoned);
   json_field(out, "undeliverable", s.undeliverable);
   json_field(out, "services_dropped", s.services_dropped);
+  json_field(out, "workers_refused", s.workers_refused);
+  json_field(out, "log_lines_suppressed", s.log_lines_suppressed);
   json_field(out, "workers", s.workers);
   json_field(out, "busy_workers", s.busy_workers);
   json_field(out, "queued", s.queued);
+  json_field(out, "queued_bytes", s.queued_bytes);
   out += ",\"services\":[";
   bool first = true;
   for (const auto& svc : s.services) {
+    if (out.size() >= max_json_bytes) {
+      out += "],\"services_truncated\":true}";
+      return out;
+    }
     if (!first) out.push_back(',');
     first = false;
     out += "{\"name\":";
@@ -170,12 +209,22 @@ broker_machine::broker_machine(const broker_options& options, broker_sink& sink,
     throw error(errc::invalid_argument, "majordomo: queue, table and dispatch bounds must be >= 1");
   if (options_.max_return_frames > 64)
     throw error(errc::invalid_argument, "majordomo: max_return_frames must be <= 64");
+  if (options_.max_queued_bytes == 0)
+    throw error(errc::invalid_argument, "majordomo: max_queued_bytes must be >= 1");
+  // Upper bounds keep every deadline sum far from overflowing the clock.
+  if (options_.heartbeat_interval > max_interval || options_.liveness > 1000)
+    throw error(errc::invalid_argument,
+                "majordomo: heartbeat_interval must be <= 24 h and liveness <= 1000");
+  if (options_.request_expiry > max_expiry || options_.service_idle_timeout > max_expiry)
+    throw error(errc::invalid_argument, "majordomo: expiry times must be <= 30 days");
   heartbeat_ = options_.heartbeat_interval;
   worker_ttl_ = heartbeat_ * static_cast<clock::duration::rep>(options_.liveness);
-  // Tick often enough for the tightest deadline: heartbeats, and queued-request expiry.
+  // Tick often enough for the tightest deadline: heartbeats, and queued-request expiry (which
+  // may be up to one tick late; a tiny expiry does not make the broker scan every millisecond).
   clock::duration period = heartbeat_;
   if (options_.request_expiry.count() > 0)
-    period = std::min<clock::duration>(period, options_.request_expiry);
+    period = std::min<clock::duration>(
+        period, std::max<clock::duration>(options_.request_expiry, min_tick));
   period_ = period;
   next_tick_ = now + period_;
 }
@@ -187,7 +236,15 @@ bool broker_machine::logs(log_level level) const noexcept {
 }
 
 void broker_machine::log(log_level level, std::string_view line) {
-  if (logs(level)) sink_.log(level, line);
+  if (!logs(level)) return;
+  // A flood of bad peers must not turn the broker into a logger: a budget per tick.
+  if (logged_this_tick_ >= log_budget) {
+    ++suppressed_this_tick_;
+    ++counters_.log_lines_suppressed;
+    return;
+  }
+  ++logged_this_tick_;
+  sink_.log(level, line);
 }
 
 void broker_machine::on_message(message&& m, time_point now) {
@@ -212,23 +269,22 @@ void broker_machine::on_message(message&& m, time_point now) {
 
 void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point now) {
   const std::size_t service_at = delimiter_at + 2;
-  if (service_at >= m.size() || !valid_name(m.view(service_at)) ||
-      service_at + 1 > std::numeric_limits<std::uint16_t>::max()) {
+  if (service_at >= m.size() || !valid_name(m.view(service_at))) {
     ++counters_.malformed;
     return;
   }
   pending p;
-  p.body_at = static_cast<std::uint16_t>(service_at + 1);
+  p.body_at = static_cast<std::uint16_t>(service_at + 1);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
   p.m = std::move(m);
   const std::string_view name = p.service();
   if (is_mmi(name)) {
     ++counters_.mmi_requests;
     const std::string copy(name);
-    answer_mmi(std::move(p), copy);
+    answer_mmi(std::move(p), copy, now);
     return;
   }
-  service* s = find_or_create_service(name, now);
+  service* s = find_or_create_service(name, now, false);
   if (s == nullptr) {
     ++counters_.rejected;
     return;
@@ -239,7 +295,9 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
     ++s->counters.requests;
     return;
   }
-  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total) {
+  p.bytes = p.m.byte_size();
+  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total ||
+      queued_bytes_ + p.bytes > options_.max_queued_bytes) {
     ++counters_.rejected;
     ++s->counters.rejected;
     if (logs(log_level::debug))
@@ -251,7 +309,8 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
   enqueue(*s, std::move(p), false);
 }
 
-void broker_machine::answer_mmi(pending&& p, std::string_view name) {
+void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point now) {
+  (void)now;
   message body;
   if (name == mmi_service) {
     bool found = false;
@@ -261,21 +320,26 @@ void broker_machine::answer_mmi(pending&& p, std::string_view name) {
     }
     body.push_back(found ? mmi_found : mmi_not_found);
   } else if (name == mmi_services) {
-    std::vector<std::string_view> names;
-    for (const auto& [key, s] : services_)
-      if (s->workers > 0) names.push_back(key);
-    std::sort(names.begin(), names.end());
-    std::string json = "[";
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (i != 0) json.push_back(',');
-      json_escape(json, names[i]);
+    // Both documents are built at most once per tick, however often they are asked for.
+    if (!services_json_) {
+      std::vector<std::string_view> names;
+      for (const auto& [key, s] : services_)
+        if (s->workers > 0) names.push_back(key);
+      std::sort(names.begin(), names.end());
+      std::string json = "[";
+      for (std::size_t i = 0; i < names.size() && json.size() < max_json_bytes; ++i) {
+        if (i != 0) json.push_back(',');
+        json_escape(json, names[i]);
+      }
+      json.push_back(']');
+      services_json_ = std::move(json);
     }
-    json.push_back(']');
     body.push_back(mmi_found);
-    body.push_back(json);
+    body.push_back(*services_json_);
   } else if (name == mmi_stats) {
+    if (!stats_json_) stats_json_ = to_json(stats());
     body.push_back(mmi_found);
-    body.push_back(to_json(stats()));
+    body.push_back(*stats_json_);
   } else {
     body.push_back(mmi_not_implemented);
   }
@@ -285,11 +349,23 @@ void broker_machine::answer_mmi(pending&& p, std::string_view name) {
 }
 
 broker_machine::service* broker_machine::find_or_create_service(std::string_view name,
-                                                                time_point now) {
+                                                                time_point now, bool for_worker) {
   if (auto it = services_.find(name); it != services_.end()) return it->second.get();
   if (services_.size() >= options_.max_services) {
-    log(log_level::warning, "service table full (max_services); request or READY refused");
-    return nullptr;
+    // A worker is worth more than a name nobody serves: make room by forgetting a service with
+    // no workers and no queue (one that clients asked for and gave up on, or that junk created).
+    auto idle = for_worker ? std::find_if(services_.begin(), services_.end(),
+                                          [](const auto& kv) {
+                                            return kv.second->workers == 0 &&
+                                                   kv.second->queue.empty();
+                                          })
+                           : services_.end();
+    if (idle == services_.end()) {
+      log(log_level::warning, "service table full (max_services); request or READY refused");
+      return nullptr;
+    }
+    ++counters_.services_dropped;
+    services_.erase(idle);
   }
   auto s = std::make_unique<service>();
   s->name.assign(name);
@@ -335,9 +411,8 @@ void broker_machine::on_worker(message&& m, time_point now) {
       job.keep_envelope();
       auto& frames = m.frames();
       for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
-      ++s.counters.replies;
       s.last_active = now;
-      deliver(std::move(job.m));
+      if (deliver(std::move(job.m))) ++s.counters.replies;
       job.m.clear();
       worker_idle(*w);
       drain(s, now);
@@ -355,7 +430,7 @@ void broker_machine::on_worker(message&& m, time_point now) {
         ++counters_.workers_departed;
         if (logs(log_level::info))
           log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' disconnected");
-        remove_worker(w, false, now);
+        remove_worker(w, removal::departed, now);
       }
       return;
     }
@@ -368,14 +443,14 @@ void broker_machine::on_worker(message&& m, time_point now) {
 
 void broker_machine::register_worker(std::string_view id, std::string_view name, time_point now) {
   if (workers_.size() >= options_.max_workers) {
-    ++counters_.rejected;
+    ++counters_.workers_refused;
     log(log_level::warning, "worker table full (max_workers); READY answered with DISCONNECT");
     send_disconnect(id);
     return;
   }
-  service* s = find_or_create_service(name, now);
+  service* s = find_or_create_service(name, now, true);
   if (s == nullptr) {
-    ++counters_.rejected;
+    ++counters_.workers_refused;
     send_disconnect(id);
     return;
   }
@@ -412,11 +487,12 @@ void broker_machine::protocol_error(std::string_view id, worker* w, std::string_
   }
   const std::string copy(id);  // `id` may live in the worker about to be removed
   send_disconnect(copy);
-  if (w != nullptr) remove_worker(w, false, now);
+  if (w != nullptr) remove_worker(w, removal::departed, now);
 }
 
-void broker_machine::remove_worker(worker* w, bool farewell, time_point now) {
-  if (farewell) send_disconnect(w->id);
+broker_machine::service* broker_machine::remove_worker(worker* w, removal how, time_point now,
+                                                       bool drain_after) {
+  if (how == removal::expired) send_disconnect(w->id);
   service& s = *w->svc;
   unlink_idle(*w);
   --s.workers;
@@ -425,22 +501,35 @@ void broker_machine::remove_worker(worker* w, bool farewell, time_point now) {
   pending job = std::move(w->job);
   if (had_job) --busy_;
   workers_.erase(w->id);  // destroys *w
-  if (!had_job) return;
+  if (!had_job) return &s;
+  // Only a worker that died with the request (silent, or its connection gone) counts against
+  // it: one that said goodbye or broke the protocol says nothing about the request.
+  if (how == removal::departed && job.dispatches > 0) --job.dispatches;
   if (job.dispatches >= options_.max_dispatches) {
     ++counters_.poisoned;
     if (logs(log_level::warning))
       log(log_level::warning, "request for '" + s.name + "' dropped after " +
                                   std::to_string(job.dispatches) + " workers died handling it");
-    return;
+    return &s;
   }
   ++counters_.requeued;
+  job.bytes = job.m.byte_size();
   enqueue(s, std::move(job), true);
-  drain(s, now);
+  if (drain_after) drain(s, now);
+  return &s;
 }
 
 bool broker_machine::dispatch(service& s, pending& p, time_point now) {
   while (s.idle_head != nullptr) {
     worker* w = s.idle_head;
+    if (now >= w->expiry) {
+      // Silent too long, and the tick has not purged it yet: never hand it work.
+      ++counters_.workers_expired;
+      if (logs(log_level::info))
+        log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' expired");
+      remove_worker(w, removal::expired, now, false);  // idle: nothing to requeue
+      continue;
+    }
     // [worker-id, "", "MDPW01", 0x02, client, "", body...]; the body frames are copies that
     // share the request's bytes, so the request stays whole for a requeue.
     static constexpr char request_byte = static_cast<char>(command::request);
@@ -467,22 +556,23 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
     ++counters_.workers_departed;
     if (logs(log_level::info))
       log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' unreachable");
-    unlink_idle(*w);
-    --s.workers;
-    workers_.erase(w->id);
+    remove_worker(w, removal::unreachable, now, false);
   }
   return false;
 }
 
 void broker_machine::drain(service& s, time_point now) {
   while (!s.queue.empty() && s.idle_head != nullptr) {
+    const std::size_t bytes = s.queue.front().bytes;
     if (!dispatch(s, s.queue.front(), now)) break;
     s.queue.pop_front();
     --queued_;
+    queued_bytes_ -= bytes;
   }
 }
 
 void broker_machine::enqueue(service& s, pending&& p, bool front) {
+  queued_bytes_ += p.bytes;
   if (front)
     s.queue.push_front(std::move(p));
   else
@@ -513,32 +603,55 @@ void broker_machine::unlink_idle(worker& w) {
   --s.idle_count;
 }
 
-void broker_machine::deliver(message&& reply) {
+bool broker_machine::deliver(message&& reply) {
   if (sink_.send(std::move(reply))) {
     ++counters_.replies;
-    return;
+    return true;
   }
   ++counters_.undeliverable;
   if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
+  return false;
+}
+
+void broker_machine::remove_all(std::vector<worker*>& gone, removal how, time_point now) {
+  // Two phases, so a request requeued by one removal can never be handed to another worker that
+  // is about to be removed too: first take them all off their idle lists, then remove them
+  // without draining, then drain each service touched, once.
+  for (worker* w : gone) unlink_idle(*w);
+  std::vector<service*> touched;
+  for (worker* w : gone) {
+    service* s = remove_worker(w, how, now, false);
+    if (std::find(touched.begin(), touched.end(), s) == touched.end()) touched.push_back(s);
+  }
+  for (service* s : touched) drain(*s, now);
+  gone.clear();
 }
 
 void broker_machine::on_tick(time_point now) {
+  if (suppressed_this_tick_ != 0) {
+    const std::size_t n = suppressed_this_tick_;
+    logged_this_tick_ = 0;
+    suppressed_this_tick_ = 0;
+    log(log_level::warning, std::to_string(n) + " log line(s) suppressed in the last tick");
+  }
+  logged_this_tick_ = 0;
+  services_json_.reset();
+  stats_json_.reset();
+
   // Purge every worker that has been silent too long, wherever it sits in the table.
-  std::vector<std::string> ids;
-  for (const auto& [id, w] : workers_)
-    if (now >= w->expiry) ids.push_back(id);
-  for (const auto& id : ids) {
-    auto it = workers_.find(id);
-    if (it == workers_.end()) continue;
+  std::vector<worker*> gone;
+  for (const auto& [id, w] : workers_) {
+    if (now < w->expiry) continue;
+    gone.push_back(w.get());
     ++counters_.workers_expired;
     if (logs(log_level::info))
-      log(log_level::info, "worker " + printable(id) + " of '" + it->second->svc->name +
-                               "' expired" + (it->second->busy ? "; its request is requeued" : ""));
-    remove_worker(it->second.get(), true, now);
+      log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' expired" +
+                               (w->busy ? "; its request is requeued" : ""));
   }
+  remove_all(gone, removal::expired, now);
 
-  // Heartbeat every worker, busy or idle, that has not heard from us in half an interval.
-  ids.clear();
+  // Heartbeat every worker, busy or idle, that has not heard from us in half an interval. One
+  // whose connection is gone is removed at once.
   for (const auto& [id, w] : workers_) {
     if (now - w->last_sent < heartbeat_ / 2) continue;
     message hb = worker_heartbeat();
@@ -547,18 +660,14 @@ void broker_machine::on_tick(time_point now) {
     if (r) {
       w->last_sent = now;
     } else if (r.is(errc::peer_unreachable)) {
-      ids.push_back(id);
+      gone.push_back(w.get());
+      ++counters_.workers_departed;
+      if (logs(log_level::info))
+        log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' unreachable" +
+                                 (w->busy ? "; its request is requeued" : ""));
     }
   }
-  for (const auto& id : ids) {
-    auto it = workers_.find(id);
-    if (it == workers_.end()) continue;
-    ++counters_.workers_departed;
-    if (logs(log_level::info))
-      log(log_level::info, "worker " + printable(id) + " of '" + it->second->svc->name +
-                               "' unreachable" + (it->second->busy ? "; its request is requeued" : ""));
-    remove_worker(it->second.get(), false, now);
-  }
+  remove_all(gone, removal::unreachable, now);
 
   // Expire queued requests, and forget services nobody serves or asks for.
   const bool expiring = options_.request_expiry.count() > 0;
@@ -566,15 +675,19 @@ void broker_machine::on_tick(time_point now) {
   for (auto it = services_.begin(); it != services_.end();) {
     service& s = *it->second;
     if (expiring && !s.queue.empty()) {
-      const auto before = s.queue.size();
-      std::erase_if(s.queue, [&](const pending& p) { return now - p.enqueued >= expiry; });
-      const auto gone = before - s.queue.size();
-      if (gone != 0) {
-        queued_ -= gone;
-        counters_.expired += gone;
-        s.counters.expired += gone;
+      std::size_t gone_count = 0;
+      std::erase_if(s.queue, [&](const pending& p) {
+        if (now - p.enqueued < expiry) return false;
+        ++gone_count;
+        queued_bytes_ -= p.bytes;
+        return true;
+      });
+      if (gone_count != 0) {
+        queued_ -= gone_count;
+        counters_.expired += gone_count;
+        s.counters.expired += gone_count;
         if (logs(log_level::info))
-          log(log_level::info, std::to_string(gone) + " request(s) for '" + s.name +
+          log(log_level::info, std::to_string(gone_count) + " request(s) for '" + s.name +
                                    "' expired in the queue");
       }
     }
@@ -592,9 +705,11 @@ void broker_machine::on_tick(time_point now) {
 
 broker_stats broker_machine::stats() const {
   broker_stats out = counters_;
+  out.malformed += sink_.dropped();
   out.workers = workers_.size();
   out.busy_workers = busy_;
   out.queued = queued_;
+  out.queued_bytes = queued_bytes_;
   out.services.reserve(services_.size());
   for (const auto& [name, s] : services_) {
     service_stats st = s->counters;

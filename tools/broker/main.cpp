@@ -52,6 +52,15 @@ std::chrono::milliseconds millis(double value) {
   return std::chrono::milliseconds(static_cast<long long>(value));
 }
 
+// The counters as a log line; a broker too busy to answer in time is reported, not fatal.
+void log_stats(fabric::mdp::broker& broker) {
+  try {
+    log_line(log_level::info, "stats " + fabric::mdp::to_json(broker.stats()));
+  } catch (const std::exception& e) {
+    log_line(log_level::warning, std::string("stats unavailable: ") + e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,16 +82,19 @@ int main(int argc, char** argv) {
                  "endpoint to bind, repeatable (tcp://*:5555, ipc:///run/mdp.sock, tcp://127.0.0.1:* "
                  "for a free port)")
       ->capture_default_str();
+  // Times are whole milliseconds from 1 ms (0 where it means "never") to a day or 30 days.
+  const auto interval_range = CLI::Range(1.0, 86'400'000.0);
+  const auto expiry_range = CLI::Range(0.0, 30.0 * 86'400'000.0);
   app.add_option("--heartbeat", heartbeat_ms, "heartbeat interval (2500ms, 2.5s; a bare number is ms)")
-      ->transform(unit)->check(CLI::PositiveNumber)->capture_default_str();
+      ->transform(unit)->check(interval_range)->capture_default_str();
   app.add_option("--liveness", o.liveness, "missed heartbeats before a worker is purged")
       ->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--request-expiry", expiry_ms,
                  "how long a request may wait for a worker before it is dropped (0 = never)")
-      ->transform(unit)->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->transform(unit)->check(expiry_range)->capture_default_str();
   app.add_option("--service-idle", service_idle_ms,
                  "forget a service with no workers and no queue after this long")
-      ->transform(unit)->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->transform(unit)->check(expiry_range)->capture_default_str();
   app.add_option("--max-queue", o.max_queued_per_service, "queued requests per service")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-queued-total", o.max_queued_total, "queued requests over all services")
@@ -102,7 +114,9 @@ int main(int argc, char** argv) {
           CLI::ignore_case))
       ->default_str("info");
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
-      ->transform(unit)->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->transform(unit)->check(expiry_range)->capture_default_str();
+  app.add_option("--max-queued-bytes", o.max_queued_bytes, "bytes of all queued requests together")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   app.footer("Stops cleanly on SIGINT or SIGTERM. Prints \"listening on <endpoint>\" on stdout for each\n"
              "bound endpoint once it serves. Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
   try {
@@ -126,6 +140,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A closed stdout or stderr (a pipe whose reader left) must not kill the broker.
+  std::signal(SIGPIPE, SIG_IGN);
 
   try {
     fabric::context ctx;
@@ -143,7 +159,7 @@ int main(int argc, char** argv) {
       if (signal > 0) break;
       if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
         next_stats += stats_every;
-        log_line(log_level::info, "stats " + fabric::mdp::to_json(broker.stats()));
+        log_stats(broker);
       }
     }
     if (signal <= 0) {
@@ -163,7 +179,7 @@ int main(int argc, char** argv) {
     if (level <= log_level::info) {
       log_line(log_level::info, std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
                                     ", stopping");
-      log_line(log_level::info, "stats " + fabric::mdp::to_json(broker.stats()));
+      log_stats(broker);
     }
     if (!broker.stop()) {
       log_line(log_level::error, "the broker thread did not stop in time");

@@ -340,6 +340,7 @@ TEST_F(MdpBrokerTest, ReplyToAVanishedClientIsCounted) {
   in(reply("w1", "c1"));
   EXPECT_EQ(stats().undeliverable, 1U);
   EXPECT_EQ(stats().replies, 0U);
+  EXPECT_EQ(stats().services[0].replies, 0U);
   in(request("c2", "echo"));  // the worker is free again
   EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c2")}));
 }
@@ -362,15 +363,60 @@ TEST_F(MdpBrokerTest, PoisonRequestIsDroppedAfterMaxDispatches) {
   options.max_dispatches = 2;
   in(request("c1", "echo", {"poison"}));
   in(ready("w1", "echo"));
-  in(disconnect("w1"));
+  run_for(4000ms);  // w1 dies silently with it
   in(ready("w2", "echo"));
-  in(disconnect("w2"));
+  run_for(4000ms);  // and so does w2
   in(ready("w3", "echo"));
-  auto out = sink.take();
-  EXPECT_EQ(out, (std::vector<frames>{to_worker("w1", "c1", {"poison"}),
-                                      to_worker("w2", "c1", {"poison"})}));
+  std::vector<frames> jobs;
+  for (const auto& f : sink.take())
+    if (f.size() > 3 && f[3] == REQUEST) jobs.push_back(f);
+  EXPECT_EQ(jobs, (std::vector<frames>{to_worker("w1", "c1", {"poison"}),
+                                       to_worker("w2", "c1", {"poison"})}));
   EXPECT_EQ(stats().poisoned, 1U);
   EXPECT_EQ(stats().queued, 0U);
+}
+
+TEST_F(MdpBrokerTest, PoliteDepartureDoesNotCountTowardsPoison) {
+  options.max_dispatches = 1;
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {"job"}));
+  in(disconnect("w1"));  // a rolling restart, say
+  in(ready("w2", "echo"));
+  EXPECT_EQ(sink.take().back(), to_worker("w2", "c1", {"job"}));
+  EXPECT_EQ(stats().poisoned, 0U);
+}
+
+TEST_F(MdpBrokerTest, PurgeNeverHandsARequeuedRequestToAnotherExpiringWorker) {
+  // Three workers on a host that freezes; a fourth elsewhere stays alive. The busy one's request
+  // must go to the live worker, not to a frozen one that is about to be purged in the same tick.
+  options.max_dispatches = 2;
+  in(ready("frozen-1", "svc"));
+  in(request("c1", "svc", {"job"}));
+  in(ready("frozen-2", "svc"));
+  in(ready("frozen-3", "svc"));
+  advance(10ms);
+  in(ready("alive", "svc"));
+  sink.take();
+  for (int i = 0; i < 4; ++i) {
+    run_for(1000ms);
+    in(heartbeat("alive"));
+  }
+  std::vector<frames> jobs;
+  for (const auto& f : sink.take())
+    if (f.size() > 3 && f[3] == REQUEST) jobs.push_back(f);
+  EXPECT_EQ(jobs, (std::vector<frames>{to_worker("alive", "c1", {"job"})}));
+  EXPECT_EQ(stats().poisoned, 0U);
+  EXPECT_EQ(stats().workers_expired, 3U);
+}
+
+TEST_F(MdpBrokerTest, DispatchSkipsAnIdleWorkerPastItsExpiry) {
+  in(ready("w1", "echo"));
+  advance(3500ms);  // silent past its liveness, and no tick has run yet
+  in(ready("w2", "echo"));
+  in(request("c1", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1"), to_worker("w2", "c1")}));
+  EXPECT_EQ(stats().workers_expired, 1U);
+  EXPECT_EQ(stats().workers, 1U);
 }
 
 TEST_F(MdpBrokerTest, QueuedRequestsExpire) {
@@ -439,9 +485,36 @@ TEST_F(MdpBrokerTest, ServiceTableBoundRefusesNewServices) {
   in(request("c", "c"));
   EXPECT_EQ(stats().services.size(), 2U);
   EXPECT_EQ(stats().rejected, 1U);
-  in(ready("w1", "d"));  // a worker for a new service is refused too
+  in(ready("w1", "d"));  // a worker for a new service is refused too: a and b have queues
   EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
   EXPECT_EQ(stats().workers, 0U);
+  EXPECT_EQ(stats().workers_refused, 1U);
+}
+
+TEST_F(MdpBrokerTest, ReadyEvictsAServiceNobodyServesWhenTheTableIsFull) {
+  options.max_services = 2;
+  options.request_expiry = 500ms;
+  in(request("c", "junk-1"));
+  in(request("c", "junk-2"));
+  run_for(1000ms);  // their requests expire; the names stay until service_idle_timeout
+  ASSERT_EQ(stats().services.size(), 2U);
+  in(ready("w1", "real"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 1U);
+  EXPECT_EQ(stats().services_dropped, 1U);
+}
+
+TEST_F(MdpBrokerTest, QueuedBytesAreBounded) {
+  options.max_queued_bytes = 100;
+  in(request("c1", "echo", {std::string(40, 'a')}));
+  in(request("c1", "echo", {std::string(40, 'b')}));  // envelope frames push it past 100
+  EXPECT_EQ(stats().queued, 1U);
+  EXPECT_EQ(stats().rejected, 1U);
+  EXPECT_GT(stats().queued_bytes, 40U);
+  in(ready("w1", "echo"));
+  EXPECT_EQ(stats().queued_bytes, 0U);
+  in(request("c1", "echo", {std::string(40, 'c')}));  // room again once it left the queue
+  EXPECT_EQ(stats().rejected, 1U);
 }
 
 TEST_F(MdpBrokerTest, WorkerTableBoundAnswersReadyWithDisconnect) {
@@ -450,6 +523,8 @@ TEST_F(MdpBrokerTest, WorkerTableBoundAnswersReadyWithDisconnect) {
   in(ready("w2", "echo"));
   EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w2")}));
   EXPECT_EQ(stats().workers, 1U);
+  EXPECT_EQ(stats().workers_refused, 1U);
+  EXPECT_EQ(stats().rejected, 0U);
 }
 
 TEST_F(MdpBrokerTest, MmiServiceAnswersByLiveWorkers) {
@@ -506,6 +581,43 @@ TEST(MdpBrokerJsonTest, EscapesControlAndInvalidBytes) {
   s.services.push_back(service_stats{.name = std::string("a\n\x01\\\xff\xc3\xa9", 7)});
   const std::string json = to_json(s);
   EXPECT_NE(json.find(R"("name":"a\u000a\u0001\\)" "\\ufffd\xc3\xa9\""), std::string::npos) << json;
+}
+
+TEST(MdpBrokerJsonTest, OnlyWellFormedUtf8PassesThrough) {
+  const auto name_json = [](std::string name) {
+    broker_stats s;
+    s.services.push_back(service_stats{.name = std::move(name)});
+    const std::string json = to_json(s);
+    const auto at = json.find("\"name\":") + 7;
+    return json.substr(at, json.find(",\"workers\"", at) - at);
+  };
+  EXPECT_EQ(name_json("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");  // U+1F600
+  EXPECT_EQ(name_json("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");      // a surrogate
+  EXPECT_EQ(name_json("\xe0\x80\x80"), R"("\ufffd\ufffd\ufffd")");      // overlong
+  EXPECT_EQ(name_json("\xf5\x80\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(name_json("\xff\x80\x80"), R"("\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(name_json("\xc3"), R"("\ufffd")");  // truncated
+}
+
+TEST(MdpBrokerJsonTest, LongServiceListsAreTruncated) {
+  broker_stats s;
+  for (int i = 0; i < 5000; ++i)
+    s.services.push_back(service_stats{.name = std::string(200, 'x') + std::to_string(i)});
+  const std::string json = to_json(s);
+  EXPECT_LT(json.size(), 80U * 1024U);
+  EXPECT_NE(json.find("\"services_truncated\":true}"), std::string::npos);
+  EXPECT_EQ(json.back(), '}');
+}
+
+TEST_F(MdpBrokerTest, LogFloodIsBudgetedPerTick) {
+  options.min_log_level = log_level::warning;
+  for (int i = 0; i < 1000; ++i) in(heartbeat("stranger-" + std::to_string(i)));
+  EXPECT_EQ(sink.lines.size(), 100U);
+  run_for(1000ms);
+  ASSERT_EQ(sink.lines.size(), 101U);
+  EXPECT_NE(sink.lines.back().find("900 log line(s) suppressed"), std::string::npos) << sink.lines.back();
+  EXPECT_EQ(stats().log_lines_suppressed, 900U);
+  EXPECT_EQ(stats().protocol_errors, 1000U);
 }
 
 TEST_F(MdpBrokerTest, ReadyForAnMmiServiceIsAnsweredWithDisconnect) {
@@ -615,6 +727,11 @@ TEST_F(MdpBrokerTest, BadOptionsAreRefused) {
   refuses([](broker_options& o) { o.max_workers = 0; });
   refuses([](broker_options& o) { o.max_dispatches = 0; });
   refuses([](broker_options& o) { o.max_return_frames = 65; });
+  refuses([](broker_options& o) { o.max_queued_bytes = 0; });
+  refuses([](broker_options& o) { o.heartbeat_interval = std::chrono::hours(25); });
+  refuses([](broker_options& o) { o.liveness = 1001; });
+  refuses([](broker_options& o) { o.request_expiry = std::chrono::hours(24 * 31); });
+  refuses([](broker_options& o) { o.service_idle_timeout = std::chrono::milliseconds::max(); });
 }
 
 TEST_F(MdpBrokerTest, LogsWorkerLifeAtInfo) {
