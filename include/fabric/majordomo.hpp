@@ -6,6 +6,8 @@
 //     disconnects or is purged, so a crashed worker loses nothing (a request that has killed
 //     `max_dispatches` workers is dropped as poison and counted);
 //   - it heartbeats every worker, busy or idle, and purges every silent one;
+//   - a worker may announce a credit in its READY (an extra frame) and is then given up to that
+//     many requests at once, which lifts 7/MDP's one-round-trip-per-request ceiling;
 //   - queued requests expire, services with no workers and no queue are dropped, and every queue
 //     and table has a configured bound with a counted drop when full;
 //   - frames a client puts before the empty delimiter (a DEALER client's correlation id, or the
@@ -71,6 +73,9 @@ struct broker_options {
   std::size_t max_dispatches = 3;
   /// The most frames a client may put before the empty delimiter (its return-address stack).
   std::size_t max_return_frames = 8;
+  /// The largest credit a worker may announce in its READY (fabric's extension: how many
+  /// requests it takes at once); a READY with a larger one is dropped as malformed.
+  std::size_t max_worker_credit = 1024;
   /// The ROUTER socket. The high-water marks are per peer: 10'000 lets an async client keep its
   /// default 10'000 requests outstanding. ROUTER_MANDATORY stays on so a vanished peer is
   /// detected at once. A reply beyond a client's high-water mark is dropped and counted.
@@ -85,7 +90,7 @@ struct broker_options {
 struct service_stats {
   std::string name{};
   std::size_t workers = 0;       ///< registered workers
-  std::size_t idle_workers = 0;  ///< of which waiting for a request
+  std::size_t idle_workers = 0;  ///< of which able to take a request now
   std::size_t queued = 0;        ///< requests waiting for a worker
   std::uint64_t requests = 0;    ///< requests accepted (queued or given to a worker)
   std::uint64_t replies = 0;     ///< replies delivered to clients
@@ -115,7 +120,8 @@ struct broker_stats {
   std::uint64_t workers_refused = 0;   ///< READYs answered with DISCONNECT for a full table
   std::uint64_t log_lines_suppressed = 0;  ///< beyond the per-tick log budget
   std::size_t workers = 0;             ///< live workers now
-  std::size_t busy_workers = 0;        ///< of which handling a request
+  std::size_t busy_workers = 0;        ///< of which handling at least one request
+  std::size_t in_flight = 0;           ///< requests held by workers
   std::size_t queued = 0;              ///< requests waiting now, all services
   std::size_t queued_bytes = 0;        ///< their size
   std::vector<service_stats> services{};  ///< by name

@@ -10,7 +10,9 @@
 //   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
 //
 // Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the
-// worker handling it. A request's frames are kept as received; the worker gets copies of the body
+// worker handling it. A 7/MDP worker holds one request at a time; a worker that announced a
+// credit in its READY (fabric's extension) holds up to that many, and is then given an 8-byte
+// token per request as the client address, so its replies find their request in any order. A request's frames are kept as received; the worker gets copies of the body
 // frames (zmq_msg_copy shares the bytes), so the original can be requeued if the worker dies, and
 // the reply reuses the request's envelope frames so nothing is rebuilt on the way back.
 //
@@ -97,7 +99,10 @@ class broker_machine {
   void answer_mmi(pending&& p, std::string_view name, time_point now);
   /// `for_worker`: a READY may evict a service with no workers and no queue when the table is full.
   service* find_or_create_service(std::string_view name, time_point now, bool for_worker);
-  void register_worker(std::string_view id, std::string_view name, time_point now);
+  void register_worker(std::string_view id, std::string_view name, std::uint32_t credit,
+                       time_point now);
+  /// The index in w.jobs of the request a REPLY's client address names, or w.jobs.size().
+  std::size_t find_job(const worker& w, std::string_view address) const noexcept;
   void protocol_error(std::string_view id, worker* w, std::string_view why, time_point now);
   void send_disconnect(std::string_view id);
   /// Forgets `w`: its request goes back to the front of its service's queue (or is dropped as
@@ -129,7 +134,9 @@ class broker_machine {
   table<service> services_;
   std::size_t queued_ = 0;
   std::size_t queued_bytes_ = 0;
-  std::size_t busy_ = 0;
+  std::size_t busy_ = 0;       // workers holding at least one request
+  std::size_t in_flight_ = 0;  // requests held by workers
+  std::uint64_t last_token_ = 0;
   std::size_t logged_this_tick_ = 0;
   std::size_t suppressed_this_tick_ = 0;
   // The MMI documents, built at most once per tick.

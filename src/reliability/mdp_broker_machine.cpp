@@ -19,6 +19,7 @@ struct broker_machine::pending {
   std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
   std::uint32_t dispatches = 0;
   std::size_t bytes = 0;  // counted against max_queued_bytes while queued
+  std::uint64_t token = 0;  // the address a credit worker was given for it (0: the client's id)
   time_point enqueued{};
 
   std::string_view service() const noexcept { return m.view(body_at - 1U); }
@@ -35,11 +36,11 @@ struct broker_machine::worker {
   service* svc = nullptr;
   time_point expiry{};
   time_point last_sent{};
-  pending job;                   // the request this worker is handling, when busy
-  bool busy = false;
-  worker* prev = nullptr;        // the service's idle list, longest idle first
-  worker* next = nullptr;
-  bool idle = false;
+  std::vector<pending> jobs;     // the requests it is handling, oldest first
+  std::uint32_t credit = 1;      // how many it may hold at once (1 in 7/MDP)
+  worker* prev = nullptr;        // the service's ready list (workers with credit to spare),
+  worker* next = nullptr;        // longest waiting first
+  bool idle = false;             // in the ready list
 };
 
 struct broker_machine::service {
@@ -67,6 +68,19 @@ constexpr std::chrono::hours max_interval{24};
 constexpr std::chrono::hours max_expiry{24 * 30};
 
 bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
+
+// A READY's credit frame: decimal digits, 1..limit.
+bool parse_credit(std::string_view text, std::size_t limit, std::uint32_t& out) noexcept {
+  if (text.empty() || text.size() > 6) return false;
+  std::uint32_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (v == 0 || v > limit) return false;
+  out = v;
+  return true;
+}
 
 std::string printable(std::string_view id) {
   // Routing ids are often binary (libzmq's are 5 bytes starting with 0x00): show them as hex.
@@ -171,6 +185,7 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "log_lines_suppressed", s.log_lines_suppressed);
   json_field(out, "workers", s.workers);
   json_field(out, "busy_workers", s.busy_workers);
+  json_field(out, "in_flight", s.in_flight);
   json_field(out, "queued", s.queued);
   json_field(out, "queued_bytes", s.queued_bytes);
   out += ",\"services\":[";
@@ -205,7 +220,8 @@ broker_machine::broker_machine(const broker_options& options, broker_sink& sink,
   if (options_.request_expiry.count() < 0 || options_.service_idle_timeout.count() < 0)
     throw error(errc::invalid_argument, "majordomo: expiry times must not be negative");
   if (options_.max_queued_per_service == 0 || options_.max_queued_total == 0 ||
-      options_.max_services == 0 || options_.max_workers == 0 || options_.max_dispatches == 0)
+      options_.max_services == 0 || options_.max_workers == 0 || options_.max_dispatches == 0 ||
+      options_.max_worker_credit == 0 || options_.max_worker_credit > 100000)
     throw error(errc::invalid_argument, "majordomo: queue, table and dispatch bounds must be >= 1");
   if (options_.max_return_frames > 64)
     throw error(errc::invalid_argument, "majordomo: max_return_frames must be <= 64");
@@ -389,32 +405,37 @@ void broker_machine::on_worker(message&& m, time_point now) {
   const auto cmd = static_cast<command>(static_cast<std::uint8_t>(m.view(3)[0]));
   switch (cmd) {
     case command::ready: {
-      if (n != 5 || !valid_name(m.view(4))) break;
+      // 7/MDP's READY has one frame after the command; fabric's credit extension a second one,
+      // the number of requests the worker takes at once (decimal, 1..max_worker_credit).
+      if ((n != 5 && n != 6) || !valid_name(m.view(4))) break;
+      std::uint32_t credit = 1;
+      if (n == 6 && !parse_credit(m.view(5), options_.max_worker_credit, credit)) break;
       if (w != nullptr) return protocol_error(id, w, "READY from a registered worker", now);
       if (is_mmi(m.view(4)))
         return protocol_error(id, nullptr, "READY for an mmi.* service", now);
-      register_worker(id, m.view(4), now);
+      register_worker(id, m.view(4), credit, now);
       return;
     }
     case command::reply: {
       if (n < 6 || !valid_name(m.view(4)) || m[5].size() != 0) break;
       if (w == nullptr) return protocol_error(id, nullptr, "REPLY from an unknown worker", now);
-      if (!w->busy) return protocol_error(id, w, "REPLY from a worker with no request", now);
-      if (w->job.client() != m.view(4))
-        return protocol_error(id, w, "REPLY for a client it was not serving", now);
+      if (w->jobs.empty()) return protocol_error(id, w, "REPLY from a worker with no request", now);
+      const std::size_t at = find_job(*w, m.view(4));
+      if (at == w->jobs.size())
+        return protocol_error(id, w, "REPLY for a request it was not given", now);
       w->expiry = now + worker_ttl_;
-      w->busy = false;
-      --busy_;
       service& s = *w->svc;
       // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
-      pending& job = w->job;
+      pending job = std::move(w->jobs[at]);
+      w->jobs.erase(w->jobs.begin() + static_cast<std::ptrdiff_t>(at));
+      --in_flight_;
+      if (w->jobs.empty()) --busy_;
       job.keep_envelope();
       auto& frames = m.frames();
       for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
       s.last_active = now;
       if (deliver(std::move(job.m))) ++s.counters.replies;
-      job.m.clear();
-      worker_idle(*w);
+      if (!w->idle) worker_idle(*w);
       drain(s, now);
       return;
     }
@@ -441,7 +462,19 @@ void broker_machine::on_worker(message&& m, time_point now) {
   ++counters_.malformed;
 }
 
-void broker_machine::register_worker(std::string_view id, std::string_view name, time_point now) {
+std::size_t broker_machine::find_job(const worker& w, std::string_view address) const noexcept {
+  if (w.credit == 1) return w.jobs[0].client() == address ? 0 : w.jobs.size();
+  // A credit worker was given a token per request, so that replies in any order find theirs.
+  if (address.size() != sizeof(std::uint64_t)) return w.jobs.size();
+  std::uint64_t token = 0;
+  for (char c : address) token = (token << 8) | static_cast<unsigned char>(c);
+  for (std::size_t i = 0; i < w.jobs.size(); ++i)
+    if (w.jobs[i].token == token) return i;
+  return w.jobs.size();
+}
+
+void broker_machine::register_worker(std::string_view id, std::string_view name,
+                                     std::uint32_t credit, time_point now) {
   if (workers_.size() >= options_.max_workers) {
     ++counters_.workers_refused;
     log(log_level::warning, "worker table full (max_workers); READY answered with DISCONNECT");
@@ -457,6 +490,8 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
   auto w = std::make_unique<worker>();
   w->id.assign(id);
   w->svc = s;
+  w->credit = credit;
+  w->jobs.reserve(credit);
   w->expiry = now + worker_ttl_;
   w->last_sent = now;
   worker* raw = w.get();
@@ -465,7 +500,8 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
   s->last_active = now;
   ++counters_.workers_registered;
   if (logs(log_level::info))
-    log(log_level::info, "worker " + printable(id) + " ready for '" + s->name + "'");
+    log(log_level::info, "worker " + printable(id) + " ready for '" + s->name + "'" +
+                             (credit > 1 ? " (credit " + std::to_string(credit) + ")" : ""));
   worker_idle(*raw);
   drain(*s, now);
 }
@@ -497,24 +533,29 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   unlink_idle(*w);
   --s.workers;
   s.last_active = now;
-  const bool had_job = w->busy;
-  pending job = std::move(w->job);
-  if (had_job) --busy_;
+  std::vector<pending> jobs = std::move(w->jobs);
+  if (!jobs.empty()) --busy_;
+  in_flight_ -= jobs.size();
   workers_.erase(w->id);  // destroys *w
-  if (!had_job) return &s;
-  // Only a worker that died with the request (silent, or its connection gone) counts against
-  // it: one that said goodbye or broke the protocol says nothing about the request.
-  if (how == removal::departed && job.dispatches > 0) --job.dispatches;
-  if (job.dispatches >= options_.max_dispatches) {
-    ++counters_.poisoned;
-    if (logs(log_level::warning))
-      log(log_level::warning, "request for '" + s.name + "' dropped after " +
-                                  std::to_string(job.dispatches) + " workers died handling it");
-    return &s;
+  if (jobs.empty()) return &s;
+  // Back to the front of the queue, in the order they were given out. Only a worker that died
+  // with a request (silent, or its connection gone) counts against it: one that said goodbye
+  // or broke the protocol says nothing about the request.
+  for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
+    pending& job = *it;
+    if (how == removal::departed && job.dispatches > 0) --job.dispatches;
+    if (job.dispatches >= options_.max_dispatches) {
+      ++counters_.poisoned;
+      if (logs(log_level::warning))
+        log(log_level::warning, "request for '" + s.name + "' dropped after " +
+                                    std::to_string(job.dispatches) + " workers died handling it");
+      continue;
+    }
+    ++counters_.requeued;
+    job.token = 0;
+    job.bytes = job.m.byte_size();
+    enqueue(s, std::move(job), true);
   }
-  ++counters_.requeued;
-  job.bytes = job.m.byte_size();
-  enqueue(s, std::move(job), true);
   if (drain_after) drain(s, now);
   return &s;
 }
@@ -539,16 +580,28 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
     scratch_.push_back(std::string_view{});
     scratch_.push_back(worker_header);
     scratch_.push_back(std::string_view(&request_byte, 1));
-    scratch_.push_back(p.client());
+    std::uint64_t token = 0;
+    if (w->credit == 1) {
+      scratch_.push_back(p.client());
+    } else {
+      token = ++last_token_;
+      char address[sizeof token];
+      for (std::size_t i = 0; i < sizeof token; ++i)
+        address[i] = static_cast<char>(token >> (8 * (sizeof token - 1 - i)));
+      scratch_.push_back(std::string_view(address, sizeof address));
+    }
     scratch_.push_back(std::string_view{});
     for (std::size_t i = p.body_at; i < p.m.size(); ++i) scratch_.emplace_back().copy(p.m[i]);
     if (sink_.send(std::move(scratch_))) {
       unlink_idle(*w);
       w->last_sent = now;
       ++p.dispatches;
-      w->job = std::move(p);
-      w->busy = true;
-      ++busy_;
+      p.token = token;
+      if (w->jobs.empty()) ++busy_;
+      ++in_flight_;
+      w->jobs.push_back(std::move(p));
+      // With credit to spare it waits again, behind the others: requests spread over workers.
+      if (w->jobs.size() < w->credit) worker_idle(*w);
       return true;
     }
     // The worker is gone (or so far behind that its queue is full): forget it and try the next.
@@ -646,7 +699,7 @@ void broker_machine::on_tick(time_point now) {
     ++counters_.workers_expired;
     if (logs(log_level::info))
       log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' expired" +
-                               (w->busy ? "; its request is requeued" : ""));
+                               (w->jobs.empty() ? "" : "; its requests are requeued"));
   }
   remove_all(gone, removal::expired, now);
 
@@ -664,7 +717,7 @@ void broker_machine::on_tick(time_point now) {
       ++counters_.workers_departed;
       if (logs(log_level::info))
         log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' unreachable" +
-                                 (w->busy ? "; its request is requeued" : ""));
+                                 (w->jobs.empty() ? "" : "; its requests are requeued"));
     }
   }
   remove_all(gone, removal::unreachable, now);
@@ -708,6 +761,7 @@ broker_stats broker_machine::stats() const {
   out.malformed += sink_.dropped();
   out.workers = workers_.size();
   out.busy_workers = busy_;
+  out.in_flight = in_flight_;
   out.queued = queued_;
   out.queued_bytes = queued_bytes_;
   out.services.reserve(services_.size());
