@@ -6,8 +6,23 @@
 //   - it sends HEARTBEAT when it has sent nothing else for one heartbeat interval;
 //   - anything from the broker is a sign of life; after `liveness` silent intervals the broker is
 //     declared dead, the socket closed, and a fresh one opened after a back-off delay;
+//   - but not while a request is in hand (received from the broker and not yet answered or
+//     abandoned): 7/MDP's reference broker heartbeats only idle workers, so silence then is no
+//     sign of death. The worker keeps heartbeating, and counts the broker's silence again from
+//     the moment the request is answered or abandoned. A broker that dies meanwhile is noticed
+//     after the reply (or when it sends DISCONNECT);
 //   - on DISCONNECT from the broker it closes the socket and reconnects on a fresh one;
-//   - malformed frames from the broker are counted and dropped.
+//   - malformed frames from the broker are counted and dropped;
+//   - a socket that cannot be created for a reconnection (e.g. out of file descriptors) is tried
+//     again after the back-off delay (at least 100 ms, or one heartbeat interval if shorter).
+//
+// One request at a time, as 7/MDP has it: the broker sends a worker its next request only after
+// the reply to the previous one. A request the application will not answer (its handler failed,
+// or it moved on) must be given back, or the broker would hold it, and the worker, busy forever:
+// abandon() tells the broker (DISCONNECT) and reconnects at once on a fresh socket (later ones in
+// a row, with nothing answered between, after a growing delay), and the broker requeues the
+// request. recv() does so itself for the previous request when it is still
+// unanswered, and serve() when the handler throws.
 //
 // How: the application's thread uses the DEALER directly inside recv() and reply(), and does the
 // session's chores there while it waits; a keeper thread does them while the application is away
@@ -27,6 +42,8 @@
 //
 // A reply to a request that came on an earlier connection is dropped and counted instead of sent:
 // the broker has given that request to another worker (or dropped it) when it lost this one.
+// For the same reason, requests the keeper received for the application on a connection that is
+// lost before the application takes them are dropped and counted (requests_dropped).
 // The destructor sends DISCONNECT so the broker forgets the worker at once.
 //
 // Thread safety: a worker object is used by one thread at a time, like a socket; it may be handed
@@ -67,13 +84,20 @@ struct worker_options {
   std::chrono::milliseconds reconnect_interval_max{32'000};
   /// Options of each DEALER socket. A non-empty `routing_id` (at most 234 bytes) is used as a
   /// prefix: the n-th socket is "<routing_id>/<n>", since every connection needs an identity of
-  /// its own. The linger of a socket closed for a dead broker is always 0.
+  /// its own. The linger of a socket closed for a dead broker is always 0. `immediate` is ignored
+  /// (always off): READY is queued on each fresh socket before its connection completes, so that
+  /// it is the first message the broker gets from that identity; with immediate on, libzmq would
+  /// refuse it until then.
   socket_options socket{};
 };
 
 /// What a worker has done, since it was created.
 struct worker_counters {
   std::uint64_t requests = 0;             ///< requests received from the broker
+  std::uint64_t requests_dropped = 0;     ///< received while the application was away, and lost
+                                          ///< with their connection before it took them (the
+                                          ///< broker requeues them)
+  std::uint64_t requests_abandoned = 0;   ///< given back to the broker unanswered (abandon())
   std::uint64_t replies = 0;              ///< replies sent to the broker
   std::uint64_t replies_dropped = 0;      ///< replies not sent: their request came on an earlier
                                           ///< connection, or the socket could not take them
@@ -117,22 +141,26 @@ class worker {
   worker& operator=(const worker&) = delete;
 
   /// Waits at most `timeout` (cut to a year) for the next request, keeping the session alive
-  /// meanwhile.
+  /// meanwhile. A worker handles one request at a time: when the request recv() last returned
+  /// came on the current connection and is still unanswered, recv() first abandons it (see
+  /// abandon()), so the broker gives it to another worker.
   /// @param out  receives the request; its storage is reused.
   /// Returns: success; errc::timeout when none came; errc::closed when the context was shut down
   /// or the keeper thread failed (see failure()); errc::interrupted when a signal interrupted the
   /// wait.
-  /// Throws: fabric::error when a fresh socket cannot be created for a reconnection.
+  /// Throws: fabric::error when a fresh socket cannot be created for a reconnection (a later
+  /// call tries again, after the back-off).
   result<void> recv(request& out, std::chrono::milliseconds timeout);
   /// As recv(out, timeout), into a new request.
   result<request> recv(std::chrono::milliseconds timeout);
 
-  /// Answers `req` with `body` (consumed), without blocking.
+  /// Answers `req` with `body` (consumed), without blocking. Once sent, the request is no longer
+  /// in hand.
   /// Returns: success once the socket has taken the reply; errc::peer_unreachable when the
   /// connection `req` came on has been replaced since, or the worker is between connections
   /// (the broker has requeued or dropped that request); errc::back_pressure when the socket
   /// cannot queue it (the broker has stopped reading); errc::closed when the context was shut
-  /// down. Every reply not sent is counted in replies_dropped.
+  /// down (or the keeper thread failed). Every reply not sent is counted in replies_dropped.
   /// Throws: fabric::error(invalid_argument) when `req.client` is empty or longer than 255 bytes.
   result<void> reply(const request& req, message&& body);
   /// Answers the client at `client` with `body` (consumed) on whatever connection is current.
@@ -141,20 +169,33 @@ class worker {
 
   /// Serves requests until `stop` returns true: each request is passed to `fn` and its result
   /// sent as the reply (a reply the broker can no longer take is counted, and serving goes on).
-  /// `stop` is checked before each wait for a request and at least every `poll`. Exceptions from
-  /// `fn` or `stop` propagate (the request stays unanswered).
+  /// `stop` is checked before each wait for a request and at least every `poll`. An exception
+  /// from `fn` propagates once the request is abandoned (see abandon()), so the broker gives it
+  /// to another worker and a later serve() or recv() gets new requests. Exceptions from `stop`
+  /// propagate (no request is in hand then).
   /// Returns: success when `stop` said so; errc::closed or errc::interrupted as recv().
   /// Throws: fabric::error(invalid_argument) when `fn` or `stop` is empty; as recv().
   result<void> serve(const handler& fn, const std::function<bool()>& stop,
                      std::chrono::milliseconds poll = std::chrono::milliseconds(100));
+
+  /// Gives up the request recv() last returned, if it is still unanswered: when it came on the
+  /// current connection, sends DISCONNECT, closes the socket and opens a fresh one at once (a new
+  /// identity, READY), so the broker requeues the request to another worker; a later reply to it
+  /// is dropped and counted. Counted in requests_abandoned. Abandoning again with no request
+  /// answered in between reopens only after a delay, from `reconnect_interval` doubling up to
+  /// `reconnect_interval_max`, so a request that always fails cannot drive a storm of
+  /// reconnections. Does nothing when no request is in hand, or when its connection is already
+  /// gone. Never blocks on the network.
+  void abandon() noexcept;
 
   /// The counters, read with relaxed atomics: a consistent value for each, not a snapshot of all.
   /// Safe from any thread.
   worker_counters counters() const noexcept;
   /// The options given at construction.
   const worker_options& options() const noexcept;
-  /// What the keeper thread failed with, if it did (e.g. a socket could not be created for a
-  /// reconnection); recv() then reports errc::closed.
+  /// The last error the keeper thread met, if any. A socket it could not create for a
+  /// reconnection (e.g. EMFILE) is tried again after the back-off, and the worker goes on; any
+  /// other error stops the keeper, and recv() then reports errc::closed.
   std::exception_ptr failure() const noexcept;
 
  private:

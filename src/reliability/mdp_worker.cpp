@@ -11,6 +11,12 @@
 // barrier, and no two threads ever use the socket at once.
 //
 // The timing decisions are worker_machine's; this file moves frames.
+//
+// A request is "in hand" from the moment it arrives until it is answered or abandoned: stashed by
+// the keeper, or handed to the application by recv(). The machine is told, so that broker silence
+// while busy is not taken for death (the reference broker heartbeats only idle workers). Requests
+// in hand belong to one connection: when it goes, the broker requeues them, so stashed ones are
+// dropped, and a reply to one handed out is dropped by reply().
 #include <fabric/majordomo_worker.hpp>
 
 #include "reliability/mdp.hpp"
@@ -48,6 +54,8 @@ constexpr std::size_t max_stashed = 64;
 // The counters: written under the session mutex, read by any thread without it.
 struct shared_counters {
   std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> requests_dropped{0};
+  std::atomic<std::uint64_t> requests_abandoned{0};
   std::atomic<std::uint64_t> replies{0};
   std::atomic<std::uint64_t> replies_dropped{0};
   std::atomic<std::uint64_t> heartbeats_sent{0};
@@ -65,15 +73,26 @@ void bump(std::atomic<std::uint64_t>& c) noexcept {
 void unbump(std::atomic<std::uint64_t>& c) noexcept {
   c.store(c.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
+void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 // Sends `m` without blocking and counts it in `sent`. The count goes up before the send, so
 // whoever sees the message (a broker, a test) also sees it counted; a refused send takes it back.
-// Returns: whether the socket took the message.
-bool send_counted(mdp_dealer& sock, message&& m, std::atomic<std::uint64_t>& sent) {
+// Returns: what the socket said.
+result<void> send_counted(mdp_dealer& sock, message&& m, std::atomic<std::uint64_t>& sent) {
   bump(sent);
-  if (sock.try_send(std::move(m))) return true;
-  unbump(sent);
-  return false;
+  auto r = sock.try_send(std::move(m));
+  if (!r) unbump(sent);
+  return r;
+}
+
+// Takes one failure from the test seam, if any is set.
+bool take_injected_open_failure() noexcept {
+  int n = detail::worker_open_failures.load(std::memory_order_relaxed);
+  while (n > 0 && !detail::worker_open_failures.compare_exchange_weak(n, n - 1)) {
+  }
+  return n > 0;
 }
 
 std::chrono::milliseconds left_until(clock::time_point deadline, clock::time_point now) {
@@ -123,18 +142,26 @@ struct worker::impl {
     keeper = std::thread([this] { keep(); });
   }
 
+  // A destructor must not throw: whatever goes wrong here (a send failing in an unexpected way,
+  // a thread that cannot be joined) is swallowed, and the socket is closed regardless.
   ~impl() {
-    {
-      std::lock_guard lock(mu);
-      stopping = true;
+    try {
+      {
+        std::lock_guard lock(mu);
+        stopping = true;
+      }
+      wake.notify_all();
+      if (keeper.joinable()) keeper.join();
+    } catch (...) {
     }
-    wake.notify_all();
-    if (keeper.joinable()) keeper.join();
-    std::lock_guard lock(mu);
-    // Tell the broker at once rather than let it wait out our liveness; the socket's own linger
-    // (bounded) lets the command leave.
-    if (sock && !closed) (void)sock->try_send(worker_disconnect());
-    sock.reset();
+    try {
+      std::lock_guard lock(mu);
+      // Tell the broker at once rather than let it wait out our liveness; the socket's own linger
+      // (bounded) lets the command leave.
+      if (sock && !closed) (void)sock->try_send(worker_disconnect());
+      sock.reset();
+    } catch (...) {
+    }
   }
 
   impl(const impl&) = delete;
@@ -142,31 +169,97 @@ struct worker::impl {
 
   // ---- everything below runs with `mu` held ----
 
+  // Opens a fresh socket, connects it and queues READY.
+  // Throws: what creating or connecting the socket throws (a malformed endpoint, EMFILE), after
+  // the machine has scheduled the next attempt.
   void open(clock::time_point now) {
+    socket_options o = peer::with_fresh_identity(options.socket, connection + 1);
+    // READY must be queued now, on the socket that has not connected yet, so that it is the first
+    // thing the broker hears from this identity: with ZMQ_IMMEDIATE, libzmq would refuse it until
+    // the connection completes, and the broker would meet our first heartbeat as a stranger's.
+    // A worker has one peer, so immediate has nothing else to offer it.
+    o.immediate = false;
     try {
-      sock.emplace(ctx, peer::with_fresh_identity(options.socket, connection + 1));
+      if (take_injected_open_failure())
+        throw error(std::error_code(EMFILE, zmq_category()), "mdp::worker: cannot create a socket");
+      sock.emplace(ctx, o);
       sock->connect(options.broker);
     } catch (const error& e) {
       sock.reset();
-      if (!is_term(e)) throw;
-      closed = true;  // the context is shutting down: nothing to reconnect to
-      return;
+      if (is_term(e)) {
+        closed = true;  // the context is shutting down: nothing to reconnect to
+        return;
+      }
+      machine.open_failed(now);
+      throw;
+    } catch (...) {
+      sock.reset();
+      machine.open_failed(now);
+      throw;
     }
     if (++connection > 1) bump(counters.reconnects);
-    // A fresh socket always has room; if READY were lost anyway, the broker would answer our
-    // first heartbeat with DISCONNECT and we would come back here.
-    (void)sock->try_send(worker_ready(options.service));
+    if (auto r = sock->try_send(worker_ready(options.service)); !r) {
+      // Not expected of a fresh socket without immediate; never heartbeat a broker that has not
+      // been told who we are: start again later.
+      close_socket();
+      if (r.is(errc::closed)) {
+        closed = true;
+      } else {
+        machine.open_failed(now);
+      }
+      return;
+    }
     machine.opened(now);
   }
 
-  void close_socket() noexcept {
+  // Closes the socket: at once (linger 0) when the broker is gone or sent us away, with the
+  // socket's own linger when a last command must reach a working broker. Requests stashed from
+  // this connection go with it: the broker requeues them when it loses the connection.
+  void close_socket(bool flush = false) noexcept {
+    if (!stash.empty()) {
+      add(counters.requests_dropped, stash.size());
+      stash.clear();
+    }
     if (!sock) return;
-    peer::close_now(*sock);
+    if (!flush) peer::close_now(*sock);
     sock.reset();
   }
 
-  // Performs whatever the machine says is due.
-  void act(clock::time_point now) {
+  // Tells the machine whether a request is in hand on the current connection.
+  void settle(clock::time_point now) noexcept {
+    machine.busy((sock && handed == connection) || !stash.empty(), now);
+  }
+
+  // Records `req`, returned to the application, as the request in hand.
+  void hand_out(const request& req, clock::time_point now) {
+    handed = req.connection;
+    handed_client.assign(req.client);
+    settle(now);
+  }
+
+  // Gives up the request handed to the application, if there is one. When it came on the current
+  // connection, the broker holds it as ours until it hears from us: DISCONNECT, close and start a
+  // fresh connection (at once, unless abandoning is all this worker has done lately; see
+  // worker_machine::left), and the broker requeues it (or, should the DISCONNECT be lost,
+  // expires the silent old connection and requeues it then).
+  void abandon(clock::time_point now) noexcept {
+    const bool current = handed != 0 && handed == connection && sock.has_value();
+    handed = 0;
+    if (!current) return;
+    bump(counters.requests_abandoned);
+    try {
+      (void)sock->try_send(worker_disconnect());
+    } catch (...) {
+      // best effort: the broker also learns from the old connection's silence
+    }
+    close_socket(true);
+    machine.left(now);
+    wake.notify_all();  // the keeper opens the fresh socket if the application does not first
+  }
+
+  // Performs whatever the machine says is due. A socket that cannot be created throws to the
+  // application; on the keeper it is recorded (see failure()) and tried again after the back-off.
+  void act(clock::time_point now, bool keeper_thread = false) {
     while (!closed) {
       switch (machine.tick(now)) {
         case worker_machine::action::none:
@@ -180,7 +273,15 @@ struct worker::impl {
           wake.notify_all();  // the keeper reopens if the application does not come back first
           break;
         case worker_machine::action::open:
-          open(now);
+          if (!keeper_thread) {
+            open(now);
+            break;
+          }
+          try {
+            open(now);
+          } catch (...) {
+            record_failure(std::current_exception());
+          }
           break;
       }
     }
@@ -204,6 +305,7 @@ struct worker::impl {
         }
         bump(counters.requests);
         fill(out != nullptr ? *out : stash.emplace_back(), *cmd);
+        machine.busy(true, now);
         return out != nullptr;
       case command::heartbeat:
         machine.heard(now, true);
@@ -260,13 +362,17 @@ struct worker::impl {
             break;
           }
         }
-        act(now);
+        act(now, true);
       } catch (...) {
-        std::lock_guard failed(failure_mu);
-        failure = std::current_exception();
+        record_failure(std::current_exception());
         closed = true;
       }
     }
+  }
+
+  void record_failure(std::exception_ptr e) noexcept {
+    std::lock_guard failed(failure_mu);
+    failure = std::move(e);
   }
 
   // ---- the application's calls ----
@@ -274,6 +380,8 @@ struct worker::impl {
   result<void> recv(request& out, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu);
     auto now = clock::now();
+    // One request at a time: asking for the next one gives up the previous, if still unanswered.
+    if (handed != 0) abandon(now);
     const auto deadline = now + std::clamp(timeout, 0ms, peer::longest_wait);
     int overtime = keeper_budget;
     for (;;) {
@@ -282,6 +390,7 @@ struct worker::impl {
       if (!stash.empty()) {
         out = std::move(stash.front());
         stash.pop_front();
+        hand_out(out, now);
         return {};
       }
       act(now);
@@ -297,7 +406,10 @@ struct worker::impl {
       auto r = wait > 0ms ? sock->recv(in, wait) : sock->try_recv(in);
       now = clock::now();
       if (r) {
-        if (handle(now, &out)) return {};
+        if (handle(now, &out)) {
+          hand_out(out, now);
+          return {};
+        }
       } else if (!r.is(errc::timeout) && !r.is(errc::would_block)) {
         if (auto failed = receive_failure(r, now); !failed) return failed;
       }
@@ -311,17 +423,35 @@ struct worker::impl {
   result<void> reply(std::uint64_t on, std::string_view client, message& body) {
     message m = worker_reply(client, std::move(body));  // throws on a bad address
     std::lock_guard lock(mu);
-    if (closed) return errc::closed;
+    if (closed) {
+      bump(counters.replies_dropped);
+      return errc::closed;
+    }
     if (!sock || (on != 0 && on != connection)) {
       bump(counters.replies_dropped);
       return errc::peer_unreachable;
     }
-    if (!send_counted(*sock, std::move(m), counters.replies)) {
+    if (auto r = send_counted(*sock, std::move(m), counters.replies); !r) {
       bump(counters.replies_dropped);
+      if (r.is(errc::closed)) {
+        closed = true;
+        return r;
+      }
       return errc::back_pressure;
     }
-    machine.sent(clock::now());
+    const auto now = clock::now();
+    machine.sent(now);
+    if (handed == connection && client == handed_client) {
+      handed = 0;
+      machine.answered();
+      settle(now);
+    }
     return {};
+  }
+
+  void abandon() noexcept {
+    std::lock_guard lock(mu);
+    abandon(clock::now());
   }
 
   context& ctx;
@@ -337,6 +467,9 @@ struct worker::impl {
   std::optional<mdp_dealer> sock;
   std::uint64_t connection = 0;  // which connection `sock` is: 1, 2, ...
   std::deque<request> stash;     // requests the keeper read while the application was away
+  std::uint64_t handed = 0;      // the connection of the request recv() last returned, until it
+                                 // is answered or abandoned; 0 when none
+  std::string handed_client;     // that request's client
   message in;
   bool stopping = false;
   bool closed = false;
@@ -380,7 +513,13 @@ result<void> worker::serve(const handler& fn, const std::function<bool()>& stop,
       if (r.is(errc::timeout)) continue;
       return r;
     }
-    message body = fn(req);
+    message body;
+    try {
+      body = fn(req);
+    } catch (...) {
+      impl_->abandon();  // the broker gives the request to another worker
+      throw;
+    }
     auto sent = impl_->reply(req.connection, req.client, body);
     // A reply the broker can no longer take is counted; serving goes on.
     if (!sent && (sent.is(errc::closed) || sent.is(errc::interrupted))) return sent;
@@ -393,6 +532,8 @@ worker_counters worker::counters() const noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   worker_counters out;
   out.requests = c.requests.load(relaxed);
+  out.requests_dropped = c.requests_dropped.load(relaxed);
+  out.requests_abandoned = c.requests_abandoned.load(relaxed);
   out.replies = c.replies.load(relaxed);
   out.replies_dropped = c.replies_dropped.load(relaxed);
   out.heartbeats_sent = c.heartbeats_sent.load(relaxed);
@@ -403,6 +544,8 @@ worker_counters worker::counters() const noexcept {
   out.malformed = c.malformed.load(relaxed);
   return out;
 }
+
+void worker::abandon() noexcept { impl_->abandon(); }
 
 const worker_options& worker::options() const noexcept { return impl_->options; }
 

@@ -13,12 +13,17 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <future>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace fabric::mdp {
@@ -319,18 +324,23 @@ TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
 TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
   context ctx;
   fake_broker broker(ctx);
-  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .reconnect_interval = 0ms});
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "echo",
+                 .heartbeat_interval = 50ms,
+                 .liveness = 20,
+                 .reconnect_interval = 0ms});
   const std::string first = broker.expect_ready("echo");
   broker.send_request(first, "c1", {"job1"});
   auto stale = w.recv(wait_bound);
   ASSERT_TRUE(stale);
   EXPECT_EQ(stale->connection, 1U);
 
-  auto pending = recv_elsewhere(w);
+  // The broker sends the worker away while the application holds the request; the keeper acts.
   broker.send(first, {"", "MDPW01", disconnect_cmd});
   const std::string second = broker.expect_ready("echo");
   broker.send_request(second, "c2", {"job2"});
-  auto fresh = pending.get();
+  // The request in hand belongs to a connection that is gone: nothing to abandon.
+  auto fresh = w.recv(wait_bound);
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->connection, 2U);
 
@@ -339,6 +349,342 @@ TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "fresh"}));
   EXPECT_EQ(w.counters().replies_dropped, 1U);
   EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+}
+
+// Reads what the worker sends after abandoning a request on connection `old_peer`: its DISCONNECT
+// there and READY from a fresh identity, in either order (they travel on two sockets). Returns the
+// fresh identity; empty, with the test failed, if either is missing.
+std::string expect_abandoned(fake_broker& broker, const std::string& old_peer, std::string_view service) {
+  bool disconnected = false;
+  std::string fresh;
+  while (!disconnected || fresh.empty()) {
+    strings m = broker.next_command();
+    if (m.empty()) return {};  // next() has failed the test
+    if (m == strings{old_peer, "", "MDPW01", disconnect_cmd} && !disconnected) {
+      disconnected = true;
+    } else if (m.size() == 5 && m[0] != old_peer && fresh.empty() &&
+               strings(m.begin() + 1, m.end()) == strings{"", "MDPW01", ready_cmd, std::string(service)}) {
+      fresh = m[0];
+    } else {
+      ADD_FAILURE() << "unexpected message from the worker, " << m.size() << " frames";
+      return {};
+    }
+  }
+  return fresh;
+}
+
+TEST(MdpWorkerTest, AbandonsTheRequestWhenTheHandlerThrowsSoTheBrokerCanRequeueIt) {
+  context ctx;
+  fake_broker broker(ctx);
+  // Heartbeats far beyond the test's waits: only abandoning the request can end the connection.
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s});
+  const std::string first = broker.expect_ready("echo");
+  broker.send_request(first, "c1", {"boom"});
+  auto failing = std::async(std::launch::async, [&w] {
+    return w.serve([](worker::request&) -> message { throw std::runtime_error("handler bug"); },
+                   [] { return false; }, 10ms);
+  });
+  EXPECT_THROW((void)failing.get(), std::runtime_error);
+
+  const std::string second = expect_abandoned(broker, first, "echo");
+  ASSERT_FALSE(second.empty());
+  EXPECT_EQ(w.counters().requests_abandoned, 1U);
+  EXPECT_EQ(w.counters().reconnects, 1U);
+
+  // The worker is free again: the fresh connection gets and answers the next request.
+  broker.send_request(second, "c2", {"fine"});
+  std::atomic<bool> stop{false};
+  auto serving = std::async(std::launch::async, [&] {
+    return w.serve([](worker::request& req) { return std::move(req.body); }, [&] { return stop.load(); }, 10ms);
+  });
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "fine"}));
+  stop = true;
+  auto served = serving.get();
+  EXPECT_TRUE(served) << served.error().message();
+  EXPECT_EQ(w.counters().requests_abandoned, 1U);
+}
+
+TEST(MdpWorkerTest, AbandonsAnUnansweredRequestWhenTheNextOneIsAskedFor) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s});
+  const std::string first = broker.expect_ready("echo");
+  broker.send_request(first, "c1", {"one"});
+  auto one = w.recv(wait_bound);
+  ASSERT_TRUE(one);
+
+  auto pending = recv_elsewhere(w);  // without answering `one`
+  const std::string second = expect_abandoned(broker, first, "echo");
+  ASSERT_FALSE(second.empty());
+  broker.send_request(second, "c2", {"two"});
+  auto two = pending.get();
+  ASSERT_TRUE(two) << two.error().message();
+  EXPECT_EQ(two->connection, 2U);
+  EXPECT_EQ(to_strings(two->body), (strings{"two"}));
+
+  EXPECT_TRUE(w.reply(*one, make_message("late")).is(errc::peer_unreachable));
+  ASSERT_TRUE(w.reply(*two, make_message("2")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "2"}));
+
+  // An answered request is not abandoned: asking for the next one sends nothing.
+  worker::request none;
+  EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
+  message nothing;
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
+  const auto c = w.counters();
+  EXPECT_EQ(c.requests_abandoned, 1U);
+  EXPECT_EQ(c.replies_dropped, 1U);
+  EXPECT_EQ(c.replies, 1U);
+  EXPECT_EQ(c.reconnects, 1U);
+}
+
+TEST(MdpWorkerTest, AbandonGivesBackOnlyTheRequestInHandAndOnlyOnce) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s});
+  const std::string first = broker.expect_ready("echo");
+  w.abandon();  // nothing in hand: nothing happens
+
+  broker.send_request(first, "c1", {"one"});
+  auto one = w.recv(wait_bound);
+  ASSERT_TRUE(one);
+  w.abandon();
+  const std::string second = expect_abandoned(broker, first, "echo");
+  ASSERT_FALSE(second.empty());
+  w.abandon();  // already given back
+  EXPECT_TRUE(w.reply(*one, make_message("late")).is(errc::peer_unreachable));
+
+  // The next message on the wire is the answer to a new request: no second DISCONNECT before it.
+  broker.send_request(second, "c2", {"two"});
+  auto two = w.recv(wait_bound);
+  ASSERT_TRUE(two);
+  ASSERT_TRUE(w.reply(two->client, make_message("2")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "2"}));
+  w.abandon();  // answered by address: nothing in hand
+  message nothing;
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
+  EXPECT_EQ(w.counters().requests_abandoned, 1U);
+  EXPECT_EQ(w.counters().reconnects, 1U);
+}
+
+TEST(MdpWorkerTest, WaitsBeforeReconnectingWhenItAbandonsRequestAfterRequest) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "echo",
+                 .heartbeat_interval = 60s,
+                 .reconnect_interval = 200ms,
+                 .reconnect_interval_max = 200ms});
+  std::string peer = broker.expect_ready("echo");
+  // The first request given up is replaced at once; with none answered since, the next waits.
+  for (int i = 0; i < 2; ++i) {
+    broker.send_request(peer, "c", {std::to_string(i)});
+    auto req = w.recv(wait_bound);
+    ASSERT_TRUE(req);
+    const auto given_up = steady::now();
+    w.abandon();
+    const std::string fresh = expect_abandoned(broker, peer, "echo");
+    ASSERT_FALSE(fresh.empty());
+    if (i == 1) {
+      EXPECT_GE(steady::now() - given_up, 200ms);
+    }
+    peer = fresh;
+  }
+  EXPECT_EQ(w.counters().requests_abandoned, 2U);
+  EXPECT_EQ(w.counters().reconnects, 2U);
+}
+
+TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerIsBusy) {
+  context ctx;
+  fake_broker broker(ctx);
+  // The broker is declared dead after 150 ms of silence, unless the worker is busy.
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "slow",
+                 .heartbeat_interval = 50ms,
+                 .liveness = 3,
+                 .reconnect_interval = 10ms,
+                 .reconnect_interval_max = 10ms});
+  const std::string peer = broker.expect_ready("slow");
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> stop{false};
+  std::thread app([&] {
+    auto r = w.serve(
+        [&](worker::request& req) {
+          EXPECT_EQ(released.wait_for(wait_bound), std::future_status::ready);
+          return make_message("done:" + std::string(req.body.view(0)));
+        },
+        [&] { return stop.load(); }, 10ms);
+    EXPECT_TRUE(r) << r.error().message();
+  });
+
+  // Like 7/MDP's reference broker, this one heartbeats only idle workers: it says nothing while
+  // the handler runs for five times the worker's liveness span, and watches the worker's
+  // heartbeats all along on the same connection.
+  broker.send_request(peer, "c1", {"job"});
+  const auto start = steady::now();
+  int heartbeats = 0;
+  while (steady::now() - start < 750ms) {
+    strings m = broker.next();
+    if (m.empty()) break;
+    if (!is_heartbeat_from(m, peer)) {
+      ADD_FAILURE() << "expected only heartbeats from the busy worker, got " << m.size() << " frames";
+      break;
+    }
+    ++heartbeats;
+  }
+  const auto answered = steady::now();
+  release.set_value();
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c1", "", "done:job"}));
+  EXPECT_GE(heartbeats, 5);
+  EXPECT_EQ(w.counters().broker_expiries, 0U);
+  EXPECT_EQ(w.counters().reconnects, 0U);
+
+  // Idle again and the broker still silent: its silence counts from the answer, not before.
+  strings m = broker.next_command();
+  EXPECT_GE(steady::now() - answered, 150ms);
+  ASSERT_EQ(m.size(), 5U);
+  EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "slow"}));
+  EXPECT_NE(m[0], peer);
+  stop = true;
+  app.join();
+  EXPECT_EQ(w.counters().broker_expiries, 1U);
+  EXPECT_EQ(w.counters().replies, 1U);
+}
+
+TEST(MdpWorkerTest, RegistersEvenWhenItsSocketOptionsAskForImmediate) {
+  context ctx;
+  fake_broker broker(ctx, transport::tcp);  // a connection that takes a while to complete
+  worker_options o{.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 50ms, .liveness = 20};
+  o.socket.immediate = true;
+  worker w(ctx, o);
+  // READY comes first, before any heartbeat, on the first connection.
+  strings m = broker.next();
+  ASSERT_EQ(m.size(), 5U);
+  EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
+  const std::string peer = m[0];
+  broker.send_request(peer, "c", {"x"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(w.reply(*req, make_message("y")));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "y"}));
+  EXPECT_EQ(w.counters().reconnects, 0U);
+  EXPECT_EQ(w.counters().disconnects_received, 0U);
+}
+
+TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "echo",
+                 .heartbeat_interval = 50ms,
+                 .liveness = 20,
+                 .reconnect_interval = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  broker.send_request(first, "c1", {"requeued-by-the-broker"});
+  // The keeper reads what the broker sent before it heartbeats: the request is held for the
+  // application once a heartbeat arrives.
+  EXPECT_TRUE(is_heartbeat_from(broker.next(), first));
+  EXPECT_EQ(w.counters().requests, 1U);
+
+  // The broker sends the worker away; it requeues the request elsewhere.
+  broker.send(first, {"", "MDPW01", disconnect_cmd});
+  const std::string second = broker.expect_ready("echo");
+  EXPECT_NE(second, first);
+  EXPECT_EQ(w.counters().requests_dropped, 1U);
+  worker::request req;
+  EXPECT_TRUE(w.recv(req, 0ms).is(errc::timeout)) << "a request from a lost connection was handed out";
+
+  broker.send_request(second, "c2", {"fresh"});
+  ASSERT_TRUE(w.recv(req, wait_bound));
+  EXPECT_EQ(req.client, "c2");
+  EXPECT_EQ(req.connection, 2U);
+  ASSERT_TRUE(w.reply(req, make_message("ok")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "ok"}));
+  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+}
+
+// Makes the next `n` attempts of any worker to open a socket fail with EMFILE, for one scope.
+class injected_open_failures {
+ public:
+  explicit injected_open_failures(int n) { detail::worker_open_failures.store(n); }
+  ~injected_open_failures() { detail::worker_open_failures.store(0); }
+  injected_open_failures(const injected_open_failures&) = delete;
+  injected_open_failures& operator=(const injected_open_failures&) = delete;
+};
+
+void expect_emfile(std::exception_ptr e) {
+  ASSERT_TRUE(e) << "no failure recorded";
+  try {
+    std::rethrow_exception(e);
+  } catch (const error& err) {
+    EXPECT_EQ(err.code(), std::error_code(EMFILE, zmq_category())) << err.what();
+  } catch (...) {
+    ADD_FAILURE() << "not a fabric::error";
+  }
+}
+
+TEST(MdpWorkerTest, KeeperRetriesASocketItCannotCreateInsteadOfGivingUp) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint,
+                 .service = "echo",
+                 .heartbeat_interval = 50ms,
+                 .liveness = 20,
+                 .reconnect_interval = 10ms,
+                 .reconnect_interval_max = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  EXPECT_FALSE(w.failure());
+  std::string second;
+  {
+    injected_open_failures out_of_descriptors(2);
+    // Nobody calls recv(): the keeper acts on the DISCONNECT, fails twice to open a socket, and
+    // succeeds on its next attempt.
+    broker.send(first, {"", "MDPW01", disconnect_cmd});
+    second = broker.expect_ready("echo");
+    EXPECT_EQ(detail::worker_open_failures.load(), 0);
+  }
+  EXPECT_NE(second, first);
+  expect_emfile(w.failure());
+
+  // Not closed: the new connection serves.
+  broker.send_request(second, "c", {"x"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->connection, 2U);
+  ASSERT_TRUE(w.reply(*req, make_message("y")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c", "", "y"}));
+  EXPECT_EQ(w.counters().reconnects, 1U);
+}
+
+TEST(MdpWorkerTest, RecvThrowsWhenItCannotCreateASocketAndALaterCallTriesAgain) {
+  context ctx;
+  fake_broker broker(ctx);
+  // Heartbeats far beyond the test's waits: the keeper stays asleep, so recv() meets the failure.
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .reconnect_interval = 10ms});
+  const std::string first = broker.expect_ready("echo");
+  // A request makes the connection healthy, so a DISCONNECT is followed by an attempt at once.
+  broker.send_request(first, "c", {"x"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(w.reply(*req, make_message("y")));
+  EXPECT_EQ(broker.next_command(), (strings{first, "", "MDPW01", reply_cmd, "c", "", "y"}));
+  {
+    injected_open_failures out_of_descriptors(1);
+    auto pending = recv_elsewhere(w);
+    broker.send(first, {"", "MDPW01", disconnect_cmd});
+    EXPECT_THROW((void)pending.get(), error);
+  }
+  // The next attempt comes after the back-off, from the keeper or from recv().
+  auto next = recv_elsewhere(w);
+  const std::string second = broker.expect_ready("echo");
+  EXPECT_NE(second, first);
+  broker.send_request(second, "c2", {"x2"});
+  auto req2 = next.get();
+  ASSERT_TRUE(req2) << req2.error().message();
+  EXPECT_EQ(req2->connection, 2U);
 }
 
 TEST(MdpWorkerTest, CountsAndDropsMalformedBrokerFrames) {
@@ -414,7 +760,10 @@ TEST(MdpWorkerTest, ReportsClosedWhenTheContextShutsDown) {
   worker::request req;
   EXPECT_TRUE(w.recv(req, wait_bound).is(errc::closed));
   EXPECT_TRUE(w.reply("c", make_message("x")).is(errc::closed));
+  EXPECT_EQ(w.counters().replies_dropped, 1U) << "every reply not sent is counted";
 }
+
+static_assert(std::is_nothrow_destructible_v<worker>, "a worker's destructor must never throw");
 
 TEST(MdpWorkerTest, WorksOverTcpUnderARoutingIdPrefix) {
   context ctx;
@@ -517,6 +866,89 @@ TEST(MdpWorkerMachineTest, BacksOffWhenTheBrokerDisconnectsAConnectionThatCarrie
   m.opened(t0 + 102ms);
   m.disconnected(t0 + 103ms);
   EXPECT_EQ(m.next_tick(), t0 + 303ms);  // doubled
+}
+
+TEST(MdpWorkerMachineTest, ABusyWorkerKeepsHeartbeatingThroughBrokerSilence) {
+  machine m(settings());
+  m.opened(t0);
+  m.heard(t0 + 100ms, true);  // the request
+  m.busy(true, t0 + 100ms);
+  EXPECT_EQ(m.next_tick(), t0 + 1000ms);
+  auto now = t0;
+  for (int i = 1; i <= 10; ++i) {  // ten silent intervals, over three liveness spans
+    now = t0 + i * 1000ms;
+    EXPECT_EQ(m.next_tick(), now);
+    EXPECT_EQ(m.tick(now), action::heartbeat) << "interval " << i;
+    EXPECT_EQ(m.tick(now), action::none);
+  }
+  // Answered: the silence counts from now.
+  m.sent(now + 500ms);
+  m.busy(false, now + 500ms);
+  EXPECT_EQ(m.tick(now + 500ms), action::none);
+  EXPECT_EQ(m.tick(now + 1500ms), action::heartbeat);
+  EXPECT_EQ(m.tick(now + 2500ms), action::heartbeat);
+  EXPECT_EQ(m.tick(now + 3499ms), action::none);
+  EXPECT_EQ(m.tick(now + 3500ms), action::close);
+}
+
+TEST(MdpWorkerMachineTest, ANewConnectionIsNotBusy) {
+  machine m(settings());
+  m.opened(t0);
+  m.heard(t0, true);
+  m.busy(true, t0);
+  m.disconnected(t0 + 10ms);
+  ASSERT_EQ(m.tick(t0 + 10ms), action::open);
+  m.opened(t0 + 10ms);
+  EXPECT_FALSE(m.is_busy());
+  EXPECT_EQ(m.tick(t0 + 3010ms), action::close);
+}
+
+TEST(MdpWorkerMachineTest, ReopensAtOnceAfterTheDriverLeftAConnection) {
+  machine m(settings(100ms, 800ms));
+  m.opened(t0);
+  m.busy(true, t0 + 1ms);
+  m.left(t0 + 2ms);
+  EXPECT_FALSE(m.is_open());
+  EXPECT_FALSE(m.is_busy());
+  EXPECT_EQ(m.next_tick(), t0 + 2ms);
+  EXPECT_EQ(m.tick(t0 + 2ms), action::open);
+  EXPECT_EQ(m.backoff(), 100ms) << "leaving does not use up the back-off";
+}
+
+TEST(MdpWorkerMachineTest, LeavesAgainAndAgainOnlyAfterAGrowingDelayUntilARequestIsAnswered) {
+  machine m(settings(100ms, 300ms));
+  auto now = t0;
+  std::vector<machine::duration> delays;
+  for (int i = 0; i < 5; ++i) {
+    m.opened(now);
+    m.heard(now, true);  // a request, each time given up
+    m.left(now);
+    delays.push_back(m.next_tick() - now);
+    now = m.next_tick();
+    ASSERT_EQ(m.tick(now), action::open);
+  }
+  EXPECT_EQ(delays, (std::vector<machine::duration>{0ms, 100ms, 200ms, 300ms, 300ms}));
+  m.opened(now);
+  m.answered();
+  m.left(now + 1ms);
+  EXPECT_EQ(m.next_tick(), now + 1ms) << "an answer makes the next one immediate again";
+}
+
+TEST(MdpWorkerMachineTest, RetriesAFailedOpenAfterTheBackOffButNeverSpins) {
+  machine m(settings(200ms, 800ms));
+  m.open_failed(t0);
+  EXPECT_EQ(m.next_tick(), t0 + 200ms);
+  EXPECT_EQ(m.tick(t0 + 199ms), action::none);
+  EXPECT_EQ(m.tick(t0 + 200ms), action::open);
+  m.open_failed(t0 + 200ms);
+  EXPECT_EQ(m.next_tick(), t0 + 600ms);  // doubled
+
+  machine eager(settings(0ms, 0ms));  // no back-off configured
+  eager.open_failed(t0);
+  EXPECT_EQ(eager.next_tick(), t0 + machine::min_retry);
+  machine fast({.heartbeat = 5ms, .liveness = 3, .reconnect_initial = 0ms, .reconnect_max = 0ms});
+  fast.open_failed(t0);
+  EXPECT_EQ(fast.next_tick(), t0 + 5ms);  // one heartbeat interval, when shorter
 }
 
 }  // namespace
