@@ -538,12 +538,13 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   in_flight_ -= jobs.size();
   workers_.erase(w->id);  // destroys *w
   if (jobs.empty()) return &s;
-  // Back to the front of the queue, in the order they were given out. Only a worker that died
-  // with a request (silent, or its connection gone) counts against it: one that said goodbye
-  // or broke the protocol says nothing about the request.
+  // Back to the front of the queue, in the order they were given out. Every way of losing a
+  // worker with requests in hand counts against them, a DISCONNECT included: a worker gives a
+  // request back that way when its handler fails on it, and a request that fails every handler
+  // must end as poison rather than circulate for ever.
+  (void)how;
   for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
     pending& job = *it;
-    if (how == removal::departed && job.dispatches > 0) --job.dispatches;
     if (job.dispatches >= options_.max_dispatches) {
       ++counters_.poisoned;
       if (logs(log_level::warning))

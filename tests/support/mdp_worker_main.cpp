@@ -7,6 +7,8 @@
 #include <fabric/context.hpp>
 #include <fabric/majordomo_worker.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +47,11 @@ int main(int argc, char** argv) {
     const std::string first = req.body.empty() ? std::string() : std::string(req.body.view(0));
     std::printf("request %s\n", first.c_str());
     std::fflush(stdout);
-    if (mode == "echo") (void)w.reply(req, std::move(req.body));
+    if (mode == "hold") {
+      // In the middle of a long job: never answer, never ask for more (asking would give this
+      // request back). The worker keeps heartbeating on its own thread meanwhile.
+      for (;;) ::pause();
+    }
+    (void)w.reply(req, std::move(req.body));
   }
 }

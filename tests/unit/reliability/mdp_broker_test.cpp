@@ -442,14 +442,19 @@ TEST_F(MdpBrokerTest, PoisonRequestIsDroppedAfterMaxDispatches) {
   EXPECT_EQ(stats().queued, 0U);
 }
 
-TEST_F(MdpBrokerTest, PoliteDepartureDoesNotCountTowardsPoison) {
-  options.max_dispatches = 1;
+TEST_F(MdpBrokerTest, DisconnectWithARequestInHandCountsTowardsPoison) {
+  // A worker whose handler fails gives the request back with DISCONNECT; a request that fails
+  // every worker must end, not circulate for ever.
+  options.max_dispatches = 2;
+  in(request("c1", "echo", {"bad"}));
   in(ready("w1", "echo"));
-  in(request("c1", "echo", {"job"}));
-  in(disconnect("w1"));  // a rolling restart, say
+  in(disconnect("w1"));
   in(ready("w2", "echo"));
-  EXPECT_EQ(sink.take().back(), to_worker("w2", "c1", {"job"}));
-  EXPECT_EQ(stats().poisoned, 0U);
+  in(disconnect("w2"));
+  in(ready("w3", "echo"));
+  EXPECT_EQ(stats().poisoned, 1U);
+  EXPECT_EQ(stats().requeued, 1U);
+  EXPECT_EQ(stats().queued, 0U);
 }
 
 TEST_F(MdpBrokerTest, PurgeNeverHandsARequeuedRequestToAnotherExpiringWorker) {
