@@ -17,14 +17,18 @@ build: configure
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
 # The main job: the perf suite over every pattern and transport on loopback, fabric beside raw
-# libzmq, then the journal beside raw LMDB in a temporary directory it removes; short enough for
-# a first look (full runs: build/ci/perf/fabric-perf suite, and ... journal).
+# libzmq, then the journal beside raw LMDB in a temporary directory it removes, then Majordomo
+# beside a raw DEALER/ROUTER echo; short enough for
+# a first look (full runs: build/ci/perf/fabric-perf suite, ... journal, ... majordomo).
 run: build
 	$(BUILD)/perf/fabric-perf suite --quick --json $(BUILD)/perf-results.json \
 	  --csv $(BUILD)/perf-results.csv --html $(BUILD)/perf-results.html
 	$(BUILD)/perf/fabric-perf journal --quick --json $(BUILD)/perf-journal.json \
 	  --html $(BUILD)/perf-journal.html
-	@echo "results: $(BUILD)/perf-results.{json,csv,html} and $(BUILD)/perf-journal.{json,html}"
+	$(BUILD)/perf/fabric-perf majordomo --quick --json $(BUILD)/perf-majordomo.json \
+	  --html $(BUILD)/perf-majordomo.html
+	@echo "results: $(BUILD)/perf-results.{json,csv,html}, $(BUILD)/perf-journal.{json,html}" \
+	  "and $(BUILD)/perf-majordomo.{json,html}"
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
