@@ -2,7 +2,8 @@
 // Majordomo broker with the synchronous and the asynchronous client and N echo workers, each
 // beside a raw cppzmq DEALER -> ROUTER/DEALER proxy -> DEALER echo doing the same round trips over
 // the same transport in the same run (and, with --lb-credit, a raw load balancer that gives each
-// worker a bounded number of requests at once). Repetitions alternate which side goes first.
+// worker a bounded number of requests at once). --credit gives fabric's workers a credit (the
+// broker's CREDIT extension). Repetitions alternate which side goes first.
 //
 // Open-loop runs ("mode": "open") keep a fixed schedule. By default their rate is half of what
 // fabric's asynchronous client reached in the same repetition, and both sides run at that rate.
@@ -38,6 +39,7 @@ struct majordomo_cli {
   int timeout_ms = 10000;
   bool quick = false;
   int lb_credit = 0;                    // > 0: also run the raw_lb baseline with this credit
+  int credit = 1;                       // fabric workers' credit (1: plain 7/MDP)
   std::uint64_t fail_worker_after = 0;  // testing only: see spec::fail_after
 };
 
@@ -181,7 +183,9 @@ void emit(session& s, const workload_series& w, const mb::spec& spec, int credit
         r.set("max_rate", maximum(w.open_rates));
       }
     }
+    // "credit": requests a worker may hold at once, on each side that bounds it.
     if (which == mb::side::raw_lb) r.set("credit", static_cast<std::int64_t>(credit));
+    if (which == mb::side::fabric) r.set("credit", static_cast<std::int64_t>(spec.worker_credit));
     r.set("reps", static_cast<std::int64_t>(reps));
     r.set("count", static_cast<std::int64_t>(std::llround(median(series.counts))));
     set_summary(r, "msgs_per_s", series.rates);
@@ -225,6 +229,7 @@ void run_group(session& s, const majordomo_cli& o, mb::transport_kind t, std::si
   base.timeout = std::chrono::milliseconds(o.timeout_ms);
   base.fail_after = o.fail_worker_after;
   base.credit = std::max(1, o.lb_credit);
+  base.worker_credit = o.credit;
 
   mb::spec async_spec = base;
   async_spec.client = mb::client_kind::async;
@@ -330,6 +335,11 @@ void register_majordomo_benchmarks(CLI::App& app, session& s) {
                   "also run raw_lb, a raw load balancer giving each worker at most this many requests "
                   "at once (1: the 7/MDP rule); 0: off")
       ->check(CLI::Range(0, 1'000'000))
+      ->capture_default_str();
+  sub->add_option("--credit", opts.credit,
+                  "requests each fabric worker takes at once (worker_options::credit; needs fabric's "
+                  "broker); 1: plain 7/MDP")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   sub->add_flag("--quick", opts.quick, "tiny counts, for smoke tests (a few seconds in all)");
   // Not in --help: makes worker 0 (and raw echo thread 0) fail, to test that a run with a dead

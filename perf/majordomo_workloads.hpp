@@ -4,8 +4,9 @@
 // over raw cppzmq: a DEALER client, a ROUTER/DEALER proxy (zmq_proxy_steerable) and N DEALER
 // echo threads, so both sides make the same hops over the same transport. An optional second
 // baseline, raw_lb, replaces the proxy by a minimal load balancer on one ROUTER that gives each
-// worker at most `credit` requests at a time (1: the 7/MDP rule). majordomo_bench.cpp turns the
-// outcomes into runs.
+// worker at most `credit` requests at a time (1: the 7/MDP rule). fabric's workers may take a
+// credit of their own (worker_credit: the broker's CREDIT extension; 1 is plain 7/MDP).
+// majordomo_bench.cpp turns the outcomes into runs.
 #pragma once
 
 #include "harness/histogram.hpp"
@@ -40,6 +41,7 @@ struct spec {
   transport_kind transport = transport_kind::tcp;
   int workers = 1;               ///< echo workers (fabric) / echo threads behind the proxy (raw)
   int credit = 1;                ///< raw_lb: requests each worker may hold at once
+  int worker_credit = 1;         ///< fabric: each worker's credit (mdp::worker_options::credit)
   std::size_t size = 256;        ///< request and reply body bytes (>= min_size)
   std::uint64_t count = 10'000;  ///< measured requests
   std::uint64_t warmup = 1'000;  ///< requests completed before measuring starts

@@ -24,6 +24,12 @@
 // request. recv() does so itself for the previous request when it is still
 // unanswered, and serve() when the handler throws.
 //
+// With worker_options::credit N > 1 (fabric's broker only), up to N requests are in hand at once:
+// READY carries the credit, the broker sends up to N requests before the first reply, and each
+// REQUEST's client frame is an opaque token for that request, which the reply echoes. Replies may
+// go in any order. recv() returns the next request while fewer than N are unanswered; asked for
+// one more while N are, it abandons them all first. abandon() gives back every request in hand.
+//
 // How: the application's thread uses the DEALER directly inside recv() and reply(), and does the
 // session's chores there while it waits; a keeper thread does them while the application is away
 // (handling a request, or not calling recv()), waking when a heartbeat or a reconnection is due
@@ -34,7 +40,7 @@
 //
 // Wire format (one token = one ZeroMQ frame, as in the 7/MDP specification):
 //
-//   READY       worker -> broker:  "" | "MDPW01" | 0x01 | service
+//   READY       worker -> broker:  "" | "MDPW01" | 0x01 | service [| credit]
 //   REQUEST     broker -> worker:  "" | "MDPW01" | 0x02 | client | "" | body...
 //   REPLY       worker -> broker:  "" | "MDPW01" | 0x03 | client | "" | body...
 //   HEARTBEAT   both directions:   "" | "MDPW01" | 0x04
@@ -89,6 +95,14 @@ struct worker_options {
   /// it is the first message the broker gets from that identity; with immediate on, libzmq would
   /// refuse it until then.
   socket_options socket{};
+  /// How many requests the worker takes at once: 1..1024. 1 is plain 7/MDP. More needs fabric's
+  /// broker (its CREDIT extension: READY carries the credit as an extra frame, which a 7/MDP
+  /// broker would drop as malformed, so the worker would never register). With credit N the
+  /// broker sends up to N requests before the first reply, so the next request is already
+  /// waiting when the application finishes one: the worker's throughput is no longer bound to
+  /// one round trip through the broker per request. Each request's `client` is then a token
+  /// unique to it, to be echoed by the reply, as any client address is.
+  std::uint32_t credit = 1;
 };
 
 /// What a worker has done, since it was created.
@@ -128,7 +142,8 @@ class worker {
 
   /// Validates the options, connects to the broker, sends READY and starts the keeper thread.
   /// Throws: fabric::error(invalid_argument) for an empty broker endpoint, a service name that is
-  /// empty, longer than 255 bytes or starts with "mmi.", or an interval or liveness out of range;
+  /// empty, longer than 255 bytes or starts with "mmi.", or an interval, liveness or credit out of
+  /// range;
   /// fabric::error naming the endpoint when it is malformed.
   worker(context& ctx, worker_options options);
   /// Stops the keeper, sends DISCONNECT to the broker and closes the socket (its linger bounds
@@ -141,9 +156,9 @@ class worker {
   worker& operator=(const worker&) = delete;
 
   /// Waits at most `timeout` (cut to a year) for the next request, keeping the session alive
-  /// meanwhile. A worker handles one request at a time: when the request recv() last returned
-  /// came on the current connection and is still unanswered, recv() first abandons it (see
-  /// abandon()), so the broker gives it to another worker.
+  /// meanwhile. A worker holds at most `credit` requests (1 by default): when that many requests
+  /// recv() returned on the current connection are still unanswered, recv() first abandons them
+  /// all (see abandon()), so the broker gives them to other workers.
   /// @param out  receives the request; its storage is reused.
   /// Returns: success; errc::timeout when none came; errc::closed when the context was shut down
   /// or the keeper thread failed (see failure()); errc::interrupted when a signal interrupted the
@@ -178,10 +193,11 @@ class worker {
   result<void> serve(const handler& fn, const std::function<bool()>& stop,
                      std::chrono::milliseconds poll = std::chrono::milliseconds(100));
 
-  /// Gives up the request recv() last returned, if it is still unanswered: when it came on the
+  /// Gives up every request recv() returned that is still unanswered (with credit 1, the one
+  /// recv() last returned): when they came on the
   /// current connection, sends DISCONNECT, closes the socket and opens a fresh one at once (a new
-  /// identity, READY), so the broker requeues the request to another worker; a later reply to it
-  /// is dropped and counted. Counted in requests_abandoned. Abandoning again with no request
+  /// identity, READY), so the broker requeues them to other workers; a later reply to one is
+  /// dropped and counted. Each is counted in requests_abandoned. Abandoning again with no request
   /// answered in between reopens only after a delay, from `reconnect_interval` doubling up to
   /// `reconnect_interval_max`, so a request that always fails cannot drive a storm of
   /// reconnections. Does nothing when no request is in hand, or when its connection is already

@@ -16,7 +16,8 @@
 // the keeper, or handed to the application by recv(). The machine is told, so that broker silence
 // while busy is not taken for death (the reference broker heartbeats only idle workers). Requests
 // in hand belong to one connection: when it goes, the broker requeues them, so stashed ones are
-// dropped, and a reply to one handed out is dropped by reply().
+// dropped, and a reply to one handed out is dropped by reply(). With a credit above 1, up to that
+// many are handed out at once; their client addresses are kept in a vector sized to the credit up front.
 #include <fabric/majordomo_worker.hpp>
 
 #include "reliability/mdp.hpp"
@@ -34,8 +35,10 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace fabric::mdp {
 namespace {
@@ -47,9 +50,12 @@ using peer::mdp_dealer;
 // Messages the keeper reads per wake-up, and recv() past its deadline, so a flood cannot hold the
 // mutex (or the caller) for long.
 constexpr int keeper_budget = 256;
-// Requests the keeper holds for the application. 7/MDP gives a worker one request at a time;
-// a broker that sends more than this meanwhile is broken, and the excess is dropped as malformed.
-constexpr std::size_t max_stashed = 64;
+// Requests the keeper holds for the application, at least. 7/MDP gives a worker one request at a
+// time (fabric's broker up to the worker's credit); a broker that sends more than this, or than
+// the credit, meanwhile is broken, and the excess is dropped as malformed.
+constexpr std::size_t min_stash_limit = 64;
+// The largest credit a worker may announce (the broker's default max_worker_credit).
+constexpr std::uint32_t max_credit = 1024;
 
 // The counters: written under the session mutex, read by any thread without it.
 struct shared_counters {
@@ -116,6 +122,8 @@ worker_options validated(worker_options o) {
   peer::check_range(o.reconnect_interval_max, o.reconnect_interval, 1h,
                     "mdp::worker: options.reconnect_interval_max");
   peer::check_identity_prefix(o.socket, "mdp::worker");
+  if (o.credit < 1 || o.credit > max_credit)
+    throw error(errc::invalid_argument, "mdp::worker: options.credit must be between 1 and 1024");
   return o;
 }
 
@@ -134,7 +142,11 @@ bool is_term(const error& e) noexcept {
 
 struct worker::impl {
   impl(context& c, worker_options o)
-      : ctx(c), options(validated(std::move(o))), machine(machine_settings(options)) {
+      : ctx(c),
+        options(validated(std::move(o))),
+        stash_limit(std::max<std::size_t>(min_stash_limit, options.credit)),
+        machine(machine_settings(options)) {
+    handed_clients.resize(options.credit);  // their storage is reused from then on
     {
       std::lock_guard lock(mu);
       open(clock::now());  // a malformed endpoint throws here, before the keeper starts
@@ -198,7 +210,9 @@ struct worker::impl {
       throw;
     }
     if (++connection > 1) bump(counters.reconnects);
-    if (auto r = sock->try_send(worker_ready(options.service)); !r) {
+    message ready = worker_ready(options.service);
+    if (options.credit > 1) ready.push_back(std::string_view(std::to_string(options.credit)));
+    if (auto r = sock->try_send(std::move(ready)); !r) {
       // Not expected of a fresh socket without immediate; never heartbeat a broker that has not
       // been told who we are: start again later.
       close_socket();
@@ -225,28 +239,47 @@ struct worker::impl {
     sock.reset();
   }
 
-  // Tells the machine whether a request is in hand on the current connection.
-  void settle(clock::time_point now) noexcept {
-    machine.busy((sock && handed == connection) || !stash.empty(), now);
-  }
+  // Whether requests handed to the application are still in hand on the current connection.
+  bool holding() const noexcept { return handed_count != 0 && handed == connection && sock.has_value(); }
 
-  // Records `req`, returned to the application, as the request in hand.
+  // Tells the machine whether a request is in hand on the current connection.
+  void settle(clock::time_point now) noexcept { machine.busy(holding() || !stash.empty(), now); }
+
+  // Records `req`, returned to the application, as in hand. Those from an earlier connection are
+  // forgotten: the broker has requeued them.
   void hand_out(const request& req, clock::time_point now) {
-    handed = req.connection;
-    handed_client.assign(req.client);
+    if (handed != req.connection) {
+      handed = req.connection;
+      handed_count = 0;
+    }
+    if (handed_count == handed_clients.size()) handed_clients.emplace_back();  // a broken broker
+    handed_clients[handed_count++].assign(req.client);
     settle(now);
   }
 
-  // Gives up the request handed to the application, if there is one. When it came on the current
-  // connection, the broker holds it as ours until it hears from us: DISCONNECT, close and start a
-  // fresh connection (at once, unless abandoning is all this worker has done lately; see
-  // worker_machine::left), and the broker requeues it (or, should the DISCONNECT be lost,
-  // expires the silent old connection and requeues it then).
+  // Takes the request from `client` out of those in hand. Returns: whether it was there.
+  bool answer(std::string_view client) noexcept {
+    for (std::size_t i = 0; i < handed_count; ++i) {
+      if (handed_clients[i] != client) continue;
+      std::swap(handed_clients[i], handed_clients[handed_count - 1]);  // no allocation
+      if (--handed_count == 0) handed = 0;
+      return true;
+    }
+    return false;
+  }
+
+  // Gives up the requests handed to the application, if any. When they came on the current
+  // connection, the broker holds them as ours until it hears from us: DISCONNECT, close and start
+  // a fresh connection (at once, unless abandoning is all this worker has done lately; see
+  // worker_machine::left), and the broker requeues them (or, should the DISCONNECT be lost,
+  // expires the silent old connection and requeues them then).
   void abandon(clock::time_point now) noexcept {
-    const bool current = handed != 0 && handed == connection && sock.has_value();
+    const bool current = holding();
+    const std::size_t given_back = handed_count;
     handed = 0;
+    handed_count = 0;
     if (!current) return;
-    bump(counters.requests_abandoned);
+    add(counters.requests_abandoned, given_back);
     try {
       (void)sock->try_send(worker_disconnect());
     } catch (...) {
@@ -299,7 +332,7 @@ struct worker::impl {
     switch (cmd->kind) {
       case command::request:
         machine.heard(now, true);
-        if (out == nullptr && stash.size() >= max_stashed) {
+        if (out == nullptr && stash.size() >= stash_limit) {
           bump(counters.malformed);
           return false;
         }
@@ -380,8 +413,12 @@ struct worker::impl {
   result<void> recv(request& out, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu);
     auto now = clock::now();
-    // One request at a time: asking for the next one gives up the previous, if still unanswered.
-    if (handed != 0) abandon(now);
+    // At most `credit` requests at a time: asking for one more gives up those still unanswered.
+    if (handed_count != 0 && !holding()) {
+      handed = 0;  // their connection is gone: the broker has requeued them
+      handed_count = 0;
+    }
+    if (handed_count >= options.credit) abandon(now);
     const auto deadline = now + std::clamp(timeout, 0ms, peer::longest_wait);
     int overtime = keeper_budget;
     for (;;) {
@@ -441,8 +478,7 @@ struct worker::impl {
     }
     const auto now = clock::now();
     machine.sent(now);
-    if (handed == connection && client == handed_client) {
-      handed = 0;
+    if (handed == connection && answer(client)) {
       machine.answered();
       settle(now);
     }
@@ -456,6 +492,7 @@ struct worker::impl {
 
   context& ctx;
   const worker_options options;
+  const std::size_t stash_limit;  // the most requests the keeper holds for the application
   shared_counters counters;
   std::mutex failure_mu;
   std::exception_ptr failure;  // guarded by failure_mu
@@ -467,9 +504,10 @@ struct worker::impl {
   std::optional<mdp_dealer> sock;
   std::uint64_t connection = 0;  // which connection `sock` is: 1, 2, ...
   std::deque<request> stash;     // requests the keeper read while the application was away
-  std::uint64_t handed = 0;      // the connection of the request recv() last returned, until it
-                                 // is answered or abandoned; 0 when none
-  std::string handed_client;     // that request's client
+  std::uint64_t handed = 0;      // the connection of the requests recv() returned that are not
+                                 // yet answered or abandoned; 0 when none
+  std::vector<std::string> handed_clients;  // their clients: the first handed_count, in no order
+  std::size_t handed_count = 0;
   message in;
   bool stopping = false;
   bool closed = false;

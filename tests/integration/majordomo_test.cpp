@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -233,6 +234,70 @@ TEST_F(MajordomoTest, BrokerRestartWorkersReRegisterAndClientsRecoverByRetrying)
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->view(1), "after");
   EXPECT_GE(w.get().counters().reconnects, 1U);
+}
+
+TEST_F(MajordomoTest, CreditWorkerHoldsSeveralRequestsAtOnceAndAnswersThemOutOfOrder) {
+  start_broker();
+  worker_options wo = worker_for("echo");
+  wo.credit = 4;
+  worker w(ctx, wo);
+  ASSERT_TRUE(await_workers(1));
+
+  // Gathers requests until four are in hand (or none comes for a while), then answers them
+  // newest first.
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> most_in_hand{0};
+  std::thread serving([&] {
+    std::vector<worker::request> held;
+    while (!stop.load()) {
+      worker::request req;
+      auto r = w.recv(req, held.empty() ? 20ms : 200ms);
+      if (r) held.push_back(std::move(req));
+      if (held.size() < 4 && r) continue;
+      if (!r && !r.is(errc::timeout)) return;
+      if (held.empty()) continue;
+      most_in_hand = std::max(most_in_hand.load(), held.size());
+      for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        message out;
+        for (auto& f : it->body) out.push_back(std::move(f));
+        (void)w.reply(*it, std::move(out));
+      }
+      held.clear();
+    }
+  });
+
+  async_client_options ao;
+  ao.broker = endpoint;
+  async_client async(ctx, ao);
+  std::map<std::uint64_t, std::string> sent;
+  for (int i = 0; i < 100; ++i) {
+    auto id = async.send("echo", message("credit-" + std::to_string(i)));
+    ASSERT_TRUE(id);
+    sent[*id] = "credit-" + std::to_string(i);
+  }
+  async_client::reply rep;
+  while (!sent.empty()) {
+    auto r = async.recv(rep, wait_bound);
+    if (!r) {
+      ADD_FAILURE() << sent.size() << " replies missing";
+      break;
+    }
+    ASSERT_EQ(rep.status, async_client::reply_status::ok);
+    auto it = sent.find(rep.id);
+    ASSERT_NE(it, sent.end());
+    ASSERT_EQ(rep.body.size(), 1U);
+    EXPECT_EQ(rep.body.view(0), it->second);
+    sent.erase(it);
+  }
+  stop = true;
+  serving.join();
+
+  EXPECT_GT(most_in_hand.load(), 1U) << "the broker should have given the worker several requests at once";
+  const auto c = w.counters();
+  EXPECT_EQ(c.requests, 100U);
+  EXPECT_EQ(c.replies, 100U);
+  EXPECT_EQ(c.requests_abandoned, 0U);
+  EXPECT_EQ(the_broker->stats().replies, 100U);
 }
 
 }  // namespace

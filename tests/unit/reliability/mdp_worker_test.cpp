@@ -83,12 +83,15 @@ struct fake_broker {
     }
   }
 
-  // Reads the worker's READY and returns its identity.
-  std::string expect_ready(std::string_view service) {
+  // Reads the worker's READY and returns its identity. A non-empty `credit` is the extra frame
+  // a worker with a credit above 1 announces.
+  std::string expect_ready(std::string_view service, std::string_view credit = {}) {
     strings m = next_command();
-    EXPECT_EQ(m.size(), 5U);
-    if (m.size() != 5) return {};
-    EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, std::string(service)}));
+    strings want{"", "MDPW01", ready_cmd, std::string(service)};
+    if (!credit.empty()) want.emplace_back(credit);
+    EXPECT_EQ(m.size(), want.size() + 1);
+    if (m.size() != want.size() + 1) return {};
+    EXPECT_EQ(strings(m.begin() + 1, m.end()), want);
     return m[0];
   }
 
@@ -355,7 +358,11 @@ TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
 // Reads what the worker sends after abandoning a request on connection `old_peer`: its DISCONNECT
 // there and READY from a fresh identity, in either order (they travel on two sockets). Returns the
 // fresh identity; empty, with the test failed, if either is missing.
-std::string expect_abandoned(fake_broker& broker, const std::string& old_peer, std::string_view service) {
+// A non-empty `credit` is the extra frame of the fresh READY.
+std::string expect_abandoned(fake_broker& broker, const std::string& old_peer, std::string_view service,
+                             std::string_view credit = {}) {
+  strings ready{"", "MDPW01", ready_cmd, std::string(service)};
+  if (!credit.empty()) ready.emplace_back(credit);
   bool disconnected = false;
   std::string fresh;
   while (!disconnected || fresh.empty()) {
@@ -363,8 +370,8 @@ std::string expect_abandoned(fake_broker& broker, const std::string& old_peer, s
     if (m.empty()) return {};  // next() has failed the test
     if (m == strings{old_peer, "", "MDPW01", disconnect_cmd} && !disconnected) {
       disconnected = true;
-    } else if (m.size() == 5 && m[0] != old_peer && fresh.empty() &&
-               strings(m.begin() + 1, m.end()) == strings{"", "MDPW01", ready_cmd, std::string(service)}) {
+    } else if (m.size() == ready.size() + 1 && m[0] != old_peer && fresh.empty() &&
+               strings(m.begin() + 1, m.end()) == ready) {
       fresh = m[0];
     } else {
       ADD_FAILURE() << "unexpected message from the worker, " << m.size() << " frames";
@@ -776,6 +783,120 @@ TEST(MdpWorkerTest, WorksOverTcpUnderARoutingIdPrefix) {
   ASSERT_TRUE(req);
   ASSERT_TRUE(w.reply(*req, make_message("ok")));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "ok"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker with a credit (fabric's broker extension): several requests in hand at once
+
+// The 8-byte opaque token fabric's broker puts in the client frame for a credit worker.
+std::string token(char n) { return std::string(7, '\0') + n; }
+
+TEST(MdpWorkerTest, AnnouncesItsCreditAndHoldsSeveralRequestsAnsweredInAnyOrder) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .credit = 4});
+  const std::string peer = broker.expect_ready("echo", "4");
+  ASSERT_FALSE(peer.empty());
+
+  for (char n = 1; n <= 3; ++n) broker.send_request(peer, token(n), {std::string(1, static_cast<char>('0' + n))});
+  std::vector<worker::request> held;
+  for (char n = 1; n <= 3; ++n) {
+    auto req = w.recv(wait_bound);
+    ASSERT_TRUE(req) << req.error().message();
+    EXPECT_EQ(req->client, token(n));
+    EXPECT_EQ(to_strings(req->body), (strings{std::string(1, static_cast<char>('0' + n))}));
+    EXPECT_EQ(req->connection, 1U);
+    held.push_back(std::move(*req));
+  }
+  // Three unanswered requests under a credit of four: nothing was given back.
+  message nothing;
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
+
+  for (auto it = held.rbegin(); it != held.rend(); ++it) {
+    ASSERT_TRUE(w.reply(*it, make_message("re" + to_strings(it->body).at(0))));
+  }
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, token(3), "", "re3"}));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, token(2), "", "re2"}));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, token(1), "", "re1"}));
+
+  // All answered: asking for more gives nothing back.
+  worker::request none;
+  EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
+  const auto c = w.counters();
+  EXPECT_EQ(c.requests, 3U);
+  EXPECT_EQ(c.replies, 3U);
+  EXPECT_EQ(c.requests_abandoned, 0U);
+  EXPECT_EQ(c.reconnects, 0U);
+}
+
+TEST(MdpWorkerTest, AbandonsAllItsRequestsWhenAskedForOneMoreThanItsCredit) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .credit = 2});
+  const std::string first = broker.expect_ready("echo", "2");
+  ASSERT_FALSE(first.empty());
+  broker.send_request(first, token(1), {"one"});
+  broker.send_request(first, token(2), {"two"});
+  auto one = w.recv(wait_bound);
+  ASSERT_TRUE(one);
+  auto two = w.recv(wait_bound);
+  ASSERT_TRUE(two);
+
+  auto pending = recv_elsewhere(w);  // a third, with both unanswered
+  const std::string second = expect_abandoned(broker, first, "echo", "2");
+  ASSERT_FALSE(second.empty());
+  broker.send_request(second, token(3), {"three"});
+  auto three = pending.get();
+  ASSERT_TRUE(three) << three.error().message();
+  EXPECT_EQ(three->connection, 2U);
+  EXPECT_EQ(three->client, token(3));
+
+  EXPECT_TRUE(w.reply(*one, make_message("late")).is(errc::peer_unreachable));
+  EXPECT_TRUE(w.reply(*two, make_message("late")).is(errc::peer_unreachable));
+  ASSERT_TRUE(w.reply(*three, make_message("3")));
+  EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, token(3), "", "3"}));
+  const auto c = w.counters();
+  EXPECT_EQ(c.requests_abandoned, 2U);
+  EXPECT_EQ(c.replies_dropped, 2U);
+  EXPECT_EQ(c.replies, 1U);
+  EXPECT_EQ(c.reconnects, 1U);
+}
+
+TEST(MdpWorkerTest, AbandonGivesBackEveryRequestInHandButNotTheAnsweredOnes) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "echo", .heartbeat_interval = 60s, .credit = 3});
+  const std::string first = broker.expect_ready("echo", "3");
+  ASSERT_FALSE(first.empty());
+  for (char n = 1; n <= 3; ++n) broker.send_request(first, token(n), {"x"});
+  std::vector<worker::request> held;
+  for (int i = 0; i < 3; ++i) {
+    auto req = w.recv(wait_bound);
+    ASSERT_TRUE(req);
+    held.push_back(std::move(*req));
+  }
+  ASSERT_TRUE(w.reply(held[1].client, make_message("done")));  // by address
+  EXPECT_EQ(broker.next_command(), (strings{first, "", "MDPW01", reply_cmd, token(2), "", "done"}));
+
+  w.abandon();
+  const std::string second = expect_abandoned(broker, first, "echo", "3");
+  ASSERT_FALSE(second.empty());
+  w.abandon();  // already given back
+  message nothing;
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
+  EXPECT_EQ(w.counters().requests_abandoned, 2U);
+  EXPECT_EQ(w.counters().reconnects, 1U);
+}
+
+TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
+  context ctx;
+  fake_broker broker(ctx);
+  const std::string ep = broker.endpoint;
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 0}); });
+  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 1025}); });
+  worker w(ctx, {.broker = ep, .service = "echo", .credit = 1024});
+  (void)broker.expect_ready("echo", "1024");
 }
 
 // ---------------------------------------------------------------------------------------------
