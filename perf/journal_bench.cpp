@@ -99,24 +99,6 @@ void set_rates(run& r, const std::vector<double>& rates, std::size_t size) {
   r.set("mb_per_s", median(rates) * static_cast<double>(size) / 1e6);
 }
 
-// Each percentile is the median of that percentile over the repetitions, as in `lat`.
-void set_latency_figures(run& r, const std::vector<histogram>& per_rep) {
-  struct figure {
-    const char* key;
-    double percentile;  // < 0: max
-  };
-  static constexpr figure figures[] = {
-      {"p50_us", 50}, {"p90_us", 90}, {"p99_us", 99}, {"p999_us", 99.9}, {"max_us", -1}};
-  for (const figure& f : figures) {
-    std::vector<double> values;
-    for (const histogram& h : per_rep) {
-      const std::uint64_t ns = f.percentile < 0 ? h.max() : h.value_at_percentile(f.percentile);
-      values.push_back(static_cast<double>(ns) / 1000.0);
-    }
-    r.set(f.key, median(values));
-  }
-}
-
 double ratio_pct(double fabric, double base) { return base > 0.0 ? fabric / base * 100.0 : std::nan(""); }
 
 void run_appends(session& s, const journal_cli& o, jb::temp_dir& tmp) {
@@ -162,7 +144,7 @@ void run_appends(session& s, const journal_cli& o, jb::temp_dir& tmp) {
         set_rates(f, fabric_rates, size);
         f.set("avg_batch", median(batches));
         f.set("samples", static_cast<std::int64_t>(latencies.front().count()));
-        set_latency_figures(f, latencies);
+        set_latency_medians(f, latencies);
         if (raw) f.set("vs_raw_pct", median(ratios));
         s.add(std::move(f));
         if (!raw) continue;
@@ -212,14 +194,14 @@ void run_append_one(session& s, const journal_cli& o, jb::temp_dir& tmp) {
     f.set("count", static_cast<std::int64_t>(count));
     set_rates(f, fabric_rates, size);
     f.set("avg_batch", median(batches));
-    set_latency_figures(f, fabric_lat);
+    set_latency_medians(f, fabric_lat);
     if (raw) {
       run b = base_run("append_one", "raw_lmdb", durability::sync, 1, size, reps);
       b.set("window", std::int64_t{1});
       b.set("count", static_cast<std::int64_t>(count));
       set_rates(b, raw_rates, size);
       b.set("batch", 1.0);
-      set_latency_figures(b, raw_lat);
+      set_latency_medians(b, raw_lat);
       // For latency the ratio is fabric's p50 over raw's: below 100 fabric is faster.
       f.set("p50_vs_raw_pct", ratio_pct(*f.number("p50_us"), *b.number("p50_us")));
       s.add(std::move(f));

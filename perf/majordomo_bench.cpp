@@ -139,23 +139,6 @@ void run_pair(session& s, workload_series& w, mb::spec spec, const std::vector<m
     w.vs_raw_lb.push_back(fabric / lb * 100.0);
 }
 
-void set_latency_figures(run& r, const std::vector<histogram>& per_rep) {
-  struct figure {
-    const char* key;
-    double percentile;  // < 0: max
-  };
-  static constexpr figure figures[] = {
-      {"p50_us", 50}, {"p90_us", 90}, {"p99_us", 99}, {"p999_us", 99.9}, {"max_us", -1}};
-  for (const figure& f : figures) {
-    std::vector<double> values;
-    for (const histogram& h : per_rep) {
-      const std::uint64_t ns = f.percentile < 0 ? h.max() : h.value_at_percentile(f.percentile);
-      values.push_back(static_cast<double>(ns) / 1000.0);
-    }
-    r.set(f.key, median(values));
-  }
-}
-
 double pct(double a, double b) { return b > 0 ? a / b * 100.0 : std::nan(""); }
 
 // Adds the fabric run and its baselines for one workload; the fabric run carries the ratios.
@@ -189,7 +172,7 @@ void emit(session& s, const workload_series& w, const mb::spec& spec, int credit
     r.set("reps", static_cast<std::int64_t>(reps));
     r.set("count", static_cast<std::int64_t>(std::llround(median(series.counts))));
     set_summary(r, "msgs_per_s", series.rates);
-    set_latency_figures(r, series.latencies);
+    set_latency_medians(r, series.latencies);
     if (open) {
       r.set("send_lag_p50_us", median(series.send_lag_p50_us));
       r.set("max_send_lag_us", series.max_send_lag_us);

@@ -133,24 +133,9 @@ void run_thr(session& s, const matrix_options& m) {
 }
 
 void add_latency_figures(run& r, const std::vector<histogram>& per_rep) {
-  struct figure {
-    const char* key;
-    double percentile;  // < 0 for max
-  };
-  static constexpr figure figures[] = {
-      {"p50_us", 50}, {"p90_us", 90}, {"p99_us", 99}, {"p999_us", 99.9}, {"max_us", -1}};
-  for (const figure& f : figures) {
-    std::vector<double> values;
-    for (const histogram& h : per_rep) {
-      const std::uint64_t ns = f.percentile < 0 ? h.max() : h.value_at_percentile(f.percentile);
-      values.push_back(static_cast<double>(ns) / 1000.0);
-    }
-    r.set(f.key, median(values));
-    if (std::string_view(f.key) == "p99_us") {
-      r.set("min_p99_us", minimum(values));
-      r.set("max_p99_us", maximum(values));
-    }
-  }
+  const std::vector<double> p99 = set_latency_medians(r, per_rep);
+  r.set("min_p99_us", minimum(p99));
+  r.set("max_p99_us", maximum(p99));
   double mean_us = 0;
   for (const histogram& h : per_rep) mean_us += h.mean() / 1000.0;
   r.set("mean_us", mean_us / static_cast<double>(per_rep.size()));

@@ -53,4 +53,25 @@ void set_latency(run& r, const histogram& h) {
   r.set("count", static_cast<std::int64_t>(h.count()));
 }
 
+std::vector<double> set_latency_medians(run& r, std::span<const histogram> per_rep) {
+  struct figure {
+    const char* key;
+    double percentile;  // < 0: the maximum
+  };
+  static constexpr figure figures[] = {
+      {"p50_us", 50}, {"p90_us", 90}, {"p99_us", 99}, {"p999_us", 99.9}, {"max_us", -1}};
+  std::vector<double> p99;
+  for (const figure& f : figures) {
+    std::vector<double> values;
+    values.reserve(per_rep.size());
+    for (const histogram& h : per_rep) {
+      const std::uint64_t ns = f.percentile < 0 ? h.max() : h.value_at_percentile(f.percentile);
+      values.push_back(static_cast<double>(ns) / 1000.0);
+    }
+    r.set(f.key, median(values));
+    if (f.percentile == 99) p99 = values;
+  }
+  return p99;
+}
+
 }  // namespace fabric::perf

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "harness/histogram.hpp"
 #include "harness/record.hpp"
@@ -33,5 +34,10 @@ void set_summary(run& r, std::string_view key, std::span<const double> values);
 /// Sets the latency fields of a "lat" run from a histogram of nanoseconds: p50_us, p90_us,
 /// p99_us, p999_us, max_us (microseconds, as doubles) and count.
 void set_latency(run& r, const histogram& h);
+
+/// Sets p50_us, p90_us, p99_us, p999_us and max_us, each the median over the repetitions'
+/// histograms of that percentile (the one convention of every benchmark family). Returns the
+/// per-repetition p99 values, for callers that also report their spread.
+std::vector<double> set_latency_medians(run& r, std::span<const histogram> per_rep);
 
 }  // namespace fabric::perf

@@ -4,6 +4,7 @@
 #include <fabric/context.hpp>
 #include <fabric/majordomo.hpp>
 
+#include "support/raw_frames.hpp"
 #include "support/support.hpp"
 
 #include <gtest/gtest.h>
@@ -24,22 +25,11 @@ using fabric::testing::wait_bound;
 const std::string W = "MDPW01";
 const std::string C = "MDPC01";
 
-void send(zmq::socket_t& s, const frames& f) {
-  for (std::size_t i = 0; i < f.size(); ++i)
-    s.send(zmq::buffer(f[i]), i + 1 < f.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-}
+void send(zmq::socket_t& s, const frames& f) { fabric::testing::send_frames(s, f); }
 
 // The next message, or nothing within `timeout`.
 std::optional<frames> recv(zmq::socket_t& s, std::chrono::milliseconds timeout = wait_bound) {
-  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-  frames out;
-  zmq::message_t m;
-  do {
-    (void)s.recv(m);
-    out.emplace_back(m.to_string());
-  } while (m.more());
-  return out;
+  return fabric::testing::recv_frames(s, timeout);
 }
 
 // The next message that is not a HEARTBEAT (workers see those at any time).

@@ -1,6 +1,7 @@
 // Tests of fabric-broker, run as a child process: it serves 7/MDP on the endpoint it prints,
 // stops cleanly on SIGINT and SIGTERM with its final counters, and refuses bad arguments.
 #include "support/process.hpp"
+#include "support/raw_frames.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -45,21 +46,11 @@ class broker_process : public child_process {
   }
 };
 
-void send(zmq::socket_t& s, const frames& f) {
-  for (std::size_t i = 0; i < f.size(); ++i)
-    s.send(zmq::buffer(f[i]), i + 1 < f.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-}
+void send(zmq::socket_t& s, const frames& f) { fabric::testing::send_frames(s, f); }
 
+// The next message, or nothing within `timeout`.
 std::optional<frames> recv(zmq::socket_t& s, std::chrono::milliseconds timeout = 10s) {
-  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-  frames out;
-  zmq::message_t m;
-  do {
-    (void)s.recv(m);
-    out.emplace_back(m.to_string());
-  } while (m.more());
-  return out;
+  return fabric::testing::recv_frames(s, timeout);
 }
 
 class BrokerToolTest : public ::testing::Test {

@@ -66,5 +66,19 @@ TEST(Stats, SetLatencyWritesMicrosecondPercentiles) {
   EXPECT_TRUE(std::holds_alternative<std::int64_t>(*r.get("count")));
 }
 
+TEST(Stats, SetLatencyMediansTakesEachPercentileAcrossRepetitions) {
+  // Three repetitions, each with every sample at one value: 100, 300 and 200 µs.
+  std::vector<histogram> reps(3);
+  const std::uint64_t us[] = {100, 300, 200};
+  for (std::size_t i = 0; i < reps.size(); ++i)
+    for (int k = 0; k < 10; ++k) reps[i].record(us[i] * 1000);
+  run r;
+  const std::vector<double> p99 = set_latency_medians(r, reps);
+  for (const char* key : {"p50_us", "p90_us", "p99_us", "p999_us", "max_us"})
+    EXPECT_NEAR(*r.number(key), 200.0, 0.5) << key;
+  ASSERT_EQ(p99.size(), 3U);
+  EXPECT_NEAR(p99[1], 300.0, 0.5);
+}
+
 }  // namespace
 }  // namespace fabric::perf
