@@ -1,6 +1,7 @@
 // Tests Lazy Pirate and Paranoid Pirate (6/PPP) over real sockets: end to end over inproc, ipc and
 // tcp, server and queue restarts on the same port, dead and silent workers, malformed frames on
 // both sides of the queue, a full queue, and heartbeats while a worker is busy.
+#include "support/socket_server.hpp"
 #include "support/support.hpp"
 
 #include <fabric/pirate.hpp>
@@ -53,41 +54,7 @@ bool eventually(Condition condition, std::chrono::milliseconds bound = wait_boun
   return true;
 }
 
-// A server on its own thread (an actor): `serve` is called with the socket and every message it
-// receives, and the owner is told of each, so a test can wait until the server has seen n
-// requests. The socket is bound by the caller and handed over.
-class server {
- public:
-  using handler = std::function<void(fabric::any_socket&, message&&)>;
-
-  server(context& ctx, std::shared_ptr<fabric::any_socket> s, handler serve)
-      : actor_(ctx, [s, serve = std::move(serve)](fabric::pair_socket& pipe) {
-          fabric::reactor r;
-          r.add(pipe, [&] {
-            message m;
-            if (pipe.try_recv(m) && actor::is_term(m)) r.stop();
-          });
-          r.add(*s, [&] {
-            message m;
-            while (s->try_recv(m)) {
-              serve(*s, std::move(m));
-              (void)pipe.send(fabric::make_frame("got"));
-            }
-          });
-          actor::signal_ready(pipe);
-          (void)r.run();
-        }) {}
-  ~server() { stop(); }
-  void stop() { actor_.stop(); }
-  bool wait_for_messages(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i)
-      if (!actor_.pipe().recv(wait_bound)) return false;
-    return true;
-  }
-
- private:
-  actor actor_;
-};
+using server = fabric::testing::socket_server;
 
 void echo(fabric::any_socket& s, message&& m) { ASSERT_TRUE(s.send(std::move(m), wait_bound)); }
 

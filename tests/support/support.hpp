@@ -5,6 +5,8 @@
 #include <fabric/fabric.hpp>
 #include <fabric/journal.hpp>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -95,5 +97,17 @@ class temp_dir {
  private:
   std::filesystem::path path_;
 };
+
+/// Runs `fn`, expecting it to throw fabric::error with `code`; any other outcome fails the test.
+template <class Fn>
+void expect_error(errc code, Fn&& fn) {
+  try {
+    fn();
+  } catch (const error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    return;
+  }
+  ADD_FAILURE() << "no fabric::error thrown";
+}
 
 }  // namespace fabric::testing

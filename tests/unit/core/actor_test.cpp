@@ -19,6 +19,7 @@ namespace fabric {
 namespace {
 
 using namespace std::chrono_literals;
+using fabric::testing::expect_error;
 using fabric::testing::wait_bound;
 
 // The body of a well-behaved actor: echoes every message until the term command.
@@ -35,18 +36,6 @@ void echo_body(pair_socket& pipe) {
 struct setup_failed {
   int code;
 };
-
-// Runs `fn`, expecting fabric::error with `code`.
-template <class Fn>
-void expect_error(errc code, Fn&& fn) {
-  try {
-    fn();
-  } catch (const error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no fabric::error thrown";
-}
 
 TEST(ActorTest, StartsRunsAndStops) {
   context ctx;

@@ -2,6 +2,8 @@
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>
 
+#include "support/support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -14,6 +16,8 @@
 
 namespace fabric {
 namespace {
+
+using fabric::testing::expect_error;
 
 struct reading {
   std::string sensor;
@@ -54,18 +58,6 @@ header round_trip(const header& h) {
     return {};
   }
   return *r;
-}
-
-// Runs `fn`, expecting fabric::error with `code`.
-template <class Fn>
-void expect_error(errc code, Fn&& fn) {
-  try {
-    fn();
-  } catch (const error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no fabric::error thrown";
 }
 
 TEST(EnvelopeTest, RoundTripsEveryHeaderField) {

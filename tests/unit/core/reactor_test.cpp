@@ -23,6 +23,7 @@ namespace fabric {
 namespace {
 
 using namespace std::chrono_literals;
+using fabric::testing::expect_error;
 using fabric::testing::wait_bound;
 
 socket_options quiet() {
@@ -54,18 +55,6 @@ bool all_readable(std::vector<const socket*> sockets) {
     if (all) return true;
   }
   return false;
-}
-
-// Runs `fn`, expecting fabric::error with `code`.
-template <class Fn>
-void expect_error(errc code, Fn&& fn) {
-  try {
-    fn();
-  } catch (const error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no fabric::error thrown";
 }
 
 TEST(ReactorTest, RunReturnsAtOnceWhenNothingIsRegistered) {

@@ -1,6 +1,7 @@
 // Tests the Lazy Pirate client over inproc against scripted servers: plain REP echo in both
 // sequence modes, retries then success, giving up, stale and malformed replies, failover between
 // endpoints, and what happens to the request on success and failure.
+#include "support/socket_server.hpp"
 #include "support/support.hpp"
 
 #include <fabric/pirate.hpp>
@@ -33,46 +34,7 @@ using fabric::testing::transport;
 using fabric::testing::wait_bound;
 using strings = std::vector<std::string>;
 
-// A server on its own thread (an actor): `serve` is called with the socket and every message it
-// receives, and the owner is told of each one, so a test can wait until the server has seen n
-// requests. The socket is bound by the caller and handed over; stop() (or destruction) joins.
-template <class Socket>
-class server {
- public:
-  using handler = std::function<void(Socket&, message&&)>;
-
-  server(context& ctx, std::shared_ptr<Socket> s, handler serve)
-      : socket_(s), actor_(ctx, [s, serve = std::move(serve)](fabric::pair_socket& pipe) {
-          fabric::reactor r;
-          r.add(pipe, [&] {
-            message m;
-            if (pipe.try_recv(m) && actor::is_term(m)) r.stop();
-          });
-          r.add(*s, [&] {
-            message m;
-            while (s->try_recv(m)) {
-              serve(*s, std::move(m));
-              (void)pipe.send(fabric::make_frame("got"));
-            }
-          });
-          actor::signal_ready(pipe);
-          (void)r.run();
-        }) {}
-  ~server() { stop(); }
-
-  void stop() { actor_.stop(); }
-
-  /// True once `n` more messages have reached the server, within wait_bound.
-  bool wait_for_messages(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i)
-      if (!actor_.pipe().recv(wait_bound)) return false;
-    return true;
-  }
-
- private:
-  std::shared_ptr<Socket> socket_;
-  actor actor_;
-};
+using server = fabric::testing::socket_server;
 
 // What a REP echo server does.
 void echo(fabric::any_socket& s, message&& m) { ASSERT_TRUE(s.send(std::move(m), wait_bound)); }
@@ -106,7 +68,7 @@ TEST(LazyPirateTest, RejectsUnusableOptionsAndRequests) {
 TEST(LazyPirateTest, GetsReplyFromPlainRepServer) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
   lazy_pirate_client client(ctx, quick({ep}));
   for (int i = 0; i < 3; ++i) {
     auto reply = client.request(make_message("hello", std::to_string(i)));
@@ -123,7 +85,7 @@ TEST(LazyPirateTest, GetsReplyFromPlainRepServer) {
 TEST(LazyPirateTest, GetsReplyWithoutSequenceFrame) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
   auto o = quick({ep});
   o.sequence = lazy_pirate_sequence::none;
   lazy_pirate_client client(ctx, o);
@@ -136,7 +98,7 @@ TEST(LazyPirateTest, SendsWhatAReqSocketSendsWithoutSequenceFrame) {
   context ctx;
   std::string ep;
   std::vector<strings> seen;
-  server<fabric::any_socket> srv(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server srv(ctx, bound(ctx, zmq::socket_type::router, ep),
                                  [&](fabric::any_socket& s, message&& m) {
                                    seen.push_back(to_strings(m));
                                    ASSERT_TRUE(s.send(std::move(m)));
@@ -155,7 +117,7 @@ TEST(LazyPirateTest, RetriesOnSilenceThenSucceeds) {
   context ctx;
   std::string ep;
   std::vector<std::string> sequences;
-  server<fabric::any_socket> srv(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server srv(ctx, bound(ctx, zmq::socket_type::router, ep),
                                  [&](fabric::any_socket& s, message&& m) {
                                    sequences.push_back(sequence_of(m));
                                    if (sequences.size() < 3) return;  // the first two go unanswered
@@ -179,7 +141,7 @@ TEST(LazyPirateTest, RetriesOnSilenceThenSucceeds) {
 TEST(LazyPirateTest, GivesUpAfterTheLastRetryAndKeepsTheRequest) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> hole(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server hole(ctx, bound(ctx, zmq::socket_type::router, ep),
                                   [](fabric::any_socket&, message&&) {});
   lazy_pirate_client client(ctx, quick({ep}, 2));
   message request = make_message("anyone", "there");
@@ -201,7 +163,7 @@ TEST(LazyPirateTest, GivesUpAfterTheLastRetryAndKeepsTheRequest) {
 TEST(LazyPirateTest, WithNoRetriesMakesExactlyOneAttempt) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> hole(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server hole(ctx, bound(ctx, zmq::socket_type::router, ep),
                                   [](fabric::any_socket&, message&&) {});
   lazy_pirate_client client(ctx, quick({ep}, 0));
   EXPECT_TRUE(client.request(make_message("once")).is(errc::timeout));
@@ -212,7 +174,7 @@ TEST(LazyPirateTest, WithNoRetriesMakesExactlyOneAttempt) {
 TEST(LazyPirateTest, EmptiesTheRequestOnSuccess) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
   lazy_pirate_client client(ctx, quick({ep}));
   message request = make_message("x");
   ASSERT_TRUE(client.request(std::move(request)));
@@ -222,7 +184,7 @@ TEST(LazyPirateTest, EmptiesTheRequestOnSuccess) {
 TEST(LazyPirateTest, DropsDuplicateReplyAsStale) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> srv(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server srv(ctx, bound(ctx, zmq::socket_type::router, ep),
                                  [](fabric::any_socket& s, message&& m) {
                                    message twice = m.clone();
                                    ASSERT_TRUE(s.send(std::move(m)));
@@ -245,7 +207,7 @@ TEST(LazyPirateTest, DropsLateReplyToAnAbandonedRequestOnTheNextSocket) {
   std::string ep;
   auto router = bound(ctx, zmq::socket_type::router, ep, {.router_handover = true});
   std::shared_ptr<message> held;
-  server<fabric::any_socket> srv(ctx, router, [&](fabric::any_socket& s, message&& m) {
+  server srv(ctx, router, [&](fabric::any_socket& s, message&& m) {
     if (!held) {
       held = std::make_shared<message>(std::move(m));  // request one: answered late
       return;
@@ -268,7 +230,7 @@ TEST(LazyPirateTest, DropsLateReplyToAnAbandonedRequestOnTheNextSocket) {
 TEST(LazyPirateTest, DropsMalformedReplies) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> srv(ctx, bound(ctx, zmq::socket_type::router, ep),
+  server srv(ctx, bound(ctx, zmq::socket_type::router, ep),
                                  [](fabric::any_socket& s, message&& m) {
                                    const std::string id(m.view(0));
                                    const std::string seq(m.view(1));
@@ -288,9 +250,9 @@ TEST(LazyPirateTest, FailsOverToTheNextEndpointAndStaysThere) {
   context ctx;
   std::string dead_ep;
   std::string live_ep;
-  server<fabric::any_socket> hole(ctx, bound(ctx, zmq::socket_type::router, dead_ep),
+  server hole(ctx, bound(ctx, zmq::socket_type::router, dead_ep),
                                   [](fabric::any_socket&, message&&) {});
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, live_ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, live_ep), echo);
   lazy_pirate_client client(ctx, quick({dead_ep, live_ep}, 1));
   EXPECT_EQ(client.endpoint(), dead_ep);
   auto reply = client.request(make_message("anyone?"));
@@ -314,7 +276,7 @@ TEST(LazyPirateTest, ReturnsClosedWhenTheContextShutsDown) {
 TEST(LazyPirateTest, CarriesMultiFrameAndEmptyFrames) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
   lazy_pirate_client client(ctx, quick({ep}));
   const std::string big(100000, 'b');
   auto reply = client.request(make_message("", "middle", "", big));
@@ -325,7 +287,7 @@ TEST(LazyPirateTest, CarriesMultiFrameAndEmptyFrames) {
 TEST(LazyPirateTest, IsMovable) {
   context ctx;
   std::string ep;
-  server<fabric::any_socket> rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
+  server rep(ctx, bound(ctx, zmq::socket_type::rep, ep), echo);
   lazy_pirate_client a(ctx, quick({ep}));
   ASSERT_TRUE(a.request(make_message("1")));
   lazy_pirate_client b(std::move(a));

@@ -31,6 +31,7 @@ using namespace std::chrono_literals;
 using fabric::testing::loopback_endpoint;
 using fabric::testing::to_strings;
 using fabric::testing::transport;
+using fabric::testing::expect_error;
 using fabric::testing::wait_bound;
 using strings = std::vector<std::string>;
 using steady = std::chrono::steady_clock;
@@ -47,18 +48,6 @@ std::string be64(std::uint64_t v) {
   std::string out(8, '\0');
   for (int i = 7; i >= 0; --i, v >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
   return out;
-}
-
-// Runs `fn`, expecting fabric::error(invalid_argument).
-template <class Fn>
-void expect_invalid_argument(Fn&& fn) {
-  try {
-    fn();
-  } catch (const error& e) {
-    EXPECT_EQ(e.code(), errc::invalid_argument) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no fabric::error(invalid_argument) thrown";
 }
 
 // The fake broker: a raw ROUTER on a fresh loopback endpoint.
@@ -253,15 +242,15 @@ TEST(MdpClientTest, RefusesBadServiceNamesAndOptions) {
   fake_broker broker(ctx);
   client c(ctx, {.broker = broker.endpoint, .timeout = 50ms, .retries = 0});
   message body = make_message("kept");
-  expect_invalid_argument([&] { (void)c.request("", std::move(body)); });
-  expect_invalid_argument([&] { (void)c.request(std::string(256, 's'), std::move(body)); });
+  expect_error(errc::invalid_argument, [&] { (void)c.request("", std::move(body)); });
+  expect_error(errc::invalid_argument, [&] { (void)c.request(std::string(256, 's'), std::move(body)); });
   EXPECT_EQ(to_strings(body), (strings{"kept"}));  // untouched by a refused request
   EXPECT_EQ(c.counters().requests, 0U);
 
-  expect_invalid_argument([&] { client bad(ctx, {}); });
-  expect_invalid_argument([&] { client bad(ctx, {.broker = broker.endpoint, .timeout = 0ms}); });
-  expect_invalid_argument([&] { client bad(ctx, {.broker = broker.endpoint, .retries = 1001}); });
-  expect_invalid_argument(
+  expect_error(errc::invalid_argument, [&] { client bad(ctx, {}); });
+  expect_error(errc::invalid_argument, [&] { client bad(ctx, {.broker = broker.endpoint, .timeout = 0ms}); });
+  expect_error(errc::invalid_argument, [&] { client bad(ctx, {.broker = broker.endpoint, .retries = 1001}); });
+  expect_error(errc::invalid_argument, 
       [&] { client bad(ctx, {.broker = broker.endpoint, .socket = {.routing_id = std::string(235, 'r')}}); });
   EXPECT_THROW(client bad(ctx, {.broker = "nonsense://x"}), error);
 }
@@ -494,14 +483,14 @@ TEST(MdpAsyncClientTest, RefusesBadServiceNamesAndOptions) {
   fake_broker broker(ctx);
   async_client c(ctx, {.broker = broker.endpoint});
   message body = make_message("kept");
-  expect_invalid_argument([&] { (void)c.send("", std::move(body)); });
-  expect_invalid_argument([&] { (void)c.send(std::string(256, 's'), std::move(body)); });
-  expect_invalid_argument([&] { (void)c.send("echo", std::move(body), -1ms); });
+  expect_error(errc::invalid_argument, [&] { (void)c.send("", std::move(body)); });
+  expect_error(errc::invalid_argument, [&] { (void)c.send(std::string(256, 's'), std::move(body)); });
+  expect_error(errc::invalid_argument, [&] { (void)c.send("echo", std::move(body), -1ms); });
   EXPECT_EQ(to_strings(body), (strings{"kept"}));
   EXPECT_EQ(c.outstanding(), 0U);
-  expect_invalid_argument([&] { async_client bad(ctx, {}); });
-  expect_invalid_argument([&] { async_client bad(ctx, {.broker = broker.endpoint, .max_outstanding = 0}); });
-  expect_invalid_argument([&] { async_client bad(ctx, {.broker = broker.endpoint, .request_timeout = -1ms}); });
+  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {}); });
+  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .max_outstanding = 0}); });
+  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .request_timeout = -1ms}); });
 }
 
 TEST(MdpAsyncClientTest, ItsSocketDrivesAReactor) {
@@ -598,8 +587,8 @@ TEST(MdpOutstandingTableTest, FindsTheOldestRequestForAService) {
 }
 
 TEST(MdpOutstandingTableTest, RefusesAnUnusableCapacity) {
-  expect_invalid_argument([] { outstanding_table t(0); });
-  expect_invalid_argument([] { outstanding_table t(outstanding_table::max_capacity + 1); });
+  expect_error(errc::invalid_argument, [] { outstanding_table t(0); });
+  expect_error(errc::invalid_argument, [] { outstanding_table t(outstanding_table::max_capacity + 1); });
   outstanding_table big(outstanding_table::max_capacity);  // grows on demand: cheap to make
   EXPECT_EQ(big.capacity(), outstanding_table::max_capacity);
 }

@@ -33,6 +33,7 @@ using namespace std::chrono_literals;
 using fabric::testing::loopback_endpoint;
 using fabric::testing::to_strings;
 using fabric::testing::transport;
+using fabric::testing::expect_error;
 using fabric::testing::wait_bound;
 using strings = std::vector<std::string>;
 using steady = std::chrono::steady_clock;
@@ -42,18 +43,6 @@ const std::string request_cmd(1, '\x02');
 const std::string reply_cmd(1, '\x03');
 const std::string heartbeat_cmd(1, '\x04');
 const std::string disconnect_cmd(1, '\x05');
-
-// Runs `fn`, expecting fabric::error(invalid_argument).
-template <class Fn>
-void expect_invalid_argument(Fn&& fn) {
-  try {
-    fn();
-  } catch (const error& e) {
-    EXPECT_EQ(e.code(), errc::invalid_argument) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no fabric::error(invalid_argument) thrown";
-}
 
 // The fake broker: a raw ROUTER on a fresh loopback endpoint.
 struct fake_broker {
@@ -161,8 +150,8 @@ TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
   worker::request none;
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   EXPECT_TRUE(w.recv(none, 0ms).is(errc::timeout));
-  expect_invalid_argument([&] { (void)w.reply("", make_message("x")); });
-  expect_invalid_argument([&] { (void)w.reply(std::string(256, 'c'), make_message("x")); });
+  expect_error(errc::invalid_argument, [&] { (void)w.reply("", make_message("x")); });
+  expect_error(errc::invalid_argument, [&] { (void)w.reply(std::string(256, 'c'), make_message("x")); });
 }
 
 TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
@@ -741,17 +730,17 @@ TEST(MdpWorkerTest, RefusesBadServiceNamesAndOptions) {
   context ctx;
   fake_broker broker(ctx);
   const std::string ep = broker.endpoint;
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = ""}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = std::string(256, 's')}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "mmi.echo"}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "mmi."}); });
-  expect_invalid_argument([&] { worker w(ctx, {.service = "echo"}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .heartbeat_interval = 0ms}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .liveness = 0}); });
-  expect_invalid_argument([&] {
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = ""}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = std::string(256, 's')}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "mmi.echo"}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "mmi."}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.service = "echo"}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "echo", .heartbeat_interval = 0ms}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "echo", .liveness = 0}); });
+  expect_error(errc::invalid_argument, [&] {
     worker w(ctx, {.broker = ep, .service = "echo", .reconnect_interval = 100ms, .reconnect_interval_max = 10ms});
   });
-  expect_invalid_argument(
+  expect_error(errc::invalid_argument, 
       [&] { worker w(ctx, {.broker = ep, .service = "echo", .socket = {.routing_id = std::string(235, 'r')}}); });
   EXPECT_THROW(worker w(ctx, {.broker = "nonsense://x", .service = "echo"}), error);
   message none;
@@ -893,8 +882,8 @@ TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
   context ctx;
   fake_broker broker(ctx);
   const std::string ep = broker.endpoint;
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 0}); });
-  expect_invalid_argument([&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 1025}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 0}); });
+  expect_error(errc::invalid_argument, [&] { worker w(ctx, {.broker = ep, .service = "echo", .credit = 1025}); });
   worker w(ctx, {.broker = ep, .service = "echo", .credit = 1024});
   (void)broker.expect_ready("echo", "1024");
 }
