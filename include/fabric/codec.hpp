@@ -1,9 +1,12 @@
 // Bounded msgpack encoding and decoding: the only way fabric turns untrusted bytes into objects.
 //
-// Every decode is of exactly one msgpack object filling the whole input, with unpack limits
-// derived from the input size (no container may claim more elements than there are bytes, nesting
-// at most max_decode_depth), so a hostile 5-byte input cannot make the decoder allocate gigabytes.
-// Failures come back as errc::malformed or errc::too_large, never as exceptions.
+// Every decode is of exactly one msgpack object filling the whole input. The input is first
+// walked without building anything: it must be complete and well formed, nest at most
+// max_decode_depth deep, and claim at most one element per input byte over the whole parse (a
+// valid input can hold no more), or a caller's smaller element budget. Only then are objects
+// built, so the memory a decode takes is proportional to its input (about 24 bytes per element
+// at most) and a hostile input that claims more than it holds allocates nothing. Failures come
+// back as errc::malformed or errc::too_large, never as exceptions.
 //
 // Thread safety: all functions are reentrant.
 #pragma once
@@ -14,6 +17,7 @@
 #include <msgpack.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <string_view>
@@ -23,16 +27,28 @@ namespace fabric {
 /// Deepest nesting of arrays and maps fabric accepts in any msgpack input.
 inline constexpr std::size_t max_decode_depth = 32;
 
+/// Bounds on one decode beyond those the input size implies.
+struct decode_limits {
+  /// Elements all containers together may claim (a map entry counts as two); the input size
+  /// bounds it in any case.
+  std::size_t max_elements = SIZE_MAX;
+  /// Deepest nesting of arrays and maps; at most max_decode_depth.
+  std::size_t max_depth = max_decode_depth;
+};
+
 /// Decodes `data` as exactly one msgpack object.
 ///
 /// Strings and binaries in the result point into `data` (no copy): the handle is valid only while
 /// `data` is alive and unchanged.
 /// Returns: the object, or errc::malformed (truncated, invalid, trailing bytes) or errc::too_large
-/// (a count, length or depth over the limits).
-result<msgpack::object_handle> decode_msgpack(std::span<const std::byte> data) noexcept;
+/// (a count, length, element budget or depth over the limits); when it fails, nothing was
+/// allocated for the objects the input claimed.
+result<msgpack::object_handle> decode_msgpack(std::span<const std::byte> data,
+                                              const decode_limits& limits = {}) noexcept;
 
-inline result<msgpack::object_handle> decode_msgpack(std::string_view data) noexcept {
-  return decode_msgpack(std::as_bytes(std::span(data.data(), data.size())));
+inline result<msgpack::object_handle> decode_msgpack(std::string_view data,
+                                                     const decode_limits& limits = {}) noexcept {
+  return decode_msgpack(std::as_bytes(std::span(data.data(), data.size())), limits);
 }
 
 /// Packs `value` with msgpack into a new frame (the buffer is handed to the frame, not copied).

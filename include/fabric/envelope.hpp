@@ -42,6 +42,12 @@ struct header_limits {
   static constexpr std::size_t max_user_headers = 64;   ///< entries in the user map
   static constexpr std::size_t max_user_key = 255;      ///< bytes in one user header key
   static constexpr std::size_t max_user_value = 65536;  ///< bytes in one user header value
+  /// Bytes in the whole header frame, checked before any decoding: the largest header the
+  /// limits above allow (about 4.02 MiB) with room for fields a newer producer may add.
+  static constexpr std::size_t max_header_bytes = (std::size_t{4} << 20) + (std::size_t{128} << 10);
+  /// Elements (map entries count twice) the header frame may claim in all; the fields above need
+  /// at most 142, so this caps the memory a hostile header can make the decoder take at ~24 KiB.
+  static constexpr std::size_t max_header_elements = 1024;
 };
 
 /// A 128-bit message id, unique per producer across restarts.

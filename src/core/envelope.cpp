@@ -165,7 +165,10 @@ frame encode_header(const header& h) {
 }
 
 result<header> decode_header(const frame& f) noexcept {
-  auto handle = decode_msgpack(bytes(f));
+  if (f.size() > header_limits::max_header_bytes) return errc::too_large;
+  decode_limits limits;
+  limits.max_elements = header_limits::max_header_elements;
+  auto handle = decode_msgpack(bytes(f), limits);
   if (!handle) return handle.error();
   const msgpack::object& root = handle->get();
   if (root.type != msgpack::type::MAP) return errc::malformed;

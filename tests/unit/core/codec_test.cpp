@@ -166,6 +166,29 @@ TEST(CodecTest, DecodeMsgpackRejectsCountsTheInputCannotHold) {
   EXPECT_TRUE(decode_msgpack(std::string_view("\x93\x01", 2)).is(errc::too_large));
 }
 
+TEST(CodecTest, DecodeMsgpackCountsClaimsOverTheWholeParse) {
+  // Two nested arrays of two: 4 elements claimed in 4 bytes, the most those bytes can back.
+  EXPECT_TRUE(decode_msgpack(std::string_view("\x92\x92\x01\x02", 4)).is(errc::malformed));
+  EXPECT_TRUE(decode_msgpack(std::string_view("\x92\x91\x01\x02", 4)));
+  // Each claim alone fits in 5 bytes; together (3 + 3) they do not.
+  EXPECT_TRUE(decode_msgpack(std::string_view("\x93\x93\x01\x02\x03", 5)).is(errc::too_large));
+}
+
+TEST(CodecTest, DecodeMsgpackHonoursACallersLimits) {
+  decode_limits shallow;
+  shallow.max_depth = 2;
+  EXPECT_TRUE(decode_msgpack(nested_arrays(2), shallow));
+  EXPECT_TRUE(decode_msgpack(nested_arrays(3), shallow).is(errc::too_large));
+  decode_limits few;
+  few.max_elements = 3;
+  EXPECT_TRUE(decode_msgpack(std::string_view("\x93\x01\x02\x03", 4), few));
+  EXPECT_TRUE(decode_msgpack(std::string_view("\x94\x01\x02\x03\x04", 5), few).is(errc::too_large));
+  // A caller cannot raise the depth above max_decode_depth.
+  decode_limits deep;
+  deep.max_depth = 1000;
+  EXPECT_TRUE(decode_msgpack(nested_arrays(max_decode_depth + 1), deep).is(errc::too_large));
+}
+
 TEST(CodecTest, DecodeMsgpackAcceptsContainersAsLargeAsTheInputAllows) {
   std::vector<int> many(10'000, 1);  // one byte per element: the count equals the bound's order
   const frame f = pack(many);

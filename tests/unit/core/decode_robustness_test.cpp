@@ -130,6 +130,27 @@ std::string nested_arrays(std::size_t depth) {
   return s;
 }
 
+// `levels` array32 headers nested in each other, each claiming nearly the whole input (which is
+// `size` bytes, padded with nils): each claim alone fits the input, together they cannot.
+std::string nested_claims(std::size_t levels, std::size_t size) {
+  std::string s;
+  const auto claim = static_cast<std::uint32_t>(size - 5 * levels);
+  for (std::size_t i = 0; i < levels; ++i) {
+    s.push_back('\xdd');
+    for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>(claim >> shift));
+  }
+  s.resize(size, '\xc0');
+  return s;
+}
+
+// A header map with an unknown key (from a newer producer, so skipped) holding `n` nils.
+std::string header_with_unknown_array(std::size_t n) {
+  return header_with({field(7, [n](packer& pk) {
+    pk.pack_array(static_cast<std::uint32_t>(n));
+    for (std::size_t i = 0; i < n; ++i) pk.pack_nil();
+  })});
+}
+
 std::string nested_maps(std::size_t depth) {
   std::string s;
   for (std::size_t i = 0; i < depth; ++i) s += "\x81\x01";
@@ -190,6 +211,13 @@ std::vector<bad_input> bad_inputs() {
       {"FortyNestedArrays", nested_arrays(40), layer::msgpack, expect::too_large},
       {"HundredThousandNestedArrays", nested_arrays(100'000), layer::msgpack, expect::too_large},
       {"ThirtyThreeNestedMaps", nested_maps(33), layer::msgpack, expect::too_large},
+      // Claims that each fit the input but together exceed it (memory amplification).
+      {"ThirtyTwoNestedArraysEachClaimingTheInput", nested_claims(32, 64 * 1024), layer::msgpack,
+       expect::too_large},
+      {"TwoNestedArraysEachClaimingTheInput", nested_claims(2, 4096), layer::msgpack, expect::too_large},
+      // malformed to decode_msgpack; decode_header also refuses it for its element budget.
+      {"OneArrayClaimingTheWholeInputOneShort", nested_claims(1, 4096).substr(0, 4095), layer::msgpack,
+       expect::rejected},
       {"TrailingByteAfterAnInteger", b("\x01\x02"), layer::msgpack, expect::malformed},
       {"TrailingNilAfterAValidHeader", valid_header_bytes() + b("\xc0"), layer::msgpack, expect::malformed},
       {"SecondHeaderAfterAValidHeader", valid_header_bytes() + valid_header_bytes(), layer::msgpack,
@@ -264,6 +292,11 @@ std::vector<bad_input> bad_inputs() {
        layer::header, expect::malformed},
       {"SixtyFiveUserHeaders", user_headers(65), layer::header, expect::too_large},
       {"ThousandUserHeaders", user_headers(1000), layer::header, expect::too_large},
+      {"UnknownFieldOverTheHeaderElementBudget", header_with_unknown_array(1100), layer::header,
+       expect::too_large},
+      {"HeaderFrameOverTheSizeCap",
+       header_with({field(7, bin_value(std::string(header_limits::max_header_bytes, 'x')))}), layer::header,
+       expect::too_large},
       {"DuplicateIdKey", header_with({id_field()}), layer::header, expect::malformed},
       {"DuplicateProducerKey", header_with({field(header_key::producer, str_value("other"))}), layer::header,
        expect::malformed},
