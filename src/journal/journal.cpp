@@ -643,7 +643,7 @@ struct journal::impl {
         std::uint64_t seq = 0;
         decode_seq_key(to_span(key), seq);
         record_view view;
-        const bool readable = decode_record(seq, to_span(value), view) == record_fault::none;
+        const bool readable = decode_record(stream, seq, to_span(value), view) == record_fault::none;
         const auto size = static_cast<std::int64_t>(value.mv_size >= record_header_size ? value.mv_size - record_header_size : 0);
         const bool over = (policy.max_records != 0 && records > policy.max_records) ||
                           (policy.max_bytes != 0 && bytes > static_cast<std::int64_t>(policy.max_bytes)) ||
@@ -714,6 +714,7 @@ struct journal::impl {
         throw_lmdb(rc, "cannot open database '" + name + "'");
       dbis.emplace(name, dbi);
       if (name.rfind(stream_prefix, 0) != 0) continue;
+      const std::string stream = name.substr(stream_prefix.size());
       std::uint64_t last = 0;
       journal_detail::cursor c(t.get(), dbi, rc);
       if (rc != 0) throw_lmdb(rc, "cannot read stream '" + name + "'");
@@ -723,10 +724,9 @@ struct journal::impl {
         // it to 0): only a key that decodes, below the maximum, counts.
         if (!decode_seq_key(to_span(key), last) || last == UINT64_MAX) last = 0;
         record_view view;
-        if (decode_record(last, to_span(value), view) == record_fault::none)
+        if (decode_record(stream, last, to_span(value), view) == record_fault::none)
           last_ts = std::max(last_ts, view.timestamp_ns);
       }
-      const std::string stream = name.substr(stream_prefix.size());
       last = std::max(last, stored_last_seq(t.get(), stream));
       last_seq.emplace(stream, last);
     }
@@ -783,7 +783,7 @@ struct journal::impl {
     if (const int rc = mdb_put(st.txn, dbi, &key, &value, MDB_APPEND | MDB_RESERVE); rc != 0)
       throw lmdb_failure{rc};
     const std::uint8_t flags = payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
-    encode_record(seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
+    encode_record(stream, seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
     slot.bytes += static_cast<std::int64_t>(payload.size());
     st.changed = true;
     return seq;
@@ -1266,7 +1266,7 @@ result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_
   for (rc = c.get(key, value, MDB_SET_RANGE); rc == 0; rc = c.get(key, value, MDB_NEXT)) {
     std::uint64_t seq = 0;
     record_view view;
-    record_fault fault = decode_seq_key(to_span(key), seq) ? decode_record(seq, to_span(value), view)
+    record_fault fault = decode_seq_key(to_span(key), seq) ? decode_record(stream, seq, to_span(value), view)
                                                             : record_fault::too_short;
     if (fault != record_fault::none) {
       chunk.corruption = journal_corruption{std::string(stream), seq, std::string(to_string(fault))};
@@ -1483,7 +1483,7 @@ std::uint64_t journal_txn::dead_letter(std::string_view stream, std::uint64_t se
   record_view view;
   std::string why(reason);
   std::string payload;
-  if (decode_record(seq, to_span(v), view) == record_fault::none) {
+  if (decode_record(stream, seq, to_span(v), view) == record_fault::none) {
     payload = std::string(view.payload);
   } else {
     // Keep the damaged bytes for inspection rather than lose them.
@@ -1707,7 +1707,7 @@ result<std::uint64_t> journal::seq_at_time(std::string_view stream, std::int64_t
     std::uint64_t at = 0;
     decode_seq_key(to_span(k), at);
     record_view view;
-    if (decode_record(at, to_span(v), view) != record_fault::none) return errc::malformed;
+    if (decode_record(stream, at, to_span(v), view) != record_fault::none) return errc::malformed;
     return std::optional(std::make_pair(at, view.timestamp_ns));
   };
   // Invariant: every record below `lo` is older than the target; `hi` is a sequence at or after
