@@ -170,11 +170,22 @@ struct journal_chunk {
   std::optional<journal_corruption> corruption;
 };
 
+/// Damage verify() found beyond single records: in the data file's pages, or a stream whose
+/// stored accounting disagrees with the records it holds.
+struct journal_damage {
+  std::string stream;  ///< the stream concerned, or empty when it concerns the file or another database
+  std::string what;    ///< where (page numbers, databases) and what is wrong
+};
+
 /// What verify() found.
 struct journal_verify_report {
-  std::uint64_t records = 0;                    ///< records checked
-  std::uint64_t bytes = 0;                      ///< payload bytes checked
+  std::uint64_t streams = 0;                    ///< streams found
+  std::uint64_t records = 0;                    ///< records that passed their checks
+  std::uint64_t bytes = 0;                      ///< their payload bytes
   std::vector<journal_corruption> corruptions;  ///< every record that failed, in order
+  std::vector<journal_damage> damage;           ///< everything else found wrong
+  /// No corrupt record and no damage.
+  bool clean() const noexcept { return corruptions.empty() && damage.empty(); }
 };
 
 /// One stream's extent, as read from the journal.
