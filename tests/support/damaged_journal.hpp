@@ -33,6 +33,7 @@ struct lmdb_layout {
   std::uint64_t stream_root = 0;      ///< s/orders: a branch page
   std::uint64_t stream_leaf = 0;      ///< its first leaf
   std::uint64_t stream_overflow = 0;  ///< an overflow page holding one of its big records
+  std::size_t stream_record = 0;      ///< offset in the file of s/orders' record in the main database
 };
 
 namespace damage_detail {
@@ -79,6 +80,7 @@ inline lmdb_layout read_layout(const std::string& file) {
     const std::size_t key_size = get(file, node + 6, 2);
     if (file.compare(node + 8, key_size, "s/orders") != 0 || key_size != 8) continue;
     const std::size_t db = node + 8 + key_size;  // an MDB_db record: root at +40, depth at +6
+    l.stream_record = db;
     l.stream_root = get(file, db + 40, 8);
     if (get(file, db + 6, 2) != 2) throw std::runtime_error("layout: s/orders is not two levels deep");
   }
@@ -195,6 +197,8 @@ inline std::vector<file_damage> damaged_file_cases() {
       {"random bytes at the end of a stream leaf", false, "", random_page(&lmdb_layout::stream_leaf, 3500, 500)},
       {"random bytes in the main root's nodes", false, "", random_page(&lmdb_layout::main_root, 16, 48)},
       {"random bytes over the overflow page's header", false, "", random_page(&lmdb_layout::stream_overflow, 0, 16)},
+      {"a stream's entry count off by one", false, "",
+       [](std::string& f, const lmdb_layout& l) { put(f, l.stream_record + 32, get(f, l.stream_record + 32, 8) + 1, 8); }},
   };
 }
 

@@ -243,10 +243,11 @@ TEST(JournalVerifyAccountingTest, ACleanJournalWithEveryKindOfContentVerifiesCle
 // ---- damaged data files
 
 // What journal::open did with a journal, run in a child process so that a crash is reported
-// rather than taking the test down.
+// rather than taking the test down. A journal that opened is verified there too.
 struct open_outcome {
   enum kind { opened, refused, other_exception, crashed, hung } what = hung;
   std::string message;  // the exception's text, or how the child died
+  bool verified_clean = false;
 };
 
 std::string describe(const open_outcome& o) {
@@ -266,7 +267,7 @@ open_outcome open_in_child(const std::filesystem::path& dir, bool read_only) {
       fabric::journal_options o = fast_journal_options();
       o.read_only = read_only;
       auto j = journal::open(dir, o);
-      said = "O";
+      said = j.verify().clean() ? "C" : "O";
     } catch (const fabric::error& e) {
       said = std::string("R") + e.what();
     } catch (const std::exception& e) {
@@ -302,7 +303,8 @@ open_outcome open_in_child(const std::filesystem::path& dir, bool read_only) {
   if (said.empty()) return {open_outcome::other_exception, "the child said nothing"};
   const std::string message = said.substr(1);
   switch (said[0]) {
-    case 'O': return {open_outcome::opened, message};
+    case 'O': return {open_outcome::opened, message, false};
+    case 'C': return {open_outcome::opened, message, true};
     case 'R': return {open_outcome::refused, message};
     default: return {open_outcome::other_exception, message};
   }
@@ -329,10 +331,11 @@ TEST_F(JournalDamagedFileTest, TheUndamagedSubjectOpensInBothModes) {
   for (const bool read_only : {true, false}) {
     const auto outcome = open_in_child(copy.path(), read_only);
     EXPECT_EQ(outcome.what, open_outcome::opened) << describe(outcome);
+    EXPECT_TRUE(outcome.verified_clean);
   }
 }
 
-TEST_F(JournalDamagedFileTest, OpenRefusesAShortFileOrBadMetaAndNeverCrashesOnAnyDamage) {
+TEST_F(JournalDamagedFileTest, OpenRefusesAShortFileOrBadMetaAndVerifyFindsTheRestWithoutCrashing) {
   for (const auto& damage : fabric::testing::damaged_file_cases()) {
     for (const bool read_only : {true, false}) {
       SCOPED_TRACE(damage.name + (read_only ? " (read-only)" : " (for writing)"));
@@ -345,6 +348,12 @@ TEST_F(JournalDamagedFileTest, OpenRefusesAShortFileOrBadMetaAndNeverCrashesOnAn
         EXPECT_NE(outcome.message.find(damage.says), std::string::npos) << outcome.message;
       } else {
         EXPECT_TRUE(outcome.what == open_outcome::opened || outcome.what == open_outcome::refused) << describe(outcome);
+        // Damage open did not read is verify's to find; only pages past the last one in use
+        // (what an interrupted commit leaves behind) are not damage.
+        const bool harmless = damage.name == "grown with garbage";
+        if (outcome.what == open_outcome::opened) {
+          EXPECT_EQ(outcome.verified_clean, harmless) << "verify";
+        }
       }
     }
   }
