@@ -700,9 +700,8 @@ struct journal::impl {
           if (name == stream_last_db || name == stream_bytes_db || name == retention_db) return walk_depth::all;
           return name.substr(0, stream_prefix.size()) == stream_prefix ? walk_depth::last_path : walk_depth::none;
         };
-        handler.on_damage = [&](std::string_view database, const std::string& what) {
+        handler.on_damage = [&](std::string_view, const std::string& what) {
           if (damage.empty()) damage = what;
-          (void)database;
         };
         handler.free_list = !read_only();
         if (!walk_snapshot(file, *meta, handler))
@@ -1384,7 +1383,6 @@ namespace {
 
 // What verify() learns of one stream while walking it.
 struct stream_walk {
-  std::uint64_t entries = 0;
   std::uint64_t stored_bytes = 0;  // payload bytes as the writer counts them, over every value
   std::uint64_t last = 0;          // the highest sequence number among its keys
   bool any = false;
@@ -1446,7 +1444,6 @@ journal_verify_report journal::verify() const {
 
   auto check_record = [&](std::string_view stream, stream_walk& walk, std::span<const std::byte> key,
                           const value_ref& value) {
-    ++walk.entries;
     if (value.size() >= record_header_size) walk.stored_bytes += value.size() - record_header_size;
     std::uint64_t seq = 0;
     if (!decode_seq_key(key, seq)) {

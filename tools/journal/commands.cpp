@@ -416,10 +416,14 @@ child_result run_in_child(const std::function<int()>& body) {
   std::cout.flush();
   std::cerr.flush();
   const int out_fd = ::memfd_create("fabric-journal-out", MFD_CLOEXEC);
-  const int err_fd = ::memfd_create("fabric-journal-err", MFD_CLOEXEC);
-  if (out_fd < 0 || err_fd < 0) throw tool_error(std::string("cannot capture the check's output: ") + std::strerror(errno));
-  const pid_t child = ::fork();
-  if (child < 0) throw tool_error(std::string("cannot start the check: ") + std::strerror(errno));
+  const int err_fd = out_fd < 0 ? -1 : ::memfd_create("fabric-journal-err", MFD_CLOEXEC);
+  const pid_t child = err_fd < 0 ? -1 : ::fork();
+  if (child < 0) {
+    const std::string why = std::strerror(errno);
+    if (out_fd >= 0) ::close(out_fd);
+    if (err_fd >= 0) ::close(err_fd);
+    throw tool_error("cannot start the check in a child process: " + why);
+  }
   if (child == 0) {
     int code = exit_error;
     if (::dup2(out_fd, STDOUT_FILENO) >= 0 && ::dup2(err_fd, STDERR_FILENO) >= 0) {
