@@ -170,11 +170,22 @@ struct journal_chunk {
   std::optional<journal_corruption> corruption;
 };
 
+/// Damage verify() found beyond single records: in the data file's pages, or a stream whose
+/// stored accounting disagrees with the records it holds.
+struct journal_damage {
+  std::string stream;  ///< the stream concerned, or empty when it concerns the file or another database
+  std::string what;    ///< where (page numbers, databases) and what is wrong
+};
+
 /// What verify() found.
 struct journal_verify_report {
-  std::uint64_t records = 0;                    ///< records checked
-  std::uint64_t bytes = 0;                      ///< payload bytes checked
+  std::uint64_t streams = 0;                    ///< streams found
+  std::uint64_t records = 0;                    ///< records that passed their checks
+  std::uint64_t bytes = 0;                      ///< their payload bytes
   std::vector<journal_corruption> corruptions;  ///< every record that failed, in order
+  std::vector<journal_damage> damage;           ///< everything else found wrong
+  /// No corrupt record and no damage.
+  bool clean() const noexcept { return corruptions.empty() && damage.empty(); }
 };
 
 /// One stream's extent, as read from the journal.
@@ -205,10 +216,19 @@ class journal {
   /// Opens (creating if needed) the journal in directory `dir` (created too). One process at a
   /// time may open a journal for writing (a lock file in `dir` enforces it): the writer keeps
   /// sequence numbers and counts in memory, which a second writer would invalidate.
+  /// Damaged files: before LMDB maps an existing data file, open checks its meta pages and that
+  /// the file holds every page they name, then checks every page open has LMDB read (the list
+  /// of databases, the path to each stream's last record, and for writing the free list); it
+  /// refuses damage rather than let LMDB fault or abort on it. It does not read the rest of the
+  /// file: a damaged page elsewhere can still make a later read, or the writer, fail with an
+  /// LMDB error, abort or fault. Check a journal you do not trust with verify() first (see
+  /// docs/journal-format.md, "Damaged files").
   /// Throws: fabric::error — invalid_state when this process already has `dir` open (LMDB must
   /// not be opened twice in one process) or another process has it open for writing,
-  /// invalid_argument for bad options or, read-only, a directory with no journal, io_error when
-  /// LMDB cannot open it (the message says why).
+  /// invalid_argument for bad options or, read-only, a directory with no journal, malformed for a
+  /// damaged data file (empty, shorter than its meta pages say, bad meta pages, a damaged page
+  /// open reads; the message names the file and says what is wrong), io_error when LMDB cannot
+  /// open it for another reason (the message says why).
   static journal open(const std::filesystem::path& dir, const journal_options& options = {});
 
   /// Completes every append already accepted, stops the writer and closes the environment.
@@ -295,7 +315,14 @@ class journal {
                                const std::function<bool(const journal_record&)>& fn,
                                const std::function<void(const journal_corruption&)>& on_corrupt = {}) const;
 
-  /// Checks every record of every stream (CRC and format), in bounded read transactions.
+  /// Checks the whole journal as of one snapshot: every page of the data file (kind, bounds,
+  /// nodes, the counts LMDB keeps, each page used once), every record of every stream (format
+  /// and CRC), and the accounts kept beside the records (each stream's payload bytes and last
+  /// sequence number, the dead-letter and schedule counters). It reads the file directly, with
+  /// every read bounds-checked, never through LMDB, so damage cannot make it crash. It holds one
+  /// read transaction while it runs, so the writer cannot reuse pages freed meanwhile, and the
+  /// map cannot grow in this process until it returns (an append that needs a bigger map waits).
+  /// Returns: what it found; clean() when nothing.
   journal_verify_report verify() const;
   /// Writes a compacted copy of the environment into directory `dest` (which must exist and be
   /// empty): free pages are dropped, so the copy can be much smaller. The journal stays usable.

@@ -7,6 +7,7 @@
 #include <fabric/error.hpp>
 #include <fabric/journal.hpp>
 
+#include "journal/data_file.hpp"
 #include "journal/lmdb.hpp"
 #include "journal/record.hpp"
 
@@ -643,7 +644,7 @@ struct journal::impl {
         std::uint64_t seq = 0;
         decode_seq_key(to_span(key), seq);
         record_view view;
-        const bool readable = decode_record(seq, to_span(value), view) == record_fault::none;
+        const bool readable = decode_record(stream, seq, to_span(value), view) == record_fault::none;
         const auto size = static_cast<std::int64_t>(value.mv_size >= record_header_size ? value.mv_size - record_header_size : 0);
         const bool over = (policy.max_records != 0 && records > policy.max_records) ||
                           (policy.max_bytes != 0 && bytes > static_cast<std::int64_t>(policy.max_bytes)) ||
@@ -682,12 +683,49 @@ struct journal::impl {
     }
   }
 
+  // Checks, before LMDB reads them, the pages load_databases has it read in transaction `t`:
+  // the main database, the path to the last record of every stream, the small x/ databases it
+  // reads whole, and for a writer the free list it reuses pages from. LMDB asserts or faults on
+  // a damaged page; a damaged one here is refused with fabric::error(malformed) instead. A
+  // reader whose snapshot a writer has already replaced on disk begins a newer one.
+  void check_pages_for_open(txn& t, unsigned flags) {
+    data_file file(dir / "data.mdb");
+    for (int attempt = 0;; ++attempt) {
+      // A write transaction's id is one past the snapshot it starts from.
+      const std::uint64_t snapshot = mdb_txn_id(t.get()) - (read_only() ? 0 : 1);
+      if (const auto meta = file.meta_of(snapshot)) {
+        std::string damage;
+        walk_handler handler;
+        handler.on_database = [](std::string_view name, const lmdb_tree&) {
+          if (name == stream_last_db || name == stream_bytes_db || name == retention_db) return walk_depth::all;
+          return name.substr(0, stream_prefix.size()) == stream_prefix ? walk_depth::last_path : walk_depth::none;
+        };
+        handler.on_damage = [&](std::string_view, const std::string& what) {
+          if (damage.empty()) damage = what;
+        };
+        handler.free_list = !read_only();
+        if (!walk_snapshot(file, *meta, handler))
+          throw error(errc::malformed, file.path().string() + " is damaged: " + damage);
+        return;
+      }
+      if (!read_only() || attempt == 100)
+        throw error(errc::malformed, file.path().string() + ": neither meta page holds transaction " +
+                                         std::to_string(snapshot) + ", the one LMDB begins from");
+      t.abort();
+      int rc = 0;
+      t = begin(flags, rc);
+      if (rc != 0) throw_lmdb(rc, "cannot open the journal at " + dir.string());
+    }
+  }
+
   // Opens every database that exists, and learns each stream's last sequence number.
   void load_databases() {
     std::lock_guard lock(dbi_mutex);
     int rc = 0;
-    txn t = begin(read_only() ? MDB_RDONLY : 0u, rc);
+    const unsigned flags = read_only() ? MDB_RDONLY : 0u;
+    txn t = begin(flags, rc);
     if (rc != 0) throw_lmdb(rc, "cannot open the journal at " + dir.string());
+    check_pages_for_open(t, flags);
     MDB_dbi main_db = 0;
     if ((rc = mdb_dbi_open(t.get(), nullptr, 0, &main_db)) != 0) throw_lmdb(rc, "cannot open the main database");
     std::vector<std::string> names;
@@ -714,6 +752,7 @@ struct journal::impl {
         throw_lmdb(rc, "cannot open database '" + name + "'");
       dbis.emplace(name, dbi);
       if (name.rfind(stream_prefix, 0) != 0) continue;
+      const std::string stream = name.substr(stream_prefix.size());
       std::uint64_t last = 0;
       journal_detail::cursor c(t.get(), dbi, rc);
       if (rc != 0) throw_lmdb(rc, "cannot read stream '" + name + "'");
@@ -723,10 +762,9 @@ struct journal::impl {
         // it to 0): only a key that decodes, below the maximum, counts.
         if (!decode_seq_key(to_span(key), last) || last == UINT64_MAX) last = 0;
         record_view view;
-        if (decode_record(last, to_span(value), view) == record_fault::none)
+        if (decode_record(stream, last, to_span(value), view) == record_fault::none)
           last_ts = std::max(last_ts, view.timestamp_ns);
       }
-      const std::string stream = name.substr(stream_prefix.size());
       last = std::max(last, stored_last_seq(t.get(), stream));
       last_seq.emplace(stream, last);
     }
@@ -783,7 +821,7 @@ struct journal::impl {
     if (const int rc = mdb_put(st.txn, dbi, &key, &value, MDB_APPEND | MDB_RESERVE); rc != 0)
       throw lmdb_failure{rc};
     const std::uint8_t flags = payload.substr(0, envelope_tag.size()) == envelope_tag ? flag_envelope : 0;
-    encode_record(seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
+    encode_record(stream, seq, st.now_ns, flags, payload, static_cast<std::byte*>(value.mv_data));
     slot.bytes += static_cast<std::int64_t>(payload.size());
     st.changed = true;
     return seq;
@@ -1074,6 +1112,11 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
                                            "journal_options::read_only to read it meanwhile");
   }
 
+  // LMDB maps the data file and trusts its meta page: a file shorter than the meta says faults
+  // on the first read past its end. An existing file is checked first, and refused if damaged.
+  if (const auto data = std::filesystem::path(canonical) / "data.mdb"; std::filesystem::exists(data, ec))
+    data_file(data).check_meta();
+
   MDB_env* e = p->environment.get();
   // Streams and tables have budgets of their own; the internal databases come on top.
   int rc = mdb_env_set_maxdbs(e, options.max_streams + options.max_tables + internal_database_count);
@@ -1266,7 +1309,7 @@ result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_
   for (rc = c.get(key, value, MDB_SET_RANGE); rc == 0; rc = c.get(key, value, MDB_NEXT)) {
     std::uint64_t seq = 0;
     record_view view;
-    record_fault fault = decode_seq_key(to_span(key), seq) ? decode_record(seq, to_span(value), view)
+    record_fault fault = decode_seq_key(to_span(key), seq) ? decode_record(stream, seq, to_span(value), view)
                                                             : record_fault::too_short;
     if (fault != record_fault::none) {
       chunk.corruption = journal_corruption{std::string(stream), seq, std::string(to_string(fault))};
@@ -1336,33 +1379,164 @@ std::vector<std::string> journal::streams() const {
   return names;
 }
 
+namespace {
+
+// What verify() learns of one stream while walking it.
+struct stream_walk {
+  std::uint64_t stored_bytes = 0;  // payload bytes as the writer counts them, over every value
+  std::uint64_t last = 0;          // the highest sequence number among its keys
+  bool any = false;
+  bool seen_version_2 = false;
+  bool damaged = false;  // its tree is damaged: the walk stopped, so its totals are partial
+};
+
+std::optional<std::uint64_t> u64_value(const value_ref& value) {
+  std::byte bytes[8];
+  if (value.size() != 8 || !value.read(0, bytes, 8)) return std::nullopt;
+  return get_u64_le(bytes);
+}
+
+std::string key_text(std::span<const std::byte> key) {
+  return std::string(reinterpret_cast<const char*>(key.data()), key.size());
+}
+
+}  // namespace
+
 journal_verify_report journal::verify() const {
   journal_verify_report report;
-  for (const std::string& stream : streams()) {
-    std::uint64_t next = 1;
-    for (;;) {
-      auto chunk = read(stream, next, 4096, std::size_t{4} << 20);
-      if (!chunk) {
-        report.corruptions.push_back({stream, next, "unreadable: " + chunk.error().message()});
-        break;
-      }
-      for (const auto& r : chunk->records) {
-        ++report.records;
-        report.bytes += r.payload.size();
-      }
-      if (chunk->corruption) {
-        report.corruptions.push_back(*chunk->corruption);
-        // Carry on past it to report every bad record; a key that is no sequence number (seq 0)
-        // or the last possible one leaves nothing to read past, so the stream ends there.
-        const std::uint64_t bad = chunk->corruption->seq;
-        if (bad == 0 || bad == UINT64_MAX || bad + 1 <= next) break;
-        next = bad + 1;
-        continue;
-      }
-      if (chunk->records.empty()) break;
-      next = chunk->next_seq;
-    }
+  auto damaged = [&](std::string stream, std::string what) {
+    report.damage.push_back({std::move(stream), std::move(what)});
+  };
+  // The whole check reads one snapshot, pinned by a read transaction while the file is read
+  // directly: LMDB itself reads none of it, so no damaged page can make it assert or fault, and
+  // the accounts compared with the records are those of the same commit.
+  const std::filesystem::path path = impl_->dir / "data.mdb";
+  std::optional<data_file> file;
+  try {
+    file.emplace(path);
+  } catch (const error& e) {
+    damaged({}, e.what());
+    return report;
   }
+  std::optional<impl::read_txn> reading;
+  std::optional<lmdb_meta> meta;
+  for (int attempt = 0; attempt < 100 && !meta; ++attempt) {
+    // A writer that commits twice between the transaction's start and the read of the meta
+    // pages has replaced its meta page on disk: take a newer snapshot.
+    reading.reset();
+    int rc = 0;
+    reading = impl_->begin_read(rc);
+    if (!reading) {
+      damaged({}, "cannot begin a read transaction: " + std::string(mdb_strerror(rc)));
+      return report;
+    }
+    meta = file->meta_of(mdb_txn_id(reading->t.get()));
+  }
+  if (!meta) {
+    damaged({}, path.string() + ": neither meta page holds the transaction LMDB reads (a damaged meta page)");
+    return report;
+  }
+
+  std::map<std::string, stream_walk, std::less<>> streams;
+  std::map<std::string, std::uint64_t, std::less<>> kept_bytes, kept_last, counters;
+  std::uint64_t highest_dead_letter = 0, highest_scheduled = 0;
+  std::vector<std::byte> chunk(64 * 1024);
+
+  auto check_record = [&](std::string_view stream, stream_walk& walk, std::span<const std::byte> key,
+                          const value_ref& value) {
+    if (value.size() >= record_header_size) walk.stored_bytes += value.size() - record_header_size;
+    std::uint64_t seq = 0;
+    if (!decode_seq_key(key, seq)) {
+      report.corruptions.push_back({std::string(stream), 0, "its key is not a sequence number"});
+      return;
+    }
+    if (walk.any && seq <= walk.last)
+      damaged(std::string(stream), "keys out of order: seq " + std::to_string(seq) + " after seq " + std::to_string(walk.last));
+    walk.last = std::max(walk.last, seq);
+    walk.any = true;
+    auto corrupt = [&](std::string what) { report.corruptions.push_back({std::string(stream), seq, std::move(what)}); };
+    std::byte head[record_header_size];
+    const auto head_size = static_cast<std::size_t>(std::min<std::uint64_t>(value.size(), record_header_size));
+    if (!value.read(0, head, head_size)) return corrupt("unreadable");
+    std::uint32_t crc = 0;
+    std::uint32_t expected = 0;
+    const record_fault fault = check_record_head(stream, seq, {head, head_size}, value.size(), crc, expected);
+    if (fault != record_fault::none) return corrupt(std::string(to_string(fault)));
+    for (std::uint64_t at = record_crc_from; at < value.size();) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), value.size() - at));
+      if (!value.read(at, chunk.data(), n)) return corrupt("unreadable");
+      crc = crc32c(crc, chunk.data(), n);
+      at += n;
+    }
+    if (crc != expected) return corrupt(std::string(to_string(record_fault::bad_crc)));
+    const auto version = std::to_integer<std::uint8_t>(head[4]);
+    if (version == record_version_1 && walk.seen_version_2)
+      return corrupt("a version 1 record after version 2 ones: the journal writes only version 2, and the older "
+                     "rule does not bind a record to its stream");
+    if (version != record_version_1) walk.seen_version_2 = true;
+    ++report.records;
+    report.bytes += value.size() - record_header_size;
+  };
+
+  walk_handler handler;
+  handler.account_pages = true;
+  handler.free_list = true;
+  handler.on_database = [&](std::string_view name, const lmdb_tree&) {
+    if (name.substr(0, stream_prefix.size()) == stream_prefix) {
+      streams.try_emplace(std::string(name.substr(stream_prefix.size())));
+      ++report.streams;
+    }
+    return walk_depth::all;
+  };
+  handler.on_entry = [&](std::string_view database, std::span<const std::byte> key, const value_ref& value) {
+    if (database.substr(0, stream_prefix.size()) == stream_prefix) {
+      const std::string_view stream = database.substr(stream_prefix.size());
+      check_record(stream, streams.find(stream)->second, key, value);
+      return;
+    }
+    auto keep = [&](std::map<std::string, std::uint64_t, std::less<>>& into) {
+      if (auto v = u64_value(value)) into[key_text(key)] = *v;
+      else damaged({}, "database '" + std::string(database) + "': the entry for '" + key_text(key) + "' is " +
+                           std::to_string(value.size()) + " bytes, not 8");
+    };
+    if (database == stream_bytes_db) keep(kept_bytes);
+    else if (database == stream_last_db) keep(kept_last);
+    else if (database == counters_db) keep(counters);
+    else if (database == dlq_db && key.size() == 8) highest_dead_letter = std::max(highest_dead_letter, get_u64_be(key.data()));
+    else if (database == scheduled_db && key.size() == 16)
+      highest_scheduled = std::max(highest_scheduled, get_u64_be(key.data() + 8));
+  };
+  handler.on_damage = [&](std::string_view database, const std::string& what) {
+    if (database.substr(0, stream_prefix.size()) != stream_prefix) return damaged({}, what);
+    const std::string_view stream = database.substr(stream_prefix.size());
+    if (auto it = streams.find(stream); it != streams.end()) it->second.damaged = true;
+    damaged(std::string(stream), what);
+  };
+  walk_snapshot(*file, *meta, handler);
+
+  // The accounts the writer keeps beside the records, against the records walked.
+  for (const auto& [stream, walk] : streams) {
+    if (walk.damaged) continue;
+    if (auto kept = kept_bytes.find(stream); kept != kept_bytes.end() && kept->second != walk.stored_bytes)
+      damaged(stream, "the journal keeps " + std::to_string(kept->second) + " payload bytes for it (x/stream-bytes) "
+                      "but its records hold " + std::to_string(walk.stored_bytes) + ": records were lost, or added "
+                      "or changed behind its back");
+    if (auto kept = kept_last.find(stream); kept != kept_last.end() && walk.any && walk.last > kept->second)
+      damaged(stream, "its records go up to seq " + std::to_string(walk.last) + " but the last sequence number handed "
+                      "out (x/stream-last) is " + std::to_string(kept->second));
+  }
+  for (const auto* kept : {&kept_last, &kept_bytes})
+    for (const auto& [stream, value] : *kept)
+      if (streams.find(stream) == streams.end())
+        damaged(stream, std::string(kept == &kept_last ? "x/stream-last" : "x/stream-bytes") + " keeps " +
+                            std::to_string(value) + " for it but there is no such stream: its database was lost");
+  auto check_counter = [&](const char* name, std::uint64_t highest, const char* what) {
+    if (auto c = counters.find(name); c != counters.end() && highest > c->second)
+      damaged({}, std::string(what) + " " + std::to_string(highest) + " exists but the counter '" + name +
+                      "' (x/counters) has handed out only " + std::to_string(c->second));
+  };
+  check_counter("dead-letters", highest_dead_letter, "dead letter");
+  check_counter("scheduled", highest_scheduled, "scheduled record");
   return report;
 }
 
@@ -1483,7 +1657,7 @@ std::uint64_t journal_txn::dead_letter(std::string_view stream, std::uint64_t se
   record_view view;
   std::string why(reason);
   std::string payload;
-  if (decode_record(seq, to_span(v), view) == record_fault::none) {
+  if (decode_record(stream, seq, to_span(v), view) == record_fault::none) {
     payload = std::string(view.payload);
   } else {
     // Keep the damaged bytes for inspection rather than lose them.
@@ -1707,7 +1881,7 @@ result<std::uint64_t> journal::seq_at_time(std::string_view stream, std::int64_t
     std::uint64_t at = 0;
     decode_seq_key(to_span(k), at);
     record_view view;
-    if (decode_record(at, to_span(v), view) != record_fault::none) return errc::malformed;
+    if (decode_record(stream, at, to_span(v), view) != record_fault::none) return errc::malformed;
     return std::optional(std::make_pair(at, view.timestamp_ns));
   };
   // Invariant: every record below `lo` is older than the target; `hi` is a sequence at or after

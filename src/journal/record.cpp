@@ -142,19 +142,29 @@ constexpr std::size_t off_reserved = 6;
 constexpr std::size_t off_length = 8;
 constexpr std::size_t off_timestamp = 12;
 static_assert(off_timestamp + 8 == record_header_size);
+static_assert(off_version == record_crc_from);
 
-// The CRC covers the key first, then everything in the value after the CRC field itself.
-std::uint32_t record_crc(std::uint64_t seq, const unsigned char* value, std::size_t size) noexcept {
+// The checksum of what a record covers before its own bytes: its stream's name (from version 2
+// on) and its key. A name that is empty or too long for its length byte cannot have been written,
+// so no checksum is made for it: the caller refuses the record.
+bool crc_prefix(std::uint8_t version, std::string_view stream, std::uint64_t seq, std::uint32_t& crc) noexcept {
+  std::uint32_t c = 0;
+  if (version != record_version_1) {
+    if (stream.empty() || stream.size() > max_stream_name_size) return false;
+    const auto length = static_cast<unsigned char>(stream.size());
+    c = crc32c(c, &length, 1);
+    c = crc32c(c, stream.data(), stream.size());
+  }
   std::byte key[8];
   encode_seq_key(seq, key);
-  const std::uint32_t c = crc32c(0, key, sizeof key);
-  return crc32c(c, value + off_version, size - off_version);
+  crc = crc32c(c, key, sizeof key);
+  return true;
 }
 
 }  // namespace
 
-void encode_record(std::uint64_t seq, std::int64_t timestamp_ns, std::uint8_t flags,
-                   std::string_view payload, std::byte* out) noexcept {
+void encode_record(std::string_view stream, std::uint64_t seq, std::int64_t timestamp_ns,
+                   std::uint8_t flags, std::string_view payload, std::byte* out) noexcept {
   auto* p = reinterpret_cast<unsigned char*>(out);
   p[off_version] = record_version;
   p[off_flags] = flags;
@@ -164,7 +174,9 @@ void encode_record(std::uint64_t seq, std::int64_t timestamp_ns, std::uint8_t fl
   store_le64(static_cast<std::uint64_t>(timestamp_ns), p + off_timestamp);
   if (!payload.empty()) std::memcpy(p + record_header_size, payload.data(), payload.size());
   const std::size_t size = record_size(payload.size());
-  store_le32(record_crc(seq, p, size), p + off_crc);
+  std::uint32_t crc = 0;
+  crc_prefix(record_version, stream, seq, crc);
+  store_le32(crc32c(crc, p + record_crc_from, size - record_crc_from), p + off_crc);
 }
 
 std::string_view to_string(record_fault f) noexcept {
@@ -179,26 +191,38 @@ std::string_view to_string(record_fault f) noexcept {
   return "unknown record fault";
 }
 
-record_fault decode_record(std::uint64_t seq, std::span<const std::byte> value,
-                           record_view& out) noexcept {
-  const std::size_t size = value.size();
-  if (size < record_header_size) return record_fault::too_short;
-  const auto* p = reinterpret_cast<const unsigned char*>(value.data());
-  if (p[off_version] != record_version) return record_fault::bad_version;
+record_fault check_record_head(std::string_view stream, std::uint64_t seq, std::span<const std::byte> head,
+                               std::uint64_t value_size, std::uint32_t& crc, std::uint32_t& expected) noexcept {
+  if (value_size < record_header_size || head.size() < record_header_size) return record_fault::too_short;
+  const auto* p = reinterpret_cast<const unsigned char*>(head.data());
+  const std::uint8_t version = p[off_version];
+  if (version != record_version && version != record_version_1) return record_fault::bad_version;
   const std::uint8_t flags = p[off_flags];
   if ((flags & ~flag_envelope) != 0 || p[off_reserved] != 0 || p[off_reserved + 1] != 0) {
     return record_fault::bad_reserved;
   }
   // Widened before comparing so a huge length field cannot wrap into a match.
   const std::uint64_t length = load_le32(p + off_length);
-  if (length != static_cast<std::uint64_t>(size - record_header_size)) {
-    return record_fault::bad_length;
-  }
-  if (load_le32(p + off_crc) != record_crc(seq, p, size)) return record_fault::bad_crc;
+  if (length != value_size - record_header_size) return record_fault::bad_length;
+  if (!crc_prefix(version, stream, seq, crc)) return record_fault::bad_crc;
+  expected = load_le32(p + off_crc);
+  return record_fault::none;
+}
 
+record_fault decode_record(std::string_view stream, std::uint64_t seq, std::span<const std::byte> value,
+                           record_view& out) noexcept {
+  std::uint32_t crc = 0;
+  std::uint32_t expected = 0;
+  const record_fault fault = check_record_head(stream, seq, value, value.size(), crc, expected);
+  if (fault != record_fault::none) return fault;
+  const auto* p = reinterpret_cast<const unsigned char*>(value.data());
+  const std::size_t size = value.size();
+  if (crc32c(crc, p + record_crc_from, size - record_crc_from) != expected) return record_fault::bad_crc;
+
+  out.version = p[off_version];
   out.seq = seq;
   out.timestamp_ns = static_cast<std::int64_t>(load_le64(p + off_timestamp));
-  out.flags = flags;
+  out.flags = p[off_flags];
   out.payload = std::string_view(reinterpret_cast<const char*>(p + record_header_size),
                                  size - record_header_size);
   return record_fault::none;

@@ -3,6 +3,7 @@
 #include <fabric/journal.hpp>
 
 #include "journal/record.hpp"
+#include "support/damaged_journal.hpp"
 #include "support/process.hpp"
 #include "support/support.hpp"
 
@@ -513,6 +514,78 @@ TEST_F(JournalToolTest, VerifyReportsEveryCorruptRecordAndExitsTwo) {
   EXPECT_TRUE(has_field(json.out, "streams", "2"));
   EXPECT_NE(json.out.find(R"({"stream":"orders","seq":2,"what":")"), std::string::npos) << json.out;
   EXPECT_NE(json.out.find(R"({"stream":"orders","seq":4,"what":")"), std::string::npos) << json.out;
+}
+
+// ---- damaged journals
+
+// The damage table: verify must say what is wrong and exit 2, never die of a signal.
+TEST_F(JournalToolTest, VerifyReportsEveryDamagedFileWithExitCodeTwoAndNeverCrashes) {
+  fabric::testing::build_damage_subject(dir_.path());
+  for (const auto& damage : fabric::testing::damaged_file_cases()) {
+    SCOPED_TRACE(damage.name);
+    temp_dir copy;
+    fabric::testing::write_damaged_copy(dir_.path(), copy.path(), damage);
+    const auto r = run_tool({"verify", copy.path().string()});
+    if (damage.name == "grown with garbage") {
+      // Pages past the last one a meta names are what an interrupted commit leaves: not damage.
+      EXPECT_EQ(r.code, 0) << r.out << r.err;
+      EXPECT_NE(r.out.find("clean"), std::string::npos) << r.out;
+      continue;
+    }
+    EXPECT_EQ(r.code, 2) << r.out << r.err;
+    const bool says_what = r.out.find("damaged: ") != std::string::npos || r.out.find("corrupt: ") != std::string::npos;
+    EXPECT_TRUE(says_what) << r.out << r.err;
+    if (damage.refused_at_open) {
+      EXPECT_NE(r.out.find(damage.says), std::string::npos) << r.out;
+    }
+    const auto json = run_tool({"--json", "verify", copy.path().string()});
+    EXPECT_EQ(json.code, 2) << json.out << json.err;
+    EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+    EXPECT_TRUE(has_field(json.out, "clean", "false")) << json.out;
+  }
+}
+
+TEST_F(JournalToolTest, OtherSubcommandsRefuseADamagedFileWithExitCodeTwo) {
+  fabric::testing::build_damage_subject(dir_.path());
+  temp_dir copy;
+  const auto cases = fabric::testing::damaged_file_cases();
+  fabric::testing::write_damaged_copy(dir_.path(), copy.path(), cases[5]);  // one page short
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"stats", copy.path().string()},
+                                               {"dump", copy.path().string(), "-s", "orders"}}) {
+    const auto r = run_tool(args);
+    EXPECT_EQ(r.code, 2) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(JournalToolTest, VerifyReportsACrashOfTheCheckAsDamage) {
+  append("orders", "order", 3);
+  // The check runs in a child process; this makes the child die as a damaged page could make
+  // LMDB fault, to show what the parent reports then.
+  const std::string path_arg = path();
+  ASSERT_EQ(::setenv("FABRIC_JOURNAL_VERIFY_CRASH_FOR_TESTS", "1", 1), 0);
+  const auto r = run_tool({"verify", path_arg});
+  const auto json = run_tool({"--json", "verify", path_arg});
+  ASSERT_EQ(::unsetenv("FABRIC_JOURNAL_VERIFY_CRASH_FOR_TESTS"), 0);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("damaged: the check crashed (Segmentation fault)"), std::string::npos) << r.out;
+  EXPECT_EQ(json.code, 2);
+  EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+  EXPECT_TRUE(has_field(json.out, "clean", "false")) << json.out;
+  EXPECT_EQ(run_tool({"verify", path_arg}).code, 0);
+}
+
+TEST_F(JournalToolTest, VerifyReportsAStreamWhoseAccountsDisagreeWithItsRecords) {
+  append("orders", "order", 5);
+  fabric::testing::damage_journal_record(dir_.path(), "orders", 2, [](std::string& v) { v += "grown"; });
+  const auto r = run_tool({"verify", path()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("corrupt: stream 'orders' seq 2: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("damaged: stream 'orders': the journal keeps 35 payload bytes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 corrupt record, 1 damage report"), std::string::npos) << r.out;
+  const auto json = run_tool({"--json", "verify", path()});
+  EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+  EXPECT_NE(json.out.find(R"("damage":[{"stream":"orders","what":"the journal keeps 35)"), std::string::npos) << json.out;
 }
 
 // ---- tail

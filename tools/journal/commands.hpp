@@ -14,13 +14,19 @@ namespace fabric::journal_tool {
 /// Exit codes, documented in docs/journal-tool.md.
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;    ///< a missing or foreign directory, unknown stream, I/O
-inline constexpr int exit_corrupt = 2;  ///< a record failed its checks
+inline constexpr int exit_corrupt = 2;  ///< the journal is damaged: a corrupt record, or a damaged file
 inline constexpr int exit_usage = 64;   ///< bad arguments (sysexits' EX_USAGE)
 
 /// A failure to report as "fabric-journal: <what>" with exit_error.
 class tool_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// A journal whose data file is damaged: reported as "fabric-journal: <what>" with exit_corrupt.
+class damaged_journal : public tool_error {
+ public:
+  using tool_error::tool_error;
 };
 
 /// Everything the command line can set; each subcommand reads the fields it owns.

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(fabric::version_string));
   app.add_flag("--json", o.json, "machine-readable output: one JSON document (JSON Lines for tail and dump)");
   app.footer("--json may come before or after the subcommand.\n"
-             "Exit codes: 0 success, 1 error, 2 corrupt records found, 64 bad arguments.");
+             "Exit codes: 0 success, 1 error, 2 the journal is damaged (corrupt records or a damaged\n"
+             "file), 64 bad arguments.");
 
   const auto add_dir = [&o](CLI::App* sub) {
     sub->add_option("dir", o.dir, "the journal's directory (it must already hold data.mdb)")->required();
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   commands["dump"] = run_dump;
 
   auto* verify =
-      app.add_subcommand("verify", "check every record of every stream; exit 2 when any is corrupt");
+      app.add_subcommand("verify", "check every page and record of the journal; exit 2 when anything is damaged");
   add_dir(verify);
   commands["verify"] = run_verify;
 
@@ -110,6 +111,10 @@ int main(int argc, char** argv) {
       return exit_error;
     }
     return code;
+  } catch (const damaged_journal& e) {
+    std::cout.flush();
+    std::cerr << "fabric-journal: " << e.what() << '\n';
+    return exit_corrupt;
   } catch (const std::exception& e) {
     std::cout.flush();
     std::cerr << "fabric-journal: " << e.what() << '\n';

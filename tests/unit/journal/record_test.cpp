@@ -1,5 +1,6 @@
 // Tests the journal's record codec: CRC-32C vectors and path agreement, sequence keys, round trips,
-// and a corruption table (after LevelDB's log_test) that every damaged value must fail.
+// a corruption table (after LevelDB's log_test) that every damaged value must fail, and the rule
+// for records of format version 1.
 #include "journal/record.hpp"
 
 #include <gtest/gtest.h>
@@ -40,31 +41,54 @@ bytes random_bytes(std::mt19937& rng, std::size_t n) {
   return out;
 }
 
-bytes encode(std::uint64_t seq, std::int64_t ts, std::uint8_t flags, std::string_view payload) {
+constexpr std::string_view test_stream = "orders";
+
+bytes encode(std::uint64_t seq, std::int64_t ts, std::uint8_t flags, std::string_view payload,
+             std::string_view stream = test_stream) {
   bytes out(record_size(payload.size()));
-  encode_record(seq, ts, flags, payload, out.data());
+  encode_record(stream, seq, ts, flags, payload, out.data());
   return out;
 }
 
 // Copies into an exactly sized heap buffer first, so that ASan flags any read past the end.
-record_fault decode(std::uint64_t seq, const bytes& value, record_view& out) {
+record_fault decode(std::uint64_t seq, const bytes& value, record_view& out,
+                    std::string_view stream = test_stream) {
   const bytes exact(value.begin(), value.end());
-  return decode_record(seq, exact, out);
+  return decode_record(stream, seq, exact, out);
 }
 
-record_fault decode(std::uint64_t seq, const bytes& value) {
+record_fault decode(std::uint64_t seq, const bytes& value, std::string_view stream = test_stream) {
   record_view out;
-  return decode(seq, value, out);
+  return decode(seq, value, out, stream);
+}
+
+// The bytes a record's CRC covers before the value's own: the stream's name after its length
+// (version 2 only), then the big-endian key. Written out here, independently of the codec.
+bytes covered_prefix(std::uint8_t version, std::string_view stream, std::uint64_t seq) {
+  bytes out;
+  if (version == 2) {
+    out.push_back(static_cast<std::byte>(stream.size()));
+    for (char c : stream) out.push_back(static_cast<std::byte>(c));
+  }
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::byte>(seq >> (8 * i)));
+  return out;
 }
 
 // Recomputes the CRC after a test has edited a header field, so the check under test is the
-// one that must catch the edit, not the CRC.
-void reseal(std::uint64_t seq, bytes& value) {
-  std::byte key[8];
-  encode_seq_key(seq, key);
-  std::uint32_t c = crc32c_bitwise(0, key, sizeof key);
+// one that must catch the edit, not the CRC. `rule` is the version whose coverage to use.
+void reseal(std::uint64_t seq, bytes& value, std::uint8_t rule = 2, std::string_view stream = test_stream) {
+  const bytes prefix = covered_prefix(rule, stream, seq);
+  std::uint32_t c = crc32c_bitwise(0, prefix.data(), prefix.size());
   c = crc32c_bitwise(c, value.data() + 4, value.size() - 4);
   for (std::size_t i = 0; i < 4; ++i) value[i] = static_cast<std::byte>(c >> (8 * i));
+}
+
+// A record as version 1 wrote it: the same layout, version 1, the CRC over key and value only.
+bytes encode_v1(std::uint64_t seq, std::int64_t ts, std::uint8_t flags, std::string_view payload) {
+  bytes out = encode(seq, ts, flags, payload);
+  out[4] = std::byte{1};
+  reseal(seq, out, 1);
+  return out;
 }
 
 void set_le32(bytes& value, std::size_t at, std::uint32_t v) {
@@ -182,7 +206,8 @@ void expect_round_trip(std::uint64_t seq, std::int64_t ts, std::uint8_t flags,
   const bytes value = encode(seq, ts, flags, payload);
   ASSERT_EQ(value.size(), record_header_size + payload.size());
   record_view out;
-  ASSERT_EQ(decode_record(seq, value, out), record_fault::none);
+  ASSERT_EQ(decode_record(test_stream, seq, value, out), record_fault::none);
+  EXPECT_EQ(out.version, record_version);
   EXPECT_EQ(out.seq, seq);
   EXPECT_EQ(out.timestamp_ns, ts);
   EXPECT_EQ(out.flags, flags);
@@ -230,7 +255,7 @@ TEST(RecordRoundTripTest, LayoutFollowsTheGrammar) {
   const bytes v = encode(test_seq, test_ts, flag_envelope, "abc");
   ASSERT_EQ(v.size(), 23U);
   auto at = [&](std::size_t i) { return std::to_integer<unsigned>(v[i]); };
-  EXPECT_EQ(at(4), 1U);  // version
+  EXPECT_EQ(at(4), 2U);  // version
   EXPECT_EQ(at(5), 1U);  // flags
   EXPECT_EQ(at(6), 0U);
   EXPECT_EQ(at(7), 0U);
@@ -242,9 +267,12 @@ TEST(RecordRoundTripTest, LayoutFollowsTheGrammar) {
   EXPECT_EQ(at(20), static_cast<unsigned>('a'));
   EXPECT_EQ(at(22), static_cast<unsigned>('c'));
 
-  // The CRC is over the big-endian key followed by the value after the CRC field.
-  bytes covered(8);
-  encode_seq_key(test_seq, covered.data());
+  // The CRC is over the stream's length and name, the big-endian key, then the value after the
+  // CRC field.
+  bytes covered;
+  covered.push_back(std::byte{6});
+  for (char c : std::string_view("orders")) covered.push_back(static_cast<std::byte>(c));
+  for (int i = 7; i >= 0; --i) covered.push_back(static_cast<std::byte>(test_seq >> (8 * i)));
   covered.insert(covered.end(), v.begin() + 4, v.end());
   const std::uint32_t crc = crc32c_bitwise(0, covered.data(), covered.size());
   EXPECT_EQ(at(0) | at(1) << 8 | at(2) << 16 | at(3) << 24, crc);
@@ -356,7 +384,7 @@ TEST(RecordCorruptionTest, WrongLengthFieldIsRefused) {
 
 TEST(RecordCorruptionTest, UnknownVersionsAreRefused) {
   const bytes good = encode(test_seq, test_ts, 0, "payload");
-  for (unsigned version : {0U, 2U, 255U}) {
+  for (unsigned version : {0U, 3U, 255U}) {
     bytes bad = good;
     bad[4] = static_cast<std::byte>(version);
     EXPECT_EQ(decode(test_seq, bad), record_fault::bad_version) << version;
@@ -449,6 +477,105 @@ TEST(RecordCorruptionTest, RandomValuesWithAPlausibleHeaderAreRefused) {
     v[6] = v[7] = std::byte{0};
     set_le32(v, 8, static_cast<std::uint32_t>(v.size() - record_header_size));
     ASSERT_EQ(decode(test_seq, v), record_fault::bad_crc) << "iteration " << i;
+  }
+}
+
+TEST(RecordCorruptionTest, RecordCopiedIntoAnotherStreamIsRefused) {
+  const bytes good = encode(test_seq, test_ts, 0, "payload", "beta");
+  ASSERT_EQ(decode(test_seq, good, "beta"), record_fault::none);
+  // Other names, including ones that share a prefix with it, one byte off, or that would read
+  // the same if the length byte were left out ("bet" + "a..." of the key).
+  const std::vector<std::string> others = {"alpha", "bet", "betaa", "Beta", "betb", "b", std::string("beta\0", 5),
+                                           std::string(200, 'a')};
+  for (const std::string& other : others)
+    EXPECT_EQ(decode(test_seq, good, other), record_fault::bad_crc) << other;
+}
+
+TEST(RecordCorruptionTest, AVersionTwoRecordCannotBeReadAsVersionOne) {
+  // Relabelling a record as the older version changes the rule its CRC is checked under.
+  bytes relabelled = encode(test_seq, test_ts, 0, "payload");
+  relabelled[4] = std::byte{1};
+  EXPECT_EQ(decode(test_seq, relabelled), record_fault::bad_crc);
+  for (std::string_view other : {"alpha", "beta"}) EXPECT_EQ(decode(test_seq, relabelled, other), record_fault::bad_crc);
+}
+
+TEST(RecordCorruptionTest, AStreamNameThatCannotHaveBeenWrittenFailsEveryRecord) {
+  const bytes good = encode(test_seq, test_ts, 0, "payload");
+  EXPECT_EQ(decode(test_seq, good, ""), record_fault::bad_crc);
+  EXPECT_EQ(decode(test_seq, good, std::string(256, 's')), record_fault::bad_crc);
+}
+
+TEST(RecordRoundTripTest, TheLongestStreamNameRoundTrips) {
+  const std::string longest(max_stream_name_size, 'n');
+  const bytes v = encode(test_seq, test_ts, 0, "payload", longest);
+  record_view out;
+  ASSERT_EQ(decode(test_seq, v, out, longest), record_fault::none);
+  EXPECT_EQ(out.payload, "payload");
+  EXPECT_EQ(decode(test_seq, v, longest.substr(1)), record_fault::bad_crc);
+}
+
+TEST(RecordRoundTripTest, CheckingTheHeadThenTheRestInPiecesAgreesWithDecode) {
+  std::mt19937 rng(7);
+  const bytes random = random_bytes(rng, 10'000);
+  const std::string_view payload(reinterpret_cast<const char*>(random.data()), random.size());
+  for (const bytes& value : {encode(test_seq, test_ts, 0, payload), encode_v1(test_seq, test_ts, 0, payload)}) {
+    std::uint32_t crc = 0;
+    std::uint32_t expected = 0;
+    const std::span<const std::byte> head(value.data(), record_header_size);
+    ASSERT_EQ(check_record_head(test_stream, test_seq, head, value.size(), crc, expected), record_fault::none);
+    for (std::size_t at = record_crc_from; at < value.size(); at += 997)
+      crc = crc32c(crc, value.data() + at, std::min<std::size_t>(997, value.size() - at));
+    EXPECT_EQ(crc, expected);
+    bytes bad = value;
+    bad[5000] ^= std::byte{0x10};
+    ASSERT_EQ(check_record_head(test_stream, test_seq, head, bad.size(), crc, expected), record_fault::none);
+    crc = crc32c(crc, bad.data() + record_crc_from, bad.size() - record_crc_from);
+    EXPECT_NE(crc, expected);
+  }
+  std::uint32_t crc = 0;
+  std::uint32_t expected = 0;
+  const bytes good = encode(test_seq, test_ts, 0, "payload");
+  EXPECT_EQ(check_record_head(test_stream, test_seq, std::span<const std::byte>(good.data(), 10), good.size(), crc,
+                              expected),
+            record_fault::too_short);
+  EXPECT_EQ(check_record_head(test_stream, test_seq, good, good.size() + 1, crc, expected), record_fault::bad_length);
+}
+
+// ---- version 1 ----
+
+TEST(RecordVersion1Test, AVersionOneRecordIsReadUnderItsOwnRule) {
+  const bytes v1 = encode_v1(test_seq, test_ts, flag_envelope, "FAB1 old");
+  record_view out;
+  ASSERT_EQ(decode(test_seq, v1, out), record_fault::none);
+  EXPECT_EQ(out.version, record_version_1);
+  EXPECT_EQ(out.seq, test_seq);
+  EXPECT_EQ(out.timestamp_ns, test_ts);
+  EXPECT_EQ(out.flags, flag_envelope);
+  EXPECT_EQ(out.payload, "FAB1 old");
+}
+
+TEST(RecordVersion1Test, AVersionOneRecordIsNotBoundToItsStream) {
+  // The documented limit of the older format: its CRC never covered the stream.
+  const bytes v1 = encode_v1(test_seq, test_ts, 0, "payload");
+  for (std::string_view stream : {"alpha", "beta", ""}) EXPECT_EQ(decode(test_seq, v1, stream), record_fault::none);
+}
+
+TEST(RecordVersion1Test, AVersionOneRecordUnderTheWrongSequenceNumberIsRefused) {
+  const bytes v1 = encode_v1(test_seq, test_ts, 0, "payload");
+  for (std::uint64_t seq : {test_seq + 1, test_seq - 1, std::uint64_t{0}}) EXPECT_EQ(decode(seq, v1), record_fault::bad_crc);
+}
+
+TEST(RecordVersion1Test, EveryBitFlipInAVersionOneRecordIsRefused) {
+  const bytes good = encode_v1(test_seq, test_ts, 0, "old payload");
+  for (std::size_t byte = 0; byte < good.size(); ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      bytes bad = good;
+      bad[byte] ^= static_cast<std::byte>(1U << bit);
+      const record_fault f = decode(test_seq, bad);
+      EXPECT_NE(f, record_fault::none) << "byte " << byte << " bit " << bit;
+      // No single flip turns version 1 into 2: the version byte always fails as unknown.
+      EXPECT_EQ(f, fault_for_bit_flip(byte, bit)) << "byte " << byte << " bit " << bit;
+    }
   }
 }
 
