@@ -203,8 +203,11 @@ inline std::vector<file_damage> damaged_file_cases() {
 }
 
 inline std::string read_file_bytes(const std::filesystem::path& file) {
+  std::string bytes(static_cast<std::size_t>(std::filesystem::file_size(file)), '\0');
   std::ifstream in(file, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  return bytes;
 }
 
 /// Writes `from`'s data.mdb, damaged by `damage`, as `to`/data.mdb (`to` must exist). No lock
