@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -20,6 +22,7 @@ struct broker_machine::pending {
   std::uint32_t dispatches = 0;
   std::size_t bytes = 0;  // counted against max_queued_bytes while queued
   std::uint64_t token = 0;  // the address a credit worker was given for it (0: the client's id)
+  std::uint64_t serial = 0;  // numbers it for check_books()
   time_point enqueued{};
 
   std::string_view service() const noexcept { return m.view(body_at - 1U); }
@@ -293,6 +296,7 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
   p.body_at = static_cast<std::uint16_t>(service_at + 1);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
   p.m = std::move(m);
+  p.serial = ++last_serial_;
   const std::string_view name = p.service();
   if (is_mmi(name)) {
     ++counters_.mmi_requests;
@@ -306,10 +310,19 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
     return;
   }
   s->last_active = now;
-  if (s->queue.empty() && dispatch(*s, p, now)) {
-    ++counters_.requests;
-    ++s->counters.requests;
-    return;
+  if (s->queue.empty() && s->idle_head != nullptr) {
+    const bool given = dispatch(*s, p, now);
+    if (given) {
+      ++counters_.requests;
+      ++s->counters.requests;
+    }
+    // Workers found dead on the way give their requests back only now, so that they queue
+    // ahead of this one and nothing moves under dispatch().
+    settle_displaced(now);
+    if (given) {
+      drain(*s, now);
+      return;
+    }
   }
   p.bytes = p.m.byte_size();
   if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total ||
@@ -434,6 +447,7 @@ void broker_machine::on_worker(message&& m, time_point now) {
       auto& frames = m.frames();
       for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
       s.last_active = now;
+      ++retired_;
       if (deliver(std::move(job.m))) ++s.counters.replies;
       if (!w->idle) worker_idle(*w);
       drain(s, now);
@@ -547,6 +561,7 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
     pending& job = *it;
     if (job.dispatches >= options_.max_dispatches) {
       ++counters_.poisoned;
+      ++retired_;
       if (logs(log_level::warning))
         log(log_level::warning, "request for '" + s.name + "' dropped after " +
                                     std::to_string(job.dispatches) + " workers died handling it");
@@ -569,7 +584,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       ++counters_.workers_expired;
       if (logs(log_level::info))
         log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' expired");
-      remove_worker(w, removal::expired, now, false);  // idle: nothing to requeue
+      displace(*w, removal::expired);
       continue;
     }
     // [worker-id, "", "MDPW01", 0x02, client, "", body...]; the body frames are copies that
@@ -606,22 +621,48 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       return true;
     }
     // The worker is gone (or so far behind that its queue is full): forget it and try the next.
-    // It holds no request, so nothing is requeued and nothing recurses.
+    // A credit worker may hold requests while it waits here; they are requeued by
+    // settle_displaced(), once the caller has put `p` where it belongs.
     ++counters_.workers_departed;
     if (logs(log_level::info))
       log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' unreachable");
-    remove_worker(w, removal::unreachable, now, false);
+    displace(*w, removal::unreachable);
   }
   return false;
 }
 
+void broker_machine::displace(worker& w, removal how) {
+  unlink_idle(w);
+  // The farewell goes now, in the order things happened; the removal follows without one.
+  if (how == removal::expired) {
+    send_disconnect(w.id);
+    how = removal::departed;
+  }
+  displaced_.emplace_back(&w, how);
+}
+
+void broker_machine::settle_displaced(time_point now) {
+  // Removing a worker requeues at the front of its service's queue; done here, with no request
+  // taken out of a queue, the requeued ones simply go ahead of everything waiting.
+  while (!displaced_.empty()) {
+    const auto [w, how] = displaced_.back();
+    displaced_.pop_back();
+    remove_worker(w, how, now, false);
+  }
+}
+
 void broker_machine::drain(service& s, time_point now) {
   while (!s.queue.empty() && s.idle_head != nullptr) {
-    const std::size_t bytes = s.queue.front().bytes;
-    if (!dispatch(s, s.queue.front(), now)) break;
+    // Out of the queue before dispatching, so that nothing dispatch() requeues can take its
+    // place; back at the front if no worker took it.
+    pending p = std::move(s.queue.front());
     s.queue.pop_front();
     --queued_;
-    queued_bytes_ -= bytes;
+    queued_bytes_ -= p.bytes;
+    const bool given = dispatch(s, p, now);
+    if (!given) enqueue(s, std::move(p), true);
+    settle_displaced(now);
+    if (!given) break;
   }
 }
 
@@ -738,6 +779,7 @@ void broker_machine::on_tick(time_point now) {
       });
       if (gone_count != 0) {
         queued_ -= gone_count;
+        retired_ += gone_count;
         counters_.expired += gone_count;
         s.counters.expired += gone_count;
         if (logs(log_level::info))
@@ -776,6 +818,81 @@ broker_stats broker_machine::stats() const {
   std::sort(out.services.begin(), out.services.end(),
             [](const service_stats& a, const service_stats& b) { return a.name < b.name; });
   return out;
+}
+
+std::string broker_machine::check_books() const {
+  std::unordered_set<std::uint64_t> seen;
+  std::size_t queued = 0;
+  std::size_t queued_bytes = 0;
+  std::size_t in_flight = 0;
+  std::size_t busy = 0;
+  // A request must be whole (a moved-from one has no frames), for the service it sits in, and
+  // nowhere else.
+  const auto check_request = [&](const pending& p, const service& s) -> std::string {
+    if (p.body_at < 4 || p.m.size() < p.body_at) return "a request has lost its frames";
+    if (p.service() != s.name)
+      return "a request for '" + std::string(p.service()) + "' sits in '" + s.name + "'";
+    if (p.serial == 0 || p.serial > last_serial_) return "a request has no serial number";
+    if (!seen.insert(p.serial).second)
+      return "request " + std::to_string(p.serial) + " is in two places";
+    return {};
+  };
+  for (const auto& [name, sp] : services_) {
+    const service& s = *sp;
+    if (s.name != name) return "service '" + s.name + "' is filed as '" + name + "'";
+    for (const pending& p : s.queue) {
+      if (auto why = check_request(p, s); !why.empty()) return why + " (queue of '" + s.name + "')";
+      if (p.bytes != p.m.byte_size())
+        return "a queued request of '" + s.name + "' has a wrong size";
+      ++queued;
+      queued_bytes += p.bytes;
+    }
+    std::size_t idle = 0;
+    const worker* prev = nullptr;
+    for (const worker* w = s.idle_head; w != nullptr; prev = w, w = w->next) {
+      if (++idle > workers_.size()) return "the idle list of '" + s.name + "' loops";
+      if (!w->idle || w->svc != &s || w->prev != prev)
+        return "the idle list of '" + s.name + "' is broken";
+    }
+    if (prev != s.idle_tail || idle != s.idle_count)
+      return "the idle list of '" + s.name + "' has a wrong tail or count";
+  }
+  std::unordered_map<const service*, std::size_t> members;
+  for (const auto& [id, wp] : workers_) {
+    const worker& w = *wp;
+    auto it = services_.find(w.svc->name);
+    if (it == services_.end() || it->second.get() != w.svc)
+      return "worker " + printable(id) + " belongs to a forgotten service";
+    ++members[w.svc];
+    if (w.jobs.size() > w.credit) return "worker " + printable(id) + " holds more than its credit";
+    if (w.idle != (w.jobs.size() < w.credit))
+      return "worker " + printable(id) +
+             (w.idle ? " is idle without credit" : " has credit but is not idle");
+    if (!w.jobs.empty()) ++busy;
+    for (const pending& p : w.jobs) {
+      if (auto why = check_request(p, *w.svc); !why.empty())
+        return why + " (held by " + printable(id) + ")";
+      ++in_flight;
+    }
+  }
+  for (const auto& [name, sp] : services_) {
+    const auto it = members.find(sp.get());
+    if (sp->workers != (it == members.end() ? 0 : it->second))
+      return "service '" + name + "' counts its workers wrongly";
+  }
+  const auto differs = [](std::string_view what, std::size_t kept, std::size_t counted) {
+    return std::string(what) + " is " + std::to_string(kept) + ", but the tables hold " +
+           std::to_string(counted);
+  };
+  if (queued != queued_) return differs("queued", queued_, queued);
+  if (queued_bytes != queued_bytes_) return differs("queued_bytes", queued_bytes_, queued_bytes);
+  if (in_flight != in_flight_) return differs("in_flight", in_flight_, in_flight);
+  if (busy != busy_) return differs("busy_workers", busy_, busy);
+  if (counters_.requests != queued + in_flight + retired_)
+    return std::to_string(counters_.requests) + " requests accepted, but " +
+           std::to_string(queued) + " queued + " + std::to_string(in_flight) + " held + " +
+           std::to_string(retired_) + " finished";
+  return {};
 }
 
 }  // namespace fabric::mdp

@@ -480,6 +480,47 @@ TEST_F(MdpBrokerTest, PurgeNeverHandsARequeuedRequestToAnotherExpiringWorker) {
   EXPECT_EQ(stats().workers_expired, 3U);
 }
 
+TEST_F(MdpBrokerTest, RequeuesJobsOfUnreachableCreditWorkerWhileAnotherExpires) {
+  // A credit worker holds a request and still has credit, so it waits first in the idle list;
+  // its connection goes away in the tick that purges a silent worker. The silent worker's
+  // request is dispatched, the send to the credit worker fails, and the credit worker's own
+  // request goes back to the queue: neither request may be lost or left half-moved.
+  in(ready("silent", "echo"));
+  in({"credit", "", W, READY, "echo", "2"});
+  in(ready("spare", "echo"));
+  in(request("c1", "echo", {"r1"}));  // to silent
+  in(request("c2", "echo", {"r2"}));  // to credit, which keeps one unit of credit
+  in(request("c3", "echo", {"r3"}));  // to spare
+  in(reply("spare", "c3"));           // spare waits again, behind credit
+  sink.take();
+  for (int i = 0; i < 2; ++i) {
+    run_for(1000ms);
+    in(heartbeat("credit"));
+    in(heartbeat("spare"));
+  }
+  sink.unreachable.insert("credit");
+  run_for(1000ms);  // silent expires; its request goes to credit (unreachable), then to spare
+  ASSERT_EQ(machine().check_books(), "");
+  std::vector<frames> jobs;
+  for (const auto& f : sink.take())
+    if (f.size() > 3 && f[3] == REQUEST) jobs.push_back(f);
+  EXPECT_EQ(jobs, (std::vector<frames>{to_worker("spare", "c1", {"r1"})}));
+  EXPECT_EQ(stats().queued, 1U);
+  in(ready("fresh", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("fresh", "c2", {"r2"})}));
+  ASSERT_EQ(machine().check_books(), "");
+  in(reply("spare", "c1", {"one"}));
+  in(reply("fresh", "c2", {"two"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"one"}),
+                                              to_client("c2", "echo", {"two"})}));
+  const auto s = stats();
+  EXPECT_EQ(s.workers_expired, 1U);
+  EXPECT_EQ(s.workers_departed, 1U);
+  EXPECT_EQ(s.requeued, 2U);
+  EXPECT_EQ(s.replies, 3U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
 TEST_F(MdpBrokerTest, DispatchSkipsAnIdleWorkerPastItsExpiry) {
   in(ready("w1", "echo"));
   advance(3500ms);  // silent past its liveness, and no tick has run yet
