@@ -116,8 +116,10 @@ struct broker_stats {
   std::uint64_t poisoned = 0;          ///< requests dropped after max_dispatches workers died
   std::uint64_t undeliverable = 0;     ///< replies (worker or MMI) dropped because the client had
                                        ///< gone or its queue was full
-  std::uint64_t services_dropped = 0;  ///< idle services forgotten
-  std::uint64_t workers_refused = 0;   ///< READYs answered with DISCONNECT for a full table
+  std::uint64_t services_dropped = 0;  ///< services forgotten (idle, or evicted for a worker's)
+  std::uint64_t evicted = 0;           ///< queued requests dropped with their evicted service
+  std::uint64_t workers_refused = 0;   ///< READYs refused for a full table
+  std::uint64_t refusals_unanswered = 0;  ///< of which not answered with DISCONNECT (rate limit)
   std::uint64_t log_lines_suppressed = 0;  ///< beyond the per-tick log budget
   std::size_t workers = 0;             ///< live workers now
   std::size_t busy_workers = 0;        ///< of which handling at least one request

@@ -80,6 +80,9 @@ class broker_machine {
   /// stands for, and the idle lists match the workers' credit. For tests; O(requests + workers).
   /// Returns: an empty string, or a description of the first imbalance found.
   std::string check_books() const;
+  /// Services examined while looking for one to evict from a full table: a work measure, so
+  /// tests can tell that refusals and evictions do not scan the table.
+  std::uint64_t table_probes() const noexcept { return table_probes_; }
 
  private:
   struct pending;
@@ -112,6 +115,17 @@ class broker_machine {
   std::size_t find_job(const worker& w, std::string_view address) const noexcept;
   void protocol_error(std::string_view id, worker* w, std::string_view why, time_point now);
   void send_disconnect(std::string_view id);
+  /// Refuses a READY: counted, and answered with DISCONNECT unless that connection was
+  /// answered within the last heartbeat interval.
+  void refuse(std::string_view id, time_point now);
+  /// Drops `s` and its queued requests (counted) to make room for a worker's service.
+  void evict(service& s);
+  /// Erases `s` from the table; `s` is gone after.
+  void forget_service(service& s);
+  void link_unserved(service& s);
+  void unlink_unserved(service& s);
+  /// Moves `s` (unserved) to the most recently asked-for end of the list.
+  void touch_unserved(service& s);
   /// Forgets `w`: its request goes back to the front of its service's queue (or is dropped as
   /// poison), and it leaves its service. Returns that service. With `drain_after`, queued
   /// requests then go to the service's idle workers.
@@ -144,12 +158,18 @@ class broker_machine {
   time_point next_tick_;
   table<worker> workers_;
   table<service> services_;
+  // Services with no workers, least recently asked for first; O(1) to find room in the table.
+  service* unserved_head_ = nullptr;
+  service* unserved_tail_ = nullptr;
+  // Connections whose refused READY was answered, and when.
+  std::unordered_map<std::string, time_point, string_hash, std::equal_to<>> refused_;
   std::size_t queued_ = 0;
   std::size_t queued_bytes_ = 0;
   std::size_t busy_ = 0;       // workers holding at least one request
   std::size_t in_flight_ = 0;  // requests held by workers
   std::uint64_t last_token_ = 0;
   std::uint64_t last_serial_ = 0;  // numbers accepted requests, for check_books()
+  std::uint64_t table_probes_ = 0;
   std::uint64_t retired_ = 0;      // accepted requests that have left (answered or dropped)
   std::size_t logged_this_tick_ = 0;
   std::size_t suppressed_this_tick_ = 0;

@@ -55,6 +55,9 @@ struct broker_machine::service {
   std::size_t workers = 0;
   time_point last_active{};
   service_stats counters{};
+  service* unserved_prev = nullptr;  // the list of services with no workers, least recently
+  service* unserved_next = nullptr;  // asked for first: where room for a worker comes from
+  bool unserved = false;
 };
 
 namespace {
@@ -66,6 +69,9 @@ constexpr std::string_view mmi_stats = "mmi.stats";
 constexpr std::size_t max_json_bytes = 64 * 1024;
 // Log lines per tick; past it lines are counted, and the count logged at the next tick.
 constexpr std::size_t log_budget = 100;
+// Connections whose refused READY was answered in the current heartbeat interval; past it, a
+// refusal is counted but not answered.
+constexpr std::size_t max_refused_tracked = 4096;
 constexpr std::chrono::milliseconds min_tick{10};
 constexpr std::chrono::hours max_interval{24};
 constexpr std::chrono::hours max_expiry{24 * 30};
@@ -184,7 +190,9 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "poisoned", s.poisoned);
   json_field(out, "undeliverable", s.undeliverable);
   json_field(out, "services_dropped", s.services_dropped);
+  json_field(out, "evicted", s.evicted);
   json_field(out, "workers_refused", s.workers_refused);
+  json_field(out, "refusals_unanswered", s.refusals_unanswered);
   json_field(out, "log_lines_suppressed", s.log_lines_suppressed);
   json_field(out, "workers", s.workers);
   json_field(out, "busy_workers", s.busy_workers);
@@ -310,6 +318,7 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
     return;
   }
   s->last_active = now;
+  if (s->unserved) touch_unserved(*s);
   if (s->queue.empty() && s->idle_head != nullptr) {
     const bool given = dispatch(*s, p, now);
     if (given) {
@@ -381,20 +390,16 @@ broker_machine::service* broker_machine::find_or_create_service(std::string_view
                                                                 time_point now, bool for_worker) {
   if (auto it = services_.find(name); it != services_.end()) return it->second.get();
   if (services_.size() >= options_.max_services) {
-    // A worker is worth more than a name nobody serves: make room by forgetting a service with
-    // no workers and no queue (one that clients asked for and gave up on, or that junk created).
-    auto idle = for_worker ? std::find_if(services_.begin(), services_.end(),
-                                          [](const auto& kv) {
-                                            return kv.second->workers == 0 &&
-                                                   kv.second->queue.empty();
-                                          })
-                           : services_.end();
-    if (idle == services_.end()) {
+    // A worker is worth more than a name nobody serves: make room by evicting the service with
+    // no workers that clients asked for least recently (its queued requests go with it). A
+    // request never evicts, so names nobody serves can never take a worker's room.
+    service* victim = for_worker ? unserved_head_ : nullptr;
+    if (victim == nullptr) {
       log(log_level::warning, "service table full (max_services); request or READY refused");
       return nullptr;
     }
-    ++counters_.services_dropped;
-    services_.erase(idle);
+    ++table_probes_;
+    evict(*victim);
   }
   auto s = std::make_unique<service>();
   s->name.assign(name);
@@ -402,7 +407,53 @@ broker_machine::service* broker_machine::find_or_create_service(std::string_view
   s->last_active = now;
   service* raw = s.get();
   services_.emplace(s->name, std::move(s));
+  link_unserved(*raw);
   return raw;
+}
+
+void broker_machine::evict(service& s) {
+  const std::size_t dropped = s.queue.size();
+  if (dropped != 0) {
+    for (const pending& p : s.queue) queued_bytes_ -= p.bytes;
+    queued_ -= dropped;
+    retired_ += dropped;
+    counters_.evicted += dropped;
+  }
+  ++counters_.services_dropped;
+  if (logs(log_level::info))
+    log(log_level::info, "service '" + s.name + "' evicted for a worker's service" +
+                             (dropped != 0 ? "; " + std::to_string(dropped) +
+                                                 " queued request(s) dropped"
+                                           : ""));
+  forget_service(s);
+}
+
+void broker_machine::forget_service(service& s) {
+  unlink_unserved(s);
+  const std::string name = std::move(s.name);  // the key must outlive the lookup
+  services_.erase(name);
+}
+
+void broker_machine::link_unserved(service& s) {
+  s.unserved = true;
+  s.unserved_next = nullptr;
+  s.unserved_prev = unserved_tail_;
+  (unserved_tail_ != nullptr ? unserved_tail_->unserved_next : unserved_head_) = &s;
+  unserved_tail_ = &s;
+}
+
+void broker_machine::unlink_unserved(service& s) {
+  if (!s.unserved) return;
+  (s.unserved_prev != nullptr ? s.unserved_prev->unserved_next : unserved_head_) = s.unserved_next;
+  (s.unserved_next != nullptr ? s.unserved_next->unserved_prev : unserved_tail_) = s.unserved_prev;
+  s.unserved_prev = s.unserved_next = nullptr;
+  s.unserved = false;
+}
+
+void broker_machine::touch_unserved(service& s) {
+  if (unserved_tail_ == &s) return;
+  unlink_unserved(s);
+  link_unserved(s);
 }
 
 void broker_machine::on_worker(message&& m, time_point now) {
@@ -490,17 +541,11 @@ std::size_t broker_machine::find_job(const worker& w, std::string_view address) 
 void broker_machine::register_worker(std::string_view id, std::string_view name,
                                      std::uint32_t credit, time_point now) {
   if (workers_.size() >= options_.max_workers) {
-    ++counters_.workers_refused;
-    log(log_level::warning, "worker table full (max_workers); READY answered with DISCONNECT");
-    send_disconnect(id);
-    return;
+    log(log_level::warning, "worker table full (max_workers); READY refused");
+    return refuse(id, now);
   }
   service* s = find_or_create_service(name, now, true);
-  if (s == nullptr) {
-    ++counters_.workers_refused;
-    send_disconnect(id);
-    return;
-  }
+  if (s == nullptr) return refuse(id, now);
   auto w = std::make_unique<worker>();
   w->id.assign(id);
   w->svc = s;
@@ -510,7 +555,7 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
   w->last_sent = now;
   worker* raw = w.get();
   workers_.emplace(w->id, std::move(w));
-  ++s->workers;
+  if (s->workers++ == 0) unlink_unserved(*s);
   s->last_active = now;
   ++counters_.workers_registered;
   if (logs(log_level::info))
@@ -518,6 +563,27 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
                              (credit > 1 ? " (credit " + std::to_string(credit) + ")" : ""));
   worker_idle(*raw);
   drain(*s, now);
+}
+
+void broker_machine::refuse(std::string_view id, time_point now) {
+  // Answered with DISCONNECT at most once per heartbeat interval per connection, so a peer
+  // repeating a READY that cannot be granted gets no more from the broker than it sends.
+  ++counters_.workers_refused;
+  auto it = refused_.find(id);
+  if (it != refused_.end() && now - it->second < heartbeat_) {
+    ++counters_.refusals_unanswered;
+    return;
+  }
+  if (it != refused_.end()) {
+    it->second = now;
+  } else if (refused_.size() < max_refused_tracked) {
+    refused_.emplace(std::string(id), now);
+  } else {
+    // More refused connections in one interval than are worth remembering: a flood.
+    ++counters_.refusals_unanswered;
+    return;
+  }
+  send_disconnect(id);
 }
 
 void broker_machine::send_disconnect(std::string_view id) {
@@ -545,7 +611,7 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   if (how == removal::expired) send_disconnect(w->id);
   service& s = *w->svc;
   unlink_idle(*w);
-  --s.workers;
+  if (--s.workers == 0) link_unserved(s);
   s.last_active = now;
   std::vector<pending> jobs = std::move(w->jobs);
   if (!jobs.empty()) --busy_;
@@ -730,6 +796,7 @@ void broker_machine::on_tick(time_point now) {
     log(log_level::warning, std::to_string(n) + " log line(s) suppressed in the last tick");
   }
   logged_this_tick_ = 0;
+  std::erase_if(refused_, [&](const auto& kv) { return now - kv.second >= heartbeat_; });
   services_json_.reset();
   stats_json_.reset();
 
@@ -791,6 +858,7 @@ void broker_machine::on_tick(time_point now) {
         now - s.last_active >= clock::duration(options_.service_idle_timeout)) {
       ++counters_.services_dropped;
       if (logs(log_level::debug)) log(log_level::debug, "service '" + s.name + "' forgotten");
+      unlink_unserved(s);
       it = services_.erase(it);
     } else {
       ++it;
@@ -857,6 +925,18 @@ std::string broker_machine::check_books() const {
     if (prev != s.idle_tail || idle != s.idle_count)
       return "the idle list of '" + s.name + "' has a wrong tail or count";
   }
+  std::size_t unserved = 0;
+  const service* before = nullptr;
+  for (const service* s = unserved_head_; s != nullptr; before = s, s = s->unserved_next) {
+    if (++unserved > services_.size()) return "the list of unserved services loops";
+    if (!s->unserved || s->unserved_prev != before || s->workers != 0)
+      return "the list of unserved services is broken at '" + s->name + "'";
+  }
+  if (before != unserved_tail_) return "the list of unserved services has a wrong tail";
+  std::size_t unserved_count = 0;
+  for (const auto& [name, sp] : services_)
+    if (sp->workers == 0) ++unserved_count;
+  if (unserved != unserved_count) return "a service with no workers is not in the unserved list";
   std::unordered_map<const service*, std::size_t> members;
   for (const auto& [id, wp] : workers_) {
     const worker& w = *wp;

@@ -590,17 +590,91 @@ TEST_F(MdpBrokerTest, TotalQueueBoundSpansServices) {
   EXPECT_EQ(stats().rejected, 1U);
 }
 
-TEST_F(MdpBrokerTest, ServiceTableBoundRefusesNewServices) {
+TEST_F(MdpBrokerTest, ServiceTableBoundRefusesRequestsForNewServices) {
   options.max_services = 2;
   in(request("c", "a"));
   in(request("c", "b"));
   in(request("c", "c"));
   EXPECT_EQ(stats().services.size(), 2U);
   EXPECT_EQ(stats().rejected, 1U);
-  in(ready("w1", "d"));  // a worker for a new service is refused too: a and b have queues
-  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
-  EXPECT_EQ(stats().workers, 0U);
-  EXPECT_EQ(stats().workers_refused, 1U);
+  EXPECT_EQ(stats().queued, 2U);
+}
+
+TEST_F(MdpBrokerTest, ServicesWithoutWorkersNeverLockOutAWorker) {
+  // A table full of names nobody serves, each holding a queued request: a real worker's READY
+  // for a new service evicts the one least recently asked for, whose requests are dropped.
+  options.max_services = 50;
+  for (int i = 0; i < 50; ++i) in(request("c", "junk-" + std::to_string(i), {"j"}));
+  advance(10ms);
+  in(request("c", "junk-0", {"again"}));  // junk-0 is now the most recently asked for
+  ASSERT_EQ(stats().services.size(), 50U);
+  in(ready("w1", "real"));
+  EXPECT_TRUE(sink.take().empty());  // accepted: no DISCONNECT
+  auto s = stats();
+  EXPECT_EQ(s.workers, 1U);
+  EXPECT_EQ(s.workers_refused, 0U);
+  EXPECT_EQ(s.services_dropped, 1U);
+  EXPECT_EQ(s.evicted, 1U);
+  EXPECT_EQ(s.queued, 50U);
+  EXPECT_EQ(s.services.size(), 50U);
+  const auto has = [&](const std::string& name) {
+    return std::any_of(s.services.begin(), s.services.end(),
+                       [&](const service_stats& x) { return x.name == name; });
+  };
+  EXPECT_TRUE(has("junk-0"));
+  EXPECT_FALSE(has("junk-1"));
+  EXPECT_TRUE(has("real"));
+  EXPECT_EQ(machine().check_books(), "");
+  in(request("c", "real", {"work"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c", {"work"})}));
+  // A second worker of the same service needs no room; one for another service takes it again.
+  in(ready("w2", "real"));
+  in(ready("w3", "other"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 3U);
+  EXPECT_EQ(stats().evicted, 2U);
+  EXPECT_LE(machine().table_probes(), 2U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, ServiceLeftWithoutWorkersBecomesEvictable) {
+  options.max_services = 2;
+  in(ready("w1", "a"));
+  in(ready("w2", "b"));
+  in(ready("w3", "c"));  // a and b are served: no room
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w3")}));
+  in(disconnect("w1"));  // a has no worker now
+  in(ready("w4", "c"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 2U);
+  EXPECT_EQ(stats().services_dropped, 1U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, RefusalsDoNotScanAndAreRateLimitedPerConnection) {
+  // A table full of served services: a READY for another one is refused. Refusing costs the
+  // same however large the table, and one connection is answered at most once per heartbeat
+  // interval however often it asks.
+  options.max_services = 200;
+  options.max_workers = 1000;
+  for (int i = 0; i < 200; ++i) in(ready("w" + std::to_string(i), "svc-" + std::to_string(i)));
+  sink.take();
+  for (int i = 0; i < 1000; ++i) {
+    in(ready("pest", "new-" + std::to_string(i)));
+    in(disconnect("pest"));  // a raw peer may well say goodbye and try again
+  }
+  EXPECT_LE(machine().table_probes(), 1000U);  // scanning would be 200 per refusal
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("pest")}));
+  auto s = stats();
+  EXPECT_EQ(s.workers_refused, 1000U);
+  EXPECT_EQ(s.refusals_unanswered, 999U);
+  // Another connection is answered; and the first again after an interval.
+  in(ready("other", "new"));
+  advance(1000ms);
+  in(ready("pest", "new"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("other"), disconnect("pest")}));
+  EXPECT_EQ(stats().workers, 200U);
+  EXPECT_EQ(machine().check_books(), "");
 }
 
 TEST_F(MdpBrokerTest, ReadyEvictsAServiceNobodyServesWhenTheTableIsFull) {
