@@ -60,9 +60,15 @@ struct broker_options {
   /// (the client sees a timeout and retries, which is what a 7/MDP client does).
   std::size_t max_queued_per_service = 10'000;
   std::size_t max_queued_total = 100'000;
-  /// The bytes of all queued requests together (bodies and envelopes); a request that would go
-  /// beyond it is dropped and counted like one beyond the queue limits.
-  std::size_t max_queued_bytes = std::size_t{1} << 30;
+  /// The bytes the broker holds for clients, in total: requests queued or held by workers, and
+  /// replies sent but not yet taken by the network (bodies and envelopes). A request that would
+  /// go beyond it is dropped and counted like one beyond the queue limits (`rejected`); a reply
+  /// that would is dropped and counted (`undeliverable`). Both also count in `over_budget`.
+  std::size_t max_total_bytes = std::size_t{1} << 30;
+  /// The same bytes for one client connection (its requests and the replies waiting for it), so
+  /// that one client that sends big requests, or never reads its replies, cannot use the whole
+  /// of max_total_bytes.
+  std::size_t max_peer_bytes = std::size_t{128} << 20;
   /// Services and workers the broker keeps track of; a READY beyond the bound is answered with
   /// DISCONNECT (after forgetting a service that has no workers and no queue, if there is one),
   /// a request for a new service beyond it is dropped and counted.
@@ -73,9 +79,9 @@ struct broker_options {
   std::size_t max_dispatches = 3;
   /// The most frames a client may put before the empty delimiter (its return-address stack).
   std::size_t max_return_frames = 8;
-  /// The largest credit a worker may announce in its READY (fabric's extension: how many
-  /// requests it takes at once); a READY with a larger one is dropped as malformed.
-  std::size_t max_worker_credit = 1024;
+  /// The most requests one worker is given at once (fabric's credit extension): a READY that
+  /// announces a larger credit is accepted with this one.
+  std::size_t max_worker_credit = 256;
   /// The ROUTER socket. The high-water marks are per peer: 10'000 lets an async client keep its
   /// default 10'000 requests outstanding. ROUTER_MANDATORY stays on so a vanished peer is
   /// detected at once. A reply beyond a client's high-water mark is dropped and counted.
@@ -94,7 +100,7 @@ struct service_stats {
   std::size_t queued = 0;        ///< requests waiting for a worker
   std::uint64_t requests = 0;    ///< requests accepted (queued or given to a worker)
   std::uint64_t replies = 0;     ///< replies delivered to clients
-  std::uint64_t expired = 0;     ///< queued requests dropped by request_expiry
+  std::uint64_t expired = 0;     ///< requests dropped by request_expiry, queued or held
   std::uint64_t rejected = 0;    ///< requests dropped because a queue was full
 };
 
@@ -111,11 +117,15 @@ struct broker_stats {
   std::uint64_t workers_expired = 0;   ///< purged after `liveness` silent intervals
   std::uint64_t workers_departed = 0;  ///< sent DISCONNECT, or became unreachable
   std::uint64_t requeued = 0;          ///< requests given back to the queue after a worker died
-  std::uint64_t expired = 0;           ///< queued requests dropped by request_expiry
+  std::uint64_t expired = 0;           ///< requests dropped by request_expiry, queued or held
   std::uint64_t rejected = 0;          ///< requests dropped for a full queue or service table
   std::uint64_t poisoned = 0;          ///< requests dropped after max_dispatches workers died
   std::uint64_t undeliverable = 0;     ///< replies (worker or MMI) dropped because the client had
-                                       ///< gone or its queue was full
+                                       ///< gone, its queue was full or a byte budget was spent
+  std::uint64_t over_budget = 0;       ///< requests and replies dropped for max_total_bytes or
+                                       ///< max_peer_bytes (also in `rejected` / `undeliverable`)
+  std::uint64_t late_replies = 0;      ///< replies to requests that had expired in the worker's
+                                       ///< hands; dropped
   std::uint64_t services_dropped = 0;  ///< services forgotten (idle, or evicted for a worker's)
   std::uint64_t evicted = 0;           ///< queued requests dropped with their evicted service
   std::uint64_t workers_refused = 0;   ///< READYs refused for a full table
@@ -124,8 +134,10 @@ struct broker_stats {
   std::size_t workers = 0;             ///< live workers now
   std::size_t busy_workers = 0;        ///< of which handling at least one request
   std::size_t in_flight = 0;           ///< requests held by workers
+  std::size_t in_flight_bytes = 0;     ///< their size
   std::size_t queued = 0;              ///< requests waiting now, all services
   std::size_t queued_bytes = 0;        ///< their size
+  std::size_t outbound_bytes = 0;      ///< replies sent but not yet taken by the network
   std::vector<service_stats> services{};  ///< by name
 };
 

@@ -50,6 +50,16 @@ class broker_sink {
     (void)level;
     (void)line;
   }
+  /// Sends a reply to a client (frame 0 names it), like send(). A transport that can tell when
+  /// a message has left its queues counts the reply's bytes in outbound_bytes() until then.
+  virtual result<void> send_reply(message&& m) { return send(std::move(m)); }
+  /// Bytes of replies to `peer` sent with send_reply() and still queued in the transport.
+  virtual std::size_t outbound_bytes(std::string_view peer) const noexcept {
+    (void)peer;
+    return 0;
+  }
+  /// The same over all peers.
+  virtual std::size_t outbound_bytes() const noexcept { return 0; }
   /// Messages the transport itself dropped as malformed (too many frames); added to the stats.
   virtual std::uint64_t dropped() const noexcept { return 0; }
 };
@@ -146,7 +156,16 @@ class broker_machine {
   void enqueue(service& s, pending&& p, bool front);
   void worker_idle(worker& w);
   void unlink_idle(worker& w);
+  /// Sends a worker's reply to its client (see send_to_client); counts it in `replies`.
   bool deliver(message&& reply);
+  /// Sends `m` to the client frame 0 names, unless that would exceed a byte budget; a reply
+  /// not sent is counted as undeliverable.
+  bool send_to_client(message&& m);
+  /// Whether `bytes` more for `client` stay within max_peer_bytes and max_total_bytes.
+  bool fits(std::string_view client, std::size_t bytes) const noexcept;
+  /// Charges `p` to its client's budget, or takes it off.
+  void charge(const pending& p);
+  void discharge(const pending& p);
   bool logs(log_level level) const noexcept;
   void log(log_level level, std::string_view line);
 
@@ -166,7 +185,10 @@ class broker_machine {
   std::size_t queued_ = 0;
   std::size_t queued_bytes_ = 0;
   std::size_t busy_ = 0;       // workers holding at least one request
-  std::size_t in_flight_ = 0;  // requests held by workers
+  std::size_t in_flight_ = 0;  // requests held by workers (not those expired in their hands)
+  std::size_t in_flight_bytes_ = 0;
+  // Bytes of each client's requests, queued or held, by routing id.
+  std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> peer_bytes_;
   std::uint64_t last_token_ = 0;
   std::uint64_t last_serial_ = 0;  // numbers accepted requests, for check_books()
   std::uint64_t table_probes_ = 0;

@@ -20,10 +20,13 @@ struct broker_machine::pending {
   message m;
   std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
   std::uint32_t dispatches = 0;
-  std::size_t bytes = 0;  // counted against max_queued_bytes while queued
+  std::size_t bytes = 0;  // m.byte_size(), charged to the byte budgets until it is answered
   std::uint64_t token = 0;  // the address a credit worker was given for it (0: the client's id)
   std::uint64_t serial = 0;  // numbers it for check_books()
   time_point enqueued{};
+  // Expired while a worker held it: only the client's id is kept, so that the worker's late
+  // reply is known for what it is, and the place in the worker's credit stays taken.
+  bool expired = false;
 
   std::string_view service() const noexcept { return m.view(body_at - 1U); }
   std::string_view client() const noexcept { return m.view(0); }
@@ -31,6 +34,12 @@ struct broker_machine::pending {
   void keep_envelope() {
     auto& f = m.frames();
     f.erase(f.begin() + body_at, f.end());
+  }
+  void keep_client_only() {
+    auto& f = m.frames();
+    f.erase(f.begin() + 1, f.end());
+    bytes = 0;
+    expired = true;
   }
 };
 
@@ -78,16 +87,17 @@ constexpr std::chrono::hours max_expiry{24 * 30};
 
 bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
 
-// A READY's credit frame: decimal digits, 1..limit.
+// A READY's credit frame: decimal digits, at least 1; a larger credit than `limit` is lowered
+// to it.
 bool parse_credit(std::string_view text, std::size_t limit, std::uint32_t& out) noexcept {
-  if (text.empty() || text.size() > 6) return false;
-  std::uint32_t v = 0;
+  if (text.empty() || text.size() > 20) return false;
+  std::uint64_t v = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<std::uint32_t>(c - '0');
+    v = std::min<std::uint64_t>(v * 10 + static_cast<std::uint64_t>(c - '0'), limit + 1);
   }
-  if (v == 0 || v > limit) return false;
-  out = v;
+  if (v == 0) return false;
+  out = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, limit));
   return true;
 }
 
@@ -189,6 +199,8 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "rejected", s.rejected);
   json_field(out, "poisoned", s.poisoned);
   json_field(out, "undeliverable", s.undeliverable);
+  json_field(out, "over_budget", s.over_budget);
+  json_field(out, "late_replies", s.late_replies);
   json_field(out, "services_dropped", s.services_dropped);
   json_field(out, "evicted", s.evicted);
   json_field(out, "workers_refused", s.workers_refused);
@@ -197,8 +209,10 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "workers", s.workers);
   json_field(out, "busy_workers", s.busy_workers);
   json_field(out, "in_flight", s.in_flight);
+  json_field(out, "in_flight_bytes", s.in_flight_bytes);
   json_field(out, "queued", s.queued);
   json_field(out, "queued_bytes", s.queued_bytes);
+  json_field(out, "outbound_bytes", s.outbound_bytes);
   out += ",\"services\":[";
   bool first = true;
   for (const auto& svc : s.services) {
@@ -236,8 +250,9 @@ broker_machine::broker_machine(const broker_options& options, broker_sink& sink,
     throw error(errc::invalid_argument, "majordomo: queue, table and dispatch bounds must be >= 1");
   if (options_.max_return_frames > 64)
     throw error(errc::invalid_argument, "majordomo: max_return_frames must be <= 64");
-  if (options_.max_queued_bytes == 0)
-    throw error(errc::invalid_argument, "majordomo: max_queued_bytes must be >= 1");
+  if (options_.max_total_bytes == 0 || options_.max_peer_bytes == 0)
+    throw error(errc::invalid_argument,
+                "majordomo: max_total_bytes and max_peer_bytes must be >= 1");
   // Upper bounds keep every deadline sum far from overflowing the clock.
   if (options_.heartbeat_interval > max_interval || options_.liveness > 1000)
     throw error(errc::invalid_argument,
@@ -304,7 +319,7 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
   p.body_at = static_cast<std::uint16_t>(service_at + 1);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
   p.m = std::move(m);
-  p.serial = ++last_serial_;
+  p.bytes = p.m.byte_size();
   const std::string_view name = p.service();
   if (is_mmi(name)) {
     ++counters_.mmi_requests;
@@ -319,6 +334,19 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
   }
   s->last_active = now;
   if (s->unserved) touch_unserved(*s);
+  const auto refuse_request = [&](std::string_view why) {
+    ++counters_.rejected;
+    ++s->counters.rejected;
+    if (logs(log_level::debug))
+      log(log_level::debug, "request for '" + s->name + "' dropped: " + std::string(why));
+  };
+  if (!fits(p.client(), p.bytes)) {
+    ++counters_.over_budget;
+    return refuse_request("byte budget spent (max_total_bytes or max_peer_bytes)");
+  }
+  p.serial = ++last_serial_;
+  // Charged to its client from here until it is answered or dropped.
+  charge(p);
   if (s->queue.empty() && s->idle_head != nullptr) {
     const bool given = dispatch(*s, p, now);
     if (given) {
@@ -333,18 +361,48 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
       return;
     }
   }
-  p.bytes = p.m.byte_size();
-  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total ||
-      queued_bytes_ + p.bytes > options_.max_queued_bytes) {
-    ++counters_.rejected;
-    ++s->counters.rejected;
-    if (logs(log_level::debug))
-      log(log_level::debug, "request for '" + s->name + "' dropped: queue full");
-    return;
+  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total) {
+    discharge(p);
+    return refuse_request("queue full");
   }
   ++counters_.requests;
   ++s->counters.requests;
   enqueue(*s, std::move(p), false);
+}
+
+bool broker_machine::fits(std::string_view client, std::size_t bytes) const noexcept {
+  const auto it = peer_bytes_.find(client);
+  const std::size_t peer =
+      (it == peer_bytes_.end() ? 0 : it->second) + sink_.outbound_bytes(client);
+  const std::size_t total = queued_bytes_ + in_flight_bytes_ + sink_.outbound_bytes();
+  return peer + bytes <= options_.max_peer_bytes && total + bytes <= options_.max_total_bytes;
+}
+
+void broker_machine::charge(const pending& p) {
+  auto it = peer_bytes_.find(p.client());
+  if (it == peer_bytes_.end()) it = peer_bytes_.emplace(std::string(p.client()), 0).first;
+  it->second += p.bytes;
+}
+
+void broker_machine::discharge(const pending& p) {
+  const auto it = peer_bytes_.find(p.client());
+  if (it == peer_bytes_.end()) return;  // cannot happen while the books balance
+  it->second -= std::min(it->second, p.bytes);
+  if (it->second == 0) peer_bytes_.erase(it);
+}
+
+bool broker_machine::send_to_client(message&& m) {
+  if (!fits(m.view(0), m.byte_size())) {
+    ++counters_.undeliverable;
+    ++counters_.over_budget;
+    if (logs(log_level::debug))
+      log(log_level::debug, "reply dropped: the client's byte budget is spent (it is not reading)");
+    return false;
+  }
+  if (sink_.send_reply(std::move(m))) return true;
+  ++counters_.undeliverable;
+  if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
+  return false;
 }
 
 void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point now) {
@@ -383,7 +441,7 @@ void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point n
   }
   p.keep_envelope();
   for (auto& f : body) p.m.push_back(std::move(f));
-  if (!sink_.send(std::move(p.m))) ++counters_.undeliverable;
+  (void)send_to_client(std::move(p.m));
 }
 
 broker_machine::service* broker_machine::find_or_create_service(std::string_view name,
@@ -414,7 +472,10 @@ broker_machine::service* broker_machine::find_or_create_service(std::string_view
 void broker_machine::evict(service& s) {
   const std::size_t dropped = s.queue.size();
   if (dropped != 0) {
-    for (const pending& p : s.queue) queued_bytes_ -= p.bytes;
+    for (const pending& p : s.queue) {
+      queued_bytes_ -= p.bytes;
+      discharge(p);
+    }
     queued_ -= dropped;
     retired_ += dropped;
     counters_.evicted += dropped;
@@ -489,17 +550,25 @@ void broker_machine::on_worker(message&& m, time_point now) {
         return protocol_error(id, w, "REPLY for a request it was not given", now);
       w->expiry = now + worker_ttl_;
       service& s = *w->svc;
-      // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
       pending job = std::move(w->jobs[at]);
       w->jobs.erase(w->jobs.begin() + static_cast<std::ptrdiff_t>(at));
-      --in_flight_;
       if (w->jobs.empty()) --busy_;
-      job.keep_envelope();
-      auto& frames = m.frames();
-      for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
-      s.last_active = now;
-      ++retired_;
-      if (deliver(std::move(job.m))) ++s.counters.replies;
+      if (job.expired) {
+        // Its request was answered as expired while the worker held it: the worker did nothing
+        // wrong, but the client has been told already.
+        ++counters_.late_replies;
+      } else {
+        --in_flight_;
+        in_flight_bytes_ -= job.bytes;
+        discharge(job);
+        ++retired_;
+        // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
+        job.keep_envelope();
+        auto& frames = m.frames();
+        for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
+        s.last_active = now;
+        if (deliver(std::move(job.m))) ++s.counters.replies;
+      }
       if (!w->idle) worker_idle(*w);
       drain(s, now);
       return;
@@ -615,7 +684,6 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   s.last_active = now;
   std::vector<pending> jobs = std::move(w->jobs);
   if (!jobs.empty()) --busy_;
-  in_flight_ -= jobs.size();
   workers_.erase(w->id);  // destroys *w
   if (jobs.empty()) return &s;
   // Back to the front of the queue, in the order they were given out. Every way of losing a
@@ -625,9 +693,13 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   (void)how;
   for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
     pending& job = *it;
+    if (job.expired) continue;  // answered as expired already
+    --in_flight_;
+    in_flight_bytes_ -= job.bytes;
     if (job.dispatches >= options_.max_dispatches) {
       ++counters_.poisoned;
       ++retired_;
+      discharge(job);
       if (logs(log_level::warning))
         log(log_level::warning, "request for '" + s.name + "' dropped after " +
                                     std::to_string(job.dispatches) + " workers died handling it");
@@ -635,7 +707,6 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
     }
     ++counters_.requeued;
     job.token = 0;
-    job.bytes = job.m.byte_size();
     enqueue(s, std::move(job), true);
   }
   if (drain_after) drain(s, now);
@@ -681,6 +752,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       p.token = token;
       if (w->jobs.empty()) ++busy_;
       ++in_flight_;
+      in_flight_bytes_ += p.bytes;
       w->jobs.push_back(std::move(p));
       // With credit to spare it waits again, behind the others: requests spread over workers.
       if (w->jobs.size() < w->credit) worker_idle(*w);
@@ -765,13 +837,9 @@ void broker_machine::unlink_idle(worker& w) {
 }
 
 bool broker_machine::deliver(message&& reply) {
-  if (sink_.send(std::move(reply))) {
-    ++counters_.replies;
-    return true;
-  }
-  ++counters_.undeliverable;
-  if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
-  return false;
+  if (!send_to_client(std::move(reply))) return false;
+  ++counters_.replies;
+  return true;
 }
 
 void broker_machine::remove_all(std::vector<worker*>& gone, removal how, time_point now) {
@@ -831,9 +899,32 @@ void broker_machine::on_tick(time_point now) {
   }
   remove_all(gone, removal::unreachable, now);
 
-  // Expire queued requests, and forget services nobody serves or asks for.
+  // Expire requests held by workers past request_expiry, as if they were queued: the worker
+  // keeps the place in its credit until it answers (and its answer is dropped) or is removed.
   const bool expiring = options_.request_expiry.count() > 0;
   const clock::duration expiry = options_.request_expiry;
+  if (expiring && in_flight_ != 0) {
+    for (const auto& [id, w] : workers_) {
+      std::size_t gone_count = 0;
+      for (pending& job : w->jobs) {
+        if (job.expired || now - job.enqueued < expiry) continue;
+        --in_flight_;
+        in_flight_bytes_ -= job.bytes;
+        discharge(job);
+        ++retired_;
+        job.keep_client_only();
+        ++gone_count;
+      }
+      if (gone_count == 0) continue;
+      counters_.expired += gone_count;
+      w->svc->counters.expired += gone_count;
+      if (logs(log_level::info))
+        log(log_level::info, std::to_string(gone_count) + " request(s) for '" + w->svc->name +
+                                 "' expired in the hands of worker " + printable(id));
+    }
+  }
+
+  // Expire queued requests, and forget services nobody serves or asks for.
   for (auto it = services_.begin(); it != services_.end();) {
     service& s = *it->second;
     if (expiring && !s.queue.empty()) {
@@ -842,6 +933,7 @@ void broker_machine::on_tick(time_point now) {
         if (now - p.enqueued < expiry) return false;
         ++gone_count;
         queued_bytes_ -= p.bytes;
+        discharge(p);
         return true;
       });
       if (gone_count != 0) {
@@ -873,8 +965,10 @@ broker_stats broker_machine::stats() const {
   out.workers = workers_.size();
   out.busy_workers = busy_;
   out.in_flight = in_flight_;
+  out.in_flight_bytes = in_flight_bytes_;
   out.queued = queued_;
   out.queued_bytes = queued_bytes_;
+  out.outbound_bytes = sink_.outbound_bytes();
   out.services.reserve(services_.size());
   for (const auto& [name, s] : services_) {
     service_stats st = s->counters;
@@ -893,7 +987,9 @@ std::string broker_machine::check_books() const {
   std::size_t queued = 0;
   std::size_t queued_bytes = 0;
   std::size_t in_flight = 0;
+  std::size_t in_flight_bytes = 0;
   std::size_t busy = 0;
+  std::unordered_map<std::string_view, std::size_t> by_client;
   // A request must be whole (a moved-from one has no frames), for the service it sits in, and
   // nowhere else.
   const auto check_request = [&](const pending& p, const service& s) -> std::string {
@@ -903,6 +999,8 @@ std::string broker_machine::check_books() const {
     if (p.serial == 0 || p.serial > last_serial_) return "a request has no serial number";
     if (!seen.insert(p.serial).second)
       return "request " + std::to_string(p.serial) + " is in two places";
+    if (p.bytes != p.m.byte_size()) return "a request has a wrong size";
+    by_client[p.client()] += p.bytes;
     return {};
   };
   for (const auto& [name, sp] : services_) {
@@ -910,8 +1008,6 @@ std::string broker_machine::check_books() const {
     if (s.name != name) return "service '" + s.name + "' is filed as '" + name + "'";
     for (const pending& p : s.queue) {
       if (auto why = check_request(p, s); !why.empty()) return why + " (queue of '" + s.name + "')";
-      if (p.bytes != p.m.byte_size())
-        return "a queued request of '" + s.name + "' has a wrong size";
       ++queued;
       queued_bytes += p.bytes;
     }
@@ -950,9 +1046,14 @@ std::string broker_machine::check_books() const {
              (w.idle ? " is idle without credit" : " has credit but is not idle");
     if (!w.jobs.empty()) ++busy;
     for (const pending& p : w.jobs) {
+      if (p.expired) {
+        if (p.m.size() != 1 || p.bytes != 0) return "an expired request keeps more than its client";
+        continue;
+      }
       if (auto why = check_request(p, *w.svc); !why.empty())
         return why + " (held by " + printable(id) + ")";
       ++in_flight;
+      in_flight_bytes += p.bytes;
     }
   }
   for (const auto& [name, sp] : services_) {
@@ -967,6 +1068,15 @@ std::string broker_machine::check_books() const {
   if (queued != queued_) return differs("queued", queued_, queued);
   if (queued_bytes != queued_bytes_) return differs("queued_bytes", queued_bytes_, queued_bytes);
   if (in_flight != in_flight_) return differs("in_flight", in_flight_, in_flight);
+  if (in_flight_bytes != in_flight_bytes_)
+    return differs("in_flight_bytes", in_flight_bytes_, in_flight_bytes);
+  if (by_client.size() != peer_bytes_.size())
+    return differs("the clients charged", peer_bytes_.size(), by_client.size());
+  for (const auto& [client, bytes] : by_client) {
+    const auto it = peer_bytes_.find(client);
+    if (it == peer_bytes_.end() || it->second != bytes)
+      return "client " + printable(client) + " is charged wrongly";
+  }
   if (busy != busy_) return differs("busy_workers", busy_, busy);
   if (counters_.requests != queued + in_flight + retired_)
     return std::to_string(counters_.requests) + " requests accepted, but " +

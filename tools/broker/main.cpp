@@ -115,8 +115,14 @@ int main(int argc, char** argv) {
       ->default_str("info");
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
       ->transform(unit)->check(expiry_range)->capture_default_str();
-  app.add_option("--max-queued-bytes", o.max_queued_bytes, "bytes of all queued requests together")
+  app.add_option("--max-total-bytes", o.max_total_bytes,
+                 "bytes held for all clients together: queued and in-flight requests, unsent replies")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-peer-bytes", o.max_peer_bytes, "the same bytes for one client connection")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-worker-credit", o.max_worker_credit,
+                 "most requests one worker holds at once (a larger credit in a READY is lowered)")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
   app.footer("Stops cleanly on SIGINT or SIGTERM. Prints \"listening on <endpoint>\" on stdout for each\n"
              "bound endpoint once it serves. Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
   try {

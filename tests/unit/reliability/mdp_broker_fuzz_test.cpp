@@ -30,9 +30,26 @@ message make(const frames& f) {
   return m;
 }
 
-// Delivers to every peer except those whose connection is gone or whose queue is full.
+// Delivers to every peer except those whose connection is gone or whose queue is full. Replies
+// to a client that is not reading wait in the "transport" (outbound) until it reads.
 class fuzz_sink final : public broker_sink {
  public:
+  result<void> send_reply(message&& m) override {
+    const std::string peer(m.view(0));
+    const std::size_t bytes = m.byte_size();
+    auto r = send(std::move(m));
+    if (r && not_reading.count(peer) != 0) {
+      waiting[peer] += bytes;
+      waiting_total += bytes;
+    }
+    return r;
+  }
+  std::size_t outbound_bytes(std::string_view peer) const noexcept override {
+    const auto it = waiting.find(std::string(peer));
+    return it == waiting.end() ? 0 : it->second;
+  }
+  std::size_t outbound_bytes() const noexcept override { return waiting_total; }
+
   result<void> send(message&& m) override {
     const std::string peer(m.view(0));
     if (unreachable.count(peer) != 0) return errc::peer_unreachable;
@@ -46,6 +63,9 @@ class fuzz_sink final : public broker_sink {
   std::vector<frames> sent;
   std::set<std::string> unreachable;
   std::set<std::string> full;
+  std::set<std::string> not_reading;
+  std::map<std::string, std::size_t> waiting;
+  std::size_t waiting_total = 0;
 };
 
 // A request a worker was given: the address to reply to and the body to echo.
@@ -67,6 +87,10 @@ class fuzzer {
     options_.service_idle_timeout = std::chrono::milliseconds(rng_() % 5000);
     options_.max_services = 2 + rng_() % 4;
     options_.max_workers = 2 + rng_() % 8;
+    if (rng_() % 2 == 0) {  // budgets small enough to be hit often
+      options_.max_peer_bytes = 300 + rng_() % 3000;
+      options_.max_total_bytes = 1000 + rng_() % 8000;
+    }
     machine_ = std::make_unique<broker_machine>(options_, sink_, now_);
   }
 
@@ -83,8 +107,10 @@ class fuzzer {
       heartbeat();
     else if (pick < 84)
       say(worker(), static_cast<char>(command::disconnect));
-    else if (pick < 94)
+    else if (pick < 93)
       advance();
+    else if (pick < 96)
+      reading();
     else
       toggle_peer();
     return check();
@@ -115,7 +141,8 @@ class fuzzer {
   }
 
   void request() {
-    const std::string body = "req-" + std::to_string(++requests_);
+    const std::string body =
+        "req-" + std::to_string(++requests_) + "|" + std::string(rng_() % 400, 'p');
     const std::string svc = rng_() % 15 == 0 ? "mmi.service" : service();
     if (rng_() % 4 == 0)
       in({client(), "corr", "", C, svc, body});
@@ -159,6 +186,18 @@ class fuzzer {
     now_ = end;
   }
 
+  // A client stops reading its replies, or reads everything waiting for it and goes on reading.
+  void reading() {
+    const std::string id = client();
+    if (sink_.not_reading.count(id) == 0) {
+      sink_.not_reading.insert(id);
+      return;
+    }
+    sink_.not_reading.erase(id);
+    sink_.waiting_total -= sink_.waiting[id];
+    sink_.waiting.erase(id);
+  }
+
   void toggle_peer() {
     // A connection goes away or fills up; or one that did comes back.
     auto& set = rng_() % 2 ? sink_.unreachable : sink_.full;
@@ -187,6 +226,10 @@ class fuzzer {
     const auto s = machine_->stats();
     if (s.workers > options_.max_workers) return "more workers than max_workers";
     if (s.services.size() > options_.max_services) return "more services than max_services";
+    if (s.queued_bytes + s.in_flight_bytes + s.outbound_bytes > options_.max_total_bytes)
+      return "more bytes held than max_total_bytes";
+    for (const auto& [peer, bytes] : sink_.waiting)
+      if (bytes > options_.max_peer_bytes) return "more bytes waiting for " + peer + " than allowed";
     return {};
   }
 
@@ -207,6 +250,8 @@ TEST(MdpBrokerFuzzTest, BooksBalanceAfterEveryStepUnderRandomCreditWorkersAndFai
   std::uint64_t answered = 0;
   std::uint64_t requeued = 0;
   std::uint64_t expired = 0;
+  std::uint64_t late = 0;
+  std::uint64_t over_budget = 0;
   for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     fuzzer f(seed);
     for (int step = 0; step < steps; ++step) {
@@ -217,11 +262,15 @@ TEST(MdpBrokerFuzzTest, BooksBalanceAfterEveryStepUnderRandomCreditWorkersAndFai
     answered += f.answered();
     requeued += s.requeued;
     expired += s.expired;
+    late += s.late_replies;
+    over_budget += s.over_budget;
   }
   // The traffic reached the paths it is meant to exercise.
   EXPECT_GT(answered, 10'000U);
   EXPECT_GT(requeued, 1'000U);
   EXPECT_GT(expired, 1'000U);
+  EXPECT_GT(late, 100U);
+  EXPECT_GT(over_budget, 1'000U);
 }
 
 }  // namespace
