@@ -8,8 +8,10 @@
 //   - it heartbeats every worker, busy or idle, and purges every silent one;
 //   - a worker may announce a credit in its READY (an extra frame) and is then given up to that
 //     many requests at once, which lifts 7/MDP's one-round-trip-per-request ceiling;
-//   - queued requests expire, services with no workers and no queue are dropped, and every queue
-//     and table has a configured bound with a counted drop when full;
+//   - requests expire (queued or held by a worker), services with no workers are forgotten or
+//     evicted to make room for a worker's, every queue and table has a configured bound, and
+//     byte budgets in total and per client cover queued requests, held requests and unsent
+//     replies; whatever meets a bound is dropped and counted (docs/majordomo.md, "Bounds");
 //   - frames a client puts before the empty delimiter (a DEALER client's correlation id, or the
 //     address stack of a proxy chain) come back unchanged in front of the reply, which is how
 //     fabric::mdp::async_client matches replies to requests;
@@ -52,7 +54,9 @@ struct broker_options {
   std::chrono::milliseconds heartbeat_interval{2500};
   /// A worker silent for `liveness` heartbeat intervals is purged; its request is requeued.
   std::size_t liveness = 3;
-  /// A request waiting in a service's queue longer than this is dropped (0 = never).
+  /// A request the broker has kept longer than this, waiting in a queue or held by a worker, is
+  /// dropped and counted as expired (0 = never). A worker's reply to a request that expired in
+  /// its hands is dropped (`late_replies`); until then the worker is given nothing in its place.
   std::chrono::milliseconds request_expiry{std::chrono::seconds(30)};
   /// A service with no workers and nothing queued is forgotten after this long.
   std::chrono::milliseconds service_idle_timeout{std::chrono::seconds(60)};
@@ -69,9 +73,11 @@ struct broker_options {
   /// that one client that sends big requests, or never reads its replies, cannot use the whole
   /// of max_total_bytes.
   std::size_t max_peer_bytes = std::size_t{128} << 20;
-  /// Services and workers the broker keeps track of; a READY beyond the bound is answered with
-  /// DISCONNECT (after forgetting a service that has no workers and no queue, if there is one),
-  /// a request for a new service beyond it is dropped and counted.
+  /// Services and workers the broker keeps track of. When the service table is full, a READY for
+  /// a new service evicts the service without workers that clients asked for least recently
+  /// (its queued requests are dropped and counted as `evicted`); a request for a new service is
+  /// dropped and counted. A READY that still finds no room, or a full worker table, is refused:
+  /// answered with DISCONNECT at most once per heartbeat interval per connection.
   std::size_t max_services = 10'000;
   std::size_t max_workers = 10'000;
   /// How many workers one request may be given to before it is dropped as poison (each dispatch

@@ -10,7 +10,9 @@
 //   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
 //
 // Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the
-// worker handling it. A 7/MDP worker holds one request at a time; a worker that announced a
+// worker handling it (check_books() verifies it). Each is charged, from acceptance until it is
+// answered or dropped, to its client's byte budget and to the total one; the sink reports the
+// bytes of replies it has not yet handed to the network, which count too. A 7/MDP worker holds one request at a time; a worker that announced a
 // credit in its READY (fabric's extension) holds up to that many, and is then given an 8-byte
 // token per request as the client address, so its replies find their request in any order. A request's frames are kept as received; the worker gets copies of the body
 // frames (zmq_msg_copy shares the bytes), so the original can be requeued if the worker dies, and
@@ -78,7 +80,8 @@ class broker_machine {
 
   /// Handles one message received by the ROUTER (frame 0 = sender's routing id).
   void on_message(message&& m, time_point now);
-  /// Heartbeats, purges silent workers, expires queued requests and forgets idle services.
+  /// Heartbeats, purges silent workers, expires requests (queued or held) and forgets idle
+  /// services.
   void on_tick(time_point now);
   /// When on_tick() should next run.
   time_point next_tick() const noexcept { return next_tick_; }
@@ -117,7 +120,8 @@ class broker_machine {
   void on_client(message&& m, std::size_t delimiter_at, time_point now);
   void on_worker(message&& m, time_point now);
   void answer_mmi(pending&& p, std::string_view name, time_point now);
-  /// `for_worker`: a READY may evict a service with no workers and no queue when the table is full.
+  /// `for_worker`: a READY may evict the least recently asked-for service with no workers when
+  /// the table is full.
   service* find_or_create_service(std::string_view name, time_point now, bool for_worker);
   void register_worker(std::string_view id, std::string_view name, std::uint32_t credit,
                        time_point now);
