@@ -89,8 +89,10 @@ class broker_machine {
   broker_stats stats() const;
 
   /// Checks that the books balance: every accepted request is in exactly one place (one
-  /// service's queue or one worker's hands) and whole, every running total equals the sum it
-  /// stands for, and the idle lists match the workers' credit. For tests; O(requests + workers).
+  /// service's queue or one worker's hands) and whole, every running total (counts, bytes, each
+  /// client's charge) equals the sum it stands for, the idle and unserved lists match the
+  /// tables, and the tables and byte budgets are within their bounds. For tests;
+  /// O(requests + workers + services).
   /// Returns: an empty string, or a description of the first imbalance found.
   std::string check_books() const;
   /// Services examined while looking for one to evict from a full table: a work measure, so
@@ -191,7 +193,7 @@ class broker_machine {
   std::size_t busy_ = 0;       // workers holding at least one request
   std::size_t in_flight_ = 0;  // requests held by workers (not those expired in their hands)
   std::size_t in_flight_bytes_ = 0;
-  // Bytes of each client's requests, queued or held, by routing id.
+  // Bytes of each client's requests, queued or held, by routing id (zeros erased each tick).
   std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> peer_bytes_;
   std::uint64_t last_token_ = 0;
   std::uint64_t last_serial_ = 0;  // numbers accepted requests, for check_books()

@@ -9,7 +9,6 @@
 #include <limits>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -388,7 +387,8 @@ void broker_machine::discharge(const pending& p) {
   const auto it = peer_bytes_.find(p.client());
   if (it == peer_bytes_.end()) return;  // cannot happen while the books balance
   it->second -= std::min(it->second, p.bytes);
-  if (it->second == 0) peer_bytes_.erase(it);
+  // An account at zero is erased by the tick, so a client with one request at a time does not
+  // allocate an account per request.
 }
 
 bool broker_machine::send_to_client(message&& m) {
@@ -865,6 +865,7 @@ void broker_machine::on_tick(time_point now) {
   }
   logged_this_tick_ = 0;
   std::erase_if(refused_, [&](const auto& kv) { return now - kv.second >= heartbeat_; });
+  std::erase_if(peer_bytes_, [](const auto& kv) { return kv.second == 0; });
   services_json_.reset();
   stats_json_.reset();
 
@@ -983,7 +984,8 @@ broker_stats broker_machine::stats() const {
 }
 
 std::string broker_machine::check_books() const {
-  std::unordered_set<std::uint64_t> seen;
+  std::vector<std::uint64_t> serials;
+  serials.reserve(queued_ + in_flight_);
   std::size_t queued = 0;
   std::size_t queued_bytes = 0;
   std::size_t in_flight = 0;
@@ -997,8 +999,7 @@ std::string broker_machine::check_books() const {
     if (p.service() != s.name)
       return "a request for '" + std::string(p.service()) + "' sits in '" + s.name + "'";
     if (p.serial == 0 || p.serial > last_serial_) return "a request has no serial number";
-    if (!seen.insert(p.serial).second)
-      return "request " + std::to_string(p.serial) + " is in two places";
+    serials.push_back(p.serial);
     if (p.bytes != p.m.byte_size()) return "a request has a wrong size";
     by_client[p.client()] += p.bytes;
     return {};
@@ -1061,6 +1062,10 @@ std::string broker_machine::check_books() const {
     if (sp->workers != (it == members.end() ? 0 : it->second))
       return "service '" + name + "' counts its workers wrongly";
   }
+  std::sort(serials.begin(), serials.end());
+  if (const auto twice = std::adjacent_find(serials.begin(), serials.end());
+      twice != serials.end())
+    return "request " + std::to_string(*twice) + " is in two places";
   const auto differs = [](std::string_view what, std::size_t kept, std::size_t counted) {
     return std::string(what) + " is " + std::to_string(kept) + ", but the tables hold " +
            std::to_string(counted);
@@ -1070,13 +1075,21 @@ std::string broker_machine::check_books() const {
   if (in_flight != in_flight_) return differs("in_flight", in_flight_, in_flight);
   if (in_flight_bytes != in_flight_bytes_)
     return differs("in_flight_bytes", in_flight_bytes_, in_flight_bytes);
-  if (by_client.size() != peer_bytes_.size())
-    return differs("the clients charged", peer_bytes_.size(), by_client.size());
+  std::size_t charged = 0;
+  for (const auto& [client, bytes] : peer_bytes_)
+    if (bytes != 0) ++charged;
+  if (by_client.size() != charged) return differs("the clients charged", charged, by_client.size());
   for (const auto& [client, bytes] : by_client) {
     const auto it = peer_bytes_.find(client);
     if (it == peer_bytes_.end() || it->second != bytes)
       return "client " + printable(client) + " is charged wrongly";
+    if (bytes + sink_.outbound_bytes(client) > options_.max_peer_bytes)
+      return "client " + printable(client) + " holds more than max_peer_bytes";
   }
+  if (queued_bytes_ + in_flight_bytes_ + sink_.outbound_bytes() > options_.max_total_bytes)
+    return "more bytes held than max_total_bytes";
+  if (workers_.size() > options_.max_workers) return "more workers than max_workers";
+  if (services_.size() > options_.max_services) return "more services than max_services";
   if (busy != busy_) return differs("busy_workers", busy_, busy);
   if (counters_.requests != queued + in_flight + retired_)
     return std::to_string(counters_.requests) + " requests accepted, but " +

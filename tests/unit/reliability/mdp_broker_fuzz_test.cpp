@@ -81,7 +81,7 @@ class fuzzer {
     options_.liveness = 3;
     options_.max_queued_per_service = 1 + rng_() % 30;
     options_.max_dispatches = 1 + rng_() % 4;
-    options_.max_worker_credit = 1 + rng_() % 6;
+    options_.max_worker_credit = 2 + rng_() % 5;
     const std::chrono::milliseconds expiries[] = {0ms, 400ms, 2500ms, 30s};
     options_.request_expiry = expiries[rng_() % 4];
     options_.service_idle_timeout = std::chrono::milliseconds(rng_() % 5000);
@@ -99,33 +99,35 @@ class fuzzer {
     const auto pick = rng_() % 100;
     if (pick < 10)
       ready();
-    else if (pick < 40)
+    else if (pick < 32)
       request();
-    else if (pick < 65)
+    else if (pick < 52)
       reply();
-    else if (pick < 80)
+    else if (pick < 67)
       heartbeat();
-    else if (pick < 84)
-      say(worker(), static_cast<char>(command::disconnect));
-    else if (pick < 93)
+    else if (pick < 77)
+      say(holder(), static_cast<char>(command::disconnect));
+    else if (pick < 87)
       advance();
-    else if (pick < 96)
+    else if (pick < 89)
       reading();
     else
       toggle_peer();
     return check();
   }
 
-  const broker_stats stats() const { return machine_->stats(); }
+  broker_stats stats() const { return machine_->stats(); }
   std::uint64_t answered() const { return answered_; }
 
  private:
   std::string worker() { return "w" + std::to_string(rng_() % 8); }
   std::string client() { return "c" + std::to_string(rng_() % 4); }
-  // Two busy services, and now and then one of a few rarer names that fill the service table.
+  // Mostly one service, so that workers meet in its idle list; a second one; and now and then
+  // one of a few rarer names that fill the service table.
   std::string service() {
-    if (rng_() % 10 == 0) return "svc-" + std::to_string(rng_() % 6);
-    return rng_() % 2 ? "a" : "b";
+    const auto pick = rng_() % 10;
+    if (pick == 0) return "svc-" + std::to_string(rng_() % 6);
+    return pick < 8 ? "a" : "b";
   }
 
   void in(const frames& f) { machine_->on_message(make(f), now_); }
@@ -133,7 +135,7 @@ class fuzzer {
   void ready() {
     const std::string id = worker();
     held_[id].clear();  // a new session: what it held before is forgotten on its side
-    if (rng_() % 3 == 0)
+    if (rng_() % 5 == 0)
       in({id, "", W, "\x01", service()});
     else
       in({id, "", W, "\x01", service(),
@@ -150,13 +152,16 @@ class fuzzer {
       in({client(), "", C, svc, body});
   }
 
-  void reply() {
-    // Mostly a worker that holds something, so that requests get answered.
+  // Mostly a worker that holds requests: the interesting one to lose, block or hear from.
+  std::string holder() {
     std::vector<std::string> holders;
     for (const auto& [id, jobs] : held_)
       if (!jobs.empty()) holders.push_back(id);
-    const std::string id =
-        holders.empty() || rng_() % 8 == 0 ? worker() : holders[rng_() % holders.size()];
+    return holders.empty() || rng_() % 8 == 0 ? worker() : holders[rng_() % holders.size()];
+  }
+
+  void reply() {
+    const std::string id = holder();
     auto& jobs = held_[id];
     if (jobs.empty() || rng_() % 10 == 0) {
       // A reply for nothing it holds (a bogus or stale address).
@@ -205,7 +210,7 @@ class fuzzer {
       set.erase(std::next(set.begin(), static_cast<std::ptrdiff_t>(rng_() % set.size())));
       return;
     }
-    set.insert(rng_() % 3 == 0 ? client() : worker());
+    set.insert(rng_() % 5 == 0 ? client() : holder());
   }
 
   std::string check() {
@@ -213,6 +218,8 @@ class fuzzer {
     for (const auto& f : sink_.sent) {
       if (f.size() >= 7 && f[2] == W && f[3] == "\x02") {
         held_[f[0]].push_back(job{f[4], f[6]});
+      } else if (f.size() == 4 && f[2] == W && f[3] == "\x05") {
+        held_[f[0]].clear();  // told to go: it starts again with a new READY
       } else if (f.size() >= 5 && f[f.size() - 3] == C) {
         const std::string& body = f.back();
         if (body.rfind("req-", 0) == 0) {
@@ -223,13 +230,8 @@ class fuzzer {
     }
     sink_.sent.clear();
     if (auto why = machine_->check_books(); !why.empty()) return why;
-    const auto s = machine_->stats();
-    if (s.workers > options_.max_workers) return "more workers than max_workers";
-    if (s.services.size() > options_.max_services) return "more services than max_services";
-    if (s.queued_bytes + s.in_flight_bytes + s.outbound_bytes > options_.max_total_bytes)
-      return "more bytes held than max_total_bytes";
     for (const auto& [peer, bytes] : sink_.waiting)
-      if (bytes > options_.max_peer_bytes) return "more bytes waiting for " + peer + " than allowed";
+      if (bytes > options_.max_peer_bytes) return "too many bytes waiting for " + peer;
     return {};
   }
 
@@ -266,11 +268,11 @@ TEST(MdpBrokerFuzzTest, BooksBalanceAfterEveryStepUnderRandomCreditWorkersAndFai
     over_budget += s.over_budget;
   }
   // The traffic reached the paths it is meant to exercise.
-  EXPECT_GT(answered, 10'000U);
-  EXPECT_GT(requeued, 1'000U);
-  EXPECT_GT(expired, 1'000U);
-  EXPECT_GT(late, 100U);
-  EXPECT_GT(over_budget, 1'000U);
+  EXPECT_GT(answered, 5'000U);
+  EXPECT_GT(requeued, 5'000U);
+  EXPECT_GT(expired, 5'000U);
+  EXPECT_GT(late, 300U);
+  EXPECT_GT(over_budget, 2'000U);
 }
 
 }  // namespace
