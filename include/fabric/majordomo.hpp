@@ -8,8 +8,10 @@
 //   - it heartbeats every worker, busy or idle, and purges every silent one;
 //   - a worker may announce a credit in its READY (an extra frame) and is then given up to that
 //     many requests at once, which lifts 7/MDP's one-round-trip-per-request ceiling;
-//   - queued requests expire, services with no workers and no queue are dropped, and every queue
-//     and table has a configured bound with a counted drop when full;
+//   - requests expire (queued or held by a worker), services with no workers are forgotten or
+//     evicted to make room for a worker's, every queue and table has a configured bound, and
+//     byte budgets in total and per client cover queued requests, held requests and unsent
+//     replies; whatever meets a bound is dropped and counted (docs/majordomo.md, "Bounds");
 //   - frames a client puts before the empty delimiter (a DEALER client's correlation id, or the
 //     address stack of a proxy chain) come back unchanged in front of the reply, which is how
 //     fabric::mdp::async_client matches replies to requests;
@@ -52,7 +54,9 @@ struct broker_options {
   std::chrono::milliseconds heartbeat_interval{2500};
   /// A worker silent for `liveness` heartbeat intervals is purged; its request is requeued.
   std::size_t liveness = 3;
-  /// A request waiting in a service's queue longer than this is dropped (0 = never).
+  /// A request the broker has kept longer than this, waiting in a queue or held by a worker, is
+  /// dropped and counted as expired (0 = never). A worker's reply to a request that expired in
+  /// its hands is dropped (`late_replies`); until then the worker is given nothing in its place.
   std::chrono::milliseconds request_expiry{std::chrono::seconds(30)};
   /// A service with no workers and nothing queued is forgotten after this long.
   std::chrono::milliseconds service_idle_timeout{std::chrono::seconds(60)};
@@ -60,12 +64,20 @@ struct broker_options {
   /// (the client sees a timeout and retries, which is what a 7/MDP client does).
   std::size_t max_queued_per_service = 10'000;
   std::size_t max_queued_total = 100'000;
-  /// The bytes of all queued requests together (bodies and envelopes); a request that would go
-  /// beyond it is dropped and counted like one beyond the queue limits.
-  std::size_t max_queued_bytes = std::size_t{1} << 30;
-  /// Services and workers the broker keeps track of; a READY beyond the bound is answered with
-  /// DISCONNECT (after forgetting a service that has no workers and no queue, if there is one),
-  /// a request for a new service beyond it is dropped and counted.
+  /// The bytes the broker holds for clients, in total: requests queued or held by workers, and
+  /// replies sent but not yet taken by the network (bodies and envelopes). A request that would
+  /// go beyond it is dropped and counted like one beyond the queue limits (`rejected`); a reply
+  /// that would is dropped and counted (`undeliverable`). Both also count in `over_budget`.
+  std::size_t max_total_bytes = std::size_t{1} << 30;
+  /// The same bytes for one client connection (its requests and the replies waiting for it), so
+  /// that one client that sends big requests, or never reads its replies, cannot use the whole
+  /// of max_total_bytes.
+  std::size_t max_peer_bytes = std::size_t{128} << 20;
+  /// Services and workers the broker keeps track of. When the service table is full, a READY for
+  /// a new service evicts the service without workers that clients asked for least recently
+  /// (its queued requests are dropped and counted as `evicted`); a request for a new service is
+  /// dropped and counted. A READY that still finds no room, or a full worker table, is refused:
+  /// answered with DISCONNECT at most once per heartbeat interval per connection.
   std::size_t max_services = 10'000;
   std::size_t max_workers = 10'000;
   /// How many workers one request may be given to before it is dropped as poison (each dispatch
@@ -73,9 +85,9 @@ struct broker_options {
   std::size_t max_dispatches = 3;
   /// The most frames a client may put before the empty delimiter (its return-address stack).
   std::size_t max_return_frames = 8;
-  /// The largest credit a worker may announce in its READY (fabric's extension: how many
-  /// requests it takes at once); a READY with a larger one is dropped as malformed.
-  std::size_t max_worker_credit = 1024;
+  /// The most requests one worker is given at once (fabric's credit extension): a READY that
+  /// announces a larger credit is accepted with this one.
+  std::size_t max_worker_credit = 256;
   /// The ROUTER socket. The high-water marks are per peer: 10'000 lets an async client keep its
   /// default 10'000 requests outstanding. ROUTER_MANDATORY stays on so a vanished peer is
   /// detected at once. A reply beyond a client's high-water mark is dropped and counted.
@@ -94,7 +106,7 @@ struct service_stats {
   std::size_t queued = 0;        ///< requests waiting for a worker
   std::uint64_t requests = 0;    ///< requests accepted (queued or given to a worker)
   std::uint64_t replies = 0;     ///< replies delivered to clients
-  std::uint64_t expired = 0;     ///< queued requests dropped by request_expiry
+  std::uint64_t expired = 0;     ///< requests dropped by request_expiry, queued or held
   std::uint64_t rejected = 0;    ///< requests dropped because a queue was full
 };
 
@@ -111,19 +123,27 @@ struct broker_stats {
   std::uint64_t workers_expired = 0;   ///< purged after `liveness` silent intervals
   std::uint64_t workers_departed = 0;  ///< sent DISCONNECT, or became unreachable
   std::uint64_t requeued = 0;          ///< requests given back to the queue after a worker died
-  std::uint64_t expired = 0;           ///< queued requests dropped by request_expiry
+  std::uint64_t expired = 0;           ///< requests dropped by request_expiry, queued or held
   std::uint64_t rejected = 0;          ///< requests dropped for a full queue or service table
   std::uint64_t poisoned = 0;          ///< requests dropped after max_dispatches workers died
   std::uint64_t undeliverable = 0;     ///< replies (worker or MMI) dropped because the client had
-                                       ///< gone or its queue was full
-  std::uint64_t services_dropped = 0;  ///< idle services forgotten
-  std::uint64_t workers_refused = 0;   ///< READYs answered with DISCONNECT for a full table
+                                       ///< gone, its queue was full or a byte budget was spent
+  std::uint64_t over_budget = 0;       ///< requests and replies dropped for max_total_bytes or
+                                       ///< max_peer_bytes (also in `rejected` / `undeliverable`)
+  std::uint64_t late_replies = 0;      ///< replies to requests that had expired in the worker's
+                                       ///< hands; dropped
+  std::uint64_t services_dropped = 0;  ///< services forgotten (idle, or evicted for a worker's)
+  std::uint64_t evicted = 0;           ///< queued requests dropped with their evicted service
+  std::uint64_t workers_refused = 0;   ///< READYs refused for a full table
+  std::uint64_t refusals_unanswered = 0;  ///< of which not answered with DISCONNECT (rate limit)
   std::uint64_t log_lines_suppressed = 0;  ///< beyond the per-tick log budget
   std::size_t workers = 0;             ///< live workers now
   std::size_t busy_workers = 0;        ///< of which handling at least one request
   std::size_t in_flight = 0;           ///< requests held by workers
+  std::size_t in_flight_bytes = 0;     ///< their size
   std::size_t queued = 0;              ///< requests waiting now, all services
   std::size_t queued_bytes = 0;        ///< their size
+  std::size_t outbound_bytes = 0;      ///< replies sent but not yet taken by the network
   std::vector<service_stats> services{};  ///< by name
 };
 

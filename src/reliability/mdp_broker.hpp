@@ -10,7 +10,9 @@
 //   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
 //
 // Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the
-// worker handling it. A 7/MDP worker holds one request at a time; a worker that announced a
+// worker handling it (check_books() verifies it). Each is charged, from acceptance until it is
+// answered or dropped, to its client's byte budget and to the total one; the sink reports the
+// bytes of replies it has not yet handed to the network, which count too. A 7/MDP worker holds one request at a time; a worker that announced a
 // credit in its READY (fabric's extension) holds up to that many, and is then given an 8-byte
 // token per request as the client address, so its replies find their request in any order. A request's frames are kept as received; the worker gets copies of the body
 // frames (zmq_msg_copy shares the bytes), so the original can be requeued if the worker dies, and
@@ -32,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace fabric::mdp {
@@ -49,6 +52,16 @@ class broker_sink {
     (void)level;
     (void)line;
   }
+  /// Sends a reply to a client (frame 0 names it), like send(). A transport that can tell when
+  /// a message has left its queues counts the reply's bytes in outbound_bytes() until then.
+  virtual result<void> send_reply(message&& m) { return send(std::move(m)); }
+  /// Bytes of replies to `peer` sent with send_reply() and still queued in the transport.
+  virtual std::size_t outbound_bytes(std::string_view peer) const noexcept {
+    (void)peer;
+    return 0;
+  }
+  /// The same over all peers.
+  virtual std::size_t outbound_bytes() const noexcept { return 0; }
   /// Messages the transport itself dropped as malformed (too many frames); added to the stats.
   virtual std::uint64_t dropped() const noexcept { return 0; }
 };
@@ -67,12 +80,24 @@ class broker_machine {
 
   /// Handles one message received by the ROUTER (frame 0 = sender's routing id).
   void on_message(message&& m, time_point now);
-  /// Heartbeats, purges silent workers, expires queued requests and forgets idle services.
+  /// Heartbeats, purges silent workers, expires requests (queued or held) and forgets idle
+  /// services.
   void on_tick(time_point now);
   /// When on_tick() should next run.
   time_point next_tick() const noexcept { return next_tick_; }
 
   broker_stats stats() const;
+
+  /// Checks that the books balance: every accepted request is in exactly one place (one
+  /// service's queue or one worker's hands) and whole, every running total (counts, bytes, each
+  /// client's charge) equals the sum it stands for, the idle and unserved lists match the
+  /// tables, and the tables and byte budgets are within their bounds. For tests;
+  /// O(requests + workers + services).
+  /// Returns: an empty string, or a description of the first imbalance found.
+  std::string check_books() const;
+  /// Services examined while looking for one to evict from a full table: a work measure, so
+  /// tests can tell that refusals and evictions do not scan the table.
+  std::uint64_t table_probes() const noexcept { return table_probes_; }
 
  private:
   struct pending;
@@ -97,7 +122,8 @@ class broker_machine {
   void on_client(message&& m, std::size_t delimiter_at, time_point now);
   void on_worker(message&& m, time_point now);
   void answer_mmi(pending&& p, std::string_view name, time_point now);
-  /// `for_worker`: a READY may evict a service with no workers and no queue when the table is full.
+  /// `for_worker`: a READY may evict the least recently asked-for service with no workers when
+  /// the table is full.
   service* find_or_create_service(std::string_view name, time_point now, bool for_worker);
   void register_worker(std::string_view id, std::string_view name, std::uint32_t credit,
                        time_point now);
@@ -105,6 +131,17 @@ class broker_machine {
   std::size_t find_job(const worker& w, std::string_view address) const noexcept;
   void protocol_error(std::string_view id, worker* w, std::string_view why, time_point now);
   void send_disconnect(std::string_view id);
+  /// Refuses a READY: counted, and answered with DISCONNECT unless that connection was
+  /// answered within the last heartbeat interval.
+  void refuse(std::string_view id, time_point now);
+  /// Drops `s` and its queued requests (counted) to make room for a worker's service.
+  void evict(service& s);
+  /// Erases `s` from the table; `s` is gone after.
+  void forget_service(service& s);
+  void link_unserved(service& s);
+  void unlink_unserved(service& s);
+  /// Moves `s` (unserved) to the most recently asked-for end of the list.
+  void touch_unserved(service& s);
   /// Forgets `w`: its request goes back to the front of its service's queue (or is dropped as
   /// poison), and it leaves its service. Returns that service. With `drain_after`, queued
   /// requests then go to the service's idle workers.
@@ -112,15 +149,29 @@ class broker_machine {
   /// Removes every worker in `gone` (clearing it) so that none of them is handed a request
   /// requeued by another's removal.
   void remove_all(std::vector<worker*>& gone, removal how, time_point now);
-  /// Gives `p` to the longest-idle worker of `s`. Returns false (leaving `p` intact) when `s` has
-  /// no idle worker that could take it.
+  /// Gives `p` (a request in no queue) to the longest-idle worker of `s`. Returns false
+  /// (leaving `p` intact) when `s` has no idle worker that could take it. Idle workers found
+  /// dead on the way are only taken off the idle list and noted in displaced_: the caller puts
+  /// `p` where it belongs, then calls settle_displaced(), so no queue changes under it.
   bool dispatch(service& s, pending& p, time_point now);
+  void displace(worker& w, removal how);
+  /// Removes the workers dispatch() displaced, requeueing whatever they held, without draining.
+  void settle_displaced(time_point now);
   /// Hands queued requests to idle workers while both exist.
   void drain(service& s, time_point now);
   void enqueue(service& s, pending&& p, bool front);
   void worker_idle(worker& w);
   void unlink_idle(worker& w);
+  /// Sends a worker's reply to its client (see send_to_client); counts it in `replies`.
   bool deliver(message&& reply);
+  /// Sends `m` to the client frame 0 names, unless that would exceed a byte budget; a reply
+  /// not sent is counted as undeliverable.
+  bool send_to_client(message&& m);
+  /// Whether `bytes` more for `client` stay within max_peer_bytes and max_total_bytes.
+  bool fits(std::string_view client, std::size_t bytes) const noexcept;
+  /// Charges `p` to its client's budget, or takes it off.
+  void charge(const pending& p);
+  void discharge(const pending& p);
   bool logs(log_level level) const noexcept;
   void log(log_level level, std::string_view line);
 
@@ -132,11 +183,22 @@ class broker_machine {
   time_point next_tick_;
   table<worker> workers_;
   table<service> services_;
+  // Services with no workers, least recently asked for first; O(1) to find room in the table.
+  service* unserved_head_ = nullptr;
+  service* unserved_tail_ = nullptr;
+  // Connections whose refused READY was answered, and when.
+  std::unordered_map<std::string, time_point, string_hash, std::equal_to<>> refused_;
   std::size_t queued_ = 0;
   std::size_t queued_bytes_ = 0;
   std::size_t busy_ = 0;       // workers holding at least one request
-  std::size_t in_flight_ = 0;  // requests held by workers
+  std::size_t in_flight_ = 0;  // requests held by workers (not those expired in their hands)
+  std::size_t in_flight_bytes_ = 0;
+  // Bytes of each client's requests, queued or held, by routing id (zeros erased each tick).
+  std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> peer_bytes_;
   std::uint64_t last_token_ = 0;
+  std::uint64_t last_serial_ = 0;  // numbers accepted requests, for check_books()
+  std::uint64_t table_probes_ = 0;
+  std::uint64_t retired_ = 0;      // accepted requests that have left (answered or dropped)
   std::size_t logged_this_tick_ = 0;
   std::size_t suppressed_this_tick_ = 0;
   // The MMI documents, built at most once per tick.
@@ -146,6 +208,8 @@ class broker_machine {
   broker_stats counters_{};
   // Reused for the frames sent to workers, so a dispatch allocates nothing once warm.
   message scratch_;
+  // Workers dispatch() found dead, waiting for settle_displaced().
+  std::vector<std::pair<worker*, removal>> displaced_;
 };
 
 }  // namespace fabric::mdp

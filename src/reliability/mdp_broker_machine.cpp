@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -18,9 +19,13 @@ struct broker_machine::pending {
   message m;
   std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
   std::uint32_t dispatches = 0;
-  std::size_t bytes = 0;  // counted against max_queued_bytes while queued
+  std::size_t bytes = 0;  // m.byte_size(), charged to the byte budgets until it is answered
   std::uint64_t token = 0;  // the address a credit worker was given for it (0: the client's id)
+  std::uint64_t serial = 0;  // numbers it for check_books()
   time_point enqueued{};
+  // Expired while a worker held it: only the client's id is kept, so that the worker's late
+  // reply is known for what it is, and the place in the worker's credit stays taken.
+  bool expired = false;
 
   std::string_view service() const noexcept { return m.view(body_at - 1U); }
   std::string_view client() const noexcept { return m.view(0); }
@@ -28,6 +33,12 @@ struct broker_machine::pending {
   void keep_envelope() {
     auto& f = m.frames();
     f.erase(f.begin() + body_at, f.end());
+  }
+  void keep_client_only() {
+    auto& f = m.frames();
+    f.erase(f.begin() + 1, f.end());
+    bytes = 0;
+    expired = true;
   }
 };
 
@@ -52,6 +63,9 @@ struct broker_machine::service {
   std::size_t workers = 0;
   time_point last_active{};
   service_stats counters{};
+  service* unserved_prev = nullptr;  // the list of services with no workers, least recently
+  service* unserved_next = nullptr;  // asked for first: where room for a worker comes from
+  bool unserved = false;
 };
 
 namespace {
@@ -63,22 +77,26 @@ constexpr std::string_view mmi_stats = "mmi.stats";
 constexpr std::size_t max_json_bytes = 64 * 1024;
 // Log lines per tick; past it lines are counted, and the count logged at the next tick.
 constexpr std::size_t log_budget = 100;
+// Connections whose refused READY was answered in the current heartbeat interval; past it, a
+// refusal is counted but not answered.
+constexpr std::size_t max_refused_tracked = 4096;
 constexpr std::chrono::milliseconds min_tick{10};
 constexpr std::chrono::hours max_interval{24};
 constexpr std::chrono::hours max_expiry{24 * 30};
 
 bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
 
-// A READY's credit frame: decimal digits, 1..limit.
+// A READY's credit frame: decimal digits, at least 1; a larger credit than `limit` is lowered
+// to it.
 bool parse_credit(std::string_view text, std::size_t limit, std::uint32_t& out) noexcept {
-  if (text.empty() || text.size() > 6) return false;
-  std::uint32_t v = 0;
+  if (text.empty() || text.size() > 20) return false;
+  std::uint64_t v = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<std::uint32_t>(c - '0');
+    v = std::min<std::uint64_t>(v * 10 + static_cast<std::uint64_t>(c - '0'), limit + 1);
   }
-  if (v == 0 || v > limit) return false;
-  out = v;
+  if (v == 0) return false;
+  out = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, limit));
   return true;
 }
 
@@ -180,14 +198,20 @@ std::string to_json(const broker_stats& s) {
   json_field(out, "rejected", s.rejected);
   json_field(out, "poisoned", s.poisoned);
   json_field(out, "undeliverable", s.undeliverable);
+  json_field(out, "over_budget", s.over_budget);
+  json_field(out, "late_replies", s.late_replies);
   json_field(out, "services_dropped", s.services_dropped);
+  json_field(out, "evicted", s.evicted);
   json_field(out, "workers_refused", s.workers_refused);
+  json_field(out, "refusals_unanswered", s.refusals_unanswered);
   json_field(out, "log_lines_suppressed", s.log_lines_suppressed);
   json_field(out, "workers", s.workers);
   json_field(out, "busy_workers", s.busy_workers);
   json_field(out, "in_flight", s.in_flight);
+  json_field(out, "in_flight_bytes", s.in_flight_bytes);
   json_field(out, "queued", s.queued);
   json_field(out, "queued_bytes", s.queued_bytes);
+  json_field(out, "outbound_bytes", s.outbound_bytes);
   out += ",\"services\":[";
   bool first = true;
   for (const auto& svc : s.services) {
@@ -225,8 +249,9 @@ broker_machine::broker_machine(const broker_options& options, broker_sink& sink,
     throw error(errc::invalid_argument, "majordomo: queue, table and dispatch bounds must be >= 1");
   if (options_.max_return_frames > 64)
     throw error(errc::invalid_argument, "majordomo: max_return_frames must be <= 64");
-  if (options_.max_queued_bytes == 0)
-    throw error(errc::invalid_argument, "majordomo: max_queued_bytes must be >= 1");
+  if (options_.max_total_bytes == 0 || options_.max_peer_bytes == 0)
+    throw error(errc::invalid_argument,
+                "majordomo: max_total_bytes and max_peer_bytes must be >= 1");
   // Upper bounds keep every deadline sum far from overflowing the clock.
   if (options_.heartbeat_interval > max_interval || options_.liveness > 1000)
     throw error(errc::invalid_argument,
@@ -293,6 +318,7 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
   p.body_at = static_cast<std::uint16_t>(service_at + 1);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
   p.m = std::move(m);
+  p.bytes = p.m.byte_size();
   const std::string_view name = p.service();
   if (is_mmi(name)) {
     ++counters_.mmi_requests;
@@ -306,23 +332,77 @@ void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point
     return;
   }
   s->last_active = now;
-  if (s->queue.empty() && dispatch(*s, p, now)) {
-    ++counters_.requests;
-    ++s->counters.requests;
-    return;
-  }
-  p.bytes = p.m.byte_size();
-  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total ||
-      queued_bytes_ + p.bytes > options_.max_queued_bytes) {
+  if (s->unserved) touch_unserved(*s);
+  const auto refuse_request = [&](std::string_view why) {
     ++counters_.rejected;
     ++s->counters.rejected;
     if (logs(log_level::debug))
-      log(log_level::debug, "request for '" + s->name + "' dropped: queue full");
-    return;
+      log(log_level::debug, "request for '" + s->name + "' dropped: " + std::string(why));
+  };
+  if (!fits(p.client(), p.bytes)) {
+    ++counters_.over_budget;
+    return refuse_request("byte budget spent (max_total_bytes or max_peer_bytes)");
+  }
+  p.serial = ++last_serial_;
+  // Charged to its client from here until it is answered or dropped.
+  charge(p);
+  if (s->queue.empty() && s->idle_head != nullptr) {
+    const bool given = dispatch(*s, p, now);
+    if (given) {
+      ++counters_.requests;
+      ++s->counters.requests;
+    }
+    // Workers found dead on the way give their requests back only now, so that they queue
+    // ahead of this one and nothing moves under dispatch().
+    settle_displaced(now);
+    if (given) {
+      drain(*s, now);
+      return;
+    }
+  }
+  if (s->queue.size() >= options_.max_queued_per_service || queued_ >= options_.max_queued_total) {
+    discharge(p);
+    return refuse_request("queue full");
   }
   ++counters_.requests;
   ++s->counters.requests;
   enqueue(*s, std::move(p), false);
+}
+
+bool broker_machine::fits(std::string_view client, std::size_t bytes) const noexcept {
+  const auto it = peer_bytes_.find(client);
+  const std::size_t peer =
+      (it == peer_bytes_.end() ? 0 : it->second) + sink_.outbound_bytes(client);
+  const std::size_t total = queued_bytes_ + in_flight_bytes_ + sink_.outbound_bytes();
+  return peer + bytes <= options_.max_peer_bytes && total + bytes <= options_.max_total_bytes;
+}
+
+void broker_machine::charge(const pending& p) {
+  auto it = peer_bytes_.find(p.client());
+  if (it == peer_bytes_.end()) it = peer_bytes_.emplace(std::string(p.client()), 0).first;
+  it->second += p.bytes;
+}
+
+void broker_machine::discharge(const pending& p) {
+  const auto it = peer_bytes_.find(p.client());
+  if (it == peer_bytes_.end()) return;  // cannot happen while the books balance
+  it->second -= std::min(it->second, p.bytes);
+  // An account at zero is erased by the tick, so a client with one request at a time does not
+  // allocate an account per request.
+}
+
+bool broker_machine::send_to_client(message&& m) {
+  if (!fits(m.view(0), m.byte_size())) {
+    ++counters_.undeliverable;
+    ++counters_.over_budget;
+    if (logs(log_level::debug))
+      log(log_level::debug, "reply dropped: the client's byte budget is spent (it is not reading)");
+    return false;
+  }
+  if (sink_.send_reply(std::move(m))) return true;
+  ++counters_.undeliverable;
+  if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
+  return false;
 }
 
 void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point now) {
@@ -361,27 +441,23 @@ void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point n
   }
   p.keep_envelope();
   for (auto& f : body) p.m.push_back(std::move(f));
-  if (!sink_.send(std::move(p.m))) ++counters_.undeliverable;
+  (void)send_to_client(std::move(p.m));
 }
 
 broker_machine::service* broker_machine::find_or_create_service(std::string_view name,
                                                                 time_point now, bool for_worker) {
   if (auto it = services_.find(name); it != services_.end()) return it->second.get();
   if (services_.size() >= options_.max_services) {
-    // A worker is worth more than a name nobody serves: make room by forgetting a service with
-    // no workers and no queue (one that clients asked for and gave up on, or that junk created).
-    auto idle = for_worker ? std::find_if(services_.begin(), services_.end(),
-                                          [](const auto& kv) {
-                                            return kv.second->workers == 0 &&
-                                                   kv.second->queue.empty();
-                                          })
-                           : services_.end();
-    if (idle == services_.end()) {
+    // A worker is worth more than a name nobody serves: make room by evicting the service with
+    // no workers that clients asked for least recently (its queued requests go with it). A
+    // request never evicts, so names nobody serves can never take a worker's room.
+    service* victim = for_worker ? unserved_head_ : nullptr;
+    if (victim == nullptr) {
       log(log_level::warning, "service table full (max_services); request or READY refused");
       return nullptr;
     }
-    ++counters_.services_dropped;
-    services_.erase(idle);
+    ++table_probes_;
+    evict(*victim);
   }
   auto s = std::make_unique<service>();
   s->name.assign(name);
@@ -389,7 +465,56 @@ broker_machine::service* broker_machine::find_or_create_service(std::string_view
   s->last_active = now;
   service* raw = s.get();
   services_.emplace(s->name, std::move(s));
+  link_unserved(*raw);
   return raw;
+}
+
+void broker_machine::evict(service& s) {
+  const std::size_t dropped = s.queue.size();
+  if (dropped != 0) {
+    for (const pending& p : s.queue) {
+      queued_bytes_ -= p.bytes;
+      discharge(p);
+    }
+    queued_ -= dropped;
+    retired_ += dropped;
+    counters_.evicted += dropped;
+  }
+  ++counters_.services_dropped;
+  if (logs(log_level::info))
+    log(log_level::info, "service '" + s.name + "' evicted for a worker's service" +
+                             (dropped != 0 ? "; " + std::to_string(dropped) +
+                                                 " queued request(s) dropped"
+                                           : ""));
+  forget_service(s);
+}
+
+void broker_machine::forget_service(service& s) {
+  unlink_unserved(s);
+  const std::string name = std::move(s.name);  // the key must outlive the lookup
+  services_.erase(name);
+}
+
+void broker_machine::link_unserved(service& s) {
+  s.unserved = true;
+  s.unserved_next = nullptr;
+  s.unserved_prev = unserved_tail_;
+  (unserved_tail_ != nullptr ? unserved_tail_->unserved_next : unserved_head_) = &s;
+  unserved_tail_ = &s;
+}
+
+void broker_machine::unlink_unserved(service& s) {
+  if (!s.unserved) return;
+  (s.unserved_prev != nullptr ? s.unserved_prev->unserved_next : unserved_head_) = s.unserved_next;
+  (s.unserved_next != nullptr ? s.unserved_next->unserved_prev : unserved_tail_) = s.unserved_prev;
+  s.unserved_prev = s.unserved_next = nullptr;
+  s.unserved = false;
+}
+
+void broker_machine::touch_unserved(service& s) {
+  if (unserved_tail_ == &s) return;
+  unlink_unserved(s);
+  link_unserved(s);
 }
 
 void broker_machine::on_worker(message&& m, time_point now) {
@@ -425,16 +550,25 @@ void broker_machine::on_worker(message&& m, time_point now) {
         return protocol_error(id, w, "REPLY for a request it was not given", now);
       w->expiry = now + worker_ttl_;
       service& s = *w->svc;
-      // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
       pending job = std::move(w->jobs[at]);
       w->jobs.erase(w->jobs.begin() + static_cast<std::ptrdiff_t>(at));
-      --in_flight_;
       if (w->jobs.empty()) --busy_;
-      job.keep_envelope();
-      auto& frames = m.frames();
-      for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
-      s.last_active = now;
-      if (deliver(std::move(job.m))) ++s.counters.replies;
+      if (job.expired) {
+        // Its request was answered as expired while the worker held it: the worker did nothing
+        // wrong, but the client has been told already.
+        ++counters_.late_replies;
+      } else {
+        --in_flight_;
+        in_flight_bytes_ -= job.bytes;
+        discharge(job);
+        ++retired_;
+        // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
+        job.keep_envelope();
+        auto& frames = m.frames();
+        for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
+        s.last_active = now;
+        if (deliver(std::move(job.m))) ++s.counters.replies;
+      }
       if (!w->idle) worker_idle(*w);
       drain(s, now);
       return;
@@ -476,17 +610,11 @@ std::size_t broker_machine::find_job(const worker& w, std::string_view address) 
 void broker_machine::register_worker(std::string_view id, std::string_view name,
                                      std::uint32_t credit, time_point now) {
   if (workers_.size() >= options_.max_workers) {
-    ++counters_.workers_refused;
-    log(log_level::warning, "worker table full (max_workers); READY answered with DISCONNECT");
-    send_disconnect(id);
-    return;
+    log(log_level::warning, "worker table full (max_workers); READY refused");
+    return refuse(id, now);
   }
   service* s = find_or_create_service(name, now, true);
-  if (s == nullptr) {
-    ++counters_.workers_refused;
-    send_disconnect(id);
-    return;
-  }
+  if (s == nullptr) return refuse(id, now);
   auto w = std::make_unique<worker>();
   w->id.assign(id);
   w->svc = s;
@@ -496,7 +624,7 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
   w->last_sent = now;
   worker* raw = w.get();
   workers_.emplace(w->id, std::move(w));
-  ++s->workers;
+  if (s->workers++ == 0) unlink_unserved(*s);
   s->last_active = now;
   ++counters_.workers_registered;
   if (logs(log_level::info))
@@ -504,6 +632,27 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
                              (credit > 1 ? " (credit " + std::to_string(credit) + ")" : ""));
   worker_idle(*raw);
   drain(*s, now);
+}
+
+void broker_machine::refuse(std::string_view id, time_point now) {
+  // Answered with DISCONNECT at most once per heartbeat interval per connection, so a peer
+  // repeating a READY that cannot be granted gets no more from the broker than it sends.
+  ++counters_.workers_refused;
+  auto it = refused_.find(id);
+  if (it != refused_.end() && now - it->second < heartbeat_) {
+    ++counters_.refusals_unanswered;
+    return;
+  }
+  if (it != refused_.end()) {
+    it->second = now;
+  } else if (refused_.size() < max_refused_tracked) {
+    refused_.emplace(std::string(id), now);
+  } else {
+    // More refused connections in one interval than are worth remembering: a flood.
+    ++counters_.refusals_unanswered;
+    return;
+  }
+  send_disconnect(id);
 }
 
 void broker_machine::send_disconnect(std::string_view id) {
@@ -531,11 +680,10 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   if (how == removal::expired) send_disconnect(w->id);
   service& s = *w->svc;
   unlink_idle(*w);
-  --s.workers;
+  if (--s.workers == 0) link_unserved(s);
   s.last_active = now;
   std::vector<pending> jobs = std::move(w->jobs);
   if (!jobs.empty()) --busy_;
-  in_flight_ -= jobs.size();
   workers_.erase(w->id);  // destroys *w
   if (jobs.empty()) return &s;
   // Back to the front of the queue, in the order they were given out. Every way of losing a
@@ -545,8 +693,13 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
   (void)how;
   for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
     pending& job = *it;
+    if (job.expired) continue;  // answered as expired already
+    --in_flight_;
+    in_flight_bytes_ -= job.bytes;
     if (job.dispatches >= options_.max_dispatches) {
       ++counters_.poisoned;
+      ++retired_;
+      discharge(job);
       if (logs(log_level::warning))
         log(log_level::warning, "request for '" + s.name + "' dropped after " +
                                     std::to_string(job.dispatches) + " workers died handling it");
@@ -554,7 +707,6 @@ broker_machine::service* broker_machine::remove_worker(worker* w, removal how, t
     }
     ++counters_.requeued;
     job.token = 0;
-    job.bytes = job.m.byte_size();
     enqueue(s, std::move(job), true);
   }
   if (drain_after) drain(s, now);
@@ -569,7 +721,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       ++counters_.workers_expired;
       if (logs(log_level::info))
         log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' expired");
-      remove_worker(w, removal::expired, now, false);  // idle: nothing to requeue
+      displace(*w, removal::expired);
       continue;
     }
     // [worker-id, "", "MDPW01", 0x02, client, "", body...]; the body frames are copies that
@@ -600,28 +752,55 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       p.token = token;
       if (w->jobs.empty()) ++busy_;
       ++in_flight_;
+      in_flight_bytes_ += p.bytes;
       w->jobs.push_back(std::move(p));
       // With credit to spare it waits again, behind the others: requests spread over workers.
       if (w->jobs.size() < w->credit) worker_idle(*w);
       return true;
     }
     // The worker is gone (or so far behind that its queue is full): forget it and try the next.
-    // It holds no request, so nothing is requeued and nothing recurses.
+    // A credit worker may hold requests while it waits here; they are requeued by
+    // settle_displaced(), once the caller has put `p` where it belongs.
     ++counters_.workers_departed;
     if (logs(log_level::info))
       log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' unreachable");
-    remove_worker(w, removal::unreachable, now, false);
+    displace(*w, removal::unreachable);
   }
   return false;
 }
 
+void broker_machine::displace(worker& w, removal how) {
+  unlink_idle(w);
+  // The farewell goes now, in the order things happened; the removal follows without one.
+  if (how == removal::expired) {
+    send_disconnect(w.id);
+    how = removal::departed;
+  }
+  displaced_.emplace_back(&w, how);
+}
+
+void broker_machine::settle_displaced(time_point now) {
+  // Removing a worker requeues at the front of its service's queue; done here, with no request
+  // taken out of a queue, the requeued ones simply go ahead of everything waiting.
+  while (!displaced_.empty()) {
+    const auto [w, how] = displaced_.back();
+    displaced_.pop_back();
+    remove_worker(w, how, now, false);
+  }
+}
+
 void broker_machine::drain(service& s, time_point now) {
   while (!s.queue.empty() && s.idle_head != nullptr) {
-    const std::size_t bytes = s.queue.front().bytes;
-    if (!dispatch(s, s.queue.front(), now)) break;
+    // Out of the queue before dispatching, so that nothing dispatch() requeues can take its
+    // place; back at the front if no worker took it.
+    pending p = std::move(s.queue.front());
     s.queue.pop_front();
     --queued_;
-    queued_bytes_ -= bytes;
+    queued_bytes_ -= p.bytes;
+    const bool given = dispatch(s, p, now);
+    if (!given) enqueue(s, std::move(p), true);
+    settle_displaced(now);
+    if (!given) break;
   }
 }
 
@@ -658,13 +837,9 @@ void broker_machine::unlink_idle(worker& w) {
 }
 
 bool broker_machine::deliver(message&& reply) {
-  if (sink_.send(std::move(reply))) {
-    ++counters_.replies;
-    return true;
-  }
-  ++counters_.undeliverable;
-  if (logs(log_level::debug)) log(log_level::debug, "reply dropped: the client is gone or full");
-  return false;
+  if (!send_to_client(std::move(reply))) return false;
+  ++counters_.replies;
+  return true;
 }
 
 void broker_machine::remove_all(std::vector<worker*>& gone, removal how, time_point now) {
@@ -689,6 +864,8 @@ void broker_machine::on_tick(time_point now) {
     log(log_level::warning, std::to_string(n) + " log line(s) suppressed in the last tick");
   }
   logged_this_tick_ = 0;
+  std::erase_if(refused_, [&](const auto& kv) { return now - kv.second >= heartbeat_; });
+  std::erase_if(peer_bytes_, [](const auto& kv) { return kv.second == 0; });
   services_json_.reset();
   stats_json_.reset();
 
@@ -723,9 +900,32 @@ void broker_machine::on_tick(time_point now) {
   }
   remove_all(gone, removal::unreachable, now);
 
-  // Expire queued requests, and forget services nobody serves or asks for.
+  // Expire requests held by workers past request_expiry, as if they were queued: the worker
+  // keeps the place in its credit until it answers (and its answer is dropped) or is removed.
   const bool expiring = options_.request_expiry.count() > 0;
   const clock::duration expiry = options_.request_expiry;
+  if (expiring && in_flight_ != 0) {
+    for (const auto& [id, w] : workers_) {
+      std::size_t gone_count = 0;
+      for (pending& job : w->jobs) {
+        if (job.expired || now - job.enqueued < expiry) continue;
+        --in_flight_;
+        in_flight_bytes_ -= job.bytes;
+        discharge(job);
+        ++retired_;
+        job.keep_client_only();
+        ++gone_count;
+      }
+      if (gone_count == 0) continue;
+      counters_.expired += gone_count;
+      w->svc->counters.expired += gone_count;
+      if (logs(log_level::info))
+        log(log_level::info, std::to_string(gone_count) + " request(s) for '" + w->svc->name +
+                                 "' expired in the hands of worker " + printable(id));
+    }
+  }
+
+  // Expire queued requests, and forget services nobody serves or asks for.
   for (auto it = services_.begin(); it != services_.end();) {
     service& s = *it->second;
     if (expiring && !s.queue.empty()) {
@@ -734,10 +934,12 @@ void broker_machine::on_tick(time_point now) {
         if (now - p.enqueued < expiry) return false;
         ++gone_count;
         queued_bytes_ -= p.bytes;
+        discharge(p);
         return true;
       });
       if (gone_count != 0) {
         queued_ -= gone_count;
+        retired_ += gone_count;
         counters_.expired += gone_count;
         s.counters.expired += gone_count;
         if (logs(log_level::info))
@@ -749,6 +951,7 @@ void broker_machine::on_tick(time_point now) {
         now - s.last_active >= clock::duration(options_.service_idle_timeout)) {
       ++counters_.services_dropped;
       if (logs(log_level::debug)) log(log_level::debug, "service '" + s.name + "' forgotten");
+      unlink_unserved(s);
       it = services_.erase(it);
     } else {
       ++it;
@@ -763,8 +966,10 @@ broker_stats broker_machine::stats() const {
   out.workers = workers_.size();
   out.busy_workers = busy_;
   out.in_flight = in_flight_;
+  out.in_flight_bytes = in_flight_bytes_;
   out.queued = queued_;
   out.queued_bytes = queued_bytes_;
+  out.outbound_bytes = sink_.outbound_bytes();
   out.services.reserve(services_.size());
   for (const auto& [name, s] : services_) {
     service_stats st = s->counters;
@@ -776,6 +981,121 @@ broker_stats broker_machine::stats() const {
   std::sort(out.services.begin(), out.services.end(),
             [](const service_stats& a, const service_stats& b) { return a.name < b.name; });
   return out;
+}
+
+std::string broker_machine::check_books() const {
+  std::vector<std::uint64_t> serials;
+  serials.reserve(queued_ + in_flight_);
+  std::size_t queued = 0;
+  std::size_t queued_bytes = 0;
+  std::size_t in_flight = 0;
+  std::size_t in_flight_bytes = 0;
+  std::size_t busy = 0;
+  std::unordered_map<std::string_view, std::size_t> by_client;
+  // A request must be whole (a moved-from one has no frames), for the service it sits in, and
+  // nowhere else.
+  const auto check_request = [&](const pending& p, const service& s) -> std::string {
+    if (p.body_at < 4 || p.m.size() < p.body_at) return "a request has lost its frames";
+    if (p.service() != s.name)
+      return "a request for '" + std::string(p.service()) + "' sits in '" + s.name + "'";
+    if (p.serial == 0 || p.serial > last_serial_) return "a request has no serial number";
+    serials.push_back(p.serial);
+    if (p.bytes != p.m.byte_size()) return "a request has a wrong size";
+    by_client[p.client()] += p.bytes;
+    return {};
+  };
+  for (const auto& [name, sp] : services_) {
+    const service& s = *sp;
+    if (s.name != name) return "service '" + s.name + "' is filed as '" + name + "'";
+    for (const pending& p : s.queue) {
+      if (auto why = check_request(p, s); !why.empty()) return why + " (queue of '" + s.name + "')";
+      ++queued;
+      queued_bytes += p.bytes;
+    }
+    std::size_t idle = 0;
+    const worker* prev = nullptr;
+    for (const worker* w = s.idle_head; w != nullptr; prev = w, w = w->next) {
+      if (++idle > workers_.size()) return "the idle list of '" + s.name + "' loops";
+      if (!w->idle || w->svc != &s || w->prev != prev)
+        return "the idle list of '" + s.name + "' is broken";
+    }
+    if (prev != s.idle_tail || idle != s.idle_count)
+      return "the idle list of '" + s.name + "' has a wrong tail or count";
+  }
+  std::size_t unserved = 0;
+  const service* before = nullptr;
+  for (const service* s = unserved_head_; s != nullptr; before = s, s = s->unserved_next) {
+    if (++unserved > services_.size()) return "the list of unserved services loops";
+    if (!s->unserved || s->unserved_prev != before || s->workers != 0)
+      return "the list of unserved services is broken at '" + s->name + "'";
+  }
+  if (before != unserved_tail_) return "the list of unserved services has a wrong tail";
+  std::size_t unserved_count = 0;
+  for (const auto& [name, sp] : services_)
+    if (sp->workers == 0) ++unserved_count;
+  if (unserved != unserved_count) return "a service with no workers is not in the unserved list";
+  std::unordered_map<const service*, std::size_t> members;
+  for (const auto& [id, wp] : workers_) {
+    const worker& w = *wp;
+    auto it = services_.find(w.svc->name);
+    if (it == services_.end() || it->second.get() != w.svc)
+      return "worker " + printable(id) + " belongs to a forgotten service";
+    ++members[w.svc];
+    if (w.jobs.size() > w.credit) return "worker " + printable(id) + " holds more than its credit";
+    if (w.idle != (w.jobs.size() < w.credit))
+      return "worker " + printable(id) +
+             (w.idle ? " is idle without credit" : " has credit but is not idle");
+    if (!w.jobs.empty()) ++busy;
+    for (const pending& p : w.jobs) {
+      if (p.expired) {
+        if (p.m.size() != 1 || p.bytes != 0) return "an expired request keeps more than its client";
+        continue;
+      }
+      if (auto why = check_request(p, *w.svc); !why.empty())
+        return why + " (held by " + printable(id) + ")";
+      ++in_flight;
+      in_flight_bytes += p.bytes;
+    }
+  }
+  for (const auto& [name, sp] : services_) {
+    const auto it = members.find(sp.get());
+    if (sp->workers != (it == members.end() ? 0 : it->second))
+      return "service '" + name + "' counts its workers wrongly";
+  }
+  std::sort(serials.begin(), serials.end());
+  if (const auto twice = std::adjacent_find(serials.begin(), serials.end());
+      twice != serials.end())
+    return "request " + std::to_string(*twice) + " is in two places";
+  const auto differs = [](std::string_view what, std::size_t kept, std::size_t counted) {
+    return std::string(what) + " is " + std::to_string(kept) + ", but the tables hold " +
+           std::to_string(counted);
+  };
+  if (queued != queued_) return differs("queued", queued_, queued);
+  if (queued_bytes != queued_bytes_) return differs("queued_bytes", queued_bytes_, queued_bytes);
+  if (in_flight != in_flight_) return differs("in_flight", in_flight_, in_flight);
+  if (in_flight_bytes != in_flight_bytes_)
+    return differs("in_flight_bytes", in_flight_bytes_, in_flight_bytes);
+  std::size_t charged = 0;
+  for (const auto& [client, bytes] : peer_bytes_)
+    if (bytes != 0) ++charged;
+  if (by_client.size() != charged) return differs("the clients charged", charged, by_client.size());
+  for (const auto& [client, bytes] : by_client) {
+    const auto it = peer_bytes_.find(client);
+    if (it == peer_bytes_.end() || it->second != bytes)
+      return "client " + printable(client) + " is charged wrongly";
+    if (bytes + sink_.outbound_bytes(client) > options_.max_peer_bytes)
+      return "client " + printable(client) + " holds more than max_peer_bytes";
+  }
+  if (queued_bytes_ + in_flight_bytes_ + sink_.outbound_bytes() > options_.max_total_bytes)
+    return "more bytes held than max_total_bytes";
+  if (workers_.size() > options_.max_workers) return "more workers than max_workers";
+  if (services_.size() > options_.max_services) return "more services than max_services";
+  if (busy != busy_) return differs("busy_workers", busy_, busy);
+  if (counters_.requests != queued + in_flight + retired_)
+    return std::to_string(counters_.requests) + " requests accepted, but " +
+           std::to_string(queued) + " queued + " + std::to_string(in_flight) + " held + " +
+           std::to_string(retired_) + " finished";
+  return {};
 }
 
 }  // namespace fabric::mdp

@@ -4,6 +4,7 @@
 #include <fabric/context.hpp>
 #include <fabric/error.hpp>
 #include <fabric/majordomo.hpp>
+#include <fabric/router_dealer.hpp>
 
 #include "support/process.hpp"
 #include "support/support.hpp"
@@ -298,6 +299,41 @@ TEST_F(MajordomoTest, CreditWorkerHoldsSeveralRequestsAtOnceAndAnswersThemOutOfO
   EXPECT_EQ(c.replies, 100U);
   EXPECT_EQ(c.requests_abandoned, 0U);
   EXPECT_EQ(the_broker->stats().replies, 100U);
+}
+
+TEST(MajordomoBoundsTest, RepliesToAClientThatNeverReadsStayWithinItsByteBudget) {
+  // A client asks mmi.service with a 4 KiB return stack, again and again, and reads nothing:
+  // the broker's replies wait in the client's pipe. They count towards its byte budget until
+  // the client takes them, and beyond it they are dropped and counted instead of piling up.
+  context ctx;
+  broker_options o;
+  o.endpoints = {"inproc://mdp-unread-replies"};
+  o.max_peer_bytes = 64 * 1024;
+  broker b(ctx, o);
+  dealer hog(ctx, {.recv_hwm = 0, .linger = 0ms});
+  hog.connect(b.endpoints().at(0));
+  const std::string stack(4096, 's');
+  constexpr int asked = 200;
+  for (int i = 0; i < asked; ++i)
+    ASSERT_TRUE(hog.send(make_message(stack, "", "MDPC01", "mmi.service", "echo")));
+  ASSERT_TRUE(eventually([&] { return b.stats().mmi_requests == asked; }));
+  auto s = b.stats();
+  EXPECT_LE(s.outbound_bytes, o.max_peer_bytes);
+  EXPECT_GE(s.outbound_bytes, o.max_peer_bytes - 5 * 1024);
+  EXPECT_GE(s.undeliverable, asked - 16U);
+  EXPECT_EQ(s.over_budget, s.undeliverable);
+  // Once the client has read what waited for it, the bytes are free again.
+  message m;
+  int received = 0;
+  while (hog.recv(m, 200ms)) {
+    ++received;
+    m.clear();
+  }
+  EXPECT_EQ(static_cast<std::uint64_t>(received), asked - s.undeliverable);
+  EXPECT_TRUE(eventually([&] { return b.stats().outbound_bytes == 0; }));
+  ASSERT_TRUE(hog.send(make_message(stack, "", "MDPC01", "mmi.service", "echo")));
+  ASSERT_TRUE(hog.recv(m, wait_bound));
+  EXPECT_EQ(m.view(m.size() - 1), "404");
 }
 
 }  // namespace

@@ -140,6 +140,24 @@ TEST_F(BrokerToolTest, HelpExitsWith0) {
   broker_process broker({"--help"});
   EXPECT_EQ(broker.finish(), 0);
   EXPECT_NE(broker.out.find("--request-expiry"), std::string::npos);
+  // It says where it listens by default and how to listen on every interface.
+  EXPECT_NE(broker.out.find("tcp://127.0.0.1:5555"), std::string::npos) << broker.out;
+  EXPECT_NE(broker.out.find("--bind tcp://*:5555"), std::string::npos) << broker.out;
+  EXPECT_NE(broker.out.find("--max-peer-bytes"), std::string::npos) << broker.out;
+}
+
+TEST_F(BrokerToolTest, ListensOnLoopbackOnlyByDefault) {
+  broker_process broker({});
+  const auto endpoint = broker.endpoint();
+  if (!endpoint) {
+    // Port 5555 is taken on this machine: nothing to learn about the default then.
+    EXPECT_EQ(broker.finish(), 1);
+    if (broker.err.find("in use") != std::string::npos) GTEST_SKIP() << broker.err;
+    FAIL() << broker.out << broker.err;
+  }
+  EXPECT_EQ(*endpoint, "tcp://127.0.0.1:5555");
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.finish(), 0) << broker.err;
 }
 
 }  // namespace

@@ -65,7 +65,8 @@ void log_stats(fabric::mdp::broker& broker) {
 
 int main(int argc, char** argv) {
   fabric::mdp::broker_options o;
-  std::vector<std::string> endpoints{"tcp://*:5555"};
+  // Loopback unless told otherwise: a broker is reachable from other hosts only on purpose.
+  std::vector<std::string> endpoints{"tcp://127.0.0.1:5555"};
   double heartbeat_ms = 2500;
   double expiry_ms = 30'000;
   double service_idle_ms = 60'000;
@@ -79,8 +80,9 @@ int main(int argc, char** argv) {
       std::map<std::string, double>{{"ms", 1.0}, {"s", 1000.0}, {"m", 60'000.0}},
       CLI::AsNumberWithUnit::CASE_SENSITIVE);
   app.add_option("-b,--bind", endpoints,
-                 "endpoint to bind, repeatable (tcp://*:5555, ipc:///run/mdp.sock, tcp://127.0.0.1:* "
-                 "for a free port)")
+                 "endpoint to bind, repeatable; loopback only by default: --bind tcp://*:5555 "
+                 "listens on every interface (also ipc:///run/mdp.sock, tcp://127.0.0.1:* for a "
+                 "free port)")
       ->capture_default_str();
   // Times are whole milliseconds from 1 ms (0 where it means "never") to a day or 30 days.
   const auto interval_range = CLI::Range(1.0, 86'400'000.0);
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
   app.add_option("--liveness", o.liveness, "missed heartbeats before a worker is purged")
       ->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--request-expiry", expiry_ms,
-                 "how long a request may wait for a worker before it is dropped (0 = never)")
+                 "how long a request may wait, queued or with a worker, before it is dropped as "
+                 "expired (0 = never)")
       ->transform(unit)->check(expiry_range)->capture_default_str();
   app.add_option("--service-idle", service_idle_ms,
                  "forget a service with no workers and no queue after this long")
@@ -115,10 +118,18 @@ int main(int argc, char** argv) {
       ->default_str("info");
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
       ->transform(unit)->check(expiry_range)->capture_default_str();
-  app.add_option("--max-queued-bytes", o.max_queued_bytes, "bytes of all queued requests together")
+  app.add_option("--max-total-bytes", o.max_total_bytes,
+                 "bytes held for all clients together: queued and in-flight requests, unsent replies")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  app.footer("Stops cleanly on SIGINT or SIGTERM. Prints \"listening on <endpoint>\" on stdout for each\n"
-             "bound endpoint once it serves. Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
+  app.add_option("--max-peer-bytes", o.max_peer_bytes, "the same bytes for one client connection")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-worker-credit", o.max_worker_credit,
+                 "most requests one worker holds at once (a larger credit in a READY is lowered)")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
+  app.footer("Listens on tcp://127.0.0.1:5555 (this host only) unless given --bind; use\n"
+             "--bind tcp://*:5555 to serve other hosts. Stops cleanly on SIGINT or SIGTERM. Prints\n"
+             "\"listening on <endpoint>\" on stdout for each bound endpoint once it serves.\n"
+             "Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -51,6 +53,26 @@ class recording_sink final : public broker_sink {
     m.clear();
     return {};
   }
+  // Replies to a peer in `unread` stay queued in the "transport" until read_all(peer).
+  result<void> send_reply(message&& m) override {
+    const std::string peer(m.view(0));
+    const std::size_t bytes = m.byte_size();
+    auto r = send(std::move(m));
+    if (r && unread.count(peer) != 0) {
+      waiting[peer] += bytes;
+      waiting_total += bytes;
+    }
+    return r;
+  }
+  std::size_t outbound_bytes(std::string_view peer) const noexcept override {
+    const auto it = waiting.find(std::string(peer));
+    return it == waiting.end() ? 0 : it->second;
+  }
+  std::size_t outbound_bytes() const noexcept override { return waiting_total; }
+  void read_all(const std::string& peer) {
+    waiting_total -= waiting[peer];
+    waiting.erase(peer);
+  }
   void log(log_level, std::string_view line) override { lines.emplace_back(line); }
 
   // Takes everything sent so far.
@@ -59,6 +81,9 @@ class recording_sink final : public broker_sink {
   std::vector<std::string> lines;
   std::set<std::string> unreachable;
   std::set<std::string> full;
+  std::set<std::string> unread;
+  std::map<std::string, std::size_t> waiting;
+  std::size_t waiting_total = 0;
 };
 
 frames ready(const std::string& id, const std::string& service) {
@@ -416,13 +441,23 @@ TEST_F(MdpBrokerTest, CreditWorkerThatDiesHasAllItsRequestsRequeuedInOrder) {
 }
 
 TEST_F(MdpBrokerTest, BadCreditFramesAreMalformed) {
-  options.max_worker_credit = 100;
-  for (const char* credit : {"0", "101", "", "1x", "-1", "9999999", " 5"})
+  for (const char* credit : {"0", "", "1x", "-1", " 5", "+5", "123456789012345678901"})
     in({"w1", "", W, READY, "echo", credit});
   EXPECT_EQ(stats().malformed, 7U);
   EXPECT_EQ(stats().workers, 0U);
   in({"w1", "", W, READY, "echo", "100"});
   EXPECT_EQ(stats().workers, 1U);
+}
+
+TEST_F(MdpBrokerTest, CreditAboveTheCapIsClamped) {
+  options.max_worker_credit = 4;
+  in({"w1", "", W, READY, "echo", "99999999999999999999"});
+  EXPECT_EQ(stats().workers, 1U);
+  EXPECT_EQ(stats().malformed, 0U);
+  for (int i = 0; i < 6; ++i) in(request("c", "echo", {std::to_string(i)}));
+  EXPECT_EQ(sink.take().size(), 4U);  // the cap, not the announced credit
+  EXPECT_EQ(stats().in_flight, 4U);
+  EXPECT_EQ(stats().queued, 2U);
 }
 
 TEST_F(MdpBrokerTest, PoisonRequestIsDroppedAfterMaxDispatches) {
@@ -480,6 +515,47 @@ TEST_F(MdpBrokerTest, PurgeNeverHandsARequeuedRequestToAnotherExpiringWorker) {
   EXPECT_EQ(stats().workers_expired, 3U);
 }
 
+TEST_F(MdpBrokerTest, RequeuesJobsOfUnreachableCreditWorkerWhileAnotherExpires) {
+  // A credit worker holds a request and still has credit, so it waits first in the idle list;
+  // its connection goes away in the tick that purges a silent worker. The silent worker's
+  // request is dispatched, the send to the credit worker fails, and the credit worker's own
+  // request goes back to the queue: neither request may be lost or left half-moved.
+  in(ready("silent", "echo"));
+  in({"credit", "", W, READY, "echo", "2"});
+  in(ready("spare", "echo"));
+  in(request("c1", "echo", {"r1"}));  // to silent
+  in(request("c2", "echo", {"r2"}));  // to credit, which keeps one unit of credit
+  in(request("c3", "echo", {"r3"}));  // to spare
+  in(reply("spare", "c3"));           // spare waits again, behind credit
+  sink.take();
+  for (int i = 0; i < 2; ++i) {
+    run_for(1000ms);
+    in(heartbeat("credit"));
+    in(heartbeat("spare"));
+  }
+  sink.unreachable.insert("credit");
+  run_for(1000ms);  // silent expires; its request goes to credit (unreachable), then to spare
+  ASSERT_EQ(machine().check_books(), "");
+  std::vector<frames> jobs;
+  for (const auto& f : sink.take())
+    if (f.size() > 3 && f[3] == REQUEST) jobs.push_back(f);
+  EXPECT_EQ(jobs, (std::vector<frames>{to_worker("spare", "c1", {"r1"})}));
+  EXPECT_EQ(stats().queued, 1U);
+  in(ready("fresh", "echo"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("fresh", "c2", {"r2"})}));
+  ASSERT_EQ(machine().check_books(), "");
+  in(reply("spare", "c1", {"one"}));
+  in(reply("fresh", "c2", {"two"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"one"}),
+                                              to_client("c2", "echo", {"two"})}));
+  const auto s = stats();
+  EXPECT_EQ(s.workers_expired, 1U);
+  EXPECT_EQ(s.workers_departed, 1U);
+  EXPECT_EQ(s.requeued, 2U);
+  EXPECT_EQ(s.replies, 3U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
 TEST_F(MdpBrokerTest, DispatchSkipsAnIdleWorkerPastItsExpiry) {
   in(ready("w1", "echo"));
   advance(3500ms);  // silent past its liveness, and no tick has run yet
@@ -499,20 +575,6 @@ TEST_F(MdpBrokerTest, QueuedRequestsExpire) {
   EXPECT_EQ(stats().expired, 1U);
   in(ready("w1", "echo"));
   EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c2")}));
-}
-
-TEST_F(MdpBrokerTest, RequestHandledByALiveWorkerDoesNotExpire) {
-  options.request_expiry = 500ms;
-  in(ready("w1", "echo"));
-  in(request("c1", "echo"));
-  sink.take();
-  for (int i = 0; i < 4; ++i) {
-    run_for(500ms);
-    in(heartbeat("w1"));
-  }
-  in(reply("w1", "c1"));
-  EXPECT_EQ(sink.take().back(), to_client("c1", "echo"));
-  EXPECT_EQ(stats().expired, 0U);
 }
 
 TEST_F(MdpBrokerTest, ServiceWithNoWorkersAndNoQueueIsForgotten) {
@@ -549,17 +611,91 @@ TEST_F(MdpBrokerTest, TotalQueueBoundSpansServices) {
   EXPECT_EQ(stats().rejected, 1U);
 }
 
-TEST_F(MdpBrokerTest, ServiceTableBoundRefusesNewServices) {
+TEST_F(MdpBrokerTest, ServiceTableBoundRefusesRequestsForNewServices) {
   options.max_services = 2;
   in(request("c", "a"));
   in(request("c", "b"));
   in(request("c", "c"));
   EXPECT_EQ(stats().services.size(), 2U);
   EXPECT_EQ(stats().rejected, 1U);
-  in(ready("w1", "d"));  // a worker for a new service is refused too: a and b have queues
-  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
-  EXPECT_EQ(stats().workers, 0U);
-  EXPECT_EQ(stats().workers_refused, 1U);
+  EXPECT_EQ(stats().queued, 2U);
+}
+
+TEST_F(MdpBrokerTest, ServicesWithoutWorkersNeverLockOutAWorker) {
+  // A table full of names nobody serves, each holding a queued request: a real worker's READY
+  // for a new service evicts the one least recently asked for, whose requests are dropped.
+  options.max_services = 50;
+  for (int i = 0; i < 50; ++i) in(request("c", "junk-" + std::to_string(i), {"j"}));
+  advance(10ms);
+  in(request("c", "junk-0", {"again"}));  // junk-0 is now the most recently asked for
+  ASSERT_EQ(stats().services.size(), 50U);
+  in(ready("w1", "real"));
+  EXPECT_TRUE(sink.take().empty());  // accepted: no DISCONNECT
+  auto s = stats();
+  EXPECT_EQ(s.workers, 1U);
+  EXPECT_EQ(s.workers_refused, 0U);
+  EXPECT_EQ(s.services_dropped, 1U);
+  EXPECT_EQ(s.evicted, 1U);
+  EXPECT_EQ(s.queued, 50U);
+  EXPECT_EQ(s.services.size(), 50U);
+  const auto has = [&](const std::string& name) {
+    return std::any_of(s.services.begin(), s.services.end(),
+                       [&](const service_stats& x) { return x.name == name; });
+  };
+  EXPECT_TRUE(has("junk-0"));
+  EXPECT_FALSE(has("junk-1"));
+  EXPECT_TRUE(has("real"));
+  EXPECT_EQ(machine().check_books(), "");
+  in(request("c", "real", {"work"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c", {"work"})}));
+  // A second worker of the same service needs no room; one for another service takes it again.
+  in(ready("w2", "real"));
+  in(ready("w3", "other"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 3U);
+  EXPECT_EQ(stats().evicted, 2U);
+  EXPECT_LE(machine().table_probes(), 2U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, ServiceLeftWithoutWorkersBecomesEvictable) {
+  options.max_services = 2;
+  in(ready("w1", "a"));
+  in(ready("w2", "b"));
+  in(ready("w3", "c"));  // a and b are served: no room
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w3")}));
+  in(disconnect("w1"));  // a has no worker now
+  in(ready("w4", "c"));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().workers, 2U);
+  EXPECT_EQ(stats().services_dropped, 1U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, RefusalsDoNotScanAndAreRateLimitedPerConnection) {
+  // A table full of served services: a READY for another one is refused. Refusing costs the
+  // same however large the table, and one connection is answered at most once per heartbeat
+  // interval however often it asks.
+  options.max_services = 200;
+  options.max_workers = 1000;
+  for (int i = 0; i < 200; ++i) in(ready("w" + std::to_string(i), "svc-" + std::to_string(i)));
+  sink.take();
+  for (int i = 0; i < 1000; ++i) {
+    in(ready("pest", "new-" + std::to_string(i)));
+    in(disconnect("pest"));  // a raw peer may well say goodbye and try again
+  }
+  EXPECT_LE(machine().table_probes(), 1000U);  // scanning would be 200 per refusal
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("pest")}));
+  auto s = stats();
+  EXPECT_EQ(s.workers_refused, 1000U);
+  EXPECT_EQ(s.refusals_unanswered, 999U);
+  // Another connection is answered; and the first again after an interval.
+  in(ready("other", "new"));
+  advance(1000ms);
+  in(ready("pest", "new"));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("other"), disconnect("pest")}));
+  EXPECT_EQ(stats().workers, 200U);
+  EXPECT_EQ(machine().check_books(), "");
 }
 
 TEST_F(MdpBrokerTest, ReadyEvictsAServiceNobodyServesWhenTheTableIsFull) {
@@ -576,16 +712,140 @@ TEST_F(MdpBrokerTest, ReadyEvictsAServiceNobodyServesWhenTheTableIsFull) {
 }
 
 TEST_F(MdpBrokerTest, QueuedBytesAreBounded) {
-  options.max_queued_bytes = 100;
+  options.max_total_bytes = 100;
   in(request("c1", "echo", {std::string(40, 'a')}));
   in(request("c1", "echo", {std::string(40, 'b')}));  // envelope frames push it past 100
   EXPECT_EQ(stats().queued, 1U);
   EXPECT_EQ(stats().rejected, 1U);
+  EXPECT_EQ(stats().over_budget, 1U);
   EXPECT_GT(stats().queued_bytes, 40U);
   in(ready("w1", "echo"));
   EXPECT_EQ(stats().queued_bytes, 0U);
-  in(request("c1", "echo", {std::string(40, 'c')}));  // room again once it left the queue
-  EXPECT_EQ(stats().rejected, 1U);
+  EXPECT_GT(stats().in_flight_bytes, 40U);
+  in(request("c1", "echo", {std::string(40, 'c')}));  // the worker's request still counts
+  EXPECT_EQ(stats().rejected, 2U);
+  in(reply("w1", "c1"));
+  in(request("c1", "echo", {std::string(40, 'c')}));  // room again once it was answered
+  EXPECT_EQ(stats().rejected, 2U);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, MmiRepliesToAClientThatNeverReadsAreBoundedByBytes) {
+  // A client asks mmi.service with a large return stack and never reads: the replies wait in
+  // the transport, and beyond its byte budget they are dropped and counted.
+  options.max_peer_bytes = 10 * 1024;
+  sink.unread.insert("hog");
+  const std::string big(1024, 'x');
+  for (int i = 0; i < 100; ++i) in({"hog", big, "", C, "mmi.service", "echo"});
+  const auto s = stats();
+  EXPECT_LE(s.outbound_bytes, options.max_peer_bytes);
+  EXPECT_GE(s.outbound_bytes, options.max_peer_bytes - 2 * 1024);
+  EXPECT_EQ(s.undeliverable + sink.take().size(), 100U);
+  EXPECT_GT(s.over_budget, 80U);
+  EXPECT_EQ(s.undeliverable, s.over_budget);
+  // Another client is served meanwhile, and the hog again once it has read.
+  in(request("other", "mmi.service", {"echo"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("other", "mmi.service", {"404"})}));
+  sink.read_all("hog");
+  in({"hog", big, "", C, "mmi.service", "echo"});
+  EXPECT_EQ(sink.take().size(), 1U);
+}
+
+TEST_F(MdpBrokerTest, WorkerRepliesToAClientThatNeverReadsAreBoundedByBytes) {
+  options.max_peer_bytes = 10 * 1024;
+  options.max_total_bytes = 1 << 20;
+  sink.unread.insert("hog");
+  in({"w1", "", W, READY, "echo", "8"});
+  const std::string big(1024, 'y');
+  for (int i = 0; i < 50; ++i) {
+    in(request("hog", "echo", {std::to_string(i)}));
+    const auto out = sink.take();
+    ASSERT_EQ(out.size(), 1U);
+    in(reply("w1", out[0][4], {big}));
+    sink.take();
+    ASSERT_EQ(machine().check_books(), "");
+  }
+  const auto s = stats();
+  EXPECT_LE(s.outbound_bytes, options.max_peer_bytes);
+  EXPECT_GT(s.over_budget, 35U);
+  EXPECT_EQ(s.undeliverable, s.over_budget);
+  EXPECT_EQ(s.replies + s.undeliverable, 50U);
+  EXPECT_EQ(s.in_flight, 0U);  // the worker was freed each time
+}
+
+TEST_F(MdpBrokerTest, RequestsHeldByWorkersCountTowardsTheByteBudgets) {
+  // A worker with a large credit that never replies cannot make the broker hold more than the
+  // budgets: per client, and in total.
+  options.max_peer_bytes = 8 * 1024;
+  options.max_total_bytes = 20 * 1024;
+  in({"sink-hole", "", W, READY, "echo", "200"});
+  const std::string big(1024, 'z');
+  for (int i = 0; i < 30; ++i) in(request("c1", "echo", {big}));
+  auto s = stats();
+  EXPECT_LE(s.in_flight_bytes, options.max_peer_bytes);
+  EXPECT_GE(s.in_flight, 6U);
+  EXPECT_EQ(s.rejected, 30U - s.in_flight);
+  for (int c = 2; c < 10; ++c)
+    for (int i = 0; i < 30; ++i) in(request("c" + std::to_string(c), "echo", {big}));
+  s = stats();
+  EXPECT_LE(s.in_flight_bytes + s.queued_bytes, options.max_total_bytes);
+  EXPECT_GE(s.in_flight_bytes, options.max_total_bytes - 2 * 1024);
+  EXPECT_EQ(s.over_budget, s.rejected);
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, RequestsHeldPastRequestExpiryExpireAndLateRepliesAreDropped) {
+  options.request_expiry = 2000ms;
+  in({"w1", "", W, READY, "echo", "8"});
+  for (int i = 1; i <= 3; ++i)
+    in(request("c" + std::to_string(i), "echo", {std::string(1000, 'r')}));
+  sink.take();
+  EXPECT_EQ(stats().in_flight, 3U);
+  for (int i = 0; i < 3; ++i) {  // the worker stays alive but never answers
+    run_for(1000ms);
+    in(heartbeat("w1"));
+  }
+  auto s = stats();
+  EXPECT_EQ(s.expired, 3U);
+  EXPECT_EQ(s.in_flight, 0U);
+  EXPECT_EQ(s.in_flight_bytes, 0U);
+  EXPECT_EQ(s.workers, 1U);
+  EXPECT_EQ(s.services[0].expired, 3U);
+  EXPECT_EQ(machine().check_books(), "");
+  // Its reply, when it comes, is dropped and counted; the worker is not punished for it.
+  sink.take();
+  in(reply("w1", token(2), {"late"}));
+  EXPECT_TRUE(sink.take().empty());
+  s = stats();
+  EXPECT_EQ(s.late_replies, 1U);
+  EXPECT_EQ(s.replies, 0U);
+  EXPECT_EQ(s.protocol_errors, 0U);
+  EXPECT_EQ(s.workers, 1U);
+  // A reply for a request it never had still is a protocol error.
+  in(reply("w1", token(99)));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{disconnect("w1")}));
+  EXPECT_EQ(machine().check_books(), "");
+}
+
+TEST_F(MdpBrokerTest, ExpiredRequestsKeepTheirPlaceInTheWorkersCredit) {
+  // The worker is still busy with what it was given: it gets nothing more until it answers.
+  options.request_expiry = 1500ms;
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {"slow"}));
+  sink.take();
+  for (int i = 0; i < 2; ++i) {
+    run_for(1000ms);
+    in(heartbeat("w1"));
+  }
+  EXPECT_EQ(stats().expired, 1U);
+  sink.take();
+  in(request("c2", "echo", {"next"}));
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().queued, 1U);
+  in(reply("w1", "c1", {"late"}));  // dropped; the worker takes the next request
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c2", {"next"})}));
+  EXPECT_EQ(stats().late_replies, 1U);
+  EXPECT_EQ(machine().check_books(), "");
 }
 
 TEST_F(MdpBrokerTest, WorkerTableBoundAnswersReadyWithDisconnect) {
@@ -799,7 +1059,9 @@ TEST_F(MdpBrokerTest, BadOptionsAreRefused) {
   refuses([](broker_options& o) { o.max_workers = 0; });
   refuses([](broker_options& o) { o.max_dispatches = 0; });
   refuses([](broker_options& o) { o.max_return_frames = 65; });
-  refuses([](broker_options& o) { o.max_queued_bytes = 0; });
+  refuses([](broker_options& o) { o.max_total_bytes = 0; });
+  refuses([](broker_options& o) { o.max_peer_bytes = 0; });
+  refuses([](broker_options& o) { o.max_worker_credit = 0; });
   refuses([](broker_options& o) { o.heartbeat_interval = std::chrono::hours(25); });
   refuses([](broker_options& o) { o.liveness = 1001; });
   refuses([](broker_options& o) { o.request_expiry = std::chrono::hours(24 * 31); });
