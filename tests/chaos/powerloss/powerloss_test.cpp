@@ -429,6 +429,12 @@ TEST(PowerLossTest, SyncLosesNoCompletedAppendAtAnyCrashPoint) {
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 
+TEST(PowerLossTest, PeriodicLosesNoCompletedAppendAtAnyCrashPoint) {
+  const outcome out = run_mode(chaos_settings(durability::periodic));
+  EXPECT_GT(out.points, 0u);
+  EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
+}
+
 // The long tier (label soak): longer workloads, several sync intervals and in-flight depths, and
 // thousands of crash points.
 void soak(durability mode) {
@@ -446,5 +452,6 @@ void soak(durability mode) {
 }
 
 TEST(PowerLossSoakTest, SyncLosesNoCompletedAppendAtThousandsOfCrashPoints) { soak(durability::sync); }
+TEST(PowerLossSoakTest, PeriodicLosesNoCompletedAppendAtThousandsOfCrashPoints) { soak(durability::periodic); }
 
 }  // namespace
