@@ -939,6 +939,9 @@ struct journal::impl {
     }
   }
 
+  // periodic: each commit's pages are already on disk (MDB_NOMETASYNC); the last commit's meta
+  // page is not, and until it is a crash could undo that commit. Only after this sync may the
+  // appends and transactions committed since the previous one be completed.
   void sync_now() {
     const int rc = mdb_env_sync(environment.get(), 1);
     if (rc != 0) {
@@ -1124,7 +1127,11 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   if (rc != 0) throw_lmdb(rc, "cannot configure the journal at " + canonical);
   unsigned flags = MDB_NOTLS;
   if (options.read_only) flags |= MDB_RDONLY;
-  else if (options.mode != durability::sync) flags |= MDB_NOSYNC;
+  // periodic: each commit's pages are fdatasynced before its meta page is written, so a crash
+  // undoes at most the last commit and never damages the environment. MDB_NOSYNC lets later
+  // meta pages and reused pages reach the disk before what they depend on: none only.
+  else if (options.mode == durability::periodic) flags |= MDB_NOMETASYNC;
+  else if (options.mode == durability::none) flags |= MDB_NOSYNC;
   if ((rc = mdb_env_open(e, canonical.c_str(), flags, 0640)) != 0)
     throw_lmdb(rc, "cannot open the journal at " + canonical);
   // A crashed process leaves its reader slots behind; they would pin old pages forever.
