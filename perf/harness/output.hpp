@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness/format.hpp"
 #include "harness/record.hpp"
 
 namespace fabric::perf {
@@ -36,27 +37,5 @@ void write_csv(const report& r, std::ostream& out);
 /// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): machine facts,
 /// latency-percentile and throughput-by-size charts per pattern, and the tables of runs.
 void write_html(const report& r, std::ostream& out);
-
-/// Number and text formatting shared by the writers, public for tests and benchmark code.
-namespace format {
-/// 1234567.4 -> "1,234,567"; "-" for NaN or infinity.
-std::string grouped(double v);
-/// Microseconds with three significant digits ("0.123", "12.3", "123"), integers grouped above.
-std::string micros(double us);
-/// Two decimals ("0.95").
-std::string ratio(double v);
-/// A message size in bytes: "64 B", "1 KiB", "1.5 KiB", "64 KiB", "1 MiB".
-std::string bytes(double n);
-/// Compact rate: "950", "12.3k", "1.23M".
-std::string compact(double v);
-/// A field value for people: integers as is, doubles with up to four significant digits.
-std::string readable(const value& v);
-/// A double as JSON: shortest round-trip text, or null if not finite.
-std::string json_number(double v);
-/// A quoted JSON string.
-std::string json_string(std::string_view s);
-/// One CSV cell, quoted only when it has to be.
-std::string csv_cell(std::string_view s);
-}  // namespace format
 
 }  // namespace fabric::perf
