@@ -1,5 +1,4 @@
 // The CSV writer: a header of every key seen, one row per run, quoted as RFC 4180 says.
-#include <cmath>
 #include <set>
 
 #include "harness/format.hpp"
@@ -12,8 +11,7 @@ namespace {
 std::string csv_value(const value& v) {
   if (const auto* s = std::get_if<std::string>(&v)) return format::csv_cell(*s);
   if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
-  const double d = std::get<double>(v);
-  return std::isfinite(d) ? format::json_number(d) : std::string();
+  return format::shortest(std::get<double>(v));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -96,6 +97,13 @@ std::string readable(const value& v) {
   if (std::fabs(d) >= 1000.0) return grouped(d);
   if (d == std::trunc(d)) return printf_string("%.0f", d);
   return printf_string("%.4g", d);
+}
+
+std::string shortest(double v) {
+  if (!std::isfinite(v)) return {};
+  std::array<char, 32> buf{};
+  const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  return std::string(buf.data(), res.ptr);
 }
 
 std::string csv_cell(std::string_view s) {

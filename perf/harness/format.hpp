@@ -26,10 +26,8 @@ std::string significant(double v);
 std::string percent(double pct);
 /// "2.50" -> "2.5", "3.00" -> "3": for labels that read better without padding zeros.
 std::string without_trailing_zeros(std::string s);
-/// A double as JSON: shortest round-trip text, or null if not finite.
-std::string json_number(double v);
-/// A quoted JSON string.
-std::string json_string(std::string_view s);
+/// The shortest text that reads back as the same double ("0.1", "1500000"); "" if not finite.
+std::string shortest(double v);
 /// One CSV cell, quoted only when it has to be.
 std::string csv_cell(std::string_view s);
 

@@ -26,9 +26,16 @@ void print_machine(const report& r, std::ostream& out);
 /// shown fabric beside baseline (paired by `workload_key`); other benches list their fields.
 void print_table(const report& r, std::ostream& out);
 
-/// {"machine": {...}, "runs": [{...}, ...]} with every field in its order. NaN and infinities
-/// are written as null; invalid UTF-8 becomes U+FFFD.
+/// {"machine": {...}, "runs": [{...}, ...]} with every field in its order, one run per line.
+/// Integers are written as integers, doubles as the shortest text that reads back the same
+/// (with a ".0" when whole); NaN and infinities as null; invalid UTF-8 becomes U+FFFD.
 void write_json(const report& r, std::ostream& out);
+
+/// Reads what write_json writes: "runs" an array of objects, "machine" (optional) an object,
+/// every value a string, a number or null. Integers stay integers, other numbers and null (NaN)
+/// become doubles. Throws std::runtime_error saying what is wrong and where (e.g. "run 3
+/// \"size\" is array; ..."); never reads past three levels of nesting.
+report read_json(std::string_view text);
 
 /// One header row (every key of every run, in first-seen order) and one row per run, quoted as
 /// RFC 4180 says, lines ended by CRLF.
