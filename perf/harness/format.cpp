@@ -61,6 +61,8 @@ std::string micros(double us) {
 
 std::string ratio(double v) {
   if (!std::isfinite(v)) return "-";
+  // Two decimals would round a ratio of 0.004 to "0.00"; small ones keep two digits instead.
+  if (v > 0.0 && v < 0.095) return printf_string("%.2g", v);
   return printf_string("%.2f", v);
 }
 

@@ -12,7 +12,7 @@ namespace fabric::perf::format {
 std::string grouped(double v);
 /// Microseconds with three significant digits ("0.123", "12.3", "123"), integers grouped above.
 std::string micros(double us);
-/// Two decimals ("0.95").
+/// Two decimals ("0.95"), two significant digits below 0.095 ("0.0042").
 std::string ratio(double v);
 /// A message size in bytes: "64 B", "1 KiB", "1.5 KiB", "64 KiB", "1 MiB".
 std::string bytes(double n);

@@ -1,12 +1,9 @@
-// The HTML writer: one self-contained page (inline CSS and SVG, no script, nothing fetched) with
-// the machine facts, charts of the pattern benches and the tables of every bench.
-#include <algorithm>
-#include <array>
+// The HTML writer: one self-contained page (inline CSS and SVG, no script, nothing fetched). It
+// answers "how fast is fabric here?" first, then gives every family its charts and its tables.
 #include <cmath>
-#include <map>
-#include <optional>
-#include <set>
 
+#include "harness/charts.hpp"
+#include "harness/compare.hpp"
 #include "harness/format.hpp"
 #include "harness/output.hpp"
 #include "harness/svg_chart.hpp"
@@ -47,222 +44,11 @@ void html_table(const table& t, std::ostream& out) {
   out << "</tbody>\n</table></div>\n";
 }
 
-// Lines are labelled by the identity fields that vary between a chart's runs; fields that every
-// run shares go into the title once instead of into every legend entry.
-struct series_labels {
-  std::vector<std::string> labels;  // parallel to the runs
-  std::string common;
-};
-
-series_labels label_series(const run_list& runs, std::initializer_list<std::string_view> fixed) {
-  using parts = std::vector<std::pair<std::string, std::string>>;
-  std::vector<parts> per_run;
-  std::vector<std::string> keys;
-  for (const run* r : runs) {
-    parts p;
-    for (const auto& [k, v] : r->fields) {
-      if (is_measurement_key(k) || k == "bench") continue;
-      if (std::find(fixed.begin(), fixed.end(), k) != fixed.end()) continue;
-      p.emplace_back(k, k == "rate" ? format::grouped(r->number(k).value_or(std::nan(""))) + "/s"
-                                    : cell(*r, k));
-      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-    }
-    per_run.push_back(std::move(p));
-  }
-  const auto text_of = [](const parts& p, const std::string& key) -> std::optional<std::string> {
-    for (const auto& [k, t] : p) {
-      if (k == key) return t;
-    }
-    return std::nullopt;
-  };
-  std::vector<std::string> shared;
-  for (const std::string& k : keys) {
-    const std::optional<std::string> first = text_of(per_run.front(), k);
-    bool same = first.has_value();
-    for (const parts& p : per_run) same = same && text_of(p, k) == first;
-    if (same) shared.push_back(k);
-  }
-  // When nothing varies the title still says it all, but lines keep their full names too:
-  // a legend of "all" would say nothing.
-  const bool name_fully = shared.size() == keys.size();
-
-  series_labels out;
-  for (const parts& p : per_run) {
-    std::string label;
-    for (const auto& [k, t] : p) {
-      if (!name_fully && std::find(shared.begin(), shared.end(), k) != shared.end()) continue;
-      if (!label.empty()) label += ' ';
-      label += t;
-    }
-    out.labels.push_back(label.empty() ? std::string("all") : label);
-  }
-  for (const std::string& k : shared) {
-    if (!out.common.empty()) out.common += ", ";
-    out.common += text_of(per_run.front(), k).value_or("");
-  }
-  return out;
-}
-
-std::string chart_title(std::string_view what, const std::string& pattern,
-                        const std::string& common) {
-  std::string title =
-      std::string(what) + ": " + (pattern.empty() ? std::string("(no pattern)") : pattern);
-  if (!common.empty()) title += " (" + common + ")";
-  return title;
-}
-
-constexpr std::array<const char*, 4> baseline_dashes = {"7 4", "2 3", "9 3 2 3", "4 2"};
-
-// Colours follow the series label, dashes the implementation, so fabric and its baseline share a
-// colour and differ by stroke only.
-struct styler {
-  std::vector<std::string> labels;
-  std::vector<std::string> impls;
-
-  std::size_t colour_of(const std::string& label) {
-    auto it = std::find(labels.begin(), labels.end(), label);
-    if (it == labels.end()) it = labels.insert(labels.end(), label);
-    return static_cast<std::size_t>(it - labels.begin());
-  }
-  std::string dash_of(const std::string& impl) {
-    if (impl == "fabric") return {};
-    auto it = std::find(impls.begin(), impls.end(), impl);
-    if (it == impls.end()) it = impls.insert(impls.end(), impl);
-    return baseline_dashes[static_cast<std::size_t>(it - impls.begin()) % baseline_dashes.size()];
-  }
-  std::vector<svg::legend_entry> legend() const {
-    std::vector<svg::legend_entry> entries;
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      entries.push_back({labels[i], svg::colour(i), {}});
-    entries.push_back({});
-    entries.push_back({"fabric", "#444", {}});
-    for (std::size_t i = 0; i < impls.size(); ++i) {
-      entries.push_back({impls[i], "#444", baseline_dashes[i % baseline_dashes.size()]});
-    }
-    return entries;
-  }
-};
-
-// One chart per pattern; latency also per mode, since closed- and open-loop latencies answer
-// different questions and together they would crowd a chart past its palette.
-std::vector<std::pair<std::string, run_list>> chart_groups(const run_list& runs, bool by_mode) {
-  std::vector<std::pair<std::string, run_list>> groups;
-  std::vector<std::string> keys;
-  for (const run* r : runs) {
-    const std::string pattern = r->text("pattern").value_or("");
-    const std::string key = by_mode ? pattern + '\x1f' + mode_cell(*r) : pattern;
-    auto it = std::find(keys.begin(), keys.end(), key);
-    if (it == keys.end()) {
-      keys.push_back(key);
-      groups.emplace_back(pattern, run_list{});
-      it = std::prev(keys.end());
-    }
-    groups[static_cast<std::size_t>(it - keys.begin())].second.push_back(r);
-  }
-  return groups;
-}
-
-// x positions on the "nines" scale: -log10(1 - p/100), so 90, 99, 99.9 are evenly spaced.
-constexpr std::array<std::pair<std::string_view, double>, 5> percentile_points = {
-    {{"p50_us", 0.30103}, {"p90_us", 1.0}, {"p99_us", 2.0}, {"p999_us", 3.0}, {"max_us", 4.0}}};
-constexpr std::array<std::string_view, 5> percentile_names = {"p50", "p90", "p99", "p99.9", "max"};
-
-std::string tick_micros(double v) { return format::without_trailing_zeros(format::micros(v)); }
-
-void latency_chart(const std::string& pattern, const run_list& runs, std::ostream& out) {
-  const series_labels names = label_series(runs, {"pattern", "impl"});
-  svg::chart c;
-  c.title = chart_title("Latency percentiles", pattern, names.common);
-  styler style;
-  double lo = INFINITY;
-  double hi = 0.0;
-  for (std::size_t n = 0; n < runs.size(); ++n) {
-    const run* r = runs[n];
-    const std::string& label = names.labels[n];
-    const std::string impl = r->text("impl").value_or("?");
-    svg::series s;
-    s.colour = svg::colour(style.colour_of(label));
-    s.dash = style.dash_of(impl);
-    for (std::size_t i = 0; i < percentile_points.size(); ++i) {
-      const double v = field(r, percentile_points[i].first);
-      if (!(v > 0.0) || !std::isfinite(v)) continue;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-      s.points.push_back({percentile_points[i].second, v,
-                          impl + " " + label + ": " + std::string(percentile_names[i]) + " = " +
-                              format::micros(v) + " \u00b5s"});
-    }
-    c.lines.push_back(std::move(s));
-  }
-  if (hi <= 0.0) return;
-  c.x.label = "percentile (\"nines\" scale)";
-  c.x.lo = 0.1;
-  c.x.hi = 4.2;
-  for (std::size_t i = 0; i < percentile_points.size(); ++i) {
-    c.x.ticks.emplace_back(percentile_points[i].second, std::string(percentile_names[i]));
-  }
-  c.y = svg::log_axis("latency (\u00b5s, log scale)", lo, hi, tick_micros);
-  c.legend = style.legend();
-  svg::render(c, out);
-}
-
-void throughput_chart(const std::string& pattern, const run_list& all, std::ostream& out) {
-  run_list runs;
-  for (const run* r : all) {
-    if (field(r, "size") > 0.0 && std::isfinite(field(r, "msgs_per_s"))) runs.push_back(r);
-  }
-  const series_labels names = label_series(runs, {"pattern", "impl", "size"});
-  svg::chart c;
-  c.title = chart_title("Throughput by message size", pattern, names.common);
-  styler style;
-  std::map<std::pair<std::string, std::string>, std::size_t> line_of;  // (impl, label) -> line
-  std::set<double> sizes;
-  double lo = INFINITY;
-  double hi = 0.0;
-  for (std::size_t n = 0; n < runs.size(); ++n) {
-    const run* r = runs[n];
-    const double size = field(r, "size");
-    const double rate = field(r, "msgs_per_s");
-    const std::string& label = names.labels[n];
-    const std::string impl = r->text("impl").value_or("?");
-    auto [it, inserted] = line_of.try_emplace({impl, label}, c.lines.size());
-    if (inserted) {
-      c.lines.push_back({svg::colour(style.colour_of(label)), style.dash_of(impl), {}});
-    }
-    c.lines[it->second].points.push_back({size, rate,
-                                          impl + " " + label + ", " + format::bytes(size) + ": " +
-                                              format::grouped(rate) + " msgs/s"});
-    sizes.insert(size);
-    lo = std::min(lo, rate);
-    hi = std::max(hi, rate);
-  }
-  if (sizes.empty()) return;
-  for (svg::series& s : c.lines) {
-    std::sort(s.points.begin(), s.points.end(),
-              [](const svg::point& a, const svg::point& b) { return a.x < b.x; });
-  }
-  c.x.label = "message size (bytes, log scale)";
-  c.x.log = true;
-  c.x.lo = *sizes.begin() / 1.5;
-  c.x.hi = *sizes.rbegin() * 1.5;
-  // Label at most about eight sizes so the labels never run into each other.
-  const std::size_t every = (sizes.size() + 7) / 8;
-  std::size_t i = 0;
-  for (const double s : sizes) c.x.ticks.emplace_back(s, i++ % every == 0 ? format::bytes(s) : "");
-  if (lo > 0.0 && hi / lo > 20.0) {
-    c.y = svg::log_axis("messages per second (log scale)", lo, hi, format::compact);
-  } else {
-    c.y = svg::linear_axis("messages per second", 0.0, hi, format::compact);
-  }
-  c.legend = style.legend();
-  svg::render(c, out);
-}
-
 constexpr std::string_view css = R"(
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #111;
        max-width: 1240px; margin: 24px auto; padding: 0 16px; line-height: 1.4; }
 h1 { font-size: 24px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 28px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h2 { font-size: 19px; margin: 32px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 .sub, .note { color: #555; font-size: 13px; margin: 2px 0 8px; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 14px; }
@@ -273,9 +59,17 @@ tr.grp th { text-align: center; background: #fff; border-bottom: 2px solid #bbb;
 th.n, td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) td { background: #fafafa; }
 table.facts th { background: none; font-weight: 600; }
+table.summary td { white-space: normal; vertical-align: top; padding: 6px 12px; }
+table.summary td.big { font-size: 22px; font-weight: 600; text-align: right; }
+table.summary .small { display: block; color: #555; font-size: 12px; font-weight: normal; }
+.faster { color: #1b5e96; }
+.slower { color: #b3561b; }
+.noise { color: #777; }
 .scroll { overflow-x: auto; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+.charts { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 16px; margin: 10px 0 18px; }
 .charts svg { border: 1px solid #ddd; border-radius: 4px; max-width: 100%; height: auto; }
+details { margin: 18px 0; }
+summary { cursor: pointer; font-weight: 600; }
 footer { color: #777; font-size: 12px; margin-top: 32px; }
 )";
 
@@ -286,22 +80,134 @@ std::string machine_fact(const report& r, std::string_view key) {
   return {};
 }
 
+// The cell of one ratio in the summary table: the geometric mean large, coloured by which side
+// it favours (grey when closer to 1 than the typical spread), with the count and range under it.
+void ratio_cell(const std::optional<ratio_summary>& r, bool higher_is_better, double noise_pct,
+                std::ostream& out) {
+  if (!r) {
+    out << "<td class=\"big\">-</td>";
+    return;
+  }
+  const bool within = std::isfinite(noise_pct) && std::fabs(r->geomean - 1.0) * 100.0 < noise_pct;
+  const bool better = higher_is_better ? r->geomean >= 1.0 : r->geomean <= 1.0;
+  out << "<td class=\"big " << (within ? "noise" : better ? "faster" : "slower") << "\">"
+      << format::ratio(r->geomean) << "<span class=\"small\">" << r->count
+      << (r->count == 1 ? " workload" : " workloads");
+  if (r->count > 1) {
+    out << "<br>" << format::ratio(r->lowest) << " to " << format::ratio(r->highest);
+  }
+  out << "</span></td>";
+}
+
+std::string baseline_of(const family& f) {
+  return f.baseline_title.empty() ? (f.baseline.empty() ? std::string("-") : f.baseline)
+                                  : f.baseline_title;
+}
+
+void summary_section(const std::vector<family_runs>& groups,
+                     const std::vector<family_summary>& summaries, std::ostream& out) {
+  out << "<h2 id=\"summary\">How fast is fabric here?</h2>\n"
+      << "<p class=\"note\">Each number is fabric divided by its baseline on the same workload, "
+         "measured in the same run; the large one is the geometric mean over the family's "
+         "workloads, with the lowest and highest ratio under it. Throughput above 1 and latency "
+         "below 1 mean fabric is faster; grey ones are closer to 1 than the typical spread of the "
+         "repetitions, and that close, a ratio is noise.</p>\n"
+      << "<table class=\"summary\">\n<thead><tr><th>Family</th><th>Compared with</th>"
+      << "<th class=\"n\">Throughput<br>fabric / baseline</th>"
+      << "<th class=\"n\">Latency p50<br>fabric / baseline</th>"
+      << "<th class=\"n\">Latency p99<br>fabric / baseline</th>"
+      << "<th>Spread of repetitions</th><th>For example</th></tr></thead>\n<tbody>\n";
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const family& f = groups[i].about;
+    const family_summary& s = summaries[i];
+    out << "<tr><td><a href=\"#family-" << escape(f.name) << "\">" << escape(f.name)
+        << "</a></td><td>" << escape(baseline_of(f)) << "</td>";
+    ratio_cell(s.throughput_ratio, true, s.typical_spread_pct, out);
+    ratio_cell(s.p50_ratio, false, s.typical_spread_pct, out);
+    ratio_cell(s.p99_ratio, false, s.typical_spread_pct, out);
+    out << "<td>";
+    if (std::isfinite(s.typical_spread_pct)) {
+      out << "\u00b1" << format::percent(s.typical_spread_pct) << " typical<span class=\"small\">"
+          << "\u00b1" << format::percent(s.widest_spread_pct) << " at most</span>";
+    } else {
+      out << "-";
+    }
+    out << "</td><td>";
+    bool any = false;
+    if (const auto& c = s.throughput_example) {
+      out << escape(workload_label(*c->fabric, s.label_keys)) << ": fabric "
+          << format::grouped(field(c->fabric, "msgs_per_s")) << ", " << escape(f.baseline) << ' '
+          << format::grouped(field(c->base, "msgs_per_s")) << ' ' << escape(f.unit) << "/s";
+      any = true;
+    }
+    if (const auto& c = s.latency_example) {
+      out << (any ? "<br>" : "") << escape(workload_label(*c->fabric, s.label_keys))
+          << ": p50 fabric " << format::micros(field(c->fabric, "p50_us")) << ", "
+          << escape(f.baseline) << ' ' << format::micros(field(c->base, "p50_us")) << " \u00b5s";
+      any = true;
+    }
+    if (!any) out << "no run with a baseline to compare with";
+    out << "</td></tr>\n";
+  }
+  out << "</tbody>\n</table>\n";
+}
+
+void family_section(const family_runs& g, const family_summary& s, std::ostream& out) {
+  const family& f = g.about;
+  out << "<h2 id=\"family-" << escape(f.name) << "\">" << escape(f.title) << "</h2>\n";
+  if (!f.note.empty()) out << "<p class=\"note\">" << escape(f.note) << "</p>\n";
+  out << "<p class=\"note\">In the line charts fabric is solid and " << escape(baseline_of(f))
+      << " dashed, in the colour of the workload; hover a point or bar for its value.</p>\n"
+      << "<div class=\"charts\">\n";
+  if (write_family_charts(f, g.runs, s, out) == 0) {
+    out << "<p class=\"note\">No chart: no run measured throughput or latency.</p>\n";
+  }
+  out << "</div>\n";
+  // The pattern benches have paired tables of their own; every other bench gets the comparison
+  // table, fabric beside its baseline, narrower than the table of every field.
+  for (const auto& [bench, runs] : by_bench(g.runs)) {
+    const bool paired = bench == "thr" || bench == "lat";
+    const table t = paired ? bench_table(bench, runs) : comparison_table(f, runs);
+    out << "<h3>" << escape(paired ? t.title : "Table: " + bench) << "</h3>\n";
+    if (!t.note.empty()) out << "<p class=\"note\">" << escape(t.note) << "</p>\n";
+    html_table(t, out);
+  }
+}
+
 }  // namespace
 
-void write_html(const report& r, std::ostream& out) {
+void write_html(const report& r, std::ostream& out) { write_html(r, known_families(), out); }
+
+void write_html(const report& r, std::span<const family> families, std::ostream& out) {
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       << "<title>fabric-perf report</title>\n<style>" << css << "</style>\n</head>\n<body>\n"
       << "<h1>fabric-perf report</h1>\n";
+  // Where and how the figures were made: a debug build or a two-core machine explains a lot.
   std::string sub;
-  for (const char* key : {"fabric_version", "hostname", "timestamp"}) {
+  for (const std::string_view key :
+       {"fabric_version", "hostname", "logical_cores", "build_type", "timestamp"}) {
     const std::string fact = machine_fact(r, key);
     if (fact.empty()) continue;
     if (!sub.empty()) sub += " \u00b7 ";
-    sub += std::string_view(key) == "fabric_version" ? "fabric " + fact : fact;
+    if (key == "fabric_version") sub += "fabric " + fact;
+    else if (key == "logical_cores") sub += fact + " logical cores";
+    else if (key == "build_type") sub += fact + " build";
+    else sub += fact;
   }
   out << "<p class=\"sub\">" << escape(sub.empty() ? std::string("fabric benchmark results") : sub)
       << " \u00b7 " << r.runs.size() << (r.runs.size() == 1 ? " run" : " runs") << "</p>\n";
+
+  const std::vector<family_runs> groups = group_by_family(r, families);
+  std::vector<family_summary> summaries;
+  for (const family_runs& g : groups) summaries.push_back(summarise(g.about, g.runs));
+
+  if (groups.empty()) {
+    out << "<h2>Results</h2>\n<p class=\"note\">No runs.</p>\n";
+  } else {
+    summary_section(groups, summaries, out);
+  }
+  for (std::size_t i = 0; i < groups.size(); ++i) family_section(groups[i], summaries[i], out);
 
   out << "<h2>Machine</h2>\n";
   if (r.machine.empty()) {
@@ -316,32 +222,13 @@ void write_html(const report& r, std::ostream& out) {
   }
 
   const auto benches = by_bench(r);
-  if (benches.empty()) out << "<h2>Results</h2>\n<p class=\"note\">No runs.</p>\n";
-  for (const auto& [bench, runs] : benches) {
-    const table t = bench_table(bench, runs);
-    out << "<h2>" << escape(t.title) << "</h2>\n";
-    if (!t.note.empty()) out << "<p class=\"note\">" << escape(t.note) << "</p>\n";
-    if (bench == "lat" || bench == "thr") {
-      out << "<p class=\"note\">Solid lines: fabric; dashed: the baseline. Hover a point for its "
-             "value.</p>\n<div class=\"charts\">\n";
-      for (const auto& [pattern, group] : chart_groups(runs, bench == "lat")) {
-        if (bench == "lat") {
-          latency_chart(pattern, group, out);
-        } else {
-          throughput_chart(pattern, group, out);
-        }
-      }
-      out << "</div>\n";
-    }
-    html_table(t, out);
-  }
-
   if (!benches.empty()) {
-    out << "<h2>All runs</h2>\n<p class=\"note\">Every field of every run, as in the JSON.</p>\n";
+    out << "<details>\n<summary>All runs: every field of every run, as in the JSON</summary>\n";
     for (const auto& [bench, runs] : benches) {
       out << "<h3>" << escape(bench) << "</h3>\n";
       html_table(generic_table(bench, runs, true), out);
     }
+    out << "</details>\n";
   }
   out << "<footer>Generated by fabric-perf.</footer>\n</body>\n</html>\n";
 }

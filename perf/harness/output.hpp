@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "harness/family.hpp"
 #include "harness/format.hpp"
 #include "harness/record.hpp"
 
@@ -41,8 +43,19 @@ report read_json(std::string_view text);
 /// RFC 4180 says, lines ended by CRLF.
 void write_csv(const report& r, std::ostream& out);
 
-/// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): machine facts,
-/// latency-percentile and throughput-by-size charts per pattern, and the tables of runs.
+/// The one-screen summary: for each family of `families` with runs in `r` (and a default family
+/// for any other bench), the geometric mean of the fabric / baseline ratios of throughput and
+/// latency with their range, the spread of the repetitions, and an example workload in full.
+void print_summary(const report& r, std::span<const family> families, std::ostream& out);
+/// print_summary with known_families().
+void print_summary(const report& r, std::ostream& out);
+
+/// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): the summary
+/// of every family as a table, then per family its charts (see write_family_charts) and its
+/// tables, the machine facts, and every field of every run in a collapsed section. Families are
+/// those of `families`, and a default one for any other bench.
+void write_html(const report& r, std::span<const family> families, std::ostream& out);
+/// write_html with known_families().
 void write_html(const report& r, std::ostream& out);
 
 }  // namespace fabric::perf

@@ -12,19 +12,25 @@
 
 namespace fabric::perf {
 
-std::vector<std::pair<std::string, run_list>> by_bench(const report& r) {
+std::vector<std::pair<std::string, run_list>> by_bench(const run_list& runs) {
   std::vector<std::pair<std::string, run_list>> benches;
-  for (const run& one : r.runs) {
-    const std::string bench = one.text("bench").value_or("?");
+  for (const run* one : runs) {
+    const std::string bench = one->text("bench").value_or("?");
     auto it = std::find_if(benches.begin(), benches.end(),
                            [&bench](const auto& b) { return b.first == bench; });
     if (it == benches.end()) {
       benches.emplace_back(bench, run_list{});
       it = std::prev(benches.end());
     }
-    it->second.push_back(&one);
+    it->second.push_back(one);
   }
   return benches;
+}
+
+std::vector<std::pair<std::string, run_list>> by_bench(const report& r) {
+  run_list all;
+  for (const run& one : r.runs) all.push_back(&one);
+  return by_bench(all);
 }
 
 double field(const run* r, std::string_view key) {

@@ -35,6 +35,7 @@ using run_list = std::vector<const run*>;
 
 /// Benches in order of first appearance, each with its runs in report order.
 std::vector<std::pair<std::string, run_list>> by_bench(const report& r);
+std::vector<std::pair<std::string, run_list>> by_bench(const run_list& runs);
 
 /// The table of one bench: "thr" and "lat" show fabric beside its baseline (paired by
 /// `workload_key`), any other bench one column per key.
