@@ -226,13 +226,13 @@ void render(const bar_chart& c, std::ostream& out) {
   constexpr double top = 56.0;
   // Between the labels and the plot, and right of it: room for the value beside a bar that
   // reaches the edge, so that it never runs into a label.
-  constexpr double gutter = 48.0;
+  constexpr double gutter = 40.0;
   constexpr double char_width = 6.5;  // labels are measured roughly, at 12 px
   std::size_t longest = 0;
   for (const bar& b : c.bars) longest = std::max(longest, b.label.size());
   const double labels = std::clamp(14.0 + char_width * static_cast<double>(longest), 80.0, 320.0);
   const double left = labels + gutter;
-  const double width = std::max(static_cast<double>(c.width), left + 260.0 + gutter);
+  const double width = std::max(static_cast<double>(c.width), left + 220.0 + gutter);
   const double right = width - gutter;
   const double bottom = top + row * static_cast<double>(std::max<std::size_t>(c.bars.size(), 1));
 
