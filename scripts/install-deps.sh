@@ -10,6 +10,7 @@ packages=(
   liblmdb-dev
   libgtest-dev libgmock-dev
   libcli11-dev
+  nlohmann-json3-dev
 )
 
 missing=()

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "harness/family.hpp"
+#include "harness/format.hpp"
 #include "harness/record.hpp"
 
 namespace fabric::perf {
@@ -25,38 +28,34 @@ void print_machine(const report& r, std::ostream& out);
 /// shown fabric beside baseline (paired by `workload_key`); other benches list their fields.
 void print_table(const report& r, std::ostream& out);
 
-/// {"machine": {...}, "runs": [{...}, ...]} with every field in its order. NaN and infinities
-/// are written as null; invalid UTF-8 becomes U+FFFD.
+/// {"machine": {...}, "runs": [{...}, ...]} with every field in its order, one run per line.
+/// Integers are written as integers, doubles as the shortest text that reads back the same
+/// (with a ".0" when whole); NaN and infinities as null; invalid UTF-8 becomes U+FFFD.
 void write_json(const report& r, std::ostream& out);
+
+/// Reads what write_json writes: "runs" an array of objects, "machine" (optional) an object,
+/// every value a string, a number or null. Integers stay integers, other numbers and null (NaN)
+/// become doubles. Throws std::runtime_error saying what is wrong and where (e.g. "run 3
+/// \"size\" is array; ..."); never reads past three levels of nesting.
+report read_json(std::string_view text);
 
 /// One header row (every key of every run, in first-seen order) and one row per run, quoted as
 /// RFC 4180 says, lines ended by CRLF.
 void write_csv(const report& r, std::ostream& out);
 
-/// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): machine facts,
-/// latency-percentile and throughput-by-size charts per pattern, and the tables of runs.
-void write_html(const report& r, std::ostream& out);
+/// The one-screen summary: for each family of `families` with runs in `r` (and a default family
+/// for any other bench), the geometric mean of the fabric / baseline ratios of throughput and
+/// latency with their range, the spread of the repetitions, and an example workload in full.
+void print_summary(const report& r, std::span<const family> families, std::ostream& out);
+/// print_summary with known_families().
+void print_summary(const report& r, std::ostream& out);
 
-/// Number and text formatting shared by the writers, public for tests and benchmark code.
-namespace format {
-/// 1234567.4 -> "1,234,567"; "-" for NaN or infinity.
-std::string grouped(double v);
-/// Microseconds with three significant digits ("0.123", "12.3", "123"), integers grouped above.
-std::string micros(double us);
-/// Two decimals ("0.95").
-std::string ratio(double v);
-/// A message size in bytes: "64 B", "1 KiB", "1.5 KiB", "64 KiB", "1 MiB".
-std::string bytes(double n);
-/// Compact rate: "950", "12.3k", "1.23M".
-std::string compact(double v);
-/// A field value for people: integers as is, doubles with up to four significant digits.
-std::string readable(const value& v);
-/// A double as JSON: shortest round-trip text, or null if not finite.
-std::string json_number(double v);
-/// A quoted JSON string.
-std::string json_string(std::string_view s);
-/// One CSV cell, quoted only when it has to be.
-std::string csv_cell(std::string_view s);
-}  // namespace format
+/// One self-contained HTML page (inline CSS and SVG, no script, nothing fetched): the summary
+/// of every family as a table, then per family its charts (see write_family_charts) and its
+/// tables, the machine facts, and every field of every run in a collapsed section. Families are
+/// those of `families`, and a default one for any other bench.
+void write_html(const report& r, std::span<const family> families, std::ostream& out);
+/// write_html with known_families().
+void write_html(const report& r, std::ostream& out);
 
 }  // namespace fabric::perf

@@ -41,6 +41,25 @@ std::optional<double> run::number(std::string_view key) const {
   return std::nullopt;
 }
 
+bool merge_into(report& into, report part) {
+  const auto host = [](const report& r) -> const value* {
+    for (const auto& [k, v] : r.machine) {
+      if (k == "hostname") return &v;
+    }
+    return nullptr;
+  };
+  bool same = true;
+  if (into.machine.empty()) {
+    into.machine = std::move(part.machine);
+  } else if (!part.machine.empty()) {
+    const value* a = host(into);
+    const value* b = host(part);
+    same = (a == nullptr) == (b == nullptr) && (a == nullptr || *a == *b);
+  }
+  for (run& r : part.runs) into.runs.push_back(std::move(r));
+  return same;
+}
+
 bool is_measurement_key(std::string_view key) noexcept {
   // "batch" and "avg_batch" are what a journal run achieved (and its raw twin was given), not
   // what distinguishes one workload from another.

@@ -42,6 +42,11 @@ struct report {
   std::vector<run> runs;
 };
 
+/// Appends the runs of `part` to `into`, for one report out of several invocations. `into` keeps
+/// its machine facts, or takes those of `part` when it has none. Returns false when both have
+/// facts and their hostnames differ (the merged report then shows the first machine's).
+bool merge_into(report& into, report part);
+
 /// The keys that identify a workload (everything but "impl" and the measured figures), used to
 /// pair each fabric run with its baseline run of the same workload. Field order does not matter.
 std::string workload_key(const run& r);

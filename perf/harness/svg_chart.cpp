@@ -1,4 +1,5 @@
-// Rendering of fabric::perf::svg charts: coordinate mapping, grid, lines, markers and legend.
+// Rendering of fabric::perf::svg charts: coordinate mapping, grid, lines, markers, bars, legend.
+// The <svg> elements are meant to sit inside an HTML page, which gives them their namespace.
 #include "harness/svg_chart.hpp"
 
 #include <algorithm>
@@ -156,7 +157,7 @@ void render(const chart& c, std::ostream& out) {
   const mapper mx{c.x.lo, c.x.hi, c.x.log, left, right};
   const mapper my{c.y.lo, c.y.hi, c.y.log, bottom, top};
 
-  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << number(width) << "\" height=\""
+  out << "<svg width=\"" << number(width) << "\" height=\""
       << number(height) << "\" viewBox=\"0 0 " << number(width) << ' ' << number(height)
       << "\" role=\"img\" font-family=\"system-ui, sans-serif\" font-size=\"12\">\n";
   out << "<title>" << escape(c.title) << "</title>\n";
@@ -216,6 +217,84 @@ void render(const chart& c, std::ostream& out) {
                         : " stroke-width=\"2\" stroke-dasharray=\"" + e.dash + '"');
     text(out, lx + 38.0, y + 4.0, "start", e.label, " fill=\"#111\"");
     y += legend_row;
+  }
+  out << "</svg>\n";
+}
+
+void render(const bar_chart& c, std::ostream& out) {
+  constexpr double row = 16.0;
+  constexpr double top = 56.0;
+  // Between the labels and the plot, and right of it: room for the value beside a bar that
+  // reaches the edge, so that it never runs into a label.
+  constexpr double gutter = 40.0;
+  constexpr double char_width = 6.5;  // labels are measured roughly, at 12 px
+  std::size_t longest = 0;
+  for (const bar& b : c.bars) longest = std::max(longest, b.label.size());
+  const double labels = std::clamp(14.0 + char_width * static_cast<double>(longest), 80.0, 320.0);
+  const double left = labels + gutter;
+  const double width = std::max(static_cast<double>(c.width), left + 220.0 + gutter);
+  const double right = width - gutter;
+  const double bottom = top + row * static_cast<double>(std::max<std::size_t>(c.bars.size(), 1));
+
+  // Legend swatches in rows under the axis label, wrapped at the chart's width.
+  std::vector<std::pair<double, double>> legend_at;  // (x, y) of each entry
+  double lx = 12.0;
+  double ly = bottom + 52.0;
+  for (const legend_entry& e : c.legend) {
+    const double w = 30.0 + char_width * static_cast<double>(e.label.size());
+    if (lx > 12.0 && lx + w > width - 12.0) {
+      lx = 12.0;
+      ly += 20.0;
+    }
+    legend_at.emplace_back(lx, ly);
+    lx += w;
+  }
+  const double height = (c.legend.empty() ? bottom + 34.0 : ly) + 16.0;
+  const mapper mx{c.x.lo, c.x.hi, c.x.log, left, right};
+
+  out << "<svg width=\"" << number(width) << "\" height=\"" << number(height) << "\" viewBox=\"0 0 "
+      << number(width) << ' ' << number(height)
+      << "\" role=\"img\" font-family=\"system-ui, sans-serif\" font-size=\"12\">\n";
+  out << "<title>" << escape(c.title) << "</title>\n";
+  out << "<rect x=\"0\" y=\"0\" width=\"" << number(width) << "\" height=\"" << number(height)
+      << "\" fill=\"#ffffff\"/>\n";
+  text(out, 12.0, 22.0, "start", c.title, " font-size=\"14\" font-weight=\"bold\"");
+  if (!c.subtitle.empty()) text(out, 12.0, 40.0, "start", c.subtitle, " fill=\"#555\"");
+
+  for (const auto& [v, label] : c.x.ticks) {
+    if (!mx.valid(v)) continue;
+    const double x = mx(v);
+    line(out, x, top, x, bottom, "#e3e3e3");
+    text(out, x, bottom + 16.0, "middle", label, " fill=\"#333\"");
+  }
+  text(out, (left + right) / 2.0, bottom + 34.0, "middle", c.x.label, " fill=\"#111\"");
+
+  const double origin = mx.valid(c.origin) ? mx(c.origin) : left;
+  for (std::size_t i = 0; i < c.bars.size(); ++i) {
+    const bar& b = c.bars[i];
+    const double y = top + row * static_cast<double>(i);
+    text(out, labels, y + 12.0, "end", b.label, " fill=\"#111\"");
+    if (!mx.valid(b.value)) continue;
+    // A value beyond the axis ends at the plot's edge; its text still says how far it goes.
+    const double end = std::clamp(mx(b.value), left, right);
+    out << "<rect x=\"" << number(std::min(origin, end)) << "\" y=\"" << number(y + 2.5)
+        << "\" width=\"" << number(std::max(std::fabs(end - origin), 1.0))
+        << "\" height=\"" << number(row - 5.0) << "\" fill=\"" << b.colour << "\"><title>"
+        << escape(b.tip) << "</title></rect>\n";
+    const bool after = end >= origin;
+    text(out, after ? end + 4.0 : end - 4.0, y + 12.0, after ? "start" : "end", b.text,
+         " fill=\"#333\"");
+  }
+  // The origin over the bars, so that it reads as the line they grow from.
+  line(out, origin, top - 4.0, origin, bottom + 2.0, "#222", " stroke-width=\"1.5\"");
+
+  for (std::size_t i = 0; i < c.legend.size(); ++i) {
+    const legend_entry& e = c.legend[i];
+    if (e.label.empty()) continue;
+    const auto [x, y] = legend_at[i];
+    out << "<rect x=\"" << number(x) << "\" y=\"" << number(y - 10.0)
+        << "\" width=\"12\" height=\"12\" fill=\"" << e.colour << "\"/>\n";
+    text(out, x + 17.0, y, "start", e.label, " fill=\"#111\"");
   }
   out << "</svg>\n";
 }

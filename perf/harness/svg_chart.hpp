@@ -62,6 +62,30 @@ struct chart {
 /// Writes `c` as one <svg> element. Points outside a log axis' positive range are left out.
 void render(const chart& c, std::ostream& out);
 
+/// One horizontal bar, drawn from the chart's origin to `value`.
+struct bar {
+  std::string label;  ///< left of the bar
+  double value = 0.0;
+  std::string text;   ///< beside the bar's end
+  std::string colour;
+  std::string tip;
+};
+
+/// Horizontal bars on a shared axis, e.g. ratios drawn from 1 on a log axis so that twice as
+/// fast and half as fast are bars of the same length.
+struct bar_chart {
+  std::string title;
+  std::string subtitle;  ///< one line under the title, e.g. how to read the bars
+  axis x;
+  double origin = 1.0;
+  std::vector<bar> bars;
+  std::vector<legend_entry> legend;  ///< drawn as swatches under the plot
+  int width = 580;  ///< at least; two fit side by side on the report's page
+};
+
+/// Writes `c` as one <svg> element, as tall as its bars need.
+void render(const bar_chart& c, std::ostream& out);
+
 /// Escapes text for HTML / SVG content and attribute values.
 std::string escape(std::string_view text);
 

@@ -1,0 +1,89 @@
+// The benchmark families fabric-perf knows, and the grouping of a report's runs into families.
+// A new family adds its entry to known_families(); without one it still gets a default section.
+#include "harness/family.hpp"
+
+#include <algorithm>
+
+namespace fabric::perf {
+
+const std::vector<family>& known_families() {
+  static const std::vector<family> all = {
+      {.name = "patterns",
+       .title = "Patterns: fabric's sockets beside raw libzmq",
+       .benches = {"thr", "lat"},
+       .baseline = "raw",
+       .baseline_title = "raw libzmq",
+       .unit = "messages",
+       .note = "Every pattern and transport, the same workload written once and run over fabric's "
+               "sockets and over raw cppzmq sockets in the same process.",
+       .chart_by = {"pattern", "mode"},
+       .x_axes = {"size"},
+       .example = {{"pattern", "push_pull"}, {"transport", "tcp"}, {"size", "256"}},
+       .compare_latency = {}},
+      {.name = "journal",
+       .title = "Journal: fabric::journal beside raw LMDB",
+       .benches = {"journal"},
+       .baseline = "raw_lmdb",
+       .baseline_title = "raw LMDB",
+       .unit = "records",
+       .note = "Appends and replays through fabric::journal, and raw LMDB doing the same work at "
+               "the batch size the journal reached, on the same disk.",
+       .chart_by = {"op"},
+       .x_axes = {"producers", "size"},
+       .example = {{"op", "append"}, {"mode", "sync"}, {"producers", "4"}},
+       .compare_latency = {}},
+      {.name = "majordomo",
+       .title = "Majordomo: request/reply through the broker beside a raw DEALER/ROUTER echo",
+       .benches = {"majordomo"},
+       .baseline = "raw",
+       .baseline_title = "raw DEALER/ROUTER echo",
+       .unit = "requests",
+       .note = "Requests through fabric's Majordomo broker to echo workers, and raw cppzmq making "
+               "the same hops through a proxy.",
+       .chart_by = {"client", "mode"},
+       .x_axes = {"workers", "credit", "size"},
+       .example = {{"client", "async"}, {"mode", "closed"}, {"workers", "4"}},
+       // The asynchronous closed loop keeps a window of requests in flight: its latency is that
+       // window divided by the rate, already compared as throughput.
+       .compare_latency =
+           [](const run& r) {
+             return !(r.text("client") == "async" && r.text("mode") == "closed");
+           }},
+  };
+  return all;
+}
+
+std::vector<family_runs> group_by_family(const report& r, std::span<const family> families) {
+  std::vector<family_runs> out;
+  const auto claims = [](const family& f, const std::string& bench) {
+    return std::find(f.benches.begin(), f.benches.end(), bench) != f.benches.end();
+  };
+  for (const run& one : r.runs) {
+    const std::string bench = one.text("bench").value_or("?");
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const family_runs& g) { return claims(g.about, bench); });
+    if (it == out.end()) {
+      const auto known = std::find_if(families.begin(), families.end(),
+                                      [&](const family& f) { return claims(f, bench); });
+      family f;
+      if (known != families.end()) {
+        f = *known;
+      } else {
+        f.name = bench;
+        f.title = "Bench \"" + bench + "\"";
+        f.benches = {bench};
+        f.baseline.clear();  // the first other impl seen, below
+      }
+      out.push_back({std::move(f), {}});
+      it = std::prev(out.end());
+    }
+    if (it->about.baseline.empty()) {
+      const std::string impl = one.text("impl").value_or("");
+      if (!impl.empty() && impl != "fabric") it->about.baseline = impl;
+    }
+    it->runs.push_back(&one);
+  }
+  return out;
+}
+
+}  // namespace fabric::perf
