@@ -54,7 +54,9 @@ constexpr int keeper_budget = 256;
 // time (fabric's broker up to the worker's credit); a broker that sends more than this, or than
 // the credit, meanwhile is broken, and the excess is dropped as malformed.
 constexpr std::size_t min_stash_limit = 64;
-// The largest credit a worker may announce (the broker's default max_worker_credit).
+// The largest credit a worker may announce. fabric's broker lowers a larger announcement to
+// its max_worker_credit (256 by default), so asking for more than that only helps with a broker
+// configured for it.
 constexpr std::uint32_t max_credit = 1024;
 
 // The counters: written under the session mutex, read by any thread without it.
