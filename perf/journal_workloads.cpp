@@ -119,14 +119,18 @@ std::uint32_t get_le32(const unsigned char* p) noexcept {
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 
-// The CRC covers the key, then the value after the CRC field.
+// Record format version 2: the CRC covers the stream's name after its length byte, the key, then
+// the value after the CRC field (docs/journal-format.md).
 std::uint32_t record_crc(const unsigned char key[8], const unsigned char* value, std::size_t size) noexcept {
-  return crc32c(crc32c(0, key, 8), value + 4, size - 4);
+  const auto length = static_cast<unsigned char>(stream_name.size());
+  std::uint32_t c = crc32c(0, &length, 1);
+  c = crc32c(c, stream_name.data(), stream_name.size());
+  return crc32c(crc32c(c, key, 8), value + 4, size - 4);
 }
 
 void encode_record(const unsigned char key[8], std::int64_t timestamp_ns, std::string_view payload,
                    unsigned char* out) noexcept {
-  out[4] = 1;  // version
+  out[4] = 2;  // version
   out[5] = 0;  // flags
   out[6] = 0;
   out[7] = 0;

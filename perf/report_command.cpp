@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <iterator>
 #include <stdexcept>
@@ -24,7 +25,9 @@ report read_report_file(const std::string& path) {
                              " MiB; a fabric-perf JSON report is far smaller");
   }
   in.seekg(0);
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  const std::string text = std::move(whole).str();
   try {
     return read_json(text);
   } catch (const std::runtime_error& e) {

@@ -89,9 +89,10 @@ report read_json(std::string_view text) {
   if (runs == doc.end() || !runs->is_array()) {
     throw std::runtime_error("not a report: no \"runs\" array");
   }
-  for (std::size_t i = 0; i < runs->size(); ++i) {
+  std::size_t i = 0;
+  for (const json& item : runs->get_ref<const json::array_t&>()) {
     run one;
-    one.fields = fields_of((*runs)[i], "run " + std::to_string(i));
+    one.fields = fields_of(item, "run " + std::to_string(i++));
     r.runs.push_back(std::move(one));
   }
   return r;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <sstream>
 #include <iterator>
 #include <stdexcept>
 
@@ -20,7 +21,9 @@ namespace fabric::testing::powerloss {
 std::vector<event> read_log(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read the event log " + path.string());
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  const std::string bytes = std::move(whole).str();
   std::vector<event> events;
   std::size_t at = 0;
   while (at < bytes.size()) {

@@ -364,7 +364,10 @@ TEST(OutputJson, DoublesRoundTripAndIntegersStayIntegers) {
   EXPECT_NE(text.find("\"neg\":-5"), std::string::npos) << text;
   const auto doc = parse_json(text);
   ASSERT_TRUE(doc.has_value()) << text;
-  const json* tiny = doc->at("runs")->items.at(0).at("tiny");
+  const json* runs = doc->at("runs");
+  ASSERT_NE(runs, nullptr);
+  ASSERT_FALSE(runs->items.empty());
+  const json* tiny = runs->items.front().at("tiny");
   ASSERT_NE(tiny, nullptr);
   EXPECT_EQ(tiny->number, 123456.789e-20);
   // Read back, integers stay integers and doubles stay doubles.

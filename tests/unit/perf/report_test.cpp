@@ -24,7 +24,9 @@ report fixture(const std::string& name) {
   const auto path = std::filesystem::path(__FILE__).parent_path() / "data" / (name + ".json");
   std::ifstream in(path);
   EXPECT_TRUE(in) << "cannot read " << path;
-  return read_json(std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  return read_json(std::move(whole).str());
 }
 
 report merged_fixtures() {
