@@ -154,7 +154,10 @@ class raw_env {
     check(mdb_env_set_maxdbs(env_, journal_options{}.max_streams + 8), "mdb_env_set_maxdbs");
     check(mdb_env_set_mapsize(env_, map_size), "mdb_env_set_mapsize");
     unsigned flags = MDB_NOTLS;
-    if (mode != durability::sync) flags |= MDB_NOSYNC;
+    // The same flags the journal uses for each mode: periodic must sync each commit's pages
+    // (MDB_NOMETASYNC) to survive an OS crash, so the baseline pays for that too.
+    if (mode == durability::periodic) flags |= MDB_NOMETASYNC;
+    if (mode == durability::none) flags |= MDB_NOSYNC;
     check(mdb_env_open(env_, dir.c_str(), flags, 0640), "mdb_env_open");
   }
   ~raw_env() { mdb_env_close(env_); }
