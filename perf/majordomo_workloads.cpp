@@ -500,7 +500,9 @@ class fabric_async {
   static mdp::async_client_options options(const std::string& endpoint, const spec& s) {
     mdp::async_client_options o;
     o.broker = endpoint;
-    o.correlate = true;
+    // The broker is fabric's: request ids from the first request, with no probe and no plain
+    // matching, as a user who knows the broker would set it.
+    o.correlate = mdp::correlation::request_id;
     // Room for the window, or for what an open loop may pile up; a request unanswered for the
     // timeout expires, which the loop reports as a failure.
     o.max_outstanding = std::max<std::size_t>(s.window, client_hwm);

@@ -116,7 +116,8 @@ struct broker_stats {
   std::uint64_t replies = 0;           ///< worker replies passed on to their client
   std::uint64_t mmi_requests = 0;      ///< requests the broker answered itself (mmi.*, not in
                                        ///< `requests` or `replies`)
-  std::uint64_t malformed = 0;         ///< messages dropped for breaking the grammar, or drained
+  std::uint64_t malformed = 0;         ///< messages dropped for breaking the grammar (a REQUEST
+                                       ///< or REPLY without a body frame included), or drained
                                        ///< by the socket for having too many frames
   std::uint64_t protocol_errors = 0;   ///< valid commands out of place, answered with DISCONNECT
   std::uint64_t workers_registered = 0;

@@ -3,22 +3,28 @@
 //   fabric::mdp::client        one request at a time, with Lazy Pirate retries: on silence the
 //                              socket is thrown away and the request resent on a fresh one.
 //   fabric::mdp::async_client  many requests outstanding over one DEALER, each matched to its
-//                              reply by a request id (a fabric broker extension, see below).
+//                              reply by a request id where the broker is fabric's (a broker
+//                              extension, see below), by service and order elsewhere.
 //
 // Wire format (one token = one ZeroMQ frame, as in the 7/MDP specification):
 //
-//   7/MDP REQUEST  client -> broker:  "" | "MDPC01" | service | body...
+//   7/MDP REQUEST  client -> broker:  "" | "MDPC01" | service | body...   (1 or more body frames)
 //   7/MDP REPLY    broker -> client:  "" | "MDPC01" | service | body...
 //
-// Correlation extension (fabric's broker; `correlate = true`): the client puts one frame, the
-// request id as 8 bytes big-endian, before the empty delimiter:
+// 7/MDP has no request without a body frame: both clients refuse one (fabric::error,
+// invalid_argument); send one empty frame to ask with nothing to say.
+//
+// Correlation extension (fabric's broker only): the client puts one frame, the request id as 8
+// bytes big-endian, before the empty delimiter:
 //
 //   request:  request-id | "" | "MDPC01" | service | body...
 //   reply:    request-id | "" | "MDPC01" | service | body...
 //
 // fabric's broker keeps every frame before the first empty frame as a return-address stack and
 // puts it back in front of the reply, so replies can be matched in any order. A plain 7/MDP broker
-// drops such requests as malformed: use `correlate = false` with one.
+// drops such requests as malformed (or worse), so the clients send it only when told to
+// (client_options::correlate, correlation::request_id) or, for the async client by default,
+// once the broker has shown it is fabric's (correlation::automatic).
 //
 // Thread safety: a client object is used by one thread at a time, like a socket; it may be handed
 // to another thread across a full memory barrier (e.g. std::thread's constructor).
@@ -93,12 +99,12 @@ class client {
 
   /// Sends `body` to `service` and waits for the reply, resending on silence.
   /// @param service  1..255 bytes; "mmi.*" names are answered by the broker itself (8/MMI).
-  /// @param body     the request's frames (zero or more); consumed.
+  /// @param body     the request's frames, at least one (7/MDP); consumed.
   /// Returns: the reply's body frames; errc::timeout after `retries + 1` silent attempts;
   /// errc::closed when the context was shut down; errc::interrupted when a signal interrupted a
   /// wait (the request may still be answered; a later request drops that answer).
-  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name (`body` is
-  /// then untouched); fabric::error when a fresh socket cannot be created.
+  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name or an empty
+  /// `body` (`body` is then untouched); fabric::error when a fresh socket cannot be created.
   result<message> request(std::string_view service, message&& body);
 
   /// The counters. Valid while the client lives.
@@ -111,14 +117,36 @@ class client {
   std::unique_ptr<impl> impl_;
 };
 
+/// How an asynchronous client matches replies to requests.
+enum class correlation : std::uint8_t {
+  /// Find out. Before its first request the client asks the broker "mmi.services" (an 8/MMI
+  /// extension only fabric's broker answers "200"; a 7/MDP broker answers "501" or nothing).
+  /// Requests sent before the answer wait in the client; then they, and all later ones, go out
+  /// with request ids if the broker is fabric's, as plain 7/MDP otherwise. With no answer within
+  /// `probe_timeout` they go out plain; an answer that comes later still switches later requests
+  /// to request ids. Works with any 7/MDP broker.
+  automatic,
+  /// Plain 7/MDP only: a reply is matched to the oldest outstanding request for its service, in
+  /// the order they were sent. Exact while the broker answers each service's requests in order
+  /// (one worker per service, none lost); otherwise two requests for one service may swap
+  /// replies, and a late reply to an expired request is taken for the next one's.
+  plain,
+  /// The correlation extension from the first request: any order, exact matching, no probe.
+  /// Needs fabric's broker: a 7/MDP broker drops every such request.
+  request_id,
+};
+
 /// Settings of an asynchronous client.
 struct async_client_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
-  /// Match replies to requests by a request-id frame (the correlation extension above; needs
-  /// fabric's broker). With false the client speaks plain 7/MDP, and replies come back in arrival
-  /// order with their service name only and `reply::id == 0`: they cannot be matched to requests.
-  bool correlate = true;
+  /// How replies are matched to requests (see `correlation`). The default works with any 7/MDP
+  /// broker and matches exactly with fabric's; request_id skips the probe where the broker is
+  /// known to be fabric's.
+  correlation correlate = correlation::automatic;
+  /// With correlation::automatic, how long requests wait for the broker's answer to the probe
+  /// before they go out as plain 7/MDP. Between 1 ms and 24 h.
+  std::chrono::milliseconds probe_timeout{2500};
   /// Requests waiting for a reply at most; send() reports errc::back_pressure beyond it.
   /// Between 1 and 16777216.
   std::size_t max_outstanding = 10'000;
@@ -144,16 +172,20 @@ struct async_client_counters {
 
 /// An asynchronous Majordomo client: many requests in flight over one DEALER socket.
 ///
-/// With correlation, every id send() returns comes back from recv() exactly once, as a reply or
-/// as an expiry, unless it is cancel()ed first; replies come in whatever order the services answer.
+/// Every id send() returns comes back from recv() exactly once, as a reply or as an expiry,
+/// unless it is cancel()ed first; replies come in whatever order the services answer.
 ///
-/// Without correlation, the client cannot know which request a reply answers. It credits each
-/// reply to the oldest outstanding request for the reply's service, which keeps the outstanding
-/// count and the bound right, but expiry then becomes an estimate: a late reply to an expired
-/// request is credited to the next request for its service.
+/// With request ids (correlation::request_id, or automatic with fabric's broker) each reply names
+/// its request. Without (plain 7/MDP), the client cannot know which request a reply answers: it
+/// credits each reply to the oldest outstanding request for the reply's service, in the order
+/// they were sent, and reports that request's id. That is exact while the broker answers each
+/// service in order; with several workers for one service, replies for that service may be
+/// credited to each other's requests, and a late reply to an expired request is credited to the
+/// next request for its service. The outstanding count and its bound stay right either way.
 ///
 /// In a fabric::reactor: add socket() with a handler that calls try_recv() until it reports
-/// errc::would_block, and arrange a timer for next_deadline() if requests can expire.
+/// errc::would_block, and arrange a timer for next_deadline() (requests that expire, and, with
+/// correlation::automatic, the end of the wait for the probe's answer).
 ///
 /// The client does not resend: a request lost with a broker is reported as expired, and the
 /// application decides whether to send it again.
@@ -169,7 +201,7 @@ class async_client {
 
   /// One completed request.
   struct reply {
-    /// The id send() returned; 0 for a reply when `correlate` is off.
+    /// The id send() returned (without request ids: of the request the reply is credited to).
     std::uint64_t id = 0;
     reply_status status = reply_status::ok;
     /// The service named in the reply (or in the request, for an expiry).
@@ -189,14 +221,16 @@ class async_client {
   async_client(const async_client&) = delete;
   async_client& operator=(const async_client&) = delete;
 
-  /// Sends a request without blocking; it expires after `options().request_timeout`.
+  /// Sends a request without blocking; it expires after `options().request_timeout`. With
+  /// correlation::automatic, requests sent before the broker's answer to the probe are held in
+  /// the client until then (they count as outstanding and can expire or be cancelled).
   /// @param service  1..255 bytes.
-  /// @param body     the request's frames (zero or more); consumed on success only.
+  /// @param body     the request's frames, at least one (7/MDP); consumed on success only.
   /// Returns: the request id (never 0); errc::back_pressure when max_outstanding requests are
   /// waiting or the socket cannot queue more (then `body` is unchanged); errc::closed when the
   /// context was shut down.
-  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name (`body` is
-  /// then unchanged).
+  /// Throws: fabric::error(invalid_argument) for an empty or over-long service name or an empty
+  /// `body` (`body` is then unchanged).
   result<std::uint64_t> send(std::string_view service, message&& body);
   /// As send(service, body), expiring after `timeout` instead (0 = never).
   /// Throws: also fabric::error(invalid_argument) for a negative or over-long timeout.
@@ -223,8 +257,12 @@ class async_client {
 
   /// Requests waiting for a reply.
   std::size_t outstanding() const noexcept;
-  /// The earliest deadline of an outstanding request, or nullopt when none can expire.
+  /// The earliest deadline of an outstanding request, or of the wait for the probe's answer
+  /// while requests are held for it; nullopt when there is none.
   std::optional<clock::time_point> next_deadline() const noexcept;
+  /// Whether requests now go out with request ids: always with correlation::request_id, never
+  /// with plain, and with automatic once fabric's broker has answered the probe.
+  bool correlating() const noexcept;
 
   /// The DEALER socket, for fabric::reactor::add() or zmq_poll. Do not send or receive on it.
   const fabric::socket& socket() const noexcept;

@@ -42,7 +42,7 @@
 //
 //   READY       worker -> broker:  "" | "MDPW01" | 0x01 | service [| credit]
 //   REQUEST     broker -> worker:  "" | "MDPW01" | 0x02 | client | "" | body...
-//   REPLY       worker -> broker:  "" | "MDPW01" | 0x03 | client | "" | body...
+//   REPLY       worker -> broker:  "" | "MDPW01" | 0x03 | client | "" | body...   (1 or more)
 //   HEARTBEAT   both directions:   "" | "MDPW01" | 0x04
 //   DISCONNECT  both directions:   "" | "MDPW01" | 0x05
 //
@@ -130,7 +130,8 @@ class worker {
   struct request {
     /// The client's address as the broker gave it; opaque, 1..255 bytes.
     std::string client{};
-    /// The request's body frames (zero or more).
+    /// The request's body frames: one or more from a 7/MDP broker (fabric's drops a request
+    /// without), none only from a broker that forwards such a request anyway.
     message body{};
     /// The broker connection the request came on (1 for the first, then one more per
     /// reconnection). reply(request, ...) drops the reply when the connection has changed since.
@@ -170,7 +171,8 @@ class worker {
   result<request> recv(std::chrono::milliseconds timeout);
 
   /// Answers `req` with `body` (consumed), without blocking. Once sent, the request is no longer
-  /// in hand.
+  /// in hand. An empty `body` is sent as one empty frame: 7/MDP's REPLY carries at least one
+  /// body frame, and a broker drops one without (the client would wait in vain).
   /// Returns: success once the socket has taken the reply; errc::peer_unreachable when the
   /// connection `req` came on has been replaced since, or the worker is between connections
   /// (the broker has requeued or dropped that request); errc::back_pressure when the socket
@@ -183,7 +185,8 @@ class worker {
   result<void> reply(std::string_view client, message&& body);
 
   /// Serves requests until `stop` returns true: each request is passed to `fn` and its result
-  /// sent as the reply (a reply the broker can no longer take is counted, and serving goes on).
+  /// sent as the reply, an empty one as one empty frame (a reply the broker can no longer take
+  /// is counted, and serving goes on).
   /// `stop` is checked before each wait for a request and at least every `poll`. An exception
   /// from `fn` propagates once the request is abandoned (see abandon()), so the broker gives it
   /// to another worker and a later serve() or recv() gets new requests. Exceptions from `stop`

@@ -18,6 +18,14 @@ void require_name(std::string_view name, const char* what) {
   if (!valid_name(name)) throw fabric::error(errc::invalid_argument, what);
 }
 
+void require_body(const message& body, const char* what) {
+  if (body.empty()) throw fabric::error(errc::invalid_argument, what);
+}
+
+// Whether a parser demands the body frame 7/MDP requires (the broker's side), or takes what a
+// broker sends (the client's and the worker's side).
+enum class body_rule : bool { required, optional };
+
 // Moves frames [first, end) of `m` into a new message; the frames before `first` are dropped.
 // A fresh container rather than erase(): erasing from the front shifts every frame anyway.
 message take_tail(message& m, std::size_t first) {
@@ -47,6 +55,10 @@ message worker_header_msg(command c, std::size_t extra) {
 
 message worker_addressed(command c, std::string_view client, message&& body) {
   require_name(client, "mdp: a client address must be 1..255 bytes");
+  require_body(body, c == command::request
+                         ? "mdp: a worker REQUEST needs at least one body frame (7/MDP)"
+                         : "mdp: a worker REPLY needs at least one body frame (7/MDP); send one "
+                           "empty frame for an empty reply");
   message m = worker_header_msg(c, 2 + body.size());
   m.push_back(client);
   m.push_back(std::string_view{});
@@ -55,9 +67,20 @@ message worker_addressed(command c, std::string_view client, message&& body) {
 }
 
 // Shared by both client directions: the two carry the same frames.
-result<client_request> parse_client_frames(message& m, std::size_t at) {
-  // at: index of the header frame. Need header and service.
-  if (m.size() < at + 2) return errc::malformed;
+message client_frames(std::string_view service, message&& body, delimiter d) {
+  require_name(service, "mdp: a service name must be 1..255 bytes");
+  message m;
+  m.reserve(3 + body.size());
+  if (d == delimiter::included) m.push_back(std::string_view{});
+  m.push_back(client_header);
+  m.push_back(service);
+  append_body(m, std::move(body));
+  return m;
+}
+
+result<client_request> parse_client_frames(message& m, std::size_t at, body_rule rule) {
+  // at: index of the header frame. Need header and service, and a body frame when required.
+  if (m.size() < at + (rule == body_rule::required ? 3 : 2)) return errc::malformed;
   if (at == 1 && !m.view(0).empty()) return errc::malformed;
   if (m.view(at) != client_header) return errc::malformed;
   const std::string_view service = m.view(at + 1);
@@ -69,7 +92,7 @@ result<client_request> parse_client_frames(message& m, std::size_t at) {
 }
 
 // Parses every worker command whatever its direction; the callers decide which are allowed.
-result<worker_command> parse_worker_frames(message& m) {
+result<worker_command> parse_worker_frames(message& m, body_rule rule) {
   if (m.size() < 3) return errc::malformed;
   if (!m.view(0).empty() || m.view(1) != worker_header) return errc::malformed;
   const std::string_view cmd = m.view(2);
@@ -85,7 +108,9 @@ result<worker_command> parse_worker_frames(message& m) {
     case 0x03:
       // Exactly one address frame then the delimiter: a second address (a multi-hop envelope)
       // is not 7/MDP and would misroute the reply.
-      if (m.size() < 5 || !valid_name(m.view(3)) || !m.view(4).empty()) return errc::malformed;
+      if (m.size() < (rule == body_rule::required ? 6U : 5U) || !valid_name(m.view(3)) ||
+          !m.view(4).empty())
+        return errc::malformed;
       w.kind = cmd[0] == 0x02 ? command::request : command::reply;
       w.client.assign(m.view(3));
       w.body = take_tail(m, 5);
@@ -105,18 +130,14 @@ result<worker_command> parse_worker_frames(message& m) {
 bool is_mmi(std::string_view service) noexcept { return service.starts_with(mmi_prefix); }
 
 message client_request_msg(std::string_view service, message&& body, delimiter d) {
-  require_name(service, "mdp: a service name must be 1..255 bytes");
-  message m;
-  m.reserve(3 + body.size());
-  if (d == delimiter::included) m.push_back(std::string_view{});
-  m.push_back(client_header);
-  m.push_back(service);
-  append_body(m, std::move(body));
-  return m;
+  require_body(body, "mdp: a request needs at least one body frame (7/MDP); send one empty frame "
+                     "for an empty request");
+  return client_frames(service, std::move(body), d);
 }
 
 message client_reply(std::string_view service, message&& body) {
-  return client_request_msg(service, std::move(body), delimiter::included);
+  require_body(body, "mdp: a reply needs at least one body frame (7/MDP)");
+  return client_frames(service, std::move(body), delimiter::included);
 }
 
 message worker_ready(std::string_view service) {
@@ -138,20 +159,22 @@ message worker_heartbeat() { return worker_header_msg(command::heartbeat, 0); }
 
 message worker_disconnect() { return worker_header_msg(command::disconnect, 0); }
 
-result<client_request> parse_client(message&& m) { return parse_client_frames(m, 1); }
+result<client_request> parse_client(message&& m) {
+  return parse_client_frames(m, 1, body_rule::required);
+}
 
 result<client_request> parse_reply_for_client(message&& m, delimiter d) {
-  return parse_client_frames(m, d == delimiter::included ? 1 : 0);
+  return parse_client_frames(m, d == delimiter::included ? 1 : 0, body_rule::optional);
 }
 
 result<worker_command> parse_worker(message&& m) {
-  auto r = parse_worker_frames(m);
+  auto r = parse_worker_frames(m, body_rule::required);
   if (r && r->kind == command::request) return errc::protocol_error;
   return r;
 }
 
 result<worker_command> parse_from_broker_for_worker(message&& m) {
-  auto r = parse_worker_frames(m);
+  auto r = parse_worker_frames(m, body_rule::optional);
   if (r && (r->kind == command::ready || r->kind == command::reply)) return errc::protocol_error;
   return r;
 }

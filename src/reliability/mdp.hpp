@@ -4,13 +4,13 @@
 // Frame grammar (one token = one ZeroMQ frame; a ROUTER's identity frame is never part of it):
 //
 //   ; client sub-protocol, header "MDPC01"
-//   client-request = delimiter C-HEADER service *body        ; client -> broker
-//   client-reply   = delimiter C-HEADER service *body        ; broker -> client
+//   client-request = delimiter C-HEADER service 1*body       ; client -> broker
+//   client-reply   = delimiter C-HEADER service 1*body       ; broker -> client
 //   ; worker sub-protocol, header "MDPW01"; a worker talks through a DEALER, so the delimiter stays
 //   worker-command = delimiter W-HEADER ( ready / request / reply / heartbeat / disconnect )
 //   ready          = %x01 service                            ; worker -> broker
-//   request        = %x02 client delimiter *body             ; broker -> worker
-//   reply          = %x03 client delimiter *body             ; worker -> broker
+//   request        = %x02 client delimiter 1*body            ; broker -> worker
+//   reply          = %x03 client delimiter 1*body            ; worker -> broker
 //   heartbeat      = %x04                                    ; both directions
 //   disconnect     = %x05                                    ; both directions
 //   delimiter      = ""                                      ; an empty frame
@@ -23,6 +23,12 @@
 //
 // A REQ client never sees the delimiter (REQ adds and strips it); the client-side builder and
 // parser take a `delimiter` argument for that, everything else always carries it.
+//
+// Every REQUEST and REPLY carries at least one body frame (an empty one will do): 7/MDP allows
+// no other, and the reference peers drop or choke on one without. The builders refuse an empty
+// body and the broker's parsers (parse_client, parse_worker) reject one as malformed. The parsers
+// of what a client or worker receives accept one, so that an answer from a broker less strict
+// than fabric's is not turned into a timeout.
 //
 // Thread safety: stateless functions over values; safe from any thread.
 #pragma once
@@ -66,7 +72,7 @@ enum class delimiter : bool { included, stripped };
 /// A client's REQUEST as the broker receives it, or a REPLY as the client receives it.
 struct client_request {
   std::string service;
-  message body;  ///< zero or more frames, moved from the input
+  message body;  ///< the body frames, moved from the input (see parse_reply_for_client)
 };
 
 /// One worker-protocol command, in either direction.
@@ -74,15 +80,15 @@ struct worker_command {
   command kind = command::heartbeat;
   std::string service;  ///< set for ready only
   std::string client;   ///< set for request and reply only: the client's ROUTER identity
-  message body;         ///< request and reply only; zero or more frames, moved from the input
+  message body;         ///< request and reply only: the body frames, moved from the input
 };
 
 /// True when `service` is answered by the broker itself (8/MMI).
 bool is_mmi(std::string_view service) noexcept;
 
 // Builders. They check what they are given (misuse is a bug in the caller, so it throws
-// fabric::error(errc::invalid_argument): empty or over-long service/client names) and move the
-// body's frames rather than copy them.
+// fabric::error(errc::invalid_argument): empty or over-long service/client names, an empty body
+// for a REQUEST or REPLY) and move the body's frames rather than copy them.
 
 /// Client -> broker REQUEST: "" | "MDPC01" | service | body...
 message client_request_msg(std::string_view service, message&& body,
@@ -106,14 +112,17 @@ message worker_disconnect();
 // broker can answer it with DISCONNECT as 7/MDP asks, while it silently drops malformed input.
 // On failure the input is left in an unspecified but valid state.
 
-/// What a broker's ROUTER receives from a client after the identity frame.
+/// What a broker's ROUTER receives from a client after the identity frame. A REQUEST without a
+/// body frame is malformed.
 result<client_request> parse_client(message&& m);
 /// What a client receives from the broker; `d` says whether its socket stripped the delimiter.
+/// A REPLY without a body frame is accepted (with an empty `body`).
 result<client_request> parse_reply_for_client(message&& m, delimiter d = delimiter::included);
 /// What a broker's ROUTER receives from a worker after the identity: READY, REPLY, HEARTBEAT or
-/// DISCONNECT.
+/// DISCONNECT. A REPLY (or REQUEST) without a body frame is malformed.
 result<worker_command> parse_worker(message&& m);
-/// What a worker's DEALER receives from the broker: REQUEST, HEARTBEAT or DISCONNECT.
+/// What a worker's DEALER receives from the broker: REQUEST, HEARTBEAT or DISCONNECT. A REQUEST
+/// without a body frame is accepted (with an empty `body`).
 result<worker_command> parse_from_broker_for_worker(message&& m);
 
 }  // namespace fabric::mdp

@@ -5,8 +5,8 @@
 //
 // Messages in and out are ROUTER messages: frame 0 is the peer's routing id.
 //
-//   from a client:  id | stack* | "" | "MDPC01" | service | body*      (stack: return addresses)
-//   to a client:    id | stack* | "" | "MDPC01" | service | body*      (the same stack, unchanged)
+//   from a client:  id | stack* | "" | "MDPC01" | service | body+      (stack: return addresses)
+//   to a client:    id | stack* | "" | "MDPC01" | service | body+      (the same stack, unchanged)
 //   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
 //
 // Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the

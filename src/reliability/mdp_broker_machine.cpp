@@ -310,7 +310,9 @@ void broker_machine::on_message(message&& m, time_point now) {
 
 void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point now) {
   const std::size_t service_at = delimiter_at + 2;
-  if (service_at >= m.size() || !valid_name(m.view(service_at))) {
+  // 7/MDP's REQUEST has at least one body frame; one without is dropped like any other
+  // malformed message, 8/MMI requests included (a 7/MDP worker could not answer it anyway).
+  if (service_at + 1 >= m.size() || !valid_name(m.view(service_at))) {
     ++counters_.malformed;
     return;
   }
@@ -542,7 +544,10 @@ void broker_machine::on_worker(message&& m, time_point now) {
       return;
     }
     case command::reply: {
-      if (n < 6 || !valid_name(m.view(4)) || m[5].size() != 0) break;
+      // At least one body frame after the delimiter: a REPLY without is malformed in 7/MDP, so
+      // it is dropped (and counted) rather than forwarded; the request stays in the worker's
+      // hands until a well-formed reply, the worker's death or the request's expiry.
+      if (n < 7 || !valid_name(m.view(4)) || m[5].size() != 0) break;
       if (w == nullptr) return protocol_error(id, nullptr, "REPLY from an unknown worker", now);
       if (w->jobs.empty()) return protocol_error(id, w, "REPLY from a worker with no request", now);
       const std::size_t at = find_job(*w, m.view(4));
@@ -590,7 +595,7 @@ void broker_machine::on_worker(message&& m, time_point now) {
       return;
     }
     case command::request:
-      if (n < 6 || !valid_name(m.view(4)) || m[5].size() != 0) break;
+      if (n < 7 || !valid_name(m.view(4)) || m[5].size() != 0) break;
       return protocol_error(id, w, "REQUEST sent by a worker", now);
   }
   ++counters_.malformed;

@@ -1,5 +1,6 @@
 // The Majordomo clients: the synchronous Lazy Pirate client and the asynchronous client that
-// keeps many requests in flight and matches replies by request id.
+// keeps many requests in flight and matches replies by request id where the broker is fabric's,
+// by service and order where it is not.
 #include <fabric/majordomo_client.hpp>
 
 #include "reliability/mdp.hpp"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <optional>
 #include <utility>
 
@@ -43,6 +45,11 @@ void restore_body(message& request, message& body) {
   body.clear();
   for (std::size_t i = body_at; i < request.size(); ++i) body.push_back(std::move(request[i]));
 }
+
+// The 8/MMI request whose answer tells fabric's broker, which knows the correlation extension,
+// from any other: only fabric's answers it "200" and a JSON array (a fabric extension); 8/MMI has
+// every other broker answer "501", and a 7/MDP broker without 8/MMI does not answer at all.
+constexpr std::string_view probe_service = "mmi.services";
 
 // Drops the leading request-id frame of a correlated reply. Returns false (malformed) when the
 // first frame is not an id.
@@ -224,8 +231,32 @@ const client_options& client::options() const noexcept { return impl_->options; 
 // async_client
 
 struct async_client::impl {
+  // Where sending stands: holding requests until the probe's answer (correlation::automatic),
+  // or sending them without or with request ids.
+  enum class phase : std::uint8_t { probing, plain, correlated };
+  // The probe: not needed (or answered, or given up), still to be sent, or sent and unanswered.
+  enum class probe_state : std::uint8_t { none, unsent, in_flight };
+
+  // A request send() accepted while the phase was undecided: "" | MDPC01 | service | body...
+  struct held_request {
+    std::uint64_t id;
+    message m;
+  };
+
   impl(context& ctx, async_client_options o)
       : options(std::move(o)), sock(checked(ctx, options), options.socket), table(options.max_outstanding) {
+    switch (options.correlate) {
+      case correlation::automatic:
+        now_phase = phase::probing;
+        probe = probe_state::unsent;
+        break;
+      case correlation::plain:
+        now_phase = phase::plain;
+        break;
+      case correlation::request_id:
+        now_phase = phase::correlated;
+        break;
+    }
     sock.connect(options.broker);
   }
 
@@ -235,29 +266,95 @@ struct async_client::impl {
   static context& checked(context& ctx, const async_client_options& o) {
     require_broker(o.broker, "mdp::async_client");
     peer::check_range(o.request_timeout, 0ms, max_timeout, "mdp::async_client: options.request_timeout");
+    peer::check_range(o.probe_timeout, 1ms, max_timeout, "mdp::async_client: options.probe_timeout");
     if (o.max_outstanding == 0 || o.max_outstanding > outstanding_table::max_capacity)
       throw error(errc::invalid_argument,
                   "mdp::async_client: options.max_outstanding must be between 1 and 16777216");
+    if (o.correlate != correlation::automatic && o.correlate != correlation::plain &&
+        o.correlate != correlation::request_id)
+      throw error(errc::invalid_argument, "mdp::async_client: options.correlate is not a correlation");
     return ctx;
   }
 
+  bool holding() const noexcept { return now_phase == phase::probing && !held.empty(); }
+
+  // Moves the probe along: sends it (from the first send() on), ends the wait for its answer
+  // after probe_timeout, and sends the requests held for it once the phase is decided.
+  // Returns: errc::closed when the context was shut down.
+  result<void> advance(clock::time_point now, bool sending) {
+    if (probe == probe_state::unsent && (sending || probe_deadline != outstanding_table::never)) {
+      if (probe_deadline == outstanding_table::never) probe_deadline = now + options.probe_timeout;
+      message body;
+      body.push_back(std::string_view{});  // 7/MDP: at least one body frame
+      auto r = sock.try_send(client_request_msg(probe_service, std::move(body)));
+      if (r) {
+        probe = probe_state::in_flight;
+      } else if (r.is(errc::closed)) {
+        return r;
+      }  // else the socket is full or not connected yet: tried again on the next call
+    }
+    if (now_phase == phase::probing && now >= probe_deadline) {
+      now_phase = phase::plain;  // an answer that comes later may still switch to request ids
+      if (probe == probe_state::unsent) probe = probe_state::none;
+    }
+    if (!held.empty() && now_phase != phase::probing) return flush();
+    return {};
+  }
+
+  // Sends the held requests, oldest first, skipping those that expired or were cancelled
+  // meanwhile. Stops at a full socket: the rest go on a later call, and new requests queue
+  // behind them so the order holds.
+  result<void> flush() {
+    while (!held.empty()) {
+      held_request& h = held.front();
+      if (table.find(h.id) != nullptr) {
+        if (auto r = transmit(h.id, h.m); !r) return r.is(errc::closed) ? r : result<void>{};
+      }
+      held.pop_front();
+    }
+    return {};
+  }
+
+  // Sends request `id` in the current phase. On failure `m` is unchanged.
+  result<void> transmit(std::uint64_t id, message& m) {
+    if (now_phase == phase::correlated) {
+      frame head = peer::encode_id(id);
+      return sock.try_send_with_head(head, m);
+    }
+    auto r = sock.try_send(std::move(m));
+    if (r) table.mark_sent_plain(id);
+    return r;
+  }
+
+  void hold(std::uint64_t id, message&& m) {
+    // Requests that expired or were cancelled while held leave their messages behind: drop
+    // those before the queue outgrows the table, so it stays within max_outstanding.
+    if (held.size() >= options.max_outstanding)
+      std::erase_if(held, [this](const held_request& h) { return table.find(h.id) == nullptr; });
+    held.push_back({id, std::move(m)});
+  }
+
   result<std::uint64_t> send(std::string_view service, message& body, std::chrono::milliseconds timeout) {
-    message request = client_request_msg(service, std::move(body));  // throws on a bad name
+    // Throws on a bad name or an empty body, before anything is consumed.
+    message request = client_request_msg(service, std::move(body));
     if (table.full()) {
       restore_body(request, body);
       ++counters.back_pressure;
       return errc::back_pressure;
     }
-    const auto deadline = timeout == 0ms ? outstanding_table::never : clock::now() + timeout;
-    const std::uint64_t id = table.insert(service, deadline);
-    result<void> sent;
-    if (options.correlate) {
-      frame head = peer::encode_id(id);
-      sent = sock.try_send_with_head(head, request);
-    } else {
-      sent = sock.try_send(std::move(request));
+    const auto now = clock::now();
+    if (auto r = advance(now, true); !r) {
+      restore_body(request, body);
+      return r.error();
     }
-    if (!sent) {
+    const auto deadline = timeout == 0ms ? outstanding_table::never : now + timeout;
+    const std::uint64_t id = table.insert(service, deadline);
+    if (now_phase == phase::probing || !held.empty()) {
+      hold(id, std::move(request));
+      ++counters.sent;
+      return id;
+    }
+    if (auto sent = transmit(id, request); !sent) {
       table.erase(id);
       restore_body(request, body);
       if (sent.is(errc::back_pressure)) ++counters.back_pressure;
@@ -280,10 +377,22 @@ struct async_client::impl {
     return true;
   }
 
+  void on_probe_answer(const message& body) {
+    probe = probe_state::none;
+    if (body.size() == 2 && body.view(0) == mmi_found && body.view(1).starts_with('[')) {
+      now_phase = phase::correlated;
+    } else if (now_phase == phase::probing) {
+      now_phase = phase::plain;
+    }
+  }
+
   // Turns the message in `in` into `out` when it answers an outstanding request.
   bool accept(reply& out) {
+    // A plain reply starts with the empty delimiter, a correlated one with its request id.
+    const bool with_id = !in.empty() && in.front().size() != 0;
     std::uint64_t id = 0;
-    if (options.correlate && !take_request_id(in, id)) {
+    if (with_id ? options.correlate == correlation::plain || !take_request_id(in, id)
+                : options.correlate == correlation::request_id) {
       ++counters.malformed;
       return false;
     }
@@ -292,14 +401,18 @@ struct async_client::impl {
       ++counters.malformed;
       return false;
     }
-    const outstanding_table::entry* e =
-        options.correlate ? table.find(id) : table.oldest_for(r->service);
-    if (e == nullptr || e->service != r->service) {
+    if (!with_id && probe == probe_state::in_flight && r->service == probe_service) {
+      // The probe went out before any request, so the first answer for its service is its own.
+      on_probe_answer(r->body);
+      return false;
+    }
+    const outstanding_table::entry* e = with_id ? table.find(id) : table.oldest_plain_for(r->service);
+    if (e == nullptr || e->service != r->service || e->plain == with_id) {
       ++counters.dropped;
       return false;
     }
-    table.erase(e->id);
-    out.id = options.correlate ? id : 0;
+    out.id = e->id;
+    table.erase(out.id);
     out.status = reply_status::ok;
     out.service.assign(r->service);
     out.body = std::move(r->body);
@@ -317,11 +430,14 @@ struct async_client::impl {
     auto now = clock::now();
     const auto deadline = now + std::min(timeout, peer::longest_wait);
     for (int overtime = overtime_budget;;) {
+      if (auto a = advance(now, false); !a) return a;
       if (take_expired(out, now)) return {};
-      // Wait until the caller's deadline or the next expiry, whichever comes first.
+      // Wait until the caller's deadline, the next expiry or the end of the probe's wait,
+      // whichever comes first.
       auto until = deadline;
       if (const auto* oldest = table.oldest(); oldest != nullptr && oldest->deadline < until)
         until = oldest->deadline;
+      if (holding() && probe_deadline < until) until = probe_deadline;
       const auto wait = blocking ? left_until(until, now) : 0ms;
       auto r = wait > 0ms ? sock.recv(in, wait) : sock.try_recv(in);
       if (r) {
@@ -332,6 +448,7 @@ struct async_client::impl {
         // Nothing queued. libzmq's clock is coarser than ours and may end a wait a little early,
         // so the deadline is ours to check.
         now = clock::now();
+        if (auto a = advance(now, false); !a) return a;
         if (take_expired(out, now)) return {};
         if (!blocking) return errc::would_block;
         if (now >= deadline) return errc::timeout;
@@ -339,7 +456,7 @@ struct async_client::impl {
       } else {
         return r;
       }
-      // A message was dropped.
+      // A message was dropped (or was the probe's answer).
       now = clock::now();
       if ((!blocking || now >= deadline) && --overtime == 0) {
         if (take_expired(out, now)) return {};
@@ -348,9 +465,21 @@ struct async_client::impl {
     }
   }
 
+  std::optional<clock::time_point> next_deadline() const noexcept {
+    auto at = outstanding_table::never;
+    if (const auto* oldest = table.oldest(); oldest != nullptr) at = oldest->deadline;
+    if (holding() && probe_deadline < at) at = probe_deadline;
+    if (at == outstanding_table::never) return std::nullopt;
+    return at;
+  }
+
   async_client_options options;
   mdp_dealer sock;
   outstanding_table table;
+  phase now_phase = phase::correlated;
+  probe_state probe = probe_state::none;
+  clock::time_point probe_deadline = outstanding_table::never;  // set by the first send()
+  std::deque<held_request> held;
   message in;
   async_client_counters counters;
 };
@@ -392,10 +521,10 @@ bool async_client::cancel(std::uint64_t id) noexcept {
 std::size_t async_client::outstanding() const noexcept { return impl_->table.size(); }
 
 std::optional<async_client::clock::time_point> async_client::next_deadline() const noexcept {
-  const auto* oldest = impl_->table.oldest();
-  if (oldest == nullptr || oldest->deadline == outstanding_table::never) return std::nullopt;
-  return oldest->deadline;
+  return impl_->next_deadline();
 }
+
+bool async_client::correlating() const noexcept { return impl_->now_phase == impl::phase::correlated; }
 
 const fabric::socket& async_client::socket() const noexcept { return impl_->sock; }
 const async_client_counters& async_client::counters() const noexcept { return impl_->counters; }

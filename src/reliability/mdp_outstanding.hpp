@@ -2,8 +2,10 @@
 // clock reads) that hands out request ids, finds a request by id in O(1), and keeps requests in
 // deadline order so the next one to expire is always at the front.
 //
-// Layout: a vector of slots grown on demand up to `capacity`, a free list, and a doubly linked
-// list of busy slots ordered by (deadline, insertion). A request id is
+// Layout: a vector of slots grown on demand up to `capacity`, a free list, a doubly linked list
+// of busy slots ordered by (deadline, insertion), and a second one of the requests sent without
+// a request id (plain 7/MDP), in the order they went out, since a plain reply can only be told
+// apart by its service and its place in that order. A request id is
 // (counter << slot_bits) | slot, so the slot is read straight from the id and the counter tells a
 // live request from an older one that used the same slot. Nothing is allocated once every slot has
 // been used once (a service name longer than the string's small buffer keeps its capacity).
@@ -42,7 +44,10 @@ class outstanding_table {
     std::string service{};
     std::uint32_t prev = none;
     std::uint32_t next = none;
+    std::uint32_t sent_prev = none;  // the plain list, while `plain`
+    std::uint32_t sent_next = none;
     bool busy = false;
+    bool plain = false;  // sent without a request id (mark_sent_plain)
   };
 
   /// Throws: fabric::error(invalid_argument) unless 1 <= capacity <= max_capacity.
@@ -92,9 +97,22 @@ class outstanding_table {
   /// The request with the earliest deadline (the first inserted among equal deadlines), or null.
   const entry* oldest() const noexcept { return head_ == none ? nullptr : &slots_[head_]; }
 
-  /// The first request for `service` in deadline order, or null. O(requests before it).
-  const entry* oldest_for(std::string_view service) const noexcept {
-    for (std::uint32_t i = head_; i != none; i = slots_[i].next)
+  /// Records that the request with `id` has just been sent as plain 7/MDP (no request id): it
+  /// joins the end of the plain list. Precondition: find(id) and not yet marked.
+  void mark_sent_plain(std::uint64_t id) noexcept {
+    const auto slot = static_cast<std::uint32_t>(id & slot_mask_);
+    entry& e = slots_[slot];
+    e.plain = true;
+    e.sent_prev = sent_tail_;
+    e.sent_next = none;
+    if (sent_tail_ != none) slots_[sent_tail_].sent_next = slot; else sent_head_ = slot;
+    sent_tail_ = slot;
+  }
+
+  /// The first request for `service` sent plain that is still outstanding, in the order they
+  /// were sent, or null. O(plain requests for other services sent before it).
+  const entry* oldest_plain_for(std::string_view service) const noexcept {
+    for (std::uint32_t i = sent_head_; i != none; i = slots_[i].sent_next)
       if (slots_[i].service == service) return &slots_[i];
     return nullptr;
   }
@@ -105,6 +123,7 @@ class outstanding_table {
     const auto slot = static_cast<std::uint32_t>(id & slot_mask_);
     unlink(slot);
     entry& e = slots_[slot];
+    if (e.plain) unlink_sent(slot);
     e.busy = false;
     e.next = free_;
     free_ = slot;
@@ -133,6 +152,14 @@ class outstanding_table {
     e.prev = e.next = none;
   }
 
+  void unlink_sent(std::uint32_t slot) noexcept {
+    entry& e = slots_[slot];
+    if (e.sent_prev != none) slots_[e.sent_prev].sent_next = e.sent_next; else sent_head_ = e.sent_next;
+    if (e.sent_next != none) slots_[e.sent_next].sent_prev = e.sent_prev; else sent_tail_ = e.sent_prev;
+    e.sent_prev = e.sent_next = none;
+    e.plain = false;
+  }
+
   std::vector<entry> slots_;
   std::size_t capacity_;
   std::size_t size_ = 0;
@@ -143,6 +170,8 @@ class outstanding_table {
   std::uint32_t free_ = none;
   std::uint32_t head_ = none;
   std::uint32_t tail_ = none;
+  std::uint32_t sent_head_ = none;
+  std::uint32_t sent_tail_ = none;
 };
 
 }  // namespace fabric::mdp

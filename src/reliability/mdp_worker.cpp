@@ -460,6 +460,9 @@ struct worker::impl {
   }
 
   result<void> reply(std::uint64_t on, std::string_view client, message& body) {
+    // 7/MDP has no REPLY without a body frame (the client is waiting for an answer, so nothing
+    // is refused here): an empty reply travels as one empty frame.
+    if (body.empty()) body.push_back(std::string_view{});
     message m = worker_reply(client, std::move(body));  // throws on a bad address
     std::lock_guard lock(mu);
     if (closed) {

@@ -1,8 +1,14 @@
-// 7/MDP and 8/MMI conformance of fabric's broker, spoken frame by frame over tcp with raw cppzmq
-// sockets (no fabric client or worker code involved): every command of both sub-protocols,
-// heartbeats, DISCONNECT handling, MMI, requeue after a worker dies, and hostile input.
+// 7/MDP and 8/MMI conformance spoken frame by frame over tcp with raw cppzmq sockets. Of fabric's
+// broker (no fabric client or worker code involved): every command of both sub-protocols,
+// heartbeats, DISCONNECT handling, MMI, requeue after a worker dies, and hostile input. Of
+// fabric's clients and worker, against a raw ROUTER that plays a plain 7/MDP broker: what they
+// send must be what 7/MDP allows, with their default options.
 #include <fabric/context.hpp>
+#include <fabric/error.hpp>
 #include <fabric/majordomo.hpp>
+#include <fabric/majordomo_client.hpp>
+#include <fabric/majordomo_worker.hpp>
+#include <fabric/message.hpp>
 
 #include "support/raw_frames.hpp"
 #include "support/support.hpp"
@@ -11,6 +17,7 @@
 #include <zmq.hpp>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +27,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using frames = std::vector<std::string>;
+using fabric::testing::expect_error;
 using fabric::testing::wait_bound;
 
 const std::string W = "MDPW01";
@@ -251,9 +259,9 @@ TEST_F(MajordomoConformanceTest, MmiAnswersServiceLookups) {
   EXPECT_EQ(recv(c), (frames{"", C, "mmi.service", "404"}));
   send(c, {"", C, "mmi.version", ""});
   EXPECT_EQ(recv(c), (frames{"", C, "mmi.version", "501"}));
-  send(c, {"", C, "mmi.services"});
+  send(c, {"", C, "mmi.services", ""});
   EXPECT_EQ(recv(c), (frames{"", C, "mmi.services", "200", R"(["echo"])"}));
-  send(c, {"", C, "mmi.stats"});
+  send(c, {"", C, "mmi.stats", ""});
   auto stats = recv(c);
   ASSERT_TRUE(stats);
   ASSERT_EQ(stats->size(), 5U);
@@ -329,6 +337,134 @@ TEST_F(MajordomoConformanceTest, BadOptionsThrowFromTheConstructor) {
   EXPECT_THROW(start(), error);
   options.endpoints = {"tcp://256.0.0.1:1"};
   EXPECT_ANY_THROW(start());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strict in what fabric sends: 7/MDP has no room for frames before the delimiter of a plain
+// client, and every REQUEST and REPLY carries at least one body frame.
+
+// A raw ROUTER standing in for a plain 7/MDP broker (the reference one): it knows nothing of
+// fabric's extensions and answers 8/MMI as 8/MMI says.
+class PlainMdpBrokerTest : public ::testing::Test {
+ protected:
+  PlainMdpBrokerTest() : router(raw, zmq::socket_type::router) {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind("tcp://127.0.0.1:*");
+    endpoint = router.get(zmq::sockopt::last_endpoint);
+  }
+
+  // The next client message that is not an 8/MMI request, each of those answered on the way as
+  // the reference broker does ("501" for anything but mmi.service). Every message must be a
+  // well-formed 7/MDP client REQUEST: identity | "" | "MDPC01" | service | body (1 or more).
+  std::optional<frames> next_request() {
+    for (;;) {
+      auto m = recv(router);
+      if (!m) return m;
+      EXPECT_GE(m->size(), 5U) << "a 7/MDP REQUEST has at least one body frame";
+      if (m->size() < 4) return m;
+      EXPECT_EQ((*m)[1], "") << "a 7/MDP client sends nothing before the empty frame";
+      EXPECT_EQ((*m)[2], C);
+      if ((*m)[1] != "" || !(*m)[3].starts_with("mmi.")) return m;
+      send(router, {(*m)[0], "", C, (*m)[3], (*m)[3] == "mmi.service" ? "404" : "501"});
+    }
+  }
+
+  context ctx;
+  zmq::context_t raw;
+  zmq::socket_t router;
+  std::string endpoint;
+};
+
+TEST_F(PlainMdpBrokerTest, AsyncClientWithDefaultOptionsSpeaksPlainMdp) {
+  async_client c(ctx, {.broker = endpoint});
+  auto first = c.send("echo", make_message("hello"));
+  auto second = c.send("echo", make_message("again"));
+  ASSERT_TRUE(first && second);
+  // The client is read on its own thread while this one plays the broker: requests sent before
+  // the broker has answered the probe go out once recv() has read that answer.
+  auto replies = std::async(std::launch::async, [&] {
+    std::vector<async_client::reply> out(2);
+    for (auto& r : out)
+      if (!c.recv(r, wait_bound)) r.status = async_client::reply_status::expired;
+    return out;
+  });
+  for (const char* body : {"hello", "again"}) {
+    auto req = next_request();
+    ASSERT_TRUE(req);
+    EXPECT_EQ(*req, (frames{(*req)[0], "", C, "echo", body}));
+    send(router, {(*req)[0], "", C, "echo", std::string(body) + "!"});
+  }
+  const auto got = replies.get();
+  ASSERT_EQ(got[0].status, async_client::reply_status::ok);
+  ASSERT_EQ(got[1].status, async_client::reply_status::ok);
+  EXPECT_EQ(got[0].id, *first);
+  EXPECT_EQ(std::string(got[0].body.view(0)), "hello!");
+  EXPECT_EQ(got[1].id, *second);
+  EXPECT_EQ(std::string(got[1].body.view(0)), "again!");
+  EXPECT_EQ(c.outstanding(), 0U);
+  EXPECT_FALSE(c.correlating());
+}
+
+TEST_F(PlainMdpBrokerTest, ClientsRefuseARequestWithNoBody) {
+  client sync(ctx, {.broker = endpoint, .timeout = wait_bound, .retries = 0});
+  async_client async(ctx, {.broker = endpoint});
+  expect_error(errc::invalid_argument, [&] { (void)sync.request("echo", message{}); });
+  expect_error(errc::invalid_argument, [&] { (void)async.send("echo", message{}); });
+  EXPECT_EQ(async.outstanding(), 0U);
+  // Nothing went out: the first request the broker sees is the next good one.
+  auto answer = std::async(std::launch::async, [&] { return sync.request("echo", make_message("")); });
+  auto req = next_request();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(*req, (frames{(*req)[0], "", C, "echo", ""}));
+  send(router, {(*req)[0], "", C, "echo", ""});
+  EXPECT_TRUE(answer.get());
+}
+
+TEST_F(PlainMdpBrokerTest, WorkerRepliesWithAtLeastOneBodyFrame) {
+  worker w(ctx, {.broker = endpoint, .service = "echo"});
+  auto ready = recv(router);
+  ASSERT_TRUE(ready);
+  ASSERT_EQ(ready->size(), 5U);
+  const std::string peer = (*ready)[0];
+  send(router, {peer, "", W, "\x02", "client-1", "", "x"});
+  auto req = w.recv(wait_bound);
+  ASSERT_TRUE(req) << req.error().message();
+  ASSERT_TRUE(w.reply(*req, message{}));
+  auto rep = recv(router);
+  while (rep && rep->size() == 4 && (*rep)[3] == "\x04") rep = recv(router);  // heartbeats
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(*rep, (frames{peer, "", W, "\x03", "client-1", "", ""}));
+}
+
+TEST_F(MajordomoConformanceTest, ARequestWithNoBodyIsDroppedAndCounted) {
+  start();
+  auto w = worker("echo");
+  await_workers(1);
+  auto c = dealer();
+  send(c, {"", C, "echo"});
+  send(c, {"", C, "echo", "x"});
+  auto req = recv_skipping_heartbeats(w);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->back(), "x") << "a REQUEST without a body frame was forwarded";
+  EXPECT_EQ(the_broker().stats().malformed, 1U);
+  EXPECT_EQ(the_broker().stats().requests, 1U);
+}
+
+TEST_F(MajordomoConformanceTest, AReplyWithNoBodyIsDroppedAndCounted) {
+  start();
+  auto w = worker("echo");
+  await_workers(1);
+  auto c = dealer();
+  send(c, {"", C, "echo", "x"});
+  auto req = recv_skipping_heartbeats(w);
+  ASSERT_TRUE(req);
+  send(w, {"", W, "\x03", (*req)[3], ""});
+  send(w, {"", W, "\x03", (*req)[3], "", "ok"});
+  auto rep = recv(c);
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(*rep, (frames{"", C, "echo", "ok"})) << "a REPLY without a body frame was forwarded";
+  EXPECT_EQ(the_broker().stats().malformed, 1U);
+  EXPECT_EQ(the_broker().stats().protocol_errors, 0U);
 }
 
 }  // namespace

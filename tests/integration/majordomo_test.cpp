@@ -163,6 +163,8 @@ TEST_F(MajordomoTest, WorkerKilledMidRequestIsReplacedAndTheRequestServed) {
 
   async_client_options ao;
   ao.broker = endpoint;
+  // The request must reach a worker before recv() is called: no wait for the probe's answer.
+  ao.correlate = correlation::request_id;
   async_client c(ctx, ao);
   ASSERT_TRUE(c.send("jobs", message("precious")));
   ASSERT_TRUE(doomed.read_until("request precious")) << "the longest-idle worker takes it";

@@ -165,12 +165,42 @@ TEST_F(MdpBrokerTest, RequestGoesToAnIdleWorkerAndTheReplyBackToTheClient) {
   EXPECT_EQ(s.services[0].idle_workers, 1U);
 }
 
-TEST_F(MdpBrokerTest, EmptyBodiesTravelBothWays) {
+TEST_F(MdpBrokerTest, EmptyBodyFramesTravelBothWays) {
+  in(ready("w1", "echo"));
+  in(request("c1", "echo", {""}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {""})}));
+  in(reply("w1", "c1", {"", ""}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"", ""})}));
+}
+
+TEST_F(MdpBrokerTest, RequestsAndRepliesWithoutABodyFrameAreDroppedAndCounted) {
+  // 7/MDP: a REQUEST and a REPLY carry at least one body frame; the broker drops any other.
   in(ready("w1", "echo"));
   in(request("c1", "echo", {}));
-  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {})}));
+  in(request("c1", "mmi.service", {}));
+  in({"c1", "corr", "", C, "echo"});
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(stats().malformed, 3U);
+  EXPECT_EQ(stats().requests, 0U);
+  EXPECT_EQ(stats().mmi_requests, 0U);
+
+  in(request("c1", "echo", {"x"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_worker("w1", "c1", {"x"})}));
   in(reply("w1", "c1", {}));
-  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {})}));
+  EXPECT_TRUE(sink.take().empty()) << "a REPLY without a body frame was forwarded";
+  EXPECT_EQ(stats().malformed, 4U);
+  EXPECT_EQ(stats().protocol_errors, 0U);
+  EXPECT_EQ(stats().busy_workers, 1U) << "the request stays with its worker";
+  // A worker's REQUEST without a body breaks the grammar before it breaks the direction.
+  in({"w1", "", W, REQUEST, "c1", ""});
+  EXPECT_EQ(stats().malformed, 5U);
+  EXPECT_EQ(stats().protocol_errors, 0U);
+  EXPECT_TRUE(sink.take().empty());
+
+  in(reply("w1", "c1", {"done"}));
+  EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "echo", {"done"})}));
+  EXPECT_EQ(stats().replies, 1U);
+  EXPECT_EQ(machine().check_books(), "");
 }
 
 TEST_F(MdpBrokerTest, ReturnStackBeforeTheDelimiterComesBackWithTheReply) {
@@ -864,7 +894,7 @@ TEST_F(MdpBrokerTest, MmiServiceAnswersByLiveWorkers) {
   in(request("c1", "mmi.service", {"nope"}));
   in(request("c1", "ghost"));  // a service with a queue but no worker
   in(request("c1", "mmi.service", {"ghost"}));
-  in(request("c1", "mmi.service", {}));
+  in(request("c1", "mmi.service", {""}));
   EXPECT_EQ(sink.take(), (std::vector<frames>{to_client("c1", "mmi.service", {"200"}),
                                               to_client("c1", "mmi.service", {"404"}),
                                               to_client("c1", "mmi.service", {"404"}),

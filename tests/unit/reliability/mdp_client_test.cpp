@@ -97,17 +97,21 @@ TEST(MdpClientTest, SendsExactRequestFramesAndReturnsTheReply) {
   EXPECT_EQ(c.counters().retries, 0U);
 }
 
-TEST(MdpClientTest, SendsAnEmptyBodyAsNoFrames) {
+TEST(MdpClientTest, RefusesARequestWithNoBodyAndSendsNothing) {
   context ctx;
   fake_broker broker(ctx);
   client c(ctx, {.broker = broker.endpoint, .timeout = wait_bound});
-  auto pending = std::async(std::launch::async, [&] { return c.request("mmi.service", message{}); });
+  message none;
+  expect_error(errc::invalid_argument, [&] { (void)c.request("mmi.service", std::move(none)); });
+  EXPECT_EQ(c.counters().requests, 0U);
+  // What 7/MDP allows instead: one empty frame.
+  auto pending = std::async(std::launch::async, [&] { return c.request("mmi.service", make_message("")); });
   message m = broker.next();
-  EXPECT_EQ(frames_from(m, 1), (strings{"", "MDPC01", "mmi.service"}));
-  broker.send(m.view(0), {"", "MDPC01", "mmi.service"});
+  EXPECT_EQ(frames_from(m, 1), (strings{"", "MDPC01", "mmi.service", ""}));
+  broker.send(m.view(0), {"", "MDPC01", "mmi.service", "404"});
   auto reply = pending.get();
   ASSERT_TRUE(reply);
-  EXPECT_TRUE(reply->empty());
+  EXPECT_EQ(to_strings(*reply), (strings{"404"}));
 }
 
 TEST(MdpClientTest, RetriesOnAFreshSocketWithANewIdentityAfterSilence) {
@@ -282,7 +286,7 @@ TEST(MdpClientTest, WorksOverTcp) {
 TEST(MdpAsyncClientTest, SendsTheRequestIdBeforeTheDelimiter) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id});
   auto id = c.send("echo", make_message("a", "b"));
   ASSERT_TRUE(id) << id.error().message();
   EXPECT_NE(*id, 0U);
@@ -306,7 +310,7 @@ TEST(MdpAsyncClientTest, SendsTheRequestIdBeforeTheDelimiter) {
 TEST(MdpAsyncClientTest, MatchesAThousandRepliesSentOutOfOrder) {
   context ctx;
   fake_broker broker(ctx, transport::tcp, {.send_hwm = 0, .recv_hwm = 0, .linger = 0ms});
-  async_client c(ctx, {.broker = broker.endpoint});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id});
   constexpr int count = 1000;
   std::map<std::uint64_t, int> sent;
   for (int i = 0; i < count; ++i) {
@@ -345,38 +349,190 @@ TEST(MdpAsyncClientTest, MatchesAThousandRepliesSentOutOfOrder) {
   EXPECT_EQ(c.counters().malformed, 0U);
 }
 
-TEST(MdpAsyncClientTest, WithoutCorrelationSpeaksPlainMdpAndDeliversInArrivalOrder) {
+TEST(MdpAsyncClientTest, WithoutCorrelationSpeaksPlainMdpAndCreditsRepliesByService) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint, .correlate = false});
-  ASSERT_TRUE(c.send("a", make_message("1")));
-  ASSERT_TRUE(c.send("b", make_message("2")));
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::plain});
+  EXPECT_FALSE(c.correlating());
+  auto a = c.send("a", make_message("1"));
+  auto b = c.send("b", make_message("2"));
+  ASSERT_TRUE(a && b);
   message ma = broker.next();
   message mb = broker.next();
   EXPECT_EQ(frames_from(ma, 1), (strings{"", "MDPC01", "a", "1"}));
   EXPECT_EQ(frames_from(mb, 1), (strings{"", "MDPC01", "b", "2"}));
 
   broker.send(mb.view(0), {"", "MDPC01", "c", "nobody asked"});
+  broker.send(mb.view(0), {std::string(8, 'i'), "", "MDPC01", "b", "an id it never sent"});
   broker.send(mb.view(0), {"", "MDPC01", "b", "rb"});
   broker.send(ma.view(0), {"", "MDPC01", "a", "ra"});
   auto first = c.recv(wait_bound);
   auto second = c.recv(wait_bound);
   ASSERT_TRUE(first);
   ASSERT_TRUE(second);
-  EXPECT_EQ(first->id, 0U);
+  EXPECT_EQ(first->id, *b);
   EXPECT_EQ(first->service, "b");
   EXPECT_EQ(to_strings(first->body), (strings{"rb"}));
-  EXPECT_EQ(second->id, 0U);
+  EXPECT_EQ(second->id, *a);
   EXPECT_EQ(second->service, "a");
   EXPECT_EQ(to_strings(second->body), (strings{"ra"}));
   EXPECT_EQ(c.outstanding(), 0U);
   EXPECT_EQ(c.counters().dropped, 1U);
+  EXPECT_EQ(c.counters().malformed, 1U);
+}
+
+TEST(MdpAsyncClientTest, WithoutCorrelationCreditsRepliesInSendOrderWhateverTheDeadlines) {
+  context ctx;
+  fake_broker broker(ctx);
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::plain});
+  auto patient = c.send("echo", make_message("1"), wait_bound * 4);
+  auto hasty = c.send("echo", make_message("2"), wait_bound * 2);  // expires first, sent second
+  ASSERT_TRUE(patient && hasty);
+  message m = broker.next();
+  (void)broker.next();
+  broker.send(m.view(0), {"", "MDPC01", "echo", "r1"});
+  broker.send(m.view(0), {"", "MDPC01", "echo", "r2"});
+  auto first = c.recv(wait_bound);
+  auto second = c.recv(wait_bound);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->id, *patient);
+  EXPECT_EQ(to_strings(first->body), (strings{"r1"}));
+  EXPECT_EQ(second->id, *hasty);
+  EXPECT_EQ(to_strings(second->body), (strings{"r2"}));
+}
+
+// The probe correlation::automatic sends before its first request, as the broker receives it.
+const strings probe = {"", "MDPC01", "mmi.services", ""};
+
+TEST(MdpAsyncClientTest, AutomaticHoldsRequestsForTheProbeAndUsesIdsWithFabricsBroker) {
+  context ctx;
+  fake_broker broker(ctx);
+  async_client c(ctx, {.broker = broker.endpoint});
+  EXPECT_EQ(c.options().correlate, correlation::automatic);
+  auto first = c.send("echo", make_message("one"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(c.outstanding(), 1U);
+  EXPECT_FALSE(c.correlating());
+  ASSERT_TRUE(c.next_deadline().has_value());
+  message m = broker.next();
+  EXPECT_EQ(frames_from(m, 1), probe);
+  const std::string peer(m.view(0));
+  message nothing;
+  EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block)) << "a request left before the answer";
+
+  // fabric's broker answers "200" and a JSON array; the held request then goes out with its id.
+  broker.send(peer, {"", "MDPC01", "mmi.services", "200", "[\"echo\"]"});
+  auto reply = std::async(std::launch::async, [&] { return c.recv(wait_bound); });
+  m = broker.next();
+  EXPECT_EQ(frames_from(m, 1), (strings{be64(*first), "", "MDPC01", "echo", "one"}));
+  broker.send(peer, {be64(*first), "", "MDPC01", "echo", "r1"});
+  auto r1 = reply.get();
+  ASSERT_TRUE(r1) << r1.error().message();
+  EXPECT_EQ(r1->id, *first);
+  EXPECT_EQ(to_strings(r1->body), (strings{"r1"}));
+  EXPECT_TRUE(c.correlating());
+
+  // Later requests go out with their ids at once.
+  auto second = c.send("echo", make_message("two"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{be64(*second), "", "MDPC01", "echo", "two"}));
+  EXPECT_EQ(c.counters().sent, 2U);
+  EXPECT_EQ(c.counters().replies, 1U);
+  EXPECT_EQ(c.counters().dropped, 0U);
+}
+
+TEST(MdpAsyncClientTest, AutomaticSpeaksPlainMdpToABrokerThatAnswersNotImplemented) {
+  context ctx;
+  fake_broker broker(ctx);
+  async_client c(ctx, {.broker = broker.endpoint});
+  auto id = c.send("echo", make_message("one"));
+  ASSERT_TRUE(id);
+  message m = broker.next();
+  EXPECT_EQ(frames_from(m, 1), probe);
+  const std::string peer(m.view(0));
+  broker.send(peer, {"", "MDPC01", "mmi.services", "501"});
+  auto reply = std::async(std::launch::async, [&] { return c.recv(wait_bound); });
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{"", "MDPC01", "echo", "one"}));
+  broker.send(peer, {"", "MDPC01", "echo", "r1"});
+  auto r1 = reply.get();
+  ASSERT_TRUE(r1) << r1.error().message();
+  EXPECT_EQ(r1->id, *id);
+  EXPECT_FALSE(c.correlating());
+  ASSERT_TRUE(c.send("echo", make_message("two")));
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{"", "MDPC01", "echo", "two"}));
+  EXPECT_EQ(c.counters().dropped, 0U);
+}
+
+TEST(MdpAsyncClientTest, AutomaticSendsPlainAfterTheProbeTimeoutAndSwitchesOnALateAnswer) {
+  context ctx;
+  fake_broker broker(ctx);
+  async_client c(ctx, {.broker = broker.endpoint, .probe_timeout = 50ms});
+  const auto start = steady::now();
+  auto first = c.send("echo", make_message("one"));
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(c.next_deadline().has_value());
+  EXPECT_LE(*c.next_deadline(), start + 50ms + 5ms) << "a reactor must wake for the probe's end";
+  message m = broker.next();
+  EXPECT_EQ(frames_from(m, 1), probe);
+  const std::string peer(m.view(0));
+
+  // No answer: once the wait is over, the held request goes out as plain 7/MDP.
+  async_client::reply none;
+  EXPECT_TRUE(c.recv(none, 200ms).is(errc::timeout));
+  EXPECT_GE(steady::now() - start, 50ms);
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{"", "MDPC01", "echo", "one"}));
+  EXPECT_FALSE(c.correlating());
+
+  // A late answer from fabric's broker: the plain request is still matched by its service, and
+  // requests sent after it carry ids.
+  broker.send(peer, {"", "MDPC01", "mmi.services", "200", "[]"});
+  broker.send(peer, {"", "MDPC01", "echo", "r1"});
+  auto r1 = c.recv(wait_bound);
+  ASSERT_TRUE(r1) << r1.error().message();
+  EXPECT_EQ(r1->id, *first);
+  EXPECT_TRUE(c.correlating());
+  auto second = c.send("echo", make_message("two"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{be64(*second), "", "MDPC01", "echo", "two"}));
+}
+
+TEST(MdpAsyncClientTest, AutomaticNeverSendsAHeldRequestThatExpiredOrWasCancelled) {
+  context ctx;
+  fake_broker broker(ctx);
+  async_client c(ctx, {.broker = broker.endpoint, .probe_timeout = wait_bound, .max_outstanding = 2,
+                       .request_timeout = 30ms});
+  auto expiring = c.send("echo", make_message("expiring"));
+  auto cancelled = c.send("echo", make_message("cancelled"), 0ms);
+  ASSERT_TRUE(expiring && cancelled);
+  EXPECT_TRUE(c.send("echo", make_message("over")).is(errc::back_pressure));
+  message m = broker.next();
+  EXPECT_EQ(frames_from(m, 1), probe);
+  auto e = c.recv(wait_bound);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, *expiring);
+  EXPECT_EQ(e->status, async_client::reply_status::expired);
+  EXPECT_TRUE(c.cancel(*cancelled));
+  // Many more held and expired than max_outstanding: the client keeps no message for them.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(c.send("echo", make_message("expiring")));
+    ASSERT_TRUE(c.recv(wait_bound));
+  }
+  broker.send(m.view(0), {"", "MDPC01", "mmi.services", "501"});
+  auto kept = c.send("echo", make_message("kept"));
+  ASSERT_TRUE(kept);
+  auto reply = std::async(std::launch::async, [&] { return c.recv(wait_bound); });
+  EXPECT_EQ(frames_from(broker.next(), 1), (strings{"", "MDPC01", "echo", "kept"}));
+  broker.send(m.view(0), {"", "MDPC01", "echo", "r"});
+  auto r = reply.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->id, *kept);
+  EXPECT_EQ(c.counters().expired, 11U);
 }
 
 TEST(MdpAsyncClientTest, RefusesSendsBeyondTheOutstandingBoundAndKeepsTheBody) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint, .max_outstanding = 4});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id, .max_outstanding = 4});
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(c.send("echo", make_message("x")));
   message body = make_message("keep", "me");
   auto refused = c.send("echo", std::move(body));
@@ -397,7 +553,7 @@ TEST(MdpAsyncClientTest, RefusesSendsBeyondTheOutstandingBoundAndKeepsTheBody) {
 TEST(MdpAsyncClientTest, ReportsExpiredRequestsOnceAndDropsTheirLateReplies) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint, .request_timeout = 50ms});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id, .request_timeout = 50ms});
   const auto start = steady::now();
   auto first = c.send("echo", make_message("1"));
   auto second = c.send("echo", make_message("2"));
@@ -435,7 +591,7 @@ TEST(MdpAsyncClientTest, ReportsExpiredRequestsOnceAndDropsTheirLateReplies) {
 TEST(MdpAsyncClientTest, DropsMalformedRepliesAndUnknownIds) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id});
   auto id = c.send("echo", make_message("x"));
   ASSERT_TRUE(id);
   message m = broker.next();
@@ -460,7 +616,7 @@ TEST(MdpAsyncClientTest, DropsMalformedRepliesAndUnknownIds) {
 TEST(MdpAsyncClientTest, CancelForgetsARequest) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id});
   auto cancelled = c.send("echo", make_message("x"));
   ASSERT_TRUE(cancelled);
   EXPECT_TRUE(c.cancel(*cancelled));
@@ -487,16 +643,22 @@ TEST(MdpAsyncClientTest, RefusesBadServiceNamesAndOptions) {
   expect_error(errc::invalid_argument, [&] { (void)c.send(std::string(256, 's'), std::move(body)); });
   expect_error(errc::invalid_argument, [&] { (void)c.send("echo", std::move(body), -1ms); });
   EXPECT_EQ(to_strings(body), (strings{"kept"}));
+  message none;
+  expect_error(errc::invalid_argument, [&] { (void)c.send("echo", std::move(none)); });
   EXPECT_EQ(c.outstanding(), 0U);
+  EXPECT_EQ(c.counters().sent, 0U);
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .max_outstanding = 0}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .request_timeout = -1ms}); });
+  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .probe_timeout = 0ms}); });
+  expect_error(errc::invalid_argument,
+               [&] { async_client bad(ctx, {.broker = broker.endpoint, .correlate = correlation{7}}); });
 }
 
 TEST(MdpAsyncClientTest, ItsSocketDrivesAReactor) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id});
   auto a = c.send("echo", make_message("a"));
   auto b = c.send("echo", make_message("b"));
   ASSERT_TRUE(a && b);
@@ -574,16 +736,31 @@ TEST(MdpOutstandingTableTest, KeepsTheEarliestDeadlineFirstAndTiesInInsertionOrd
   EXPECT_EQ(t.oldest(), nullptr);
 }
 
-TEST(MdpOutstandingTableTest, FindsTheOldestRequestForAService) {
+TEST(MdpOutstandingTableTest, FindsTheFirstRequestSentPlainForAService) {
   outstanding_table t(16);
-  const auto a1 = t.insert("a", t0 + 1ms);
+  const auto a1 = t.insert("a", t0 + 3ms);
   const auto b1 = t.insert("b", t0 + 2ms);
-  const auto a2 = t.insert("a", t0 + 3ms);
-  EXPECT_EQ(id_of(t.oldest_for("b")), b1);
-  EXPECT_EQ(id_of(t.oldest_for("a")), a1);
+  const auto a2 = t.insert("a", t0 + 1ms);  // the earliest deadline, but sent last
+  const auto a3 = t.insert("a", t0 + 1ms);  // never sent plain (it carries an id)
+  EXPECT_EQ(t.oldest_plain_for("a"), nullptr) << "nothing has been sent yet";
+  t.mark_sent_plain(b1);
+  t.mark_sent_plain(a1);
+  t.mark_sent_plain(a2);
+  EXPECT_EQ(id_of(t.oldest_plain_for("b")), b1);
+  EXPECT_EQ(id_of(t.oldest_plain_for("a")), a1);
   t.erase(a1);
-  EXPECT_EQ(id_of(t.oldest_for("a")), a2);
-  EXPECT_EQ(t.oldest_for("c"), nullptr);
+  EXPECT_EQ(id_of(t.oldest_plain_for("a")), a2);
+  t.erase(a2);
+  EXPECT_EQ(t.oldest_plain_for("a"), nullptr);
+  EXPECT_EQ(id_of(t.find(a3)), a3);
+  EXPECT_EQ(t.oldest_plain_for("c"), nullptr);
+  // A slot reused by a request sent with an id is not in the plain list any more.
+  const auto a4 = t.insert("a", t0);
+  EXPECT_EQ(t.oldest_plain_for("a"), nullptr);
+  t.mark_sent_plain(a4);
+  EXPECT_EQ(id_of(t.oldest_plain_for("a")), a4);
+  t.erase(b1);
+  EXPECT_EQ(t.oldest_plain_for("b"), nullptr);
 }
 
 TEST(MdpOutstandingTableTest, RefusesAnUnusableCapacity) {

@@ -31,10 +31,10 @@ frames frames_of(const message& m) {
   return out;
 }
 
-// The body shapes every round trip runs over: the flaw list says an empty body must not crash.
+// The body shapes every round trip runs over: every body 7/MDP allows (one frame or more, empty
+// frames included). No body at all has tests of its own below.
 std::vector<frames> bodies() {
   return {
-      {},
       {"hello"},
       {""},
       {"a", "", "b\0c"s, std::string(1000, 'x'), ""},
@@ -140,22 +140,22 @@ TEST(Mdp, BinaryServiceAndClientFramesWithNulBytesSurvive) {
   ASSERT_TRUE(rq);
   EXPECT_EQ(rq->client, client);
 
-  auto rp = parse_worker(worker_reply(client, make({})));
+  auto rp = parse_worker(worker_reply(client, make({""})));
   ASSERT_TRUE(rp);
   EXPECT_EQ(rp->client, client);
-  EXPECT_TRUE(rp->body.empty());
+  EXPECT_EQ(frames_of(rp->body), (frames{""}));
 }
 
 TEST(Mdp, NamesOfOneAndOfTwoHundredFiftyFiveBytesAreAccepted) {
   const std::string longest(max_name_size, 's');
   for (const std::string& name : {"s"s, longest}) {
-    auto c = parse_client(client_request_msg(name, message{}));
+    auto c = parse_client(client_request_msg(name, make({"x"})));
     ASSERT_TRUE(c);
     EXPECT_EQ(c->service, name);
     auto r = parse_worker(worker_ready(name));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->service, name);
-    auto q = parse_from_broker_for_worker(worker_request(name, message{}));
+    auto q = parse_from_broker_for_worker(worker_request(name, make({"x"})));
     ASSERT_TRUE(q);
     EXPECT_EQ(q->client, name);
   }
@@ -164,17 +164,54 @@ TEST(Mdp, NamesOfOneAndOfTwoHundredFiftyFiveBytesAreAccepted) {
 TEST(Mdp, BuildersRejectEmptyAndOverlongNamesAsMisuse) {
   const std::string too_long(max_name_size + 1, 's');
   for (const std::string& bad : {""s, too_long}) {
-    EXPECT_THROW((void)client_request_msg(bad, message{}), fabric::error);
-    EXPECT_THROW((void)client_reply(bad, message{}), fabric::error);
+    EXPECT_THROW((void)client_request_msg(bad, make({"x"})), fabric::error);
+    EXPECT_THROW((void)client_reply(bad, make({"x"})), fabric::error);
     EXPECT_THROW((void)worker_ready(bad), fabric::error);
-    EXPECT_THROW((void)worker_request(bad, message{}), fabric::error);
-    EXPECT_THROW((void)worker_reply(bad, message{}), fabric::error);
+    EXPECT_THROW((void)worker_request(bad, make({"x"})), fabric::error);
+    EXPECT_THROW((void)worker_reply(bad, make({"x"})), fabric::error);
   }
   try {
     (void)worker_ready("");
   } catch (const fabric::error& e) {
     EXPECT_EQ(e.code(), make_error_code(errc::invalid_argument));
   }
+}
+
+// 7/MDP has no REQUEST or REPLY without a body frame: fabric never builds one.
+TEST(Mdp, BuildersRefuseAnEmptyBodyAsMisuse) {
+  const auto expect_refused = [](auto build) {
+    try {
+      (void)build();
+      ADD_FAILURE() << "an empty body was accepted";
+    } catch (const fabric::error& e) {
+      EXPECT_EQ(e.code(), make_error_code(errc::invalid_argument));
+      EXPECT_NE(std::string(e.what()).find("body frame"), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([] { return client_request_msg("echo", message{}); });
+  expect_refused([] { return client_request_msg("echo", message{}, delimiter::stripped); });
+  expect_refused([] { return client_reply("echo", message{}); });
+  expect_refused([] { return worker_request("cli", message{}); });
+  expect_refused([] { return worker_reply("cli", message{}); });
+}
+
+// The broker's parsers drop what 7/MDP calls invalid; a client or worker takes an answer without
+// a body from a less strict broker rather than turn it into a timeout.
+TEST(Mdp, OnlyTheReceivingEndsAcceptAnEmptyBody) {
+  auto reply = parse_reply_for_client(make({"", "MDPC01", "echo"}));
+  ASSERT_TRUE(reply) << reply.error().message();
+  EXPECT_TRUE(reply->body.empty());
+  auto stripped = parse_reply_for_client(make({"MDPC01", "echo"}), delimiter::stripped);
+  ASSERT_TRUE(stripped) << stripped.error().message();
+  EXPECT_TRUE(stripped->body.empty());
+  auto request = parse_from_broker_for_worker(make({"", "MDPW01", "\x02", "cli", ""}));
+  ASSERT_TRUE(request) << request.error().message();
+  EXPECT_EQ(request->kind, command::request);
+  EXPECT_TRUE(request->body.empty());
+
+  EXPECT_EQ(parse_client(make({"", "MDPC01", "echo"})).error(), make_error_code(errc::malformed));
+  EXPECT_EQ(parse_worker(make({"", "MDPW01", "\x03", "cli", ""})).error(),
+            make_error_code(errc::malformed));
 }
 
 TEST(Mdp, IsMmiMatchesOnlyTheMmiPrefix) {
@@ -268,6 +305,7 @@ const bad_case bad_cases[] = {
     {"ClientMissingService", parser::client, {"", "MDPC01"}, bad},
     {"ClientEmptyService", parser::client, {"", "MDPC01", "", "body"}, bad},
     {"ClientServiceTooLong", parser::client, {"", "MDPC01", long_name}, bad},
+    {"ClientRequestWithoutBody", parser::client, {"", "MDPC01", "echo"}, bad},
     {"EmptyMessageToWorker", parser::for_worker, {}, bad},
     {"WorkerWithoutDelimiter", parser::worker, {"MDPW01", "\x04"}, bad},
     {"WorkerNonEmptyDelimiter", parser::worker, {"x", "MDPW01", "\x04"}, bad},
@@ -291,6 +329,8 @@ const bad_case bad_cases[] = {
     {"ReplyEmptyClient", parser::worker, {"", "MDPW01", "\x03", "", ""}, bad},
     {"ReplyTwoClientFrames", parser::worker, {"", "MDPW01", "\x03", "c1", "c2", "", "b"}, bad},
     {"ReplyClientTooLong", parser::worker, {"", "MDPW01", "\x03", long_name, ""}, bad},
+    {"ReplyWithoutBody", parser::worker, {"", "MDPW01", "\x03", "cli", ""}, bad},
+    {"WorkerSendsRequestWithoutBody", parser::worker, {"", "MDPW01", "\x02", "cli", ""}, bad},
     {"HeartbeatWithExtraFrame", parser::worker, {"", "MDPW01", "\x04", "x"}, bad},
     {"HeartbeatWithExtraEmptyFrame", parser::worker, {"", "MDPW01", "\x04", ""}, bad},
     {"DisconnectWithExtraFrame", parser::worker, {"", "MDPW01", "\x05", "x"}, bad},
@@ -328,7 +368,7 @@ TEST(Mdp, TruncationsAndRandomFramesNeverCrash) {
       frames_of(client_request_msg("echo", make({"a", ""}))),
       frames_of(worker_ready("echo")),
       frames_of(worker_request("cli", make({"a"}))),
-      frames_of(worker_reply("cli", make({}))),
+      frames_of(worker_reply("cli", make({""}))),
       frames_of(worker_heartbeat()),
   };
   const parser all[] = {parser::client, parser::reply_for_client, parser::reply_for_req_client,

@@ -137,13 +137,14 @@ TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
   ASSERT_TRUE(w.reply(*req, make_message("world", "")));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "client-7", "", "world", ""}));
 
-  // An empty body both ways, answered by address.
+  // A request without a body (7/MDP has none, but a broker may forward one) is taken; an empty
+  // reply goes out as one empty frame, the least 7/MDP allows. Answered by address.
   broker.send_request(peer, "c", {});
   worker::request empty;
   ASSERT_TRUE(w.recv(empty, wait_bound));
   EXPECT_TRUE(empty.body.empty());
   ASSERT_TRUE(w.reply("c", message{}));
-  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", ""}));
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", ""}));
 
   EXPECT_EQ(w.counters().requests, 2U);
   EXPECT_EQ(w.counters().replies, 2U);
@@ -152,6 +153,23 @@ TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
   EXPECT_TRUE(w.recv(none, 0ms).is(errc::timeout));
   expect_error(errc::invalid_argument, [&] { (void)w.reply("", make_message("x")); });
   expect_error(errc::invalid_argument, [&] { (void)w.reply(std::string(256, 'c'), make_message("x")); });
+}
+
+TEST(MdpWorkerTest, ServeSendsAnEmptyHandlerResultAsOneEmptyFrame) {
+  context ctx;
+  fake_broker broker(ctx);
+  worker w(ctx, {.broker = broker.endpoint, .service = "sink"});
+  const std::string peer = broker.expect_ready("sink");
+  broker.send_request(peer, "c1", {"ignored"});
+  std::atomic<bool> stop{false};
+  auto serving = std::async(std::launch::async, [&] {
+    return w.serve([](worker::request&) { return message{}; }, [&] { return stop.load(); }, 10ms);
+  });
+  EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c1", "", ""}));
+  stop = true;
+  auto served = serving.get();
+  EXPECT_TRUE(served) << served.error().message();
+  EXPECT_EQ(w.counters().replies, 1U);
 }
 
 TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
