@@ -14,7 +14,6 @@
 //   FABRIC_POWERLOSS_POINTS    crash points per workload run (default 170; soak 1500)
 //   FABRIC_POWERLOSS_VARIANTS  random images per crash point (default 3; soak 4)
 //   FABRIC_POWERLOSS_KEEP      a directory to copy the images that fail into, for inspection
-//   FABRIC_POWERLOSS_FROM_CREATION=1  also crash inside the open() that creates the journal
 #include <fabric/journal.hpp>
 
 #include "chaos/powerloss/crash_model.hpp"
@@ -184,6 +183,7 @@ struct outcome {
   std::size_t failed_points = 0;  // crash points with at least one failing image
   std::size_t lost = 0;           // failing images that lost a completed append or transaction
   std::size_t damaged = 0;        // failing images that would not open, or held bad records
+  std::size_t without_journal = 0;  // images with no data.mdb: the journal's creation cut short
   std::vector<std::string> failures;  // the first few, with how to find them again
 };
 
@@ -211,11 +211,6 @@ void take_marks(const std::vector<pl::event>& events, std::size_t from, std::siz
   }
 }
 
-bool from_creation() {
-  const char* text = std::getenv("FABRIC_POWERLOSS_FROM_CREATION");
-  return text != nullptr && *text != '\0' && *text != '0';
-}
-
 outcome crash_and_check(const std::vector<pl::event>& events, const run_settings& s, std::uint64_t seed,
                         const fs::path& scratch, const fs::path& root) {
   outcome out;
@@ -229,7 +224,6 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
   const auto later = std::find_if(candidates.begin(), candidates.end(), [first](std::size_t k) { return k >= first; });
   std::vector<std::size_t> creation(candidates.begin(), later);
   candidates.erase(candidates.begin(), later);
-  if (!from_creation()) creation.clear();
   std::mt19937_64 choose(seed);
   if (candidates.size() > s.points) {
     std::shuffle(candidates.begin(), candidates.end(), choose);
@@ -258,6 +252,7 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
       fs::remove_all(image_dir);
       fs::create_directories(image_dir);
       pl::write_image(disk.image(land, rng), root, image_dir);
+      if (!fs::exists(image_dir / "data.mdb")) ++out.without_journal;
       const std::string verdict =
           pl::run_isolated([&] { return check_image(image_dir, want, s.streams); }, check_bound);
       ++out.images;
@@ -285,11 +280,15 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
 struct log_summary {
   std::size_t writes = 0, synchronous_writes = 0, syncs = 0, append_marks = 0, cursor_marks = 0;
   std::size_t renames = 0, directory_syncs = 0;
+  std::size_t syncs_after_open = 0;  // syncs of data.mdb after open() returned
 };
 
 log_summary summarise(const std::vector<pl::event>& events) {
   log_summary s;
+  bool opened = false;
   for (const auto& e : events) {
+    if (e.type == pl::event_type::sync && opened) ++s.syncs_after_open;
+    if (e.type == pl::event_type::mark && e.data == pl::opened_mark) opened = true;
     if (e.type == pl::event_type::write) {
       ++s.writes;
       if ((e.flags & pl::flag_durable) != 0) ++s.synchronous_writes;
@@ -321,17 +320,22 @@ outcome run_mode(const run_settings& s) {
   EXPECT_EQ(log.append_marks, s.streams * s.records);
   EXPECT_EQ(log.cursor_marks, s.streams * (s.records / 10));
   EXPECT_GT(log.writes, 0u);
-  if (s.mode == durability::none) EXPECT_EQ(log.syncs, 0u) << "durability::none must never sync";
+  // Creating the journal syncs it in every mode; after that, none never syncs.
+  if (s.mode == durability::none) EXPECT_EQ(log.syncs_after_open, 0u) << "durability::none must never sync";
   else EXPECT_GT(log.syncs, 0u);
+  // open() built data.mdb aside, renamed it into place and synced the directory: proof the shim
+  // follows renames and directory syncs.
+  EXPECT_EQ(log.renames, 1u);
+  EXPECT_GE(log.directory_syncs, 1u);
   // Only sync writes meta pages through LMDB's O_DSYNC descriptor: proof the shim tracks it.
   if (s.mode == durability::sync) EXPECT_GT(log.synchronous_writes, 0u);
   else EXPECT_EQ(log.synchronous_writes, 0u);
 
   const outcome out = crash_and_check(events, s, seed, scratch.path(), fs::canonical(scratch.path()) / "journal");
   std::printf("[ powerloss ] %s: %zu events (%zu writes, %zu syncs, %zu marks), %zu crash points, %zu images: "
-              "%zu points failed (%zu images lost completed work, %zu damaged); seed %llu\n",
+              "%zu points failed (%zu images lost completed work, %zu damaged; %zu had no data.mdb); seed %llu\n",
               mode_name(s.mode), events.size(), log.writes, log.syncs, log.append_marks + log.cursor_marks, out.points,
-              out.images, out.failed_points, out.lost, out.damaged,
+              out.images, out.failed_points, out.lost, out.damaged, out.without_journal,
               static_cast<unsigned long long>(env_number("FABRIC_POWERLOSS_SEED", default_seed)));
   for (const auto& f : out.failures) std::printf("[ powerloss ]   %s\n", f.c_str());
   return out;
@@ -473,6 +477,21 @@ TEST(PowerLossModelTest, AnIsolatedCheckThatHangsIsKilledAtItsBound) {
 // ---------------------------------------------------------------------------------------------
 // The journal under power loss.
 
+// A crash inside the journal's creation may leave no data.mdb: right only while nothing was promised.
+TEST(PowerLossCheckTest, AnImageWithoutAJournalPassesOnlyIfNothingWasPromised) {
+  temp_dir image;
+  expectations appended;
+  appended.appended["s0"] = 1;
+  EXPECT_EQ(check_image(image.path(), appended, 1).rfind("lost: the journal has no data.mdb", 0), 0u);
+  expectations opened;
+  opened.opened = true;
+  EXPECT_EQ(check_image(image.path(), opened, 1).rfind("lost: the journal has no data.mdb", 0), 0u);
+  EXPECT_FALSE(fs::exists(image.path() / "data.mdb"));
+  // Nothing promised: the check's open() creates a fresh journal, which must take appends.
+  EXPECT_EQ(check_image(image.path(), expectations{}, 1), "ok");
+  EXPECT_TRUE(fs::exists(image.path() / "data.mdb"));
+}
+
 TEST(PowerLossTest, NoneLosesCompletedAppendsAtSomeCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::none));
   // durability::none promises nothing across an OS crash: if the harness saw no loss here, it
@@ -483,12 +502,14 @@ TEST(PowerLossTest, NoneLosesCompletedAppendsAtSomeCrashPoint) {
 TEST(PowerLossTest, SyncLosesNoCompletedAppendAtAnyCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::sync));
   EXPECT_GT(out.points, 0u);
+  EXPECT_GT(out.without_journal, 0u) << "no crash point fell inside the journal's creation";
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 
 TEST(PowerLossTest, PeriodicLosesNoCompletedAppendAtAnyCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::periodic));
   EXPECT_GT(out.points, 0u);
+  EXPECT_GT(out.without_journal, 0u) << "no crash point fell inside the journal's creation";
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 
