@@ -38,9 +38,11 @@ namespace fabric {
 /// test (tests/chaos/powerloss) checks this: it logs the journal's writes and syncs and rebuilds
 /// what a disk could hold after a power cut at hundreds of points (everything synced plus any
 /// subset of the unsynced pages); sync and periodic survive every one, none loses or damages
-/// completed appends at most of them. Caveat, every mode: a crash inside the open() that creates
-/// a new journal may leave a directory that does not open (no append can have completed yet);
-/// remove it and create the journal again.
+/// completed appends at most of them. Creating a journal is atomic in every mode: open() builds
+/// the new data.mdb aside, syncs it and renames it into place, then syncs the directory, so a
+/// crash inside that open() leaves no data.mdb (the next open creates the journal afresh) or a
+/// whole, empty one; once it has returned, data.mdb is there after any crash (`dir` itself is
+/// not synced into its parent: create and sync it beforehand if a crash must not lose it).
 enum class durability {
   /// After its commit is on disk (the default): LMDB fdatasyncs the commit's pages, then writes
   /// its meta page synchronously. Two flushes per commit, shared by every append in the batch.
@@ -232,9 +234,12 @@ class journal {
  public:
   using append_callback = std::function<void(result<std::uint64_t> seq)>;
 
-  /// Opens (creating if needed) the journal in directory `dir` (created too). One process at a
-  /// time may open a journal for writing (a lock file in `dir` enforces it): the writer keeps
-  /// sequence numbers and counts in memory, which a second writer would invalidate.
+  /// Opens (creating if needed) the journal in directory `dir` (created too). A new journal is
+  /// created atomically (see durability): built in `dir`/.creating, synced, renamed to
+  /// `dir`/data.mdb and the directory synced; a .creating left by a crash is removed first.
+  /// One process at a time may open a journal for writing (a lock file in `dir` enforces it):
+  /// the writer keeps sequence numbers and counts in memory, which a second writer would
+  /// invalidate.
   /// Damaged files: before LMDB maps an existing data file, open checks its meta pages and that
   /// the file holds every page they name, then checks every page open has LMDB read (the list
   /// of databases, the path to each stream's last record, and for writing the free list); it
@@ -246,8 +251,8 @@ class journal {
   /// not be opened twice in one process) or another process has it open for writing,
   /// invalid_argument for bad options or, read-only, a directory with no journal, malformed for a
   /// damaged data file (empty, shorter than its meta pages say, bad meta pages, a damaged page
-  /// open reads; the message names the file and says what is wrong), io_error when LMDB cannot
-  /// open it for another reason (the message says why).
+  /// open reads; the message names the file and says what is wrong), io_error when a new
+  /// journal cannot be created or LMDB cannot open it for another reason (the message says why).
   static journal open(const std::filesystem::path& dir, const journal_options& options = {});
 
   /// Completes every append already accepted, stops the writer and closes the environment.

@@ -64,6 +64,38 @@ std::string db_name(std::string_view stream) {
   return name;
 }
 
+// fsyncs directory `dir`, which makes the entries renamed into it durable.
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw error(errc::io_error, "cannot open " + dir.string() + " to sync it: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw error(errc::io_error, "cannot sync " + dir.string() + ": " + std::strerror(saved));
+}
+
+// Creates an empty LMDB environment as `dir`/data.mdb, so that a crash at any moment leaves
+// either no data.mdb (the next open creates it again) or a whole, synced one: LMDB writes a new
+// file's meta pages without syncing them, so the file is built in a temporary directory, synced,
+// and renamed into place, and the rename is made durable before open goes on.
+void create_data_file(const std::filesystem::path& dir) {
+  const std::filesystem::path temp = dir / ".creating";
+  std::error_code ec;
+  std::filesystem::remove_all(temp, ec);  // what a crash inside an earlier creation left
+  if (!ec) std::filesystem::create_directory(temp, ec);
+  if (ec) throw error(errc::io_error, "cannot create " + temp.string() + ": " + ec.message());
+  {
+    env fresh;
+    int rc = mdb_env_open(fresh.get(), temp.c_str(), MDB_NOTLS, 0640);
+    if (rc == 0) rc = mdb_env_sync(fresh.get(), 1);
+    if (rc != 0) throw_lmdb(rc, "cannot create the journal at " + dir.string());
+  }
+  std::filesystem::rename(temp / "data.mdb", dir / "data.mdb", ec);
+  if (ec) throw error(errc::io_error, "cannot move the new journal into " + dir.string() + ": " + ec.message());
+  sync_directory(dir);
+  std::filesystem::remove_all(temp, ec);  // harmless if it stays: the next creation removes it
+}
+
 // LMDB must not be opened twice in one process: the second open would share lock state badly
 // and its close would drop the first one's locks. Each open directory is registered here.
 class open_registry {
@@ -1116,9 +1148,10 @@ journal journal::open(const std::filesystem::path& dir, const journal_options& o
   }
 
   // LMDB maps the data file and trusts its meta page: a file shorter than the meta says faults
-  // on the first read past its end. An existing file is checked first, and refused if damaged.
-  if (const auto data = std::filesystem::path(canonical) / "data.mdb"; std::filesystem::exists(data, ec))
-    data_file(data).check_meta();
+  // on the first read past its end. The file is checked first, and refused if damaged.
+  const auto data = std::filesystem::path(canonical) / "data.mdb";
+  if (!options.read_only && !std::filesystem::exists(data, ec)) create_data_file(canonical);
+  data_file(data).check_meta();
 
   MDB_env* e = p->environment.get();
   // Streams and tables have budgets of their own; the internal databases come on top.

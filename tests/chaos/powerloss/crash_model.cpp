@@ -43,7 +43,7 @@ std::vector<event> read_log(const std::filesystem::path& path) {
     e.offset = h.offset;
     e.data.assign(bytes, at, static_cast<std::size_t>(h.size));
     at += static_cast<std::size_t>(h.size);
-    if (e.type < event_type::open || e.type > event_type::unsupported)
+    if (e.type < event_type::open || e.type > event_type::dir_sync)
       throw std::runtime_error("the event log holds an unknown event type " + std::to_string(h.type));
     if (e.type == event_type::unsupported)
       throw std::runtime_error("the program did something the power-loss model cannot follow: " + e.data);
@@ -52,19 +52,13 @@ std::vector<event> read_log(const std::filesystem::path& path) {
   return events;
 }
 
-std::map<std::uint32_t, std::string> file_paths(const std::vector<event>& events) {
-  std::map<std::uint32_t, std::string> paths;
-  for (const auto& e : events)
-    if (e.type == event_type::open) paths.emplace(e.file, e.data);
-  return paths;
-}
-
 std::vector<std::size_t> crash_points(const std::vector<event>& events) {
   std::vector<std::size_t> points;
   for (std::size_t k = 0; k < events.size(); ++k) {
     const bool last = k + 1 == events.size();
     const auto next = last ? event_type::mark : events[k + 1].type;
-    if (last || next == event_type::write || next == event_type::sync || next == event_type::truncate)
+    if (last || next == event_type::write || next == event_type::sync || next == event_type::truncate ||
+        next == event_type::rename || next == event_type::dir_sync)
       points.push_back(k);
   }
   return points;
@@ -107,8 +101,25 @@ void disk_model::apply(const event& e) {
       f.pending.clear();
       break;
     }
-    case event_type::open:
-      files_[e.file];  // an empty file until written: a crash image holds it
+    case event_type::open: {
+      // An empty file until written: a crash image holds it. A later open (under a name a
+      // rename gave it) does not move it: only a rename does.
+      file_state& f = files_[e.file];
+      if (f.path.empty() && f.renames.empty()) f.path = e.data;
+      break;
+    }
+    case event_type::rename:
+      files_[e.file].renames.push_back({e.offset, e.data});
+      break;
+    case event_type::dir_sync:
+      // Every rename into the directory so far is durable, and so is where it put the file.
+      for (auto& [id, f] : files_) {
+        const auto last = std::find_if(f.renames.rbegin(), f.renames.rend(),
+                                       [&e](const moved& m) { return m.directory == e.offset; });
+        if (last == f.renames.rend()) continue;
+        f.path = last->path;
+        f.renames.erase(f.renames.begin(), last.base());
+      }
       break;
     case event_type::mark:
     case event_type::range_hint:  // starts write-back; promises nothing, so changes nothing here
@@ -139,7 +150,10 @@ file_images disk_model::image(double land, std::mt19937_64& rng) const {
       if (disk.size() < end) disk.resize(end, '\0');
       disk.replace(static_cast<std::size_t>(p.offset), p.bytes.size(), p.bytes);
     }
-    out.emplace(id, std::move(disk));
+    std::string path = f.path;
+    for (const moved& m : f.renames)
+      if (lands(rng)) path = m.path;
+    out.emplace(id, file_image{std::move(path), std::move(disk)});
   }
   return out;
 }
@@ -151,14 +165,16 @@ std::size_t disk_model::pending_pieces() const {
   return n;
 }
 
-void write_image(const file_images& image, const std::map<std::uint32_t, std::string>& paths,
-                 const std::filesystem::path& dir) {
-  for (const auto& [id, bytes] : image) {
-    const auto named = paths.find(id);
-    if (named == paths.end()) throw std::runtime_error("the event log writes to a file it never opened");
-    const auto target = dir / std::filesystem::path(named->second).filename();
+void write_image(const file_images& image, const std::filesystem::path& root, const std::filesystem::path& dir) {
+  for (const auto& [id, file] : image) {
+    if (file.path.empty()) throw std::runtime_error("the event log writes to a file it never opened");
+    const auto relative = std::filesystem::path(file.path).lexically_relative(root);
+    if (relative.empty() || *relative.begin() == "..")
+      throw std::runtime_error("the event log writes to " + file.path + ", outside " + root.string());
+    const auto target = dir / relative;
+    std::filesystem::create_directories(target.parent_path());
     std::ofstream out(target, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.write(file.bytes.data(), static_cast<std::streamsize>(file.bytes.size()));
     if (!out) throw std::runtime_error("cannot write " + target.string());
   }
 }

@@ -31,16 +31,18 @@ struct event {
 /// malformed, or holds an `unsupported` event (the model cannot follow what the program did).
 std::vector<event> read_log(const std::filesystem::path& path);
 
-/// The path each tracked file was opened under, by file id.
-std::map<std::uint32_t, std::string> file_paths(const std::vector<event>& events);
-
-/// The crash points worth checking: every k after which the next event is a write, sync or
-/// truncate, and the last event. A crash between two marks is never worse than one after the
+/// The crash points worth checking: every k after which the next event is a write, sync,
+/// truncate, rename or directory sync, and the last event. A crash between two marks is never worse than one after the
 /// second: the disk is the same and fewer appends were promised.
 std::vector<std::size_t> crash_points(const std::vector<event>& events);
 
-/// File id -> the bytes a crash left in that file.
-using file_images = std::map<std::uint32_t, std::string>;
+/// What a crash left of one file: where it is and what it holds.
+struct file_image {
+  std::string path;  ///< absolute, as the program named it
+  std::string bytes;
+};
+/// File id -> what a crash left of that file.
+using file_images = std::map<std::uint32_t, file_image>;
 
 /// A disk under the log's writes. advance_to(k) applies events up to k; image() then draws one
 /// possible content of the disk after a crash there:
@@ -49,7 +51,11 @@ using file_images = std::map<std::uint32_t, std::string>;
 ///   makes the 4 KiB pages it touched durable, with all they held at that moment;
 /// - of the writes since, each 4 KiB piece (a write split at page boundaries) is there or not
 ///   independently, with probability `land`, applied in the order written; a piece past the end
-///   of the file extends it, zero-filled; an unsynced truncate happens or not likewise.
+///   of the file extends it, zero-filled; an unsynced truncate happens or not likewise;
+/// - a file is where it was opened, or where the last rename made durable by a later sync of
+///   the target directory put it; each rename since happened or not, likewise (the file system
+///   makes a rename atomic: the file is under its old name or its new one, never both or
+///   neither).
 class disk_model {
  public:
   static constexpr std::uint64_t page_size = 4096;
@@ -71,10 +77,16 @@ class disk_model {
     bool forced = false;    // made durable by a synchronous write: always there
     bool truncate = false;  // a size change to `offset`, not a write
   };
+  struct moved {
+    std::uint64_t directory = 0;
+    std::string path;
+  };
   struct file_state {
     std::string durable;  // as of the last sync
     std::string cache;    // as the program sees it
     std::vector<piece> pending;
+    std::string path;              // as of the last rename its directory's sync made durable
+    std::vector<moved> renames;    // since, in order
   };
   void apply(const event& e);
 
@@ -83,9 +95,10 @@ class disk_model {
   std::map<std::uint32_t, file_state> files_;
 };
 
-/// Writes `image` into directory `dir`, each file under the base name it had in the log.
-void write_image(const file_images& image, const std::map<std::uint32_t, std::string>& paths,
-                 const std::filesystem::path& dir);
+/// Writes `image` into directory `dir`: each file at its path relative to `root` (the directory
+/// the program worked in), so `root`/a/b becomes `dir`/a/b. Throws: std::runtime_error for a
+/// file that was never opened or lies outside `root`, or when a file cannot be written.
+void write_image(const file_images& image, const std::filesystem::path& root, const std::filesystem::path& dir);
 
 /// Runs `check` in a forked child and returns the line it returned. A child that dies by a
 /// signal, exits without answering, throws, or runs past `bound` (it is then killed) yields a

@@ -4,8 +4,8 @@
 // log    = *event
 // event  = header data          ; one per intercepted call, in the order the calls happened
 // header = magic type flags file reserved offset size   ; 32 bytes, struct event_header below
-// data   = size OCTET           ; write: the bytes written; open: the path; mark: the mark;
-//                               ; unsupported: why; empty for the others
+// data   = size OCTET           ; write: the bytes written; open: the path; rename: the new
+//                               ; path; mark: the mark; unsupported: why; empty for the others
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,10 @@ enum class event_type : std::uint16_t {
   range_hint = 6,   ///< sync_file_range on `file`: starts write-back, promises nothing
   msync = 7,        ///< msync of some mapping: logged only so a reader can see it happened
   unsupported = 8,  ///< the program did something the model cannot follow; data says what
+  rename = 9,       ///< `file` was renamed into the directory whose id is `offset`; data is its new
+                    ///< absolute path. Durable once that directory is synced (dir_sync)
+  dir_sync = 10,    ///< fsync or fdatasync of the directory with id `offset` (a directory that
+                    ///< tracked files were renamed into) succeeded; `file` is 0
 };
 
 /// event_header::flags bits.
@@ -35,7 +39,8 @@ struct event_header {
   std::uint32_t magic;
   std::uint16_t type;
   std::uint16_t flags;
-  std::uint32_t file;  ///< the shim's id for a tracked file (by device and inode), from 1
+  std::uint32_t file;  ///< the shim's id for a tracked file (by device and inode), from 1;
+                       ///< directories have ids of their own, also from 1
   std::uint32_t reserved;
   std::uint64_t offset;
   std::uint64_t size;  ///< bytes of data that follow the header

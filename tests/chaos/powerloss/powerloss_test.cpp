@@ -14,7 +14,6 @@
 //   FABRIC_POWERLOSS_POINTS    crash points per workload run (default 170; soak 1500)
 //   FABRIC_POWERLOSS_VARIANTS  random images per crash point (default 3; soak 4)
 //   FABRIC_POWERLOSS_KEEP      a directory to copy the images that fail into, for inspection
-//   FABRIC_POWERLOSS_FROM_CREATION=1  also crash inside the open() that creates the journal
 #include <fabric/journal.hpp>
 
 #include "chaos/powerloss/crash_model.hpp"
@@ -31,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -104,6 +104,7 @@ std::vector<pl::event> record_workload(const fs::path& scratch, const run_settin
 
 /// What the workload had been told was durable by some point of its log.
 struct expectations {
+  bool opened = false;                            // journal::open() had returned
   std::map<std::string, std::uint64_t> appended;  // stream -> highest completed seq
   std::map<std::string, std::uint64_t> cursors;   // cursor -> highest completed value
 };
@@ -111,6 +112,12 @@ struct expectations {
 /// Checks the journal in `dir` against `want`. Runs in a child process: it may crash.
 /// Returns "ok", or a line starting "lost:" or "damaged:".
 std::string check_image(const fs::path& dir, const expectations& want, unsigned streams) {
+  // No journal: open() must create a fresh one, which is right only if nothing was promised yet.
+  if (!fs::exists(dir / "data.mdb")) {
+    if (want.opened) return "lost: the journal has no data.mdb, but its open() had returned";
+    if (!want.appended.empty() || !want.cursors.empty())
+      return "lost: the journal has no data.mdb, but appends or transactions had completed";
+  }
   journal_options options;
   options.mode = durability::none;  // the check's own appends need no fsync
   std::optional<journal> opened;
@@ -176,6 +183,7 @@ struct outcome {
   std::size_t failed_points = 0;  // crash points with at least one failing image
   std::size_t lost = 0;           // failing images that lost a completed append or transaction
   std::size_t damaged = 0;        // failing images that would not open, or held bad records
+  std::size_t without_journal = 0;  // images with no data.mdb: the journal's creation cut short
   std::vector<std::string> failures;  // the first few, with how to find them again
 };
 
@@ -186,7 +194,10 @@ void take_marks(const std::vector<pl::event>& events, std::size_t from, std::siz
     if (events[i].type != pl::event_type::mark) continue;
     const auto m = pl::parse_mark(events[i].data);
     ASSERT_TRUE(m) << "a malformed mark: " << events[i].data;
-    if (m->kind == 'o') continue;
+    if (m->kind == 'o') {
+      want.opened = true;
+      continue;
+    }
     if (m->kind == 'c') {
       auto& value = want.cursors[m->name];
       value = std::max(value, m->value);
@@ -200,31 +211,26 @@ void take_marks(const std::vector<pl::event>& events, std::size_t from, std::siz
   }
 }
 
-bool from_creation() {
-  const char* text = std::getenv("FABRIC_POWERLOSS_FROM_CREATION");
-  return text != nullptr && *text != '\0' && *text != '0';
-}
-
 outcome crash_and_check(const std::vector<pl::event>& events, const run_settings& s, std::uint64_t seed,
-                        const fs::path& scratch) {
+                        const fs::path& scratch, const fs::path& root) {
   outcome out;
-  const auto paths = pl::file_paths(events);
   auto candidates = pl::crash_points(events);
-  if (!from_creation()) {
-    // A crash inside the open() that creates a journal may leave a data.mdb that does not open;
-    // nothing was promised then. The promise starts when open() returns.
-    const auto opened = std::find_if(events.begin(), events.end(), [](const pl::event& e) {
-      return e.type == pl::event_type::mark && e.data == pl::opened_mark;
-    });
-    const auto first = static_cast<std::size_t>(opened - events.begin());
-    std::erase_if(candidates, [first](std::size_t k) { return k < first; });
-  }
+  // Every crash point inside the open() that creates the journal is checked (there are few, and
+  // a random draw would miss most); `points` of the rest are drawn.
+  const auto opened = std::find_if(events.begin(), events.end(), [](const pl::event& e) {
+    return e.type == pl::event_type::mark && e.data == pl::opened_mark;
+  });
+  const auto first = static_cast<std::size_t>(opened - events.begin());
+  const auto later = std::find_if(candidates.begin(), candidates.end(), [first](std::size_t k) { return k >= first; });
+  std::vector<std::size_t> creation(candidates.begin(), later);
+  candidates.erase(candidates.begin(), later);
   std::mt19937_64 choose(seed);
   if (candidates.size() > s.points) {
     std::shuffle(candidates.begin(), candidates.end(), choose);
     candidates.resize(s.points);
-    std::sort(candidates.begin(), candidates.end());
   }
+  candidates.insert(candidates.end(), creation.begin(), creation.end());
+  std::sort(candidates.begin(), candidates.end());
   const char* keep = std::getenv("FABRIC_POWERLOSS_KEEP");
   pl::disk_model disk(events);
   expectations want;
@@ -245,7 +251,8 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
       const double land = v == 0 ? 0.0 : std::uniform_real_distribution<double>(0.0, 1.0)(rng);
       fs::remove_all(image_dir);
       fs::create_directories(image_dir);
-      pl::write_image(disk.image(land, rng), paths, image_dir);
+      pl::write_image(disk.image(land, rng), root, image_dir);
+      if (!fs::exists(image_dir / "data.mdb")) ++out.without_journal;
       const std::string verdict =
           pl::run_isolated([&] { return check_image(image_dir, want, s.streams); }, check_bound);
       ++out.images;
@@ -272,16 +279,25 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
 
 struct log_summary {
   std::size_t writes = 0, synchronous_writes = 0, syncs = 0, append_marks = 0, cursor_marks = 0;
+  std::size_t renames = 0, directory_syncs = 0;
+  std::size_t syncs_after_open = 0;  // syncs of data.mdb after open() returned
 };
 
 log_summary summarise(const std::vector<pl::event>& events) {
   log_summary s;
+  bool opened = false;
   for (const auto& e : events) {
+    if (e.type == pl::event_type::sync && opened) ++s.syncs_after_open;
+    if (e.type == pl::event_type::mark && e.data == pl::opened_mark) opened = true;
     if (e.type == pl::event_type::write) {
       ++s.writes;
       if ((e.flags & pl::flag_durable) != 0) ++s.synchronous_writes;
     } else if (e.type == pl::event_type::sync) {
       ++s.syncs;
+    } else if (e.type == pl::event_type::rename) {
+      ++s.renames;
+    } else if (e.type == pl::event_type::dir_sync) {
+      ++s.directory_syncs;
     } else if (e.type == pl::event_type::mark) {
       if (e.data.rfind("a ", 0) == 0) ++s.append_marks;
       else if (e.data.rfind("c ", 0) == 0) ++s.cursor_marks;
@@ -304,17 +320,22 @@ outcome run_mode(const run_settings& s) {
   EXPECT_EQ(log.append_marks, s.streams * s.records);
   EXPECT_EQ(log.cursor_marks, s.streams * (s.records / 10));
   EXPECT_GT(log.writes, 0u);
-  if (s.mode == durability::none) EXPECT_EQ(log.syncs, 0u) << "durability::none must never sync";
+  // Creating the journal syncs it in every mode; after that, none never syncs.
+  if (s.mode == durability::none) EXPECT_EQ(log.syncs_after_open, 0u) << "durability::none must never sync";
   else EXPECT_GT(log.syncs, 0u);
+  // open() built data.mdb aside, renamed it into place and synced the directory: proof the shim
+  // follows renames and directory syncs.
+  EXPECT_EQ(log.renames, 1u);
+  EXPECT_GE(log.directory_syncs, 1u);
   // Only sync writes meta pages through LMDB's O_DSYNC descriptor: proof the shim tracks it.
   if (s.mode == durability::sync) EXPECT_GT(log.synchronous_writes, 0u);
   else EXPECT_EQ(log.synchronous_writes, 0u);
 
-  const outcome out = crash_and_check(events, s, seed, scratch.path());
+  const outcome out = crash_and_check(events, s, seed, scratch.path(), fs::canonical(scratch.path()) / "journal");
   std::printf("[ powerloss ] %s: %zu events (%zu writes, %zu syncs, %zu marks), %zu crash points, %zu images: "
-              "%zu points failed (%zu images lost completed work, %zu damaged); seed %llu\n",
+              "%zu points failed (%zu images lost completed work, %zu damaged; %zu had no data.mdb); seed %llu\n",
               mode_name(s.mode), events.size(), log.writes, log.syncs, log.append_marks + log.cursor_marks, out.points,
-              out.images, out.failed_points, out.lost, out.damaged,
+              out.images, out.failed_points, out.lost, out.damaged, out.without_journal,
               static_cast<unsigned long long>(env_number("FABRIC_POWERLOSS_SEED", default_seed)));
   for (const auto& f : out.failures) std::printf("[ powerloss ]   %s\n", f.c_str());
   return out;
@@ -348,8 +369,8 @@ TEST(PowerLossModelTest, SyncedWritesSurviveAndLaterOnesMayNot) {
   pl::disk_model disk(events);
   disk.advance_to(2);
   std::mt19937_64 rng(1);
-  EXPECT_EQ(disk.image(0.0, rng).at(1), "old");
-  EXPECT_EQ(disk.image(1.0, rng).at(1), "new");
+  EXPECT_EQ(disk.image(0.0, rng).at(1).bytes, "old");
+  EXPECT_EQ(disk.image(1.0, rng).at(1).bytes, "new");
   EXPECT_EQ(disk.pending_pieces(), 1u);
 }
 
@@ -359,7 +380,7 @@ TEST(PowerLossModelTest, ASynchronousWriteMakesItsWholePageDurable) {
   pl::disk_model disk(events);
   disk.advance_to(1);
   std::mt19937_64 rng(1);
-  const std::string image = disk.image(0.0, rng).at(1);
+  const std::string image = disk.image(0.0, rng).at(1).bytes;
   // The first page went to disk whole, with the unsynced bytes the earlier write put there.
   ASSERT_EQ(image.size(), 4096u);
   EXPECT_EQ(image.substr(0, 100), std::string(100, 'a'));
@@ -375,7 +396,7 @@ TEST(PowerLossModelTest, UnsyncedPagesLandIndependentlyAndInOrder) {
   std::mt19937_64 rng(7);
   std::map<std::string, int> seen;  // the first byte of each page, as "xy"
   for (int i = 0; i < 400; ++i) {
-    const std::string image = disk.image(0.5, rng).at(1);
+    const std::string image = disk.image(0.5, rng).at(1).bytes;
     std::string key;
     key += image.size() > 0 ? image[0] : '-';
     key += image.size() > 4096 ? image[4096] : '-';
@@ -391,6 +412,45 @@ TEST(PowerLossModelTest, CrashPointsEndEachRunOfMarks) {
   const std::vector<pl::event> events{write_event(0, "x"), mark_event("a s0 1 0"), mark_event("a s0 2 0"), sync_event(),
                                       mark_event("a s0 3 0")};
   EXPECT_EQ(pl::crash_points(events), (std::vector<std::size_t>{2, 4}));
+}
+
+std::string contents(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  return std::move(whole).str();
+}
+
+pl::event open_event(std::string path) { return {pl::event_type::open, 0, 1, 0, std::move(path)}; }
+pl::event rename_event(std::uint64_t directory, std::string path) {
+  return {pl::event_type::rename, 0, 1, directory, std::move(path)};
+}
+pl::event dir_sync_event(std::uint64_t directory) { return {pl::event_type::dir_sync, 0, 0, directory, {}}; }
+
+TEST(PowerLossModelTest, ARenamedFileIsInPlaceOnlyOnceItsDirectoryIsSynced) {
+  const std::vector<pl::event> events{open_event("/j/.creating/data.mdb"), write_event(0, "meta"), sync_event(),
+                                      rename_event(1, "/j/data.mdb"), dir_sync_event(2), dir_sync_event(1)};
+  pl::disk_model disk(events);
+  std::mt19937_64 rng(1);
+  disk.advance_to(3);
+  // Before the directory's sync the rename may or may not have happened; the file is whole either way.
+  EXPECT_EQ(disk.image(0.0, rng).at(1).path, "/j/.creating/data.mdb");
+  EXPECT_EQ(disk.image(1.0, rng).at(1).path, "/j/data.mdb");
+  EXPECT_EQ(disk.image(1.0, rng).at(1).bytes, "meta");
+  disk.advance_to(4);  // a sync of some other directory changes nothing
+  EXPECT_EQ(disk.image(0.0, rng).at(1).path, "/j/.creating/data.mdb");
+  disk.advance_to(5);
+  EXPECT_EQ(disk.image(0.0, rng).at(1).path, "/j/data.mdb");
+  EXPECT_EQ(pl::crash_points(events), (std::vector<std::size_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(PowerLossModelTest, AnImageIsWrittenAtPathsRelativeToTheProgramsDirectory) {
+  temp_dir scratch;
+  const pl::file_images image{{1, {"/j/data.mdb", "a"}}, {2, {"/j/.creating/data.mdb", "b"}}};
+  pl::write_image(image, "/j", scratch.path());
+  EXPECT_EQ(contents(scratch.path() / "data.mdb"), "a");
+  EXPECT_EQ(contents(scratch.path() / ".creating" / "data.mdb"), "b");
+  EXPECT_THROW(pl::write_image({{3, {"/elsewhere/data.mdb", "c"}}}, "/j", scratch.path()), std::runtime_error);
 }
 
 TEST(PowerLossModelTest, AnIsolatedCheckThatCrashesIsReportedAsDamage) {
@@ -417,6 +477,21 @@ TEST(PowerLossModelTest, AnIsolatedCheckThatHangsIsKilledAtItsBound) {
 // ---------------------------------------------------------------------------------------------
 // The journal under power loss.
 
+// A crash inside the journal's creation may leave no data.mdb: right only while nothing was promised.
+TEST(PowerLossCheckTest, AnImageWithoutAJournalPassesOnlyIfNothingWasPromised) {
+  temp_dir image;
+  expectations appended;
+  appended.appended["s0"] = 1;
+  EXPECT_EQ(check_image(image.path(), appended, 1).rfind("lost: the journal has no data.mdb", 0), 0u);
+  expectations opened;
+  opened.opened = true;
+  EXPECT_EQ(check_image(image.path(), opened, 1).rfind("lost: the journal has no data.mdb", 0), 0u);
+  EXPECT_FALSE(fs::exists(image.path() / "data.mdb"));
+  // Nothing promised: the check's open() creates a fresh journal, which must take appends.
+  EXPECT_EQ(check_image(image.path(), expectations{}, 1), "ok");
+  EXPECT_TRUE(fs::exists(image.path() / "data.mdb"));
+}
+
 TEST(PowerLossTest, NoneLosesCompletedAppendsAtSomeCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::none));
   // durability::none promises nothing across an OS crash: if the harness saw no loss here, it
@@ -427,12 +502,14 @@ TEST(PowerLossTest, NoneLosesCompletedAppendsAtSomeCrashPoint) {
 TEST(PowerLossTest, SyncLosesNoCompletedAppendAtAnyCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::sync));
   EXPECT_GT(out.points, 0u);
+  EXPECT_GT(out.without_journal, 0u) << "no crash point fell inside the journal's creation";
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 
 TEST(PowerLossTest, PeriodicLosesNoCompletedAppendAtAnyCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::periodic));
   EXPECT_GT(out.points, 0u);
+  EXPECT_GT(out.without_journal, 0u) << "no crash point fell inside the journal's creation";
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 

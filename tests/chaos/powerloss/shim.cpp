@@ -1,6 +1,7 @@
 // The power-loss harness's LD_PRELOAD shim: it passes the file calls of the program under test
 // through to libc and logs, in the order they happen, every write and sync to the files it tracks,
-// plus the completion marks the program reports (see event_log.hpp for the log, README.md for the
+// plus the renames of those files and the syncs of the directories they were renamed into, and
+// the completion marks the program reports (see event_log.hpp for the log, README.md for the
 // model that replays it).
 //
 // Environment:
@@ -26,6 +27,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -50,6 +52,9 @@ using dup2_fn = int (*)(int, int);
 using dup3_fn = int (*)(int, int, int);
 using fcntl_fn = int (*)(int, int, ...);
 using sync_fn = void (*)();
+using rename_fn = int (*)(const char*, const char*);
+using renameat_fn = int (*)(int, const char*, int, const char*);
+using renameat2_fn = int (*)(int, const char*, int, const char*, unsigned int);
 
 struct libc_calls {
   open_fn open, open64;
@@ -69,6 +74,9 @@ struct libc_calls {
   dup3_fn dup3;
   fcntl_fn fcntl, fcntl64;
   sync_fn sync;
+  rename_fn rename;
+  renameat_fn renameat;
+  renameat2_fn renameat2;
 };
 
 libc_calls libc{};
@@ -88,6 +96,9 @@ struct file_identity {
 constexpr std::uint32_t max_files = 256;
 file_identity files[max_files];
 std::uint32_t file_count = 0;
+// The directories tracked files were renamed into: a sync of one makes those renames durable.
+file_identity directories[max_files];
+std::atomic<std::uint32_t> directory_count{0};
 
 // Per descriptor: the tracked file's id (0 = not tracked) and the descriptor's flags.
 struct descriptor {
@@ -134,6 +145,9 @@ void resolve() {
   find(libc.fcntl, "fcntl");
   find(libc.fcntl64, "fcntl64");
   find(libc.sync, "sync");
+  find(libc.rename, "rename");
+  find(libc.renameat, "renameat");
+  find(libc.renameat2, "renameat2");
   const char* log_path = std::getenv("FABRIC_POWERLOSS_LOG");
   if (log_path == nullptr || *log_path == '\0' || libc.open == nullptr) return;
   if (const char* wanted = std::getenv("FABRIC_POWERLOSS_FILES"); wanted != nullptr && *wanted != '\0') {
@@ -230,6 +244,34 @@ bool name_is_tracked(const char* path) {
   return false;
 }
 
+// The id of a file already tracked, or 0. Called with the lock held.
+std::uint32_t known_id(const struct stat& st) {
+  for (std::uint32_t i = 0; i < file_count; ++i)
+    if (files[i].dev == st.st_dev && files[i].ino == st.st_ino) return i + 1;
+  return 0;
+}
+
+// The id of a directory tracked files were renamed into; `add` registers a new one (0 when the
+// table is full). Called with the lock held.
+std::uint32_t directory_id(const struct stat& st, bool add) {
+  const std::uint32_t count = directory_count.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < count; ++i)
+    if (directories[i].dev == st.st_dev && directories[i].ino == st.st_ino) return i + 1;
+  if (!add || count == max_files) return 0;
+  directories[count] = {st.st_dev, st.st_ino};
+  directory_count.store(count + 1, std::memory_order_release);
+  return count + 1;
+}
+
+// The id of the directory `fd` is open on, when tracked files were renamed into it; else 0.
+std::uint32_t synced_directory(int fd) {
+  if (!enabled || directory_count.load(std::memory_order_acquire) == 0) return 0;
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  guard g;
+  return directory_id(st, false);
+}
+
 std::uint32_t id_of(const struct stat& st) {
   for (std::uint32_t i = 0; i < file_count; ++i)
     if (files[i].dev == st.st_dev && files[i].ino == st.st_ino) return i + 1;
@@ -306,10 +348,90 @@ ssize_t logged_write(int fd, std::uint32_t file, const struct iovec* iov, int co
 void sync_files_on(dev_t dev, bool all) {
   for (std::uint32_t i = 0; i < file_count; ++i)
     if (all || files[i].dev == dev) emit_plain(pl::event_type::sync, i + 1, 0);
+  const std::uint32_t count = directory_count.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < count; ++i)
+    if (all || directories[i].dev == dev) emit_plain(pl::event_type::dir_sync, 0, i + 1);
 }
+
+// `path` (relative to `dirfd`) as an absolute path in `out`; false when it cannot be told.
+bool absolute_path(int dirfd, const char* path, char (&out)[PATH_MAX]) {
+  if (path[0] == '/') return static_cast<std::size_t>(std::snprintf(out, sizeof out, "%s", path)) < sizeof out;
+  char base[PATH_MAX];
+  if (dirfd == AT_FDCWD) {
+    if (::getcwd(base, sizeof base) == nullptr) return false;
+  } else {
+    char link[64];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    const ssize_t n = ::readlink(link, base, sizeof base - 1);
+    if (n <= 0) return false;
+    base[n] = '\0';
+  }
+  return static_cast<std::size_t>(std::snprintf(out, sizeof out, "%s/%s", base, path)) < sizeof out;
+}
+
+void unsupported(std::uint32_t file, const char* why) {
+  emit_plain(pl::event_type::unsupported, file, 0, why, std::strlen(why));
+}
+
+// Runs a rename (`call`) and logs it when it moves a tracked file: its new absolute path and the
+// directory it now lives in. A rename the model cannot follow (an untracked file onto a tracked
+// name, onto another tracked file, or an exchange) is logged as unsupported.
+template <class Call>
+int logged_rename(int from_dir, const char* from, int to_dir, const char* to, unsigned int flags, Call call) {
+  ensure_resolved();
+  if (!enabled) return call();
+  guard g;
+  struct stat source{}, target{};
+  const bool source_known = ::fstatat(from_dir, from, &source, AT_SYMLINK_NOFOLLOW) == 0;
+  const std::uint32_t file = source_known && S_ISREG(source.st_mode) ? known_id(source) : 0;
+  const bool target_exists = ::fstatat(to_dir, to, &target, AT_SYMLINK_NOFOLLOW) == 0;
+  const std::uint32_t replaced = target_exists ? known_id(target) : 0;
+  const bool tracked_name = name_is_tracked(to);
+  if (file == 0 && replaced == 0 && !tracked_name) return call();
+  const int rc = call();
+  errno_keeper keep;
+  if (rc != 0) return rc;
+  if (file == 0) {
+    unsupported(replaced, "a rename of an untracked file onto a tracked one or a tracked name");
+    return rc;
+  }
+  if ((replaced != 0 && replaced != file) || (flags & RENAME_EXCHANGE) != 0) {
+    unsupported(file, "a rename of a tracked file over another tracked file, or an exchange");
+    return rc;
+  }
+  char path[PATH_MAX], parent[PATH_MAX];
+  struct stat directory{};
+  if (!absolute_path(to_dir, to, path)) {
+    unsupported(file, "a rename whose target path cannot be resolved");
+    return rc;
+  }
+  std::memcpy(parent, path, sizeof parent);
+  char* slash = std::strrchr(parent, '/');
+  if (slash == parent) ++slash;  // the root directory
+  *slash = '\0';
+  const std::uint32_t dir = ::stat(parent, &directory) == 0 ? directory_id(directory, true) : 0;
+  if (dir == 0) {
+    unsupported(file, "a rename into a directory that cannot be found, or too many directories");
+    return rc;
+  }
+  emit_plain(pl::event_type::rename, file, dir, path, std::strlen(path));
+  return rc;
+}
+
 
 int open_mode(int flags, va_list args) {
   return (flags & (O_CREAT | O_TMPFILE)) != 0 ? va_arg(args, int) : 0;
+}
+
+// A sync of a directory that tracked files were renamed into makes those renames durable.
+int sync_directory(int fd, fd_fn call) {
+  const std::uint32_t dir = synced_directory(fd);
+  if (dir == 0) return call(fd);
+  guard g;
+  const int rc = call(fd);
+  errno_keeper keep;
+  if (rc == 0) emit_plain(pl::event_type::dir_sync, 0, dir);
+  return rc;
 }
 
 }  // namespace
@@ -451,7 +573,7 @@ ssize_t pwritev64v2(int fd, const struct iovec* iov, int count, off64_t offset, 
 int fsync(int fd) {
   ensure_resolved();
   const std::uint32_t file = tracked_file(fd);
-  if (file == 0) return libc.fsync(fd);
+  if (file == 0) return sync_directory(fd, libc.fsync);
   guard g;
   const int rc = libc.fsync(fd);
   errno_keeper keep;
@@ -462,7 +584,7 @@ int fsync(int fd) {
 int fdatasync(int fd) {
   ensure_resolved();
   const std::uint32_t file = tracked_file(fd);
-  if (file == 0) return libc.fdatasync(fd);
+  if (file == 0) return sync_directory(fd, libc.fdatasync);
   guard g;
   const int rc = libc.fdatasync(fd);
   errno_keeper keep;
@@ -608,6 +730,19 @@ int fcntl64(int fd, int cmd, ...) {
   const int rc = libc.fcntl64(fd, cmd, arg);
   if (rc >= 0 && enabled && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) copy_tracking(fd, rc);
   return rc;
+}
+
+int rename(const char* from, const char* to) {
+  return logged_rename(AT_FDCWD, from, AT_FDCWD, to, 0, [&] { return libc.rename(from, to); });
+}
+
+int renameat(int from_dir, const char* from, int to_dir, const char* to) {
+  return logged_rename(from_dir, from, to_dir, to, 0, [&] { return libc.renameat(from_dir, from, to_dir, to); });
+}
+
+int renameat2(int from_dir, const char* from, int to_dir, const char* to, unsigned int flags) {
+  return logged_rename(from_dir, from, to_dir, to, flags,
+                       [&] { return libc.renameat2(from_dir, from, to_dir, to, flags); });
 }
 
 }  // extern "C"

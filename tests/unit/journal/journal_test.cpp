@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <map>
 #include <string>
@@ -44,6 +45,24 @@ TEST(JournalTest, OpensAnEmptyJournalInANewDirectory) {
   ASSERT_TRUE(chunk);
   EXPECT_TRUE(chunk->records.empty());
   EXPECT_FALSE(chunk->corruption);
+}
+
+// A crash inside the open() that creates a journal leaves at most a .creating directory beside
+// no data.mdb: the next open removes it and creates the journal, leaving nothing behind.
+TEST(JournalTest, CreationRemovesWhatAnInterruptedCreationLeft) {
+  temp_dir dir;
+  std::filesystem::create_directories(dir.path() / ".creating");
+  std::ofstream(dir.path() / ".creating" / "data.mdb") << "half a journal";
+  {
+    auto j = journal::open(dir.path(), fast_journal_options());
+    auto seq = j.append_wait("orders", "first");
+    ASSERT_TRUE(seq);
+    EXPECT_EQ(*seq, 1u);
+  }
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir.path() / "data.mdb"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / ".creating"));
+  auto j = journal::open(dir.path(), fast_journal_options());
+  EXPECT_EQ(j.last_seq("orders"), 1u);
 }
 
 TEST(JournalTest, AppendsAreReadBackInOrderWithTheirSequenceNumbers) {
