@@ -5,6 +5,7 @@
 #include "reliability/mdp_broker.hpp"
 
 #include "reliability/mdp.hpp"
+#include "broker_test_sink.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,44 +30,6 @@ message make(const frames& f) {
   for (const auto& s : f) m.push_back(s);
   return m;
 }
-
-// Delivers to every peer except those whose connection is gone or whose queue is full. Replies
-// to a client that is not reading wait in the "transport" (outbound) until it reads.
-class fuzz_sink final : public broker_sink {
- public:
-  result<void> send_reply(message&& m) override {
-    const std::string peer(m.view(0));
-    const std::size_t bytes = m.byte_size();
-    auto r = send(std::move(m));
-    if (r && not_reading.count(peer) != 0) {
-      waiting[peer] += bytes;
-      waiting_total += bytes;
-    }
-    return r;
-  }
-  std::size_t outbound_bytes(std::string_view peer) const noexcept override {
-    const auto it = waiting.find(std::string(peer));
-    return it == waiting.end() ? 0 : it->second;
-  }
-  std::size_t outbound_bytes() const noexcept override { return waiting_total; }
-
-  result<void> send(message&& m) override {
-    const std::string peer(m.view(0));
-    if (unreachable.count(peer) != 0) return errc::peer_unreachable;
-    if (full.count(peer) != 0) return errc::back_pressure;
-    frames f;
-    for (std::size_t i = 0; i < m.size(); ++i) f.emplace_back(m.view(i));
-    sent.push_back(std::move(f));
-    m.clear();
-    return {};
-  }
-  std::vector<frames> sent;
-  std::set<std::string> unreachable;
-  std::set<std::string> full;
-  std::set<std::string> not_reading;
-  std::map<std::string, std::size_t> waiting;
-  std::size_t waiting_total = 0;
-};
 
 // A request a worker was given: the address to reply to and the body to echo.
 struct job {
@@ -194,13 +157,12 @@ class fuzzer {
   // A client stops reading its replies, or reads everything waiting for it and goes on reading.
   void reading() {
     const std::string id = client();
-    if (sink_.not_reading.count(id) == 0) {
-      sink_.not_reading.insert(id);
+    if (sink_.unread.count(id) == 0) {
+      sink_.unread.insert(id);
       return;
     }
-    sink_.not_reading.erase(id);
-    sink_.waiting_total -= sink_.waiting[id];
-    sink_.waiting.erase(id);
+    sink_.unread.erase(id);
+    sink_.read_all(id);
   }
 
   void toggle_peer() {
@@ -237,7 +199,7 @@ class fuzzer {
 
   std::mt19937 rng_;
   broker_options options_;
-  fuzz_sink sink_;
+  testing::recording_sink sink_;
   broker_machine::time_point now_{std::chrono::seconds(1000)};
   std::unique_ptr<broker_machine> machine_;
   std::map<std::string, std::vector<job>> held_;

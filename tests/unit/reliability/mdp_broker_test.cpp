@@ -3,6 +3,7 @@
 #include "reliability/mdp_broker.hpp"
 
 #include "reliability/mdp.hpp"
+#include "broker_test_sink.hpp"
 
 #include <fabric/error.hpp>
 
@@ -37,54 +38,8 @@ message make(const frames& f) {
   return m;
 }
 
-frames strings(const message& m) {
-  frames out;
-  for (std::size_t i = 0; i < m.size(); ++i) out.emplace_back(m.view(i));
-  return out;
-}
-
-class recording_sink final : public broker_sink {
- public:
-  result<void> send(message&& m) override {
-    const std::string peer(m.view(0));
-    if (unreachable.count(peer) != 0) return errc::peer_unreachable;
-    if (full.count(peer) != 0) return errc::back_pressure;
-    sent.push_back(strings(m));
-    m.clear();
-    return {};
-  }
-  // Replies to a peer in `unread` stay queued in the "transport" until read_all(peer).
-  result<void> send_reply(message&& m) override {
-    const std::string peer(m.view(0));
-    const std::size_t bytes = m.byte_size();
-    auto r = send(std::move(m));
-    if (r && unread.count(peer) != 0) {
-      waiting[peer] += bytes;
-      waiting_total += bytes;
-    }
-    return r;
-  }
-  std::size_t outbound_bytes(std::string_view peer) const noexcept override {
-    const auto it = waiting.find(std::string(peer));
-    return it == waiting.end() ? 0 : it->second;
-  }
-  std::size_t outbound_bytes() const noexcept override { return waiting_total; }
-  void read_all(const std::string& peer) {
-    waiting_total -= waiting[peer];
-    waiting.erase(peer);
-  }
-  void log(log_level, std::string_view line) override { lines.emplace_back(line); }
-
-  // Takes everything sent so far.
-  std::vector<frames> take() { return std::exchange(sent, {}); }
-  std::vector<frames> sent;
-  std::vector<std::string> lines;
-  std::set<std::string> unreachable;
-  std::set<std::string> full;
-  std::set<std::string> unread;
-  std::map<std::string, std::size_t> waiting;
-  std::size_t waiting_total = 0;
-};
+using testing::recording_sink;
+using testing::strings;
 
 frames ready(const std::string& id, const std::string& service) {
   return {id, "", W, READY, service};
