@@ -8,6 +8,7 @@
 #pragma once
 
 #include <fabric/codec.hpp>
+#include <fabric/message_id.hpp>
 #include <fabric/message.hpp>
 #include <fabric/result.hpp>
 
@@ -48,32 +49,6 @@ struct header_limits {
   /// Elements (map entries count twice) the header frame may claim in all; the fields above need
   /// at most 142, so this caps the memory a hostile header can make the decoder take at ~24 KiB.
   static constexpr std::size_t max_header_elements = 1024;
-};
-
-/// A 128-bit message id, unique per producer across restarts.
-struct message_id {
-  std::array<std::uint8_t, 16> bytes{};
-
-  /// 32 lowercase hex characters.
-  std::string to_string() const;
-  /// Parses 32 hex characters. Returns errc::malformed otherwise.
-  static result<message_id> parse(std::string_view hex) noexcept;
-  bool is_zero() const noexcept;
-
-  friend auto operator<=>(const message_id&, const message_id&) = default;
-  friend bool operator==(const message_id&, const message_id&) = default;
-};
-
-/// Generates message ids: 64 random bits chosen at construction followed by a 64-bit counter,
-/// so ids never repeat within a generator and collide across restarts with probability ~2^-64.
-class id_generator {
- public:
-  id_generator();
-  message_id next() noexcept;
-
- private:
-  std::uint64_t prefix_;
-  std::uint64_t counter_ = 0;
 };
 
 /// The envelope header.

@@ -9,6 +9,7 @@
 #include <fabric/journal.hpp>
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
+#include <fabric/message_id.hpp>
 #include <fabric/monitor.hpp>
 #include <fabric/options.hpp>
 #include <fabric/pirate.hpp>

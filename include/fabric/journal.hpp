@@ -13,7 +13,7 @@
 // journal's blocking members (wait on a future from another thread instead).
 #pragma once
 
-#include <fabric/envelope.hpp>
+#include <fabric/message_id.hpp>
 #include <fabric/result.hpp>
 
 #include <chrono>
