@@ -1,6 +1,6 @@
-// Regression tests for journal defects found in review: budgets, names with NUL bytes, huge
-// TTLs and ages, malformed keys, callbacks that append again, and dead-lettering in the same
-// transaction as a stream's creation.
+// Tests the journal at its edges: budgets, names with NUL bytes, huge TTLs and ages, keys past
+// LMDB's limit, callbacks that append again, and dead-lettering in the same transaction as a
+// stream's creation.
 #include <fabric/journal.hpp>
 
 #include "support/support.hpp"
@@ -22,7 +22,7 @@ using fabric::testing::fast_journal_options;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
 
-TEST(JournalReviewTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
+TEST(JournalEdgeCaseTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
   temp_dir dir;
   journal_options o = fast_journal_options();
   o.max_streams = 2;
@@ -39,7 +39,7 @@ TEST(JournalReviewTest, AStreamPastTheBudgetFailsAloneNotItsWholeBatch) {
   EXPECT_EQ(j.last_seq("a"), 51u);
 }
 
-TEST(JournalReviewTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGoOn) {
+TEST(JournalEdgeCaseTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGoOn) {
   temp_dir dir;
   journal_options o = fast_journal_options();
   o.max_streams = 1;
@@ -55,7 +55,7 @@ TEST(JournalReviewTest, AnUndeliverableScheduledRecordIsDeadLetteredAndAppendsGo
   EXPECT_EQ(j.scheduled_count(), 0u);
 }
 
-TEST(JournalReviewTest, NamesWithANulByteAreRefused) {
+TEST(JournalEdgeCaseTest, NamesWithANulByteAreRefused) {
   temp_dir dir;
   auto j = journal::open(dir.path(), fast_journal_options());
   const std::string evil("a\0evil", 6);
@@ -66,7 +66,7 @@ TEST(JournalReviewTest, NamesWithANulByteAreRefused) {
   EXPECT_EQ(j.streams(), std::vector<std::string>{"a"});
 }
 
-TEST(JournalReviewTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
+TEST(JournalEdgeCaseTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
   temp_dir dir;
   auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.append_wait("s", "forever", std::chrono::nanoseconds::max()));
@@ -78,7 +78,7 @@ TEST(JournalReviewTest, HugeTtlsAndAgesMeanNeverNotLongAgo) {
   EXPECT_EQ(chunk->records.size(), 2u);
 }
 
-TEST(JournalReviewTest, AHugeDedupAgeStillFindsDuplicates) {
+TEST(JournalEdgeCaseTest, AHugeDedupAgeStillFindsDuplicates) {
   temp_dir dir;
   journal_options o = fast_journal_options();
   o.dedup_max_age = std::chrono::seconds::max();
@@ -89,7 +89,7 @@ TEST(JournalReviewTest, AHugeDedupAgeStillFindsDuplicates) {
   ASSERT_TRUE(j.transact([&](journal_txn& t) { EXPECT_EQ(t.mark_seen({"p", "s", 0, id}), fabric::dedup_verdict::duplicate); }));
 }
 
-TEST(JournalReviewTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
+TEST(JournalEdgeCaseTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
   temp_dir dir;
   auto j = journal::open(dir.path(), fast_journal_options());
   const std::string producer(255, 'p');
@@ -98,7 +98,7 @@ TEST(JournalReviewTest, DedupKeysBeyondLmdbsKeyLimitAreRefusedUpFront) {
   ASSERT_TRUE(j.transact([&](journal_txn& t) { t.mark_seen({producer, std::string(245, 's'), 3, {}}); }));
 }
 
-TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
+TEST(JournalEdgeCaseTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
   temp_dir dir;
   {
     auto j = journal::open(dir.path(), fast_journal_options());
@@ -126,7 +126,7 @@ TEST(JournalReviewTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
   EXPECT_EQ(report.corruptions.size(), 1u);
 }
 
-TEST(JournalReviewTest, ACallbackMayAppendAgainWhenRefused) {
+TEST(JournalEdgeCaseTest, ACallbackMayAppendAgainWhenRefused) {
   temp_dir dir;
   journal_options o = fast_journal_options();
   o.max_pending = 1;
@@ -147,7 +147,7 @@ TEST(JournalReviewTest, ACallbackMayAppendAgainWhenRefused) {
   EXPECT_TRUE(queued.get());
 }
 
-TEST(JournalReviewTest, DeadLetteringARecordOfAStreamMadeInTheSameTransactionMovesIt) {
+TEST(JournalEdgeCaseTest, DeadLetteringARecordOfAStreamMadeInTheSameTransactionMovesIt) {
   temp_dir dir;
   auto j = journal::open(dir.path(), fast_journal_options());
   ASSERT_TRUE(j.transact([](journal_txn& t) {
