@@ -97,8 +97,7 @@ std::vector<std::string> to_strings(const message& m) {
   return out;
 }
 
-void damage_journal_record(const std::filesystem::path& dir, const std::string& stream, std::uint64_t seq,
-                           const std::function<void(std::string&)>& mutate) {
+void write_behind_journal(const std::filesystem::path& dir, const std::function<void(MDB_txn*)>& fn) {
   MDB_env* env = nullptr;
   ASSERT_EQ(mdb_env_create(&env), 0);
   mdb_env_set_maxdbs(env, 64);
@@ -107,26 +106,34 @@ void damage_journal_record(const std::filesystem::path& dir, const std::string& 
     FAIL() << "cannot open the journal at " << dir;
   }
   MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  std::byte key_bytes[8];
-  journal_detail::encode_seq_key(seq, key_bytes);
-  MDB_val key{8, key_bytes};
-  MDB_val value{};
-  const bool found = mdb_dbi_open(txn, ("s/" + stream).c_str(), 0, &dbi) == 0 &&
-                     mdb_get(txn, dbi, &key, &value) == 0;
-  if (found) {
+  if (mdb_txn_begin(env, nullptr, 0, &txn) != 0) {
+    mdb_env_close(env);
+    FAIL() << "cannot begin a transaction on the journal at " << dir;
+  }
+  fn(txn);
+  EXPECT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+void damage_journal_record(const std::filesystem::path& dir, const std::string& stream, std::uint64_t seq,
+                           const std::function<void(std::string&)>& mutate) {
+  write_behind_journal(dir, [&](MDB_txn* txn) {
+    MDB_dbi dbi = 0;
+    std::byte key_bytes[8];
+    journal_detail::encode_seq_key(seq, key_bytes);
+    MDB_val key{8, key_bytes};
+    MDB_val value{};
+    if (mdb_dbi_open(txn, ("s/" + stream).c_str(), 0, &dbi) != 0 || mdb_get(txn, dbi, &key, &value) != 0) {
+      ADD_FAILURE() << "no record " << seq << " in stream '" << stream << "' at " << dir;
+      return;
+    }
     std::string bytes(static_cast<const char*>(value.mv_data), value.mv_size);
     mutate(bytes);
     MDB_val replaced{bytes.size(), bytes.data()};
     EXPECT_EQ(mdb_put(txn, dbi, &key, &replaced, 0), 0);
-    EXPECT_EQ(mdb_txn_commit(txn), 0);
-  } else {
-    mdb_txn_abort(txn);
-    ADD_FAILURE() << "no record " << seq << " in stream '" << stream << "' at " << dir;
-  }
-  mdb_env_close(env);
+  });
 }
+
 
 journal_options fast_journal_options() {
   journal_options o;

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+struct MDB_txn;  // lmdb.h's transaction, for write_behind_journal()
+
 namespace fabric::testing {
 
 enum class transport { inproc, ipc, tcp };
@@ -59,6 +61,11 @@ void connect_and_wait(socket& connector, const std::string& endpoint);
 /// by publishing probes on a private topic. Leaves `sub` with its own subscriptions only and no
 /// probe queued. Fails the current test if it takes longer than wait_bound.
 void await_subscription(publisher& pub, subscriber& sub);
+
+/// Runs `fn` in one write transaction on the (closed) journal at `dir` through LMDB directly,
+/// behind the journal's back, and commits it: how tests plant damage or stale accounts. Fails
+/// the current test if the journal cannot be opened or the transaction cannot commit.
+void write_behind_journal(const std::filesystem::path& dir, const std::function<void(MDB_txn*)>& fn);
 
 /// Overwrites the stored value of record `seq` of journal stream `stream` in the (closed)
 /// journal at `dir` through LMDB directly, the way disk damage would: `mutate` gets the stored

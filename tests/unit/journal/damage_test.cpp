@@ -114,18 +114,8 @@ TEST(JournalDamageTest, AVersionOneRecordWithAFlippedBitIsStillRefused) {
 
 // ---- stored accounting that disagrees with the records
 
-// Runs `fn` in a write transaction on the (closed) journal at `dir` through LMDB directly, behind
-// the journal's back, and commits.
 void behind_the_journals_back(const temp_dir& dir, const std::function<void(MDB_txn*)>& fn) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 64);
-  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0640), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  fn(txn);
-  EXPECT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  fabric::testing::write_behind_journal(dir.path(), fn);
 }
 
 MDB_dbi dbi_of(MDB_txn* txn, const char* name) {

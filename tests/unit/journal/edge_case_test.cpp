@@ -105,20 +105,14 @@ TEST(JournalEdgeCaseTest, VerifyEndsOnAKeyThatIsNoSequenceNumber) {
     ASSERT_TRUE(j.append_wait("s", "x"));
   }
   // Plant a 3-byte key in the stream's database, behind the journal's back.
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 64);
-  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0640), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, "s/s", 0, &dbi), 0);
-  char bad_key[] = "zzz";
-  MDB_val key{3, bad_key};
-  MDB_val value{3, bad_key};
-  ASSERT_EQ(mdb_put(txn, dbi, &key, &value, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  fabric::testing::write_behind_journal(dir.path(), [](MDB_txn* txn) {
+    MDB_dbi dbi = 0;
+    ASSERT_EQ(mdb_dbi_open(txn, "s/s", 0, &dbi), 0);
+    char bad_key[] = "zzz";
+    MDB_val key{3, bad_key};
+    MDB_val value{3, bad_key};
+    ASSERT_EQ(mdb_put(txn, dbi, &key, &value, 0), 0);
+  });
 
   auto j = journal::open(dir.path(), fast_journal_options());
   auto report = j.verify();  // must return, not loop
