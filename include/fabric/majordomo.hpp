@@ -22,6 +22,7 @@
 #pragma once
 
 #include <fabric/context.hpp>
+#include <fabric/reactor.hpp>
 #include <fabric/majordomo_client.hpp>
 #include <fabric/majordomo_worker.hpp>
 #include <fabric/options.hpp>
@@ -151,14 +152,26 @@ struct broker_stats {
 /// The stats as one JSON object (the same document "mmi.stats" answers with).
 std::string to_json(const broker_stats& stats);
 
-/// A Majordomo broker running on its own thread.
+/// Asks a service's constructor to bind its sockets but not to start: the caller then picks
+/// start(), run() or attach().
+struct deferred_start_t {
+  explicit deferred_start_t() = default;
+};
+inline constexpr deferred_start_t deferred_start{};
+
+/// A Majordomo broker: one ROUTER socket and the broker's machine, run on its own thread (the
+/// default), on the caller's thread (run()), or on a reactor the caller already runs beside other
+/// services (attach()).
 class broker {
  public:
-  /// Binds every endpoint in `options.endpoints` and starts serving.
+  /// Binds every endpoint in `options.endpoints` and starts serving on a thread of its own.
   /// Throws: fabric::error(invalid_argument) for no endpoints or a bad option; fabric::error or
   /// zmq::error_t when an endpoint cannot be bound (the message names it).
   broker(context& ctx, broker_options options);
-  /// Stops the broker (bounded, see stop()).
+  /// Binds every endpoint but does not serve until start(), run() or attach().
+  /// Throws: as above.
+  broker(context& ctx, broker_options options, deferred_start_t);
+  /// Stops the broker (bounded, see stop()) and detaches it from a reactor it is attached to.
   ~broker();
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
@@ -166,15 +179,30 @@ class broker {
   /// The bound endpoints, with wildcards resolved ("tcp://127.0.0.1:41235"), in option order.
   const std::vector<std::string>& endpoints() const noexcept;
 
-  /// A snapshot of the counters, taken on the broker's thread.
+  /// Serves on a thread of its own until stop().
+  /// Throws: fabric::error(invalid_state) when already serving or attached.
+  void start();
+  /// Serves on the caller's thread until stop() (from any thread) or the context shuts down.
+  /// Returns: success after stop(); errc::closed when the context was shut down.
+  /// Throws: fabric::error(invalid_state) when already serving or attached.
+  result<void> run();
+  /// Serves from `r`, on the thread that runs it, beside whatever else `r` drives.
+  /// Throws: fabric::error(invalid_state) when already serving or attached.
+  void attach(reactor& r);
+  /// Stops serving from `r`. Returns false when not attached to it.
+  bool detach(reactor& r) noexcept;
+
+  /// A snapshot of the counters, taken on the broker's thread (directly when attached: call it
+  /// from the reactor's thread then).
   /// Throws: fabric::error(timeout) when the broker thread does not answer within `timeout`;
-  /// fabric::error(invalid_state) after stop().
+  /// fabric::error(invalid_state) after stop(), or while run() serves on another thread.
   broker_stats stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
-  /// Stops serving and closes the socket; waits at most `timeout` for the thread.
+  /// Stops serving: a started broker's thread ends (waited for at most `timeout`), run()
+  /// returns. Safe from any thread.
   /// Returns: true when the thread finished. Idempotent.
   bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
-  /// True until the broker thread has ended (by stop() or by a failure).
+  /// True until a started broker's thread has ended (by stop() or by a failure).
   bool running() const noexcept;
   /// What the broker thread failed with, if it ended on its own.
   std::exception_ptr failure() const noexcept;

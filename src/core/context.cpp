@@ -10,7 +10,7 @@ namespace fabric {
 struct context::auth_state {
   std::mutex mutex;  // guards handler
   std::shared_ptr<detail::zap_policy> policy = std::make_shared<detail::zap_policy>();
-  std::unique_ptr<actor> handler;
+  std::unique_ptr<detail::zap_handler> handler;
 };
 
 context::context() : context(context_options{}) {}

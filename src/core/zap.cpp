@@ -1,7 +1,10 @@
-// The ZAP handler thread. Request and reply frames follow RFC 27/ZAP version 1.0.
+// The ZAP handler: the context's authenticator, on the protocol driver. Request and reply frames
+// follow RFC 27/ZAP version 1.0.
 #include "core/zap.hpp"
 
 #include <zmq.h>
+
+#include <utility>
 
 #include <array>
 
@@ -43,30 +46,17 @@ bool zap_policy::permits(const std::string& z85_key) {
   return allow_any || allowed.count(z85_key) != 0;
 }
 
-std::unique_ptr<actor> start_zap_handler(context& ctx, std::shared_ptr<zap_policy> policy) {
-  return std::make_unique<actor>(ctx, [&ctx, policy](pair_socket& pipe) {
-    any_socket rep(ctx, zmq::socket_type::rep, {.linger = std::chrono::milliseconds(0)});
-    rep.bind(zap_endpoint);
-    actor::signal_ready(pipe);
-    std::array<zmq_pollitem_t, 2> items{};
-    items[0].socket = pipe.native();
-    items[0].events = ZMQ_POLLIN;
-    items[1].socket = rep.native();
-    items[1].events = ZMQ_POLLIN;
-    message m;
-    for (;;) {
-      if (zmq_poll(items.data(), 2, -1) < 0) {
-        if (zmq_errno() == EINTR) continue;
-        return;  // context terminated
-      }
-      if (items[0].revents & ZMQ_POLLIN) {
-        if (!pipe.try_recv(m) || actor::is_term(m)) return;
-      }
-      if (items[1].revents & ZMQ_POLLIN) {
-        if (rep.try_recv(m)) answer(rep, m, *policy);
-      }
-    }
-  });
+zap_handler::zap_handler(context& ctx, std::shared_ptr<zap_policy> policy)
+    : policy_(std::move(policy)),
+      rep_(ctx, zmq::socket_type::rep, {.linger = std::chrono::milliseconds(0)}),
+      driver_(ctx, "zap handler") {
+  rep_.bind(zap_endpoint);
+  driver_.watch(rep_, [this](message&& m, time_point) { answer(rep_, m, *policy_); }, 1);
+  driver_.start();
+}
+
+std::unique_ptr<zap_handler> start_zap_handler(context& ctx, std::shared_ptr<zap_policy> policy) {
+  return std::make_unique<zap_handler>(ctx, std::move(policy));
 }
 
 }  // namespace fabric::detail

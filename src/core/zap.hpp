@@ -2,8 +2,10 @@
 // Internal to fabric.
 #pragma once
 
-#include <fabric/actor.hpp>
+#include "core/driver.hpp"
+
 #include <fabric/context.hpp>
+#include <fabric/socket.hpp>
 
 #include <atomic>
 #include <memory>
@@ -24,8 +26,22 @@ struct zap_policy {
   bool permits(const std::string& z85_key);
 };
 
+/// The handler: a REP socket at inproc://zeromq.zap.01 answered by the protocol driver on a thread
+/// of its own. It has no timers; each request is answered as it comes.
+class zap_handler {
+ public:
+  zap_handler(context& ctx, std::shared_ptr<zap_policy> policy);
+  /// Ends the handler's thread (bounded wait). Returns false when it did not end in time.
+  bool stop() noexcept { return driver_.stop(); }
+
+ private:
+  std::shared_ptr<zap_policy> policy_;
+  any_socket rep_;
+  driver driver_;  // last: stopped before the socket it reads is closed
+};
+
 /// Starts the handler on its own thread, bound at inproc://zeromq.zap.01 in `ctx`.
 /// Throws: fabric::error when the endpoint is taken (another ZAP handler in this context).
-std::unique_ptr<actor> start_zap_handler(context& ctx, std::shared_ptr<zap_policy> policy);
+std::unique_ptr<zap_handler> start_zap_handler(context& ctx, std::shared_ptr<zap_policy> policy);
 
 }  // namespace fabric::detail

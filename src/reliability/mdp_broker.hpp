@@ -21,6 +21,8 @@
 // Thread safety: none; one thread drives a machine.
 #pragma once
 
+#include "core/machine.hpp"
+
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
 #include <fabric/result.hpp>
@@ -39,14 +41,13 @@
 
 namespace fabric::mdp {
 
-/// Where the machine's output goes.
-class broker_sink {
+/// Where the machine's output goes: the protocol sink (send(port::main, m) is a ROUTER message,
+/// frame 0 naming the peer; errc::peer_unreachable when no such peer is connected,
+/// errc::back_pressure when its queue is full, `m` unchanged on failure), with what a broker also
+/// needs of its transport.
+class broker_sink : public detail::machine_sink {
  public:
-  virtual ~broker_sink() = default;
-  /// Sends a ROUTER message (frame 0 names the peer) without waiting.
-  /// Returns: success; errc::peer_unreachable when no such peer is connected; errc::back_pressure
-  /// when its queue is full. On failure `m` is unchanged.
-  virtual result<void> send(message&& m) = 0;
+  using machine_sink::send;
   /// A log line at `level` (only called at or above broker_options::min_log_level).
   virtual void log(log_level level, std::string_view line) {
     (void)level;
@@ -66,10 +67,11 @@ class broker_sink {
   virtual std::uint64_t dropped() const noexcept { return 0; }
 };
 
+/// A protocol machine in the vocabulary of core/machine.hpp.
 class broker_machine {
  public:
-  using clock = std::chrono::steady_clock;
-  using time_point = clock::time_point;
+  using clock = detail::machine_clock;
+  using time_point = detail::time_point;
 
   /// Throws: fabric::error(invalid_argument) for an unusable option (zero liveness, zero or
   /// negative heartbeat interval, zero bounds).

@@ -27,7 +27,8 @@ inline frames strings(const message& m) {
 
 class recording_sink final : public mdp::broker_sink {
  public:
-  result<void> send(message&& m) override {
+  using broker_sink::send;
+  result<void> send(detail::port, message&& m) override {
     const std::string peer(m.view(0));
     if (unreachable.count(peer) != 0) return errc::peer_unreachable;
     if (full.count(peer) != 0) return errc::back_pressure;
