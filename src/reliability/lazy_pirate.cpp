@@ -5,7 +5,7 @@
 //   envelope mode:  sequence | "" | body...     sequence = 8 bytes, big-endian u64
 //   none mode:      "" | body...                (the REQ wire format)
 // The reply comes back with the same leading frames.
-#include <fabric/pirate.hpp>
+#include <fabric/lazy_pirate.hpp>
 #include <fabric/router_dealer.hpp>
 
 #include <fabric/error.hpp>

@@ -22,7 +22,7 @@
 #pragma once
 
 #include <fabric/message.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -4,7 +4,7 @@
 
 #include <fabric/actor.hpp>
 #include <fabric/error.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 #include <fabric/push_pull.hpp>
 #include <fabric/reactor.hpp>
 #include <fabric/router_dealer.hpp>

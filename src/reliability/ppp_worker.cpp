@@ -10,7 +10,7 @@
 
 #include <fabric/actor.hpp>
 #include <fabric/error.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 #include <fabric/reactor.hpp>
 #include <fabric/router_dealer.hpp>
 
