@@ -64,12 +64,15 @@ struct queue_options {
   /// Which request a full queue drops.
   overflow_policy overflow = overflow_policy::drop_oldest;
   /// A request that waited this long for a worker is dropped and counted; 0 keeps it forever.
-  std::chrono::milliseconds request_ttl{0};
+  /// (The same name as majordomo::broker_options' limit.)
+  std::chrono::milliseconds request_expiry{0};
   /// Workers registered at once; READY from one more is ignored and counted. At least 1.
   std::size_t max_workers = 1000;
-  /// Times a request whose worker died is handed to another worker; past it the request is
-  /// dropped and counted. 0 never sends a request twice (at-most-once through the queue).
-  std::size_t max_redeliveries = 1;
+  /// How many workers one request may be given to (each dispatch after the first follows the
+  /// death of the worker that had it); past it the request is dropped as poison and counted.
+  /// 1 never sends a request twice (at-most-once through the queue). At least 1. (The same name
+  /// as majordomo::broker_options' limit.)
+  std::size_t max_dispatches = 2;
   /// Options of the frontend and backend sockets.
   socket_options frontend_socket{};
   socket_options backend_socket = default_backend_socket();
@@ -81,8 +84,8 @@ struct queue_stats {
   std::uint64_t requests_dispatched = 0;  ///< requests handed to a worker (redeliveries too)
   std::uint64_t requests_redelivered = 0; ///< requests of dead workers put back in the queue
   std::uint64_t requests_dropped_full = 0;  ///< dropped because the queue was full
-  std::uint64_t requests_expired = 0;     ///< dropped after waiting request_ttl
-  std::uint64_t requests_abandoned = 0;   ///< dropped after max_redeliveries
+  std::uint64_t requests_expired = 0;     ///< dropped after waiting request_expiry
+  std::uint64_t requests_poisoned = 0;    ///< dropped after max_dispatches workers died with them
   std::uint64_t replies_forwarded = 0;    ///< replies sent on to their client
   std::uint64_t replies_unroutable = 0;   ///< replies whose client was gone or full
   std::uint64_t replies_unmatched = 0;    ///< replies that did not answer the worker's current request
@@ -116,8 +119,8 @@ class queue {
   /// @param ctx      the context sockets are created in; must outlive the queue.
   /// @param options  endpoints, heartbeating, bounds.
   /// Throws: fabric::error(invalid_argument) for an empty endpoint, a non-positive heartbeat
-  /// interval, or liveness / max_workers of 0; fabric::error naming the endpoint when a bind
-  /// fails.
+  /// interval, liveness / max_workers / max_dispatches of 0, or a negative request_expiry;
+  /// fabric::error naming the endpoint when a bind fails.
   queue(context& ctx, queue_options options);
   /// Stops a background run (bounded wait), detaches from a reactor, and closes the sockets.
   ~queue();
