@@ -112,9 +112,9 @@ struct client::impl {
     for (;;) {
       auto r = sock->try_recv(in);
       if (r) {
-        ++counters.dropped;
+        ++stats.dropped;
       } else if (r.is(errc::too_large)) {
-        ++counters.malformed;
+        ++stats.malformed;
       } else {
         return;
       }
@@ -144,7 +144,7 @@ struct client::impl {
     // A socket whose last request went unanswered may still receive that answer: start afresh.
     if (abandoned && !reopen()) return errc::closed;
     abandoned = true;  // until this request is answered
-    ++counters.requests;
+    ++stats.requests;
     const std::uint64_t seq = ++next_seq;
     drain();
     // Attempts, deadlines and resends follow the retrying request shared with the Lazy Pirate
@@ -161,7 +161,7 @@ struct client::impl {
 
       result<void> send(std::size_t attempt) override {
         if (attempt > 1) {
-          ++c.counters.retries;
+          ++c.stats.retries;
           if (!c.reopen()) return errc::closed;
         }
         // The last attempt sends the original; the others send copies sharing its bytes.
@@ -184,7 +184,7 @@ struct client::impl {
           // retrying request checks the deadline again.
           if (r.is(errc::timeout)) return std::optional<message>();
           if (r.is(errc::too_large)) {
-            ++c.counters.malformed;
+            ++c.stats.malformed;
             return std::optional<message>();
           }
           return r.error();
@@ -194,10 +194,10 @@ struct client::impl {
           case verdict::answer:
             return std::optional<message>(std::move(answer));
           case verdict::malformed:
-            ++c.counters.malformed;
+            ++c.stats.malformed;
             break;
           case verdict::dropped:
-            ++c.counters.dropped;
+            ++c.stats.dropped;
             break;
         }
         return std::optional<message>();
@@ -206,11 +206,11 @@ struct client::impl {
 
     auto answer = detail::retry_blocking({.timeout = options.timeout, .retries = options.retries}, h);
     if (answer) {
-      ++counters.replies;
+      ++stats.replies;
       abandoned = false;
       return answer;
     }
-    if (answer.is(errc::timeout)) ++counters.failures;
+    if (answer.is(errc::timeout)) ++stats.failures;
     return answer;
   }
 
@@ -222,7 +222,7 @@ struct client::impl {
   bool abandoned = false;  // the socket carried a request that got no answer (or is gone)
   message in;
   message outgoing;
-  client_counters counters;
+  client_stats stats;
 };
 
 client::client(context& ctx, client_options options)
@@ -235,7 +235,7 @@ result<message> client::request(std::string_view service, message&& body) {
   return impl_->request(service, std::move(body));
 }
 
-const client_counters& client::counters() const noexcept { return impl_->counters; }
+const client_stats& client::stats() const noexcept { return impl_->stats; }
 const client_options& client::options() const noexcept { return impl_->options; }
 
 // ---------------------------------------------------------------------------------------------
