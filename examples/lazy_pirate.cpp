@@ -2,7 +2,7 @@
 // three requests; the client notices the silence, opens a fresh socket to the backup and carries
 // on. With no server answering at all it gives up after its retries and says so.
 #include <fabric/fabric.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/lazy_pirate.hpp>
 
 #include <atomic>
 #include <condition_variable>

@@ -2,7 +2,8 @@
 // One worker crashes while it holds a request; the queue notices it is gone, gives that request
 // to another worker, and the Lazy Pirate client in front never sees a failure.
 #include <fabric/fabric.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/lazy_pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 
 #include <atomic>
 #include <cstdio>

@@ -7,12 +7,13 @@
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>
 #include <fabric/journal.hpp>
+#include <fabric/lazy_pirate.hpp>
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
 #include <fabric/message_id.hpp>
 #include <fabric/monitor.hpp>
 #include <fabric/options.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 #include <fabric/pub_sub.hpp>
 #include <fabric/push_pull.hpp>
 #include <fabric/reactor.hpp>

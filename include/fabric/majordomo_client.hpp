@@ -66,7 +66,7 @@ struct client_options {
 };
 
 /// What a synchronous client has done, since it was created.
-struct client_counters {
+struct client_stats {
   std::uint64_t requests = 0;   ///< calls of request() that sent something
   std::uint64_t replies = 0;    ///< requests answered
   std::uint64_t retries = 0;    ///< resends, each on a fresh socket
@@ -107,8 +107,8 @@ class client {
   /// `body` (`body` is then untouched); fabric::error when a fresh socket cannot be created.
   result<message> request(std::string_view service, message&& body);
 
-  /// The counters. Valid while the client lives.
-  const client_counters& counters() const noexcept;
+  /// What the client has done so far. Valid while the client lives.
+  const client_stats& stats() const noexcept;
   /// The options given at construction.
   const client_options& options() const noexcept;
 

@@ -28,7 +28,12 @@ driver::driver(context& ctx, std::string name)
     : ctx_(ctx),
       name_(std::move(name)),
       control_endpoint_("inproc://fabric.driver." + std::to_string(driver_counter.fetch_add(1)) +
-                        ".control") {}
+                        ".control"),
+      // Bound here, before any thread can call stop(): a stop() made before run() or start()
+      // is then waiting for the loop when it begins.
+      control_(std::make_unique<puller>(ctx, socket_options{.linger = std::chrono::milliseconds(0)})) {
+  control_->bind(control_endpoint_);
+}
 
 driver::~driver() {
   if (background_) background_->stop();
@@ -108,7 +113,15 @@ void driver::unregister_from(reactor& r) noexcept {
   armed_for_ = time_point::max();
 }
 
+void driver::reap() noexcept {
+  if (background_ && !background_->running()) {
+    background_->stop();
+    background_.reset();
+  }
+}
+
 void driver::attach(reactor& r) {
+  reap();
   if (attached_ != nullptr || background_ || in_run_)
     throw error(errc::invalid_state, name_ + ": already attached or running");
   register_on(r);
@@ -130,10 +143,17 @@ result<void> driver::loop(reactor& r, pair_socket* pipe) {
     pair_socket* pipe;
     ~cleanup() {
       if (pipe != nullptr) r.remove(*pipe);
-      if (self->control_) r.remove(*self->control_);
+      r.remove(*self->control_);
       self->unregister_from(r);
     }
   } guard{this, r, pipe};
+  // Watched in both modes, so that stop() can end a started driver from any thread without
+  // joining it there.
+  r.add(*control_, [this, &r] {
+    message m;
+    while (control_->try_recv(m)) m.clear();
+    r.stop();
+  });
   if (pipe != nullptr) {
     r.add(*pipe, [this, pipe, &r] {
       message m;
@@ -154,23 +174,14 @@ result<void> driver::loop(reactor& r, pair_socket* pipe) {
       }
     });
     actor::signal_ready(*pipe);
-  } else {
-    r.add(*control_, [this, &r] {
-      message m;
-      while (control_->try_recv(m)) m.clear();
-      r.stop();
-    });
   }
   return r.run();
 }
 
 result<void> driver::run() {
+  reap();
   if (attached_ != nullptr || background_ || in_run_)
     throw error(errc::invalid_state, name_ + ": already attached or running");
-  if (!control_) {
-    control_ = std::make_unique<puller>(ctx_, socket_options{.linger = std::chrono::milliseconds(0)});
-    control_->bind(control_endpoint_);
-  }
   in_run_ = true;
   struct reset {
     std::atomic<bool>& flag;
@@ -181,10 +192,7 @@ result<void> driver::run() {
 }
 
 void driver::start() {
-  if (background_ && !background_->running()) {
-    background_->stop();
-    background_.reset();
-  }
+  reap();
   if (attached_ != nullptr || background_ || in_run_)
     throw error(errc::invalid_state, name_ + ": already attached or running");
   background_ = std::make_unique<actor>(ctx_, [this](pair_socket& pipe) {
@@ -193,16 +201,19 @@ void driver::start() {
   });
 }
 
-bool driver::stop(std::chrono::milliseconds timeout) noexcept {
-  if (background_) return background_->stop(timeout);
-  if (!control_) return true;
+void driver::request_stop() noexcept {
   try {
     pusher p(ctx_, socket_options{.linger = std::chrono::milliseconds(1000)});
     p.connect(control_endpoint_);
     (void)p.try_send(make_frame("STOP"));
   } catch (...) {
-    // The context is shutting down: run() returns errc::closed on its own.
+    // The context is shutting down: the loop returns errc::closed on its own.
   }
+}
+
+bool driver::stop(std::chrono::milliseconds timeout) noexcept {
+  if (background_) return background_->stop(timeout);
+  request_stop();
   return true;
 }
 

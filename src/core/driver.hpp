@@ -2,7 +2,7 @@
 //
 //   attach(r)   on a reactor the user already runs, beside other services (one daemon hosting a
 //               broker, a Titanic service and a Binary Star peer in one loop); detach(r) undoes it
-//   run()       on the caller's thread, until stop() from any thread or the context shuts down
+//   run()       on the caller's thread, until request_stop() from any thread or the context shuts down
 //   start()     on its own actor thread (fabric::actor), until stop() or the owner's destruction
 //
 // The driver owns no sockets. Its owner (the protocol's public class) creates and binds them,
@@ -15,8 +15,8 @@
 // call(): directly when attached or not running, over the actor's pipe when started. A sink's
 // housekeeping (counters, sweeps) can hang off after_tick.
 //
-// Thread safety: a driver is set up and started by its owner's thread. stop() may be called from
-// any thread. Once started, watched sockets belong to the driver's thread until it ends: the
+// Thread safety: a driver is set up and started by its owner's thread. request_stop() may be
+// called from any thread. Once started, watched sockets belong to the driver's thread until it ends: the
 // actor's start is the memory barrier libzmq asks for when a socket changes threads, its join the
 // one back.
 #pragma once
@@ -91,8 +91,12 @@ class driver {
   /// Runs on a new thread until stop() or destruction.
   /// Throws: fabric::error(invalid_state) when attached, running or started.
   void start();
-  /// Makes run() or the background thread return; safe from any thread, idempotent. A started
-  /// driver's thread is joined (at most `timeout`); returns false when it did not end in time.
+  /// Makes run() or the background thread return, without waiting for it. Safe from any thread,
+  /// idempotent. Made before run() or start(), it makes that run end at once; it does not
+  /// apply to an attached driver (detach() instead).
+  void request_stop() noexcept;
+  /// request_stop(), and for a started driver, joins its thread (at most `timeout`): call it
+  /// from the owner's thread. Returns false when the thread did not end in time.
   bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
   /// True while started and its thread has not ended.
   bool running() const noexcept;
@@ -118,6 +122,8 @@ class driver {
     std::function<void()> on_oversize;
   };
 
+  // Forgets a background thread that has ended (after request_stop() or a context shutdown).
+  void reap() noexcept;
   void add_watch(zmq::socket_ref s, recv_fn recv, message_fn on_message, int batch,
                  std::function<void()> on_oversize);
   void on_readable(watched& w, reactor& r);
@@ -140,7 +146,7 @@ class driver {
   time_point armed_for_ = time_point::max();
   std::unique_ptr<actor> background_;
   std::string control_endpoint_;
-  std::unique_ptr<puller> control_;  // bound at control_endpoint_, for stop() during run()
+  std::unique_ptr<puller> control_;  // bound at control_endpoint_, for request_stop()
   std::atomic<bool> in_run_{false};  // read by call() and stop() on the owner's thread
   std::uint64_t call_sequence_ = 0;
 };

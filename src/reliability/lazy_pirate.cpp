@@ -5,8 +5,13 @@
 //   envelope mode:  sequence | "" | body...     sequence = 8 bytes, big-endian u64
 //   none mode:      "" | body...                (the REQ wire format)
 // The reply comes back with the same leading frames.
-#include <fabric/pirate.hpp>
+//
+// Attempts, deadlines and resends follow the retrying request shared with the Majordomo client
+// (retrying_request.hpp): a stale or malformed reply keeps the attempt waiting for the time left.
+#include <fabric/lazy_pirate.hpp>
 #include <fabric/router_dealer.hpp>
+
+#include "reliability/retrying_request.hpp"
 
 #include <fabric/error.hpp>
 
@@ -93,43 +98,48 @@ result<message> lazy_pirate_client::request(message&& request) {
   const std::size_t header = with_sequence ? 2 : 1;
   const std::size_t endpoints = options_.endpoints.size();
 
-  message reply;
-  for (std::size_t attempt = 0; attempt <= options_.retries; ++attempt) {
-    if (attempt > 0) {
-      // A fresh socket: libzmq would otherwise keep the unanswered request queued for a server
-      // that comes back, and deliver it twice.
-      ++stats_.retries;
-      close_socket();
-      current_ = (current_ + 1) % endpoints;
-    }
-    if (!socket_) open_socket();
-    ++stats_.attempts;
+  struct hooks final : detail::retry_hooks {
+    lazy_pirate_client& c;
+    message& request;
+    const std::array<unsigned char, sequence_size>& seq_bytes;
+    std::uint64_t seq;
+    bool with_sequence;
+    std::size_t header;
+    message reply;
 
-    message out;
-    out.reserve(request.size() + header);
-    if (with_sequence) out.push_back(seq_bytes.data(), seq_bytes.size());
-    out.push_back(std::string_view());
-    for (frame& f : request) {
-      frame shared;
-      shared.copy(f);  // reference-counted for large frames; `request` stays intact for retries
-      out.push_back(std::move(shared));
+    hooks(lazy_pirate_client& client, message& r, const std::array<unsigned char, sequence_size>& b,
+          std::uint64_t s, bool with, std::size_t h)
+        : c(client), request(r), seq_bytes(b), seq(s), with_sequence(with), header(h) {}
+
+    result<void> send(std::size_t attempt) override {
+      if (attempt > 1) {
+        // A fresh socket: libzmq would otherwise keep the unanswered request queued for a
+        // server that comes back, and deliver it twice.
+        ++c.stats_.retries;
+        c.close_socket();
+        c.current_ = (c.current_ + 1) % c.options_.endpoints.size();
+      }
+      if (!c.socket_) c.open_socket();
+      ++c.stats_.attempts;
+      message out;
+      out.reserve(request.size() + header);
+      if (with_sequence) out.push_back(seq_bytes.data(), seq_bytes.size());
+      out.push_back(std::string_view());
+      for (frame& f : request) {
+        frame shared;
+        shared.copy(f);  // reference-counted for large frames; `request` stays intact for retries
+        out.push_back(std::move(shared));
+      }
+      return c.socket_->send(std::move(out), c.options_.timeout);
     }
 
-    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
-    if (auto sent = socket_->send(std::move(out), options_.timeout); !sent) {
-      if (sent.is(errc::closed) || sent.is(errc::interrupted)) return sent.error();
-      continue;  // could not even queue it within the timeout: as good as silence
-    }
-    for (;;) {
-      const auto left =
-          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left <= std::chrono::milliseconds::zero()) break;
-      auto got = socket_->recv(reply, left);
+    result<std::optional<message>> wait(std::chrono::milliseconds at_most) override {
+      auto got = c.socket_->recv(reply, at_most);
       if (!got) {
-        if (got.is(errc::timeout)) break;
+        if (got.is(errc::timeout)) return std::optional<message>();
         if (got.is(errc::too_large)) {
-          ++stats_.malformed_replies;
-          continue;
+          ++c.stats_.malformed_replies;
+          return std::optional<message>();
         }
         return got.error();
       }
@@ -137,18 +147,24 @@ result<message> lazy_pirate_client::request(message&& request) {
                                    ? reply.size() >= 2 && reply[0].size() == sequence_size && reply[1].size() == 0
                                    : reply.size() >= 1 && reply[0].size() == 0;
       if (!well_formed) {
-        ++stats_.malformed_replies;
-        continue;
+        ++c.stats_.malformed_replies;
+        return std::optional<message>();
       }
       if (with_sequence && decode_sequence(reply[0]) != seq) {
-        ++stats_.stale_replies;
-        continue;
+        ++c.stats_.stale_replies;
+        return std::optional<message>();
       }
-      ++stats_.replies;
-      request.clear();
-      return tail(reply, header);
+      return std::optional<message>(tail(reply, header));
     }
+  } h(*this, request, seq_bytes, seq, with_sequence, header);
+
+  auto answer = detail::retry_blocking({.timeout = options_.timeout, .retries = options_.retries}, h);
+  if (answer) {
+    ++stats_.replies;
+    request.clear();
+    return answer;
   }
+  if (!answer.is(errc::timeout)) return answer.error();
   ++stats_.failures;
   // Nothing may arrive for this request on the socket the next one uses.
   close_socket();

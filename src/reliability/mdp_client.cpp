@@ -6,6 +6,7 @@
 #include "reliability/mdp.hpp"
 #include "reliability/mdp_outstanding.hpp"
 #include "reliability/mdp_peer.hpp"
+#include "reliability/retrying_request.hpp"
 
 #include <fabric/error.hpp>
 
@@ -111,9 +112,9 @@ struct client::impl {
     for (;;) {
       auto r = sock->try_recv(in);
       if (r) {
-        ++counters.dropped;
+        ++stats.dropped;
       } else if (r.is(errc::too_large)) {
-        ++counters.malformed;
+        ++stats.malformed;
       } else {
         return;
       }
@@ -143,64 +144,74 @@ struct client::impl {
     // A socket whose last request went unanswered may still receive that answer: start afresh.
     if (abandoned && !reopen()) return errc::closed;
     abandoned = true;  // until this request is answered
-    ++counters.requests;
+    ++stats.requests;
     const std::uint64_t seq = ++next_seq;
     drain();
-    const std::uint32_t attempts = options.retries + 1;
-    for (std::uint32_t attempt = 1; attempt <= attempts; ++attempt) {
-      if (attempt > 1) {
-        ++counters.retries;
-        if (!reopen()) return errc::closed;
+    // Attempts, deadlines and resends follow the retrying request shared with the Lazy Pirate
+    // client (retrying_request.hpp): a reply that is not the answer keeps the attempt waiting
+    // for the time left.
+    struct hooks final : detail::retry_hooks {
+      impl& c;
+      message& request;
+      std::string_view service;
+      std::uint64_t seq;
+
+      hooks(impl& client, message& r, std::string_view s, std::uint64_t q)
+          : c(client), request(r), service(s), seq(q) {}
+
+      result<void> send(std::size_t attempt) override {
+        if (attempt > 1) {
+          ++c.stats.retries;
+          if (!c.reopen()) return errc::closed;
+        }
+        // The last attempt sends the original; the others send copies sharing its bytes.
+        message* out = &request;
+        if (attempt < std::size_t{c.options.retries} + 1) {
+          share_frames(request, c.outgoing);
+          out = &c.outgoing;
+        }
+        if (c.options.correlate) {
+          frame head = peer::encode_id(seq);
+          return c.sock->send_with_head(head, *out, c.options.timeout);
+        }
+        return c.sock->send(std::move(*out), c.options.timeout);
       }
-      // The last attempt sends the original; the others send copies sharing its bytes.
-      message* out = &request;
-      if (attempt < attempts) {
-        share_frames(request, outgoing);
-        out = &outgoing;
-      }
-      const auto deadline = clock::now() + options.timeout;
-      result<void> sent;
-      if (options.correlate) {
-        frame head = peer::encode_id(seq);
-        sent = sock->send_with_head(head, *out, options.timeout);
-      } else {
-        sent = sock->send(std::move(*out), options.timeout);
-      }
-      if (!sent) {
-        if (sent.is(errc::closed) || sent.is(errc::interrupted)) return sent.error();
-        continue;  // the socket could not take it in time: that attempt is lost like a silent one
-      }
-      for (;;) {
-        const auto wait = left_until(deadline, clock::now());
-        if (wait == 0ms) break;
-        auto r = sock->recv(in, wait);
+
+      result<std::optional<message>> wait(std::chrono::milliseconds at_most) override {
+        auto r = c.sock->recv(c.in, at_most);
         if (!r) {
-          // libzmq's clock is coarser than ours and may end the wait a little early: the loop
-          // checks the deadline again.
-          if (r.is(errc::timeout)) continue;
+          // libzmq's clock is coarser than ours and may end the wait a little early: the
+          // retrying request checks the deadline again.
+          if (r.is(errc::timeout)) return std::optional<message>();
           if (r.is(errc::too_large)) {
-            ++counters.malformed;
-            continue;
+            ++c.stats.malformed;
+            return std::optional<message>();
           }
           return r.error();
         }
         message answer;
-        switch (judge(service, seq, answer)) {
+        switch (c.judge(service, seq, answer)) {
           case verdict::answer:
-            ++counters.replies;
-            abandoned = false;
-            return answer;
+            return std::optional<message>(std::move(answer));
           case verdict::malformed:
-            ++counters.malformed;
+            ++c.stats.malformed;
             break;
           case verdict::dropped:
-            ++counters.dropped;
+            ++c.stats.dropped;
             break;
         }
+        return std::optional<message>();
       }
+    } h(*this, request, service, seq);
+
+    auto answer = detail::retry_blocking({.timeout = options.timeout, .retries = options.retries}, h);
+    if (answer) {
+      ++stats.replies;
+      abandoned = false;
+      return answer;
     }
-    ++counters.failures;
-    return errc::timeout;
+    if (answer.is(errc::timeout)) ++stats.failures;
+    return answer;
   }
 
   context* ctx;
@@ -211,7 +222,7 @@ struct client::impl {
   bool abandoned = false;  // the socket carried a request that got no answer (or is gone)
   message in;
   message outgoing;
-  client_counters counters;
+  client_stats stats;
 };
 
 client::client(context& ctx, client_options options)
@@ -224,7 +235,7 @@ result<message> client::request(std::string_view service, message&& body) {
   return impl_->request(service, std::move(body));
 }
 
-const client_counters& client::counters() const noexcept { return impl_->counters; }
+const client_stats& client::stats() const noexcept { return impl_->stats; }
 const client_options& client::options() const noexcept { return impl_->options; }
 
 // ---------------------------------------------------------------------------------------------

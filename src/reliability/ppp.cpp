@@ -1,5 +1,5 @@
-// The 6/PPP state machines: the queue's worker registry, LRU dispatch, heartbeats, purging and
-// bounded request queue, and the worker's liveness and reconnect back-off. No sockets, no clock.
+// The 6/PPP queue machine: the worker registry, LRU dispatch, heartbeats, purging and the bounded
+// request queue; and the worker's liveness settings. No sockets, no clock.
 #include "reliability/ppp.hpp"
 
 #include <fabric/error.hpp>
@@ -60,14 +60,15 @@ bool same_address_stack(const message& a, const message& b) noexcept {
 // ------------------------------------------------------------------------------------------------
 // queue_machine
 
-queue_machine::queue_machine(const queue_options& options, time_point now)
+queue_machine::queue_machine(const queue_options& options, detail::machine_sink& out, time_point now)
     : heartbeat_(options.heartbeat_interval),
       expiry_(options.heartbeat_interval * static_cast<std::int64_t>(options.liveness)),
       max_queued_(options.max_queued_requests),
       overflow_(options.overflow),
-      request_ttl_(options.request_ttl),
+      request_expiry_(options.request_expiry),
       max_workers_(options.max_workers),
-      max_redeliveries_(options.max_redeliveries),
+      max_dispatches_(options.max_dispatches),
+      out_(out),
       heartbeat_at_(now + options.heartbeat_interval) {
   if (options.heartbeat_interval <= std::chrono::milliseconds::zero())
     throw error(errc::invalid_argument, "ppp::queue: heartbeat_interval must be positive");
@@ -75,8 +76,10 @@ queue_machine::queue_machine(const queue_options& options, time_point now)
     throw error(errc::invalid_argument, "ppp::queue: liveness must be at least 1");
   if (options.max_workers == 0)
     throw error(errc::invalid_argument, "ppp::queue: max_workers must be at least 1");
-  if (options.request_ttl < std::chrono::milliseconds::zero())
-    throw error(errc::invalid_argument, "ppp::queue: request_ttl must not be negative (0 = no expiry)");
+  if (options.request_expiry < std::chrono::milliseconds::zero())
+    throw error(errc::invalid_argument, "ppp::queue: request_expiry must not be negative (0 = no expiry)");
+  if (options.max_dispatches == 0)
+    throw error(errc::invalid_argument, "ppp::queue: max_dispatches must be at least 1");
 }
 
 bool queue_machine::knows(std::string_view worker) const {
@@ -90,7 +93,21 @@ bool queue_machine::is_busy(std::string_view worker) const {
 
 std::vector<std::string> queue_machine::idle_order() const { return {idle_.begin(), idle_.end()}; }
 
-void queue_machine::on_client(message&& m, time_point now, queue_sink& out) {
+void queue_machine::on_message(port from, message&& m, time_point now) {
+  if (from == port::backend)
+    on_worker(std::move(m), now);
+  else
+    on_client(std::move(m), now);
+}
+
+bool queue_machine::to_worker(const std::string& id, message& m) {
+  m.push_front(make_frame(id));
+  if (out_.send(port::backend, std::move(m))) return true;
+  (void)m.pop_front();  // the sink left it unchanged: take the routing id off again
+  return false;
+}
+
+void queue_machine::on_client(message&& m, time_point now) {
   // client identity | address stack... | "" | 1*content; the identity is never empty, so the
   // delimiter is at index 1 or later.
   const auto d = find_delimiter(m);
@@ -100,20 +117,23 @@ void queue_machine::on_client(message&& m, time_point now, queue_sink& out) {
   }
   stats_.requests_received.add();
   enqueue_back(pending{std::move(m), now, 0});
-  dispatch(now, out);
+  dispatch(now);
   enforce_bound();
   update_gauges();
 }
 
-void queue_machine::on_worker(std::string_view worker, message&& m, time_point now, queue_sink& out) {
-  if (worker.empty() || m.empty()) {
+void queue_machine::on_worker(message&& m, time_point now) {
+  // worker identity | command or reply; a ROUTER never hands out an empty identity, but the
+  // machine does not rely on it.
+  if (m.size() < 2 || m[0].size() == 0) {
     stats_.malformed_worker.add();
     return;
   }
-  const std::string id(worker);
+  const std::string id(view(m[0]));
+  (void)m.pop_front();
   if (m.size() == 1) {
     if (is_command(m, ready_command)) {
-      on_ready(id, now, out);
+      on_ready(id, now);
     } else if (is_command(m, heartbeat_command)) {
       auto it = workers_.find(id);
       if (it == workers_.end()) {
@@ -138,12 +158,12 @@ void queue_machine::on_worker(std::string_view worker, message&& m, time_point n
   }
   auto it = workers_.find(id);
   if (it != workers_.end()) it->second.expiry = now + expiry_;
-  on_reply(id, std::move(m), out);
-  dispatch(now, out);
+  on_reply(id, std::move(m));
+  dispatch(now);
   update_gauges();
 }
 
-void queue_machine::on_ready(const std::string& id, time_point now, queue_sink& out) {
+void queue_machine::on_ready(const std::string& id, time_point now) {
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     if (workers_.size() >= max_workers_) {
@@ -160,11 +180,11 @@ void queue_machine::on_ready(const std::string& id, time_point now, queue_sink& 
   stats_.workers_registered.add();
   it->second.expiry = now + expiry_;
   make_idle(it->second, id);
-  dispatch(now, out);
+  dispatch(now);
   update_gauges();
 }
 
-void queue_machine::on_reply(const std::string& id, message&& m, queue_sink& out) {
+void queue_machine::on_reply(const std::string& id, message&& m) {
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     // Purged, or registered with a queue that has since restarted. The reply may still find
@@ -178,7 +198,7 @@ void queue_machine::on_reply(const std::string& id, message&& m, queue_sink& out
     // it goes to its client, and the worker keeps the request it holds now.
     stats_.replies_unmatched.add();
   }
-  if (out.to_client(m))
+  if (out_.send(port::main, std::move(m)))
     stats_.replies_forwarded.add();
   else
     stats_.replies_unroutable.add();
@@ -202,8 +222,8 @@ void queue_machine::remove_worker(const std::string& id) {
 void queue_machine::enqueue_back(pending&& p) { queue_.push_back(std::move(p)); }
 
 void queue_machine::requeue_front(pending&& p) {
-  if (p.deliveries > max_redeliveries_) {
-    stats_.requests_abandoned.add();
+  if (p.deliveries >= max_dispatches_) {
+    stats_.requests_poisoned.add();
     return;
   }
   stats_.requests_redelivered.add();
@@ -221,10 +241,10 @@ void queue_machine::enforce_bound() {
   }
 }
 
-void queue_machine::dispatch(time_point now, queue_sink& out) {
+void queue_machine::dispatch(time_point now) {
   while (!queue_.empty() && !idle_.empty()) {
     pending& p = queue_.front();
-    if (request_ttl_ > clock::duration::zero() && now - p.received >= request_ttl_) {
+    if (request_expiry_ > clock::duration::zero() && now - p.received >= request_expiry_) {
       queue_.pop_front();
       stats_.requests_expired.add();
       continue;
@@ -232,7 +252,7 @@ void queue_machine::dispatch(time_point now, queue_sink& out) {
     const std::string id = idle_.front();
     // Send a shared copy and keep the original: if the worker dies, the request goes to another.
     message copy = share(p.request);
-    if (!out.to_worker(id, copy)) {
+    if (!to_worker(id, copy)) {
       stats_.workers_unreachable.add();
       remove_worker(id);
       continue;
@@ -247,23 +267,23 @@ void queue_machine::dispatch(time_point now, queue_sink& out) {
   }
 }
 
-void queue_machine::on_tick(time_point now, queue_sink& out) {
+void queue_machine::on_tick(time_point now) {
   purge(now);
   expire_requests(now);
   if (now >= heartbeat_at_) {
-    send_heartbeats(now, out);
+    send_heartbeats();
     heartbeat_at_ += heartbeat_;
     if (heartbeat_at_ <= now) heartbeat_at_ = now + heartbeat_;
   }
-  dispatch(now, out);
+  dispatch(now);
   update_gauges();
 }
 
-void queue_machine::send_heartbeats(time_point, queue_sink& out) {
+void queue_machine::send_heartbeats() {
   std::vector<std::string> unreachable;
   for (auto& [id, w] : workers_) {
     message hb = heartbeat_message();
-    if (out.to_worker(id, hb))
+    if (to_worker(id, hb))
       stats_.heartbeats_sent.add();
     else
       unreachable.push_back(id);
@@ -286,9 +306,9 @@ void queue_machine::purge(time_point now) {
 }
 
 void queue_machine::expire_requests(time_point now) {
-  if (request_ttl_ <= clock::duration::zero()) return;
+  if (request_expiry_ <= clock::duration::zero()) return;
   const auto before = queue_.size();
-  std::erase_if(queue_, [&](const pending& p) { return now - p.received >= request_ttl_; });
+  std::erase_if(queue_, [&](const pending& p) { return now - p.received >= request_expiry_; });
   stats_.requests_expired.add(before - queue_.size());
 }
 
@@ -305,7 +325,7 @@ queue_stats queue_machine::stats() const noexcept {
   s.requests_redelivered = stats_.requests_redelivered.get();
   s.requests_dropped_full = stats_.requests_dropped_full.get();
   s.requests_expired = stats_.requests_expired.get();
-  s.requests_abandoned = stats_.requests_abandoned.get();
+  s.requests_poisoned = stats_.requests_poisoned.get();
   s.replies_forwarded = stats_.replies_forwarded.get();
   s.replies_unroutable = stats_.replies_unroutable.get();
   s.replies_unmatched = stats_.replies_unmatched.get();
@@ -325,53 +345,15 @@ queue_stats queue_machine::stats() const noexcept {
 }
 
 // ------------------------------------------------------------------------------------------------
-// worker_machine
+// the worker
 
-worker_machine::worker_machine(const timing& t, time_point now)
-    : t_(t),
-      expiry_(t.heartbeat * static_cast<std::int64_t>(t.liveness)),
-      last_heard_(now),
-      heartbeat_at_(now + t.heartbeat),
-      backoff_(t.reconnect_initial) {
-  if (t.heartbeat <= std::chrono::milliseconds::zero())
-    throw error(errc::invalid_argument, "ppp::worker: heartbeat_interval must be positive");
-  if (t.liveness == 0) throw error(errc::invalid_argument, "ppp::worker: liveness must be at least 1");
-  if (t.reconnect_initial < std::chrono::milliseconds::zero() || t.reconnect_max < t.reconnect_initial)
-    throw error(errc::invalid_argument,
-                "ppp::worker: need 0 <= reconnect_interval <= reconnect_interval_max");
-}
-
-void worker_machine::on_traffic(time_point now) noexcept {
-  if (state_ == state::connected) last_heard_ = now;
-  backoff_ = t_.reconnect_initial;
-}
-
-worker_machine::actions worker_machine::on_tick(time_point now) noexcept {
-  actions a;
-  if (state_ == state::connected) {
-    if (now >= last_heard_ + expiry_) {
-      a.disconnect = true;
-      state_ = state::waiting;
-      reconnect_at_ = now + backoff_;
-      backoff_ = std::min(backoff_ * 2, t_.reconnect_max);
-    } else if (now >= heartbeat_at_) {
-      a.send_heartbeat = true;
-      heartbeat_at_ += t_.heartbeat;
-      if (heartbeat_at_ <= now) heartbeat_at_ = now + t_.heartbeat;
-    }
-  }
-  if (state_ == state::waiting && now >= reconnect_at_) {
-    a.reconnect = true;
-    state_ = state::connected;
-    last_heard_ = now;  // a fresh conversation gets a full liveness period
-    heartbeat_at_ = now + t_.heartbeat;
-  }
-  return a;
-}
-
-time_point worker_machine::next_deadline() const noexcept {
-  if (state_ == state::waiting) return reconnect_at_;
-  return std::min(heartbeat_at_, last_heard_ + expiry_);
+detail::liveness::settings liveness_settings(const worker_options& o) noexcept {
+  return {.heartbeat = o.heartbeat_interval,
+          .liveness = o.liveness,
+          .reconnect_initial = o.reconnect_interval,
+          .reconnect_max = o.reconnect_interval_max,
+          .heartbeats = detail::liveness::cadence::fixed,
+          .on = port::main};
 }
 
 }  // namespace fabric::ppp

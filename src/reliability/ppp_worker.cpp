@@ -1,6 +1,9 @@
-// ppp::worker: a background actor owns the DEALER to the queue and the worker_machine, so
-// heartbeats keep flowing while the application works on a request; requests and replies cross
-// the actor's inproc pipe.
+// ppp::worker: a background actor owns the DEALER to the queue and the liveness machine
+// (core/liveness.hpp, with 6/PPP's fixed heartbeat cadence), so heartbeats keep flowing while the
+// application works on a request; requests and replies cross the actor's inproc pipe.
+//
+// The actor runs its own reactor rather than core/driver.hpp: the driver watches a fixed set of
+// sockets, and this one replaces its DEALER at every reconnect.
 //
 // Pipe messages (owner <-> actor), after actor's own $TERM / $DONE:
 //   actor -> owner:  "Q" | request frames as received (address stack, delimiter, content)
@@ -10,7 +13,7 @@
 
 #include <fabric/actor.hpp>
 #include <fabric/error.hpp>
-#include <fabric/pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 #include <fabric/reactor.hpp>
 #include <fabric/router_dealer.hpp>
 
@@ -34,13 +37,6 @@ constexpr std::size_t max_held_replies = 64;
 // the tag.
 constexpr std::size_t max_pipe_frames = socket_options{}.max_frames;
 
-worker_machine::timing timing_of(const worker_options& o) {
-  return {.heartbeat = o.heartbeat_interval,
-          .liveness = o.liveness,
-          .reconnect_initial = o.reconnect_interval,
-          .reconnect_max = o.reconnect_interval_max};
-}
-
 }  // namespace
 
 // Counters shared by the actor (the only writer) and the owner (any thread reads).
@@ -53,21 +49,57 @@ struct worker_counters {
 
 namespace {
 
-// Everything that lives on the actor's thread.
-class worker_loop {
+std::int64_t to_ms(detail::liveness::duration d) noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+message make_heartbeat() { return heartbeat_message(); }
+
+// Everything that lives on the actor's thread. It is the liveness machine's sink: heartbeats go
+// out of the DEALER, close drops it, open makes a fresh one and sends READY.
+class worker_loop final : public detail::machine_sink {
  public:
   worker_loop(context& ctx, const worker_options& o, worker_counters& stats, pair_socket& pipe)
-      : ctx_(ctx), options_(o), stats_(stats), pipe_(pipe), machine_(timing_of(o), clock::now()) {
-    open();
-    stats_.next_backoff_ms.store(machine_.next_backoff().count(), std::memory_order_relaxed);
+      : ctx_(ctx),
+        options_(o),
+        stats_(stats),
+        pipe_(pipe),
+        machine_(liveness_settings(o), *this, make_heartbeat, "ppp::worker") {
+    connect();
+    machine_.opened(r_.now());
+    stats_.next_backoff_ms.store(to_ms(machine_.backoff()), std::memory_order_relaxed);
     r_.add(pipe_, [this] { on_pipe(); });
     arm();
   }
 
   void run() { (void)r_.run(); }
 
+  // --- detail::machine_sink, called by the liveness machine ---
+
+  result<void> send(port, message&& m) override {
+    if (!socket_) return errc::closed;
+    auto sent = socket_->try_send(std::move(m));
+    if (sent) stats_.heartbeats_sent.add();  // the machine sends nothing else
+    return sent;
+  }
+
+  void close(port) noexcept override {
+    close_now();
+    stats_.disconnects.add();
+  }
+
+  result<void> open(port) override {
+    try {
+      connect();
+    } catch (const error& e) {
+      return e.code();
+    }
+    stats_.reconnects.add();
+    return {};
+  }
+
  private:
-  void open() {
+  void connect() {
     auto s = std::make_unique<dealer>(ctx_, options_.socket);
     s->connect(options_.endpoint);
     // Queued until the connection is up; a conversation starts with READY.
@@ -102,14 +134,14 @@ class worker_loop {
       }
       handle(std::move(m));
     }
-    stats_.next_backoff_ms.store(machine_.next_backoff().count(), std::memory_order_relaxed);
+    stats_.next_backoff_ms.store(to_ms(machine_.backoff()), std::memory_order_relaxed);
     arm();
   }
 
   void handle(message&& m) {
     if (m.size() == 1) {
       if (is_command(m, heartbeat_command)) {
-        machine_.on_traffic(r_.now());
+        machine_.on_message(r_.now());
         stats_.heartbeats_received.add();
         return;
       }
@@ -122,7 +154,7 @@ class worker_loop {
       stats_.malformed.add();  // an address stack with no content after it
       return;
     }
-    machine_.on_traffic(r_.now());
+    machine_.on_message(r_.now());
     if (m.size() >= max_pipe_frames) {
       stats_.malformed.add();  // too many frames to hand to the application
       return;
@@ -168,26 +200,15 @@ class worker_loop {
 
   void on_timer() {
     timer_.reset();
-    const auto a = machine_.on_tick(r_.now());
-    if (a.send_heartbeat && socket_) {
-      if (socket_->try_send(heartbeat_message())) stats_.heartbeats_sent.add();
-    }
-    if (a.disconnect) {
-      close_now();
-      stats_.disconnects.add();
-    }
-    if (a.reconnect) {
-      open();
-      stats_.reconnects.add();
-    }
+    machine_.on_tick(r_.now());
     flush_held();
-    stats_.next_backoff_ms.store(machine_.next_backoff().count(), std::memory_order_relaxed);
+    stats_.next_backoff_ms.store(to_ms(machine_.backoff()), std::memory_order_relaxed);
     arm();
   }
 
   // Keeps one timer armed for the machine's next deadline, moving it only when that changes.
   void arm() {
-    const auto deadline = machine_.next_deadline();
+    const auto deadline = machine_.next_tick();
     if (timer_ && armed_ == deadline) return;
     if (timer_) r_.cancel(*timer_);
     armed_ = deadline;
@@ -199,7 +220,7 @@ class worker_loop {
   worker_counters& stats_;
   pair_socket& pipe_;
   reactor r_;
-  worker_machine machine_;
+  detail::liveness machine_;
   std::unique_ptr<dealer> socket_;
   std::deque<message> held_;
   std::optional<timer_id> timer_;
@@ -216,7 +237,13 @@ struct worker::impl {
 
 worker::worker(context& ctx, worker_options options) : impl_(std::make_unique<impl>()) {
   if (options.endpoint.empty()) throw error(errc::invalid_argument, "ppp::worker: the endpoint is empty");
-  (void)worker_machine(timing_of(options), clock::now());  // throws for bad timing, here
+  {
+    // Throws for bad timing here, on the caller's thread.
+    struct : detail::machine_sink {
+      result<void> send(port, message&&) override { return errc::closed; }
+    } none;
+    (void)detail::liveness(liveness_settings(options), none, make_heartbeat, "ppp::worker");
+  }
   impl_->body = std::make_unique<actor>(
       ctx, [&ctx, o = std::move(options), stats = impl_->stats](pair_socket& pipe) {
         worker_loop loop(ctx, o, *stats, pipe);

@@ -4,7 +4,8 @@
 #include "support/socket_server.hpp"
 #include "support/support.hpp"
 
-#include <fabric/pirate.hpp>
+#include <fabric/lazy_pirate.hpp>
+#include <fabric/paranoid_pirate.hpp>
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 #include "support/socket_server.hpp"
 #include "support/support.hpp"
 
-#include <fabric/pirate.hpp>
+#include <fabric/lazy_pirate.hpp>
 
 #include <gtest/gtest.h>
 

@@ -92,9 +92,9 @@ TEST(MdpClientTest, SendsExactRequestFramesAndReturnsTheReply) {
   auto reply = pending.get();
   ASSERT_TRUE(reply) << reply.error().message();
   EXPECT_EQ(to_strings(*reply), (strings{"world", "!"}));
-  EXPECT_EQ(c.counters().requests, 1U);
-  EXPECT_EQ(c.counters().replies, 1U);
-  EXPECT_EQ(c.counters().retries, 0U);
+  EXPECT_EQ(c.stats().requests, 1U);
+  EXPECT_EQ(c.stats().replies, 1U);
+  EXPECT_EQ(c.stats().retries, 0U);
 }
 
 TEST(MdpClientTest, RefusesARequestWithNoBodyAndSendsNothing) {
@@ -103,7 +103,7 @@ TEST(MdpClientTest, RefusesARequestWithNoBodyAndSendsNothing) {
   client c(ctx, {.broker = broker.endpoint, .timeout = wait_bound});
   message none;
   expect_error(errc::invalid_argument, [&] { (void)c.request("mmi.service", std::move(none)); });
-  EXPECT_EQ(c.counters().requests, 0U);
+  EXPECT_EQ(c.stats().requests, 0U);
   // What 7/MDP allows instead: one empty frame.
   auto pending = std::async(std::launch::async, [&] { return c.request("mmi.service", make_message("")); });
   message m = broker.next();
@@ -136,8 +136,8 @@ TEST(MdpClientTest, RetriesOnAFreshSocketWithANewIdentityAfterSilence) {
   auto reply = pending.get();
   ASSERT_TRUE(reply) << reply.error().message();
   EXPECT_EQ(to_strings(*reply), (strings{"pong"}));
-  EXPECT_EQ(c.counters().retries, 1U);
-  EXPECT_EQ(c.counters().failures, 0U);
+  EXPECT_EQ(c.stats().retries, 1U);
+  EXPECT_EQ(c.stats().failures, 0U);
 }
 
 TEST(MdpClientTest, GivesUpWithTimeoutAfterTheRetries) {
@@ -160,9 +160,9 @@ TEST(MdpClientTest, GivesUpWithTimeoutAfterTheRetries) {
   EXPECT_EQ(identities.size(), 3U) << "every attempt must use a new identity";
   message extra;
   EXPECT_TRUE(broker.sock.try_recv(extra).is(errc::would_block)) << "no attempt beyond retries + 1";
-  EXPECT_EQ(c.counters().retries, 2U);
-  EXPECT_EQ(c.counters().failures, 1U);
-  EXPECT_EQ(c.counters().replies, 0U);
+  EXPECT_EQ(c.stats().retries, 2U);
+  EXPECT_EQ(c.stats().failures, 1U);
+  EXPECT_EQ(c.stats().replies, 0U);
 }
 
 TEST(MdpClientTest, StartsTheNextRequestOnAFreshSocketAfterGivingUp) {
@@ -201,8 +201,8 @@ TEST(MdpClientTest, DropsRepliesForAnotherServiceAndMalformedOnes) {
   auto reply = pending.get();
   ASSERT_TRUE(reply) << reply.error().message();
   EXPECT_EQ(to_strings(*reply), (strings{"right"}));
-  EXPECT_EQ(c.counters().dropped, 1U);
-  EXPECT_EQ(c.counters().malformed, 3U);
+  EXPECT_EQ(c.stats().dropped, 1U);
+  EXPECT_EQ(c.stats().malformed, 3U);
 }
 
 TEST(MdpClientTest, CorrelatedRequestsCarryAnIdAndIgnoreADuplicateReply) {
@@ -225,7 +225,7 @@ TEST(MdpClientTest, CorrelatedRequestsCarryAnIdAndIgnoreADuplicateReply) {
   EXPECT_EQ(frames_from(m, 1), (strings{be64(2), "", "MDPC01", "echo", "two"}));
   broker.send(peer, {be64(2), "", "MDPC01", "echo", "r2"});
   ASSERT_EQ(to_strings(second.get().value()), (strings{"r2"}));
-  EXPECT_EQ(c.counters().dropped, 1U);
+  EXPECT_EQ(c.stats().dropped, 1U);
 }
 
 TEST(MdpClientTest, GivesEachSocketItsOwnIdentityUnderARoutingIdPrefix) {
@@ -249,7 +249,7 @@ TEST(MdpClientTest, RefusesBadServiceNamesAndOptions) {
   expect_error(errc::invalid_argument, [&] { (void)c.request("", std::move(body)); });
   expect_error(errc::invalid_argument, [&] { (void)c.request(std::string(256, 's'), std::move(body)); });
   EXPECT_EQ(to_strings(body), (strings{"kept"}));  // untouched by a refused request
-  EXPECT_EQ(c.counters().requests, 0U);
+  EXPECT_EQ(c.stats().requests, 0U);
 
   expect_error(errc::invalid_argument, [&] { client bad(ctx, {}); });
   expect_error(errc::invalid_argument, [&] { client bad(ctx, {.broker = broker.endpoint, .timeout = 0ms}); });

@@ -1,6 +1,7 @@
-// Tests the 6/PPP state machines with a fake clock and a recording sink: worker registration,
+// Tests the 6/PPP queue machine with a fake clock and a recording sink: worker registration,
 // LRU dispatch, heartbeating of every worker, purging of every expired worker, redelivery,
-// the bounded request queue, malformed input, and the worker's liveness and back-off.
+// the bounded request queue and malformed input. The worker's liveness and back-off are the
+// shared machine's, tested in tests/unit/core/liveness_test.cpp with 6/PPP's settings.
 #include "reliability/ppp.hpp"
 
 #include <fabric/error.hpp>
@@ -36,24 +37,26 @@ const std::string ready = "\x01";
 const std::string heartbeat = "\x02";
 
 // Records what the machine sends; workers and clients can be made unreachable.
-class recording_sink : public queue_sink {
+class recording_sink : public detail::machine_sink {
  public:
   struct sent {
     std::string worker;
     frames msg;
   };
 
-  bool to_worker(std::string_view worker, message& m) override {
-    if (unreachable_workers.count(std::string(worker)) != 0) return false;
-    to_workers.push_back({std::string(worker), frames_of(m)});
+  result<void> send(port to, message&& m) override {
+    if (to == port::backend) {
+      const std::string worker(view(m[0]));
+      if (unreachable_workers.count(worker) != 0) return errc::peer_unreachable;
+      frames f = frames_of(m);
+      f.erase(f.begin());
+      to_workers.push_back({worker, std::move(f)});
+    } else {
+      if (!clients_reachable) return errc::peer_unreachable;
+      to_clients.push_back(frames_of(m));
+    }
     m.clear();
-    return true;
-  }
-  bool to_client(message& m) override {
-    if (!clients_reachable) return false;
-    to_clients.push_back(frames_of(m));
-    m.clear();
-    return true;
+    return {};
   }
 
   // Requests (not heartbeats) sent to `worker`, in order.
@@ -89,15 +92,19 @@ class PppQueueTest : public ::testing::Test {
     return o;
   }
 
-  void make_machine(const queue_options& o) { machine_ = std::make_unique<queue_machine>(o, now_); }
+  void make_machine(const queue_options& o) { machine_ = std::make_unique<queue_machine>(o, sink_, now_); }
   queue_machine& q() {
     if (!machine_) make_machine(base_options());
     return *machine_;
   }
 
-  void worker_says(const std::string& id, const frames& parts) { q().on_worker(id, make(parts), now_, sink_); }
-  void client_says(const frames& parts) { q().on_client(make(parts), now_, sink_); }
-  void tick() { q().on_tick(now_, sink_); }
+  void worker_says(const std::string& id, const frames& parts) {
+    message m = make(parts);
+    m.push_front(make_frame(id));
+    q().on_message(port::backend, std::move(m), now_);
+  }
+  void client_says(const frames& parts) { q().on_message(port::main, make(parts), now_); }
+  void tick() { q().on_tick(now_); }
   void advance(std::chrono::milliseconds d) { now_ += d; }
 
   // A request from client `c` with content `body`.
@@ -108,8 +115,8 @@ class PppQueueTest : public ::testing::Test {
   }
 
   time_point now_ = time_point{} + 1h;
-  std::unique_ptr<queue_machine> machine_;
   recording_sink sink_;
+  std::unique_ptr<queue_machine> machine_;
 };
 
 TEST_F(PppQueueTest, RegistersWorkerOnReady) {
@@ -191,7 +198,7 @@ TEST_F(PppQueueTest, SendsNoHeartbeatBeforeTheInterval) {
   advance(1ms);
   tick();
   EXPECT_EQ(sink_.heartbeats_to("w"), 1u);
-  EXPECT_EQ(q().next_deadline(), now_ + 1000ms);
+  EXPECT_EQ(q().next_tick(), now_ + 1000ms);
 }
 
 TEST_F(PppQueueTest, DoesNotBurstHeartbeatsAfterALongPause) {
@@ -201,7 +208,7 @@ TEST_F(PppQueueTest, DoesNotBurstHeartbeatsAfterALongPause) {
   EXPECT_EQ(sink_.heartbeats_to("w"), 1u);
   tick();
   EXPECT_EQ(sink_.heartbeats_to("w"), 1u);
-  EXPECT_EQ(q().next_deadline(), now_ + 1000ms);
+  EXPECT_EQ(q().next_tick(), now_ + 1000ms);
 }
 
 TEST_F(PppQueueTest, PurgesEveryExpiredWorkerNotOnlyTheFirst) {
@@ -274,7 +281,7 @@ TEST_F(PppQueueTest, RequeuesRequestOfWorkerThatDiesMidRequest) {
 
 TEST_F(PppQueueTest, AbandonsRequestAfterMaxRedeliveries) {
   auto o = base_options();
-  o.max_redeliveries = 0;
+  o.max_dispatches = 1;
   make_machine(o);
   worker_says("doomed", {ready});
   request("c", "job");
@@ -283,12 +290,12 @@ TEST_F(PppQueueTest, AbandonsRequestAfterMaxRedeliveries) {
   tick();
   EXPECT_FALSE(q().knows("doomed"));
   EXPECT_TRUE(sink_.requests_to("late").empty());
-  EXPECT_EQ(q().stats().requests_abandoned, 1u);
+  EXPECT_EQ(q().stats().requests_poisoned, 1u);
   EXPECT_EQ(q().queued_count(), 0u);
 }
 
 TEST_F(PppQueueTest, StopsRedeliveringAfterTheLimit) {
-  // max_redeliveries = 1 (the default): a request that killed two workers is not given a third.
+  // max_dispatches = 2 (the default): a request that killed two workers is not given a third.
   worker_says("w1", {ready});
   request("c", "poison");
   advance(3000ms);
@@ -300,7 +307,7 @@ TEST_F(PppQueueTest, StopsRedeliveringAfterTheLimit) {
   tick();  // w2 purged
   EXPECT_TRUE(sink_.requests_to("w3").empty());
   EXPECT_EQ(q().stats().requests_redelivered, 1u);
-  EXPECT_EQ(q().stats().requests_abandoned, 1u);
+  EXPECT_EQ(q().stats().requests_poisoned, 1u);
 }
 
 TEST_F(PppQueueTest, ReadyFromBusyWorkerRequeuesItsRequest) {
@@ -358,7 +365,7 @@ TEST_F(PppQueueTest, ZeroCapacityHandsRequestsOnlyToFreeWorkers) {
 
 TEST_F(PppQueueTest, ExpiresRequestsOlderThanTtl) {
   auto o = base_options();
-  o.request_ttl = 1500ms;
+  o.request_expiry = 1500ms;
   make_machine(o);
   request("old", "r1");
   advance(1000ms);
@@ -374,7 +381,7 @@ TEST_F(PppQueueTest, ExpiresRequestsOlderThanTtl) {
 
 TEST_F(PppQueueTest, DoesNotDispatchAnExpiredRequestBetweenTicks) {
   auto o = base_options();
-  o.request_ttl = 100ms;
+  o.request_expiry = 100ms;
   make_machine(o);
   request("c", "r");
   advance(150ms);
@@ -439,8 +446,8 @@ TEST_F(PppQueueTest, CountsAndDropsMalformedWorkerMessages) {
   EXPECT_EQ(q().stats().malformed_worker, bad.size());
   EXPECT_TRUE(sink_.to_clients.empty());
   EXPECT_EQ(q().idle_order(), (std::vector<std::string>{"w"}));
-  q().on_worker("w", message(), now_, sink_);
-  q().on_worker("", make({ready}), now_, sink_);
+  q().on_message(port::backend, make({"w"}), now_);  // an identity and nothing else
+  q().on_message(port::backend, make({"", ready}), now_);  // an empty identity
   EXPECT_EQ(q().stats().malformed_worker, bad.size() + 2);
 }
 
@@ -534,140 +541,38 @@ TEST_F(PppQueueTest, KeepsRequestContentIntactForRedelivery) {
 TEST_F(PppQueueTest, RejectsInvalidOptions) {
   auto o = base_options();
   o.heartbeat_interval = 0ms;
-  EXPECT_THROW(queue_machine(o, now_), fabric::error);
+  EXPECT_THROW(queue_machine(o, sink_, now_), fabric::error);
   o = base_options();
   o.liveness = 0;
-  EXPECT_THROW(queue_machine(o, now_), fabric::error);
+  EXPECT_THROW(queue_machine(o, sink_, now_), fabric::error);
   o = base_options();
   o.max_workers = 0;
-  EXPECT_THROW(queue_machine(o, now_), fabric::error);
+  EXPECT_THROW(queue_machine(o, sink_, now_), fabric::error);
   o = base_options();
-  o.request_ttl = -1ms;
-  EXPECT_THROW(queue_machine(o, now_), fabric::error);
+  o.request_expiry = -1ms;
+  EXPECT_THROW(queue_machine(o, sink_, now_), fabric::error);
+  o = base_options();
+  o.max_dispatches = 0;
+  EXPECT_THROW(queue_machine(o, sink_, now_), fabric::error);
 }
 
-// ------------------------------------------------------------------------------------------------
-
-class PppWorkerMachineTest : public ::testing::Test {
- protected:
-  static worker_machine::timing reference() { return {}; }  // 1 s, 3, 1 s .. 32 s
-  time_point now_ = time_point{} + 1h;
-};
-
-TEST_F(PppWorkerMachineTest, SendsHeartbeatEveryInterval) {
-  worker_machine w(reference(), now_);
-  EXPECT_FALSE(w.on_tick(now_ + 999ms).send_heartbeat);
-  EXPECT_TRUE(w.on_tick(now_ + 1000ms).send_heartbeat);
-  EXPECT_FALSE(w.on_tick(now_ + 1500ms).send_heartbeat);
-  w.on_traffic(now_ + 1500ms);
-  EXPECT_TRUE(w.on_tick(now_ + 2000ms).send_heartbeat);
-}
-
-TEST_F(PppWorkerMachineTest, DeclaresQueueDeadAfterLivenessSilentIntervals) {
-  worker_machine w(reference(), now_);
-  EXPECT_FALSE(w.on_tick(now_ + 2999ms).disconnect);
-  const auto a = w.on_tick(now_ + 3000ms);
-  EXPECT_TRUE(a.disconnect);
-  EXPECT_FALSE(a.send_heartbeat);
-  EXPECT_FALSE(a.reconnect);
-  EXPECT_EQ(w.current(), worker_machine::state::waiting);
-}
-
-TEST_F(PppWorkerMachineTest, TrafficKeepsTheQueueAlive) {
-  worker_machine w(reference(), now_);
-  for (int i = 1; i <= 20; ++i) {
-    const auto t = now_ + i * 1000ms;
-    w.on_traffic(t - 1ms);
-    EXPECT_FALSE(w.on_tick(t).disconnect) << "at second " << i;
-  }
-}
-
-TEST_F(PppWorkerMachineTest, ReconnectsAfterTheBackoff) {
-  worker_machine w(reference(), now_);
-  auto t = now_ + 3000ms;
-  ASSERT_TRUE(w.on_tick(t).disconnect);
-  EXPECT_EQ(w.next_deadline(), t + 1000ms);
-  const auto early = w.on_tick(t + 999ms);
-  EXPECT_FALSE(early.reconnect);
-  EXPECT_FALSE(early.send_heartbeat);  // no socket, no heartbeat
-  const auto a = w.on_tick(t + 1000ms);
-  EXPECT_TRUE(a.reconnect);
-  EXPECT_EQ(w.current(), worker_machine::state::connected);
-  // A fresh conversation gets a whole liveness period.
-  EXPECT_FALSE(w.on_tick(t + 3999ms).disconnect);
-  EXPECT_TRUE(w.on_tick(t + 4000ms).disconnect);
-}
-
-TEST_F(PppWorkerMachineTest, BackoffDoublesUpToTheMaximum) {
-  worker_machine w(reference(), now_);
-  auto t = now_;
-  std::vector<long long> waits;
-  for (int i = 0; i < 8; ++i) {
-    t += 3000ms;  // silent for a whole liveness period
-    ASSERT_TRUE(w.on_tick(t).disconnect);
-    const auto wait = w.next_deadline() - t;
-    waits.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
-    t = w.next_deadline();
-    ASSERT_TRUE(w.on_tick(t).reconnect);
-  }
-  EXPECT_EQ(waits, (std::vector<long long>{1000, 2000, 4000, 8000, 16000, 32000, 32000, 32000}));
-}
-
-TEST_F(PppWorkerMachineTest, HearingTheQueueResetsTheBackoff) {
-  worker_machine w(reference(), now_);
-  auto t = now_ + 3000ms;
-  ASSERT_TRUE(w.on_tick(t).disconnect);
-  t += 1000ms;
-  ASSERT_TRUE(w.on_tick(t).reconnect);
-  t += 3000ms;
-  ASSERT_TRUE(w.on_tick(t).disconnect);
-  EXPECT_EQ(w.next_backoff(), 4000ms);
-  t += 2000ms;
-  ASSERT_TRUE(w.on_tick(t).reconnect);
-  w.on_traffic(t + 10ms);
-  EXPECT_EQ(w.next_backoff(), 1000ms);
-}
-
-TEST_F(PppWorkerMachineTest, NextDeadlineFollowsTheState) {
-  worker_machine w(reference(), now_);
-  EXPECT_EQ(w.next_deadline(), now_ + 1000ms);  // heartbeat before expiry
-  worker_machine::timing t = reference();
-  t.heartbeat = 1000ms;
-  t.liveness = 1;
-  worker_machine one(t, now_);
-  (void)one.on_tick(now_ + 1000ms);  // expiry at the same instant as the heartbeat: dead
-  EXPECT_EQ(one.current(), worker_machine::state::waiting);
-  EXPECT_EQ(one.next_deadline(), now_ + 2000ms);
-}
-
-TEST_F(PppWorkerMachineTest, ZeroBackoffReconnectsInTheSameTick) {
-  worker_machine::timing t = reference();
-  t.reconnect_initial = 0ms;
-  t.reconnect_max = 0ms;
-  worker_machine w(t, now_);
-  const auto a = w.on_tick(now_ + 3000ms);
-  EXPECT_TRUE(a.disconnect);
-  EXPECT_TRUE(a.reconnect);
-}
-
-TEST_F(PppWorkerMachineTest, DoesNotBurstHeartbeatsAfterALongPause) {
-  worker_machine w(reference(), now_);
-  w.on_traffic(now_ + 2500ms);
-  EXPECT_TRUE(w.on_tick(now_ + 2600ms).send_heartbeat);
-  EXPECT_FALSE(w.on_tick(now_ + 2600ms).send_heartbeat);
-  EXPECT_EQ(w.next_deadline(), now_ + 3600ms);
-}
-
-TEST_F(PppWorkerMachineTest, RejectsInvalidTiming) {
-  auto t = reference();
-  t.heartbeat = 0ms;
-  EXPECT_THROW(worker_machine(t, now_), fabric::error);
-  t = reference();
-  t.liveness = 0;
-  EXPECT_THROW(worker_machine(t, now_), fabric::error);
-  t = reference();
-  t.reconnect_max = 500ms;  // below the initial back-off
-  EXPECT_THROW(worker_machine(t, now_), fabric::error);
+TEST(PppWorkerSettingsTest, HeartbeatAtAFixedCadenceWithTheWorkerOptions) {
+  worker_options o;
+  o.heartbeat_interval = 250ms;
+  o.liveness = 4;
+  o.reconnect_interval = 100ms;
+  o.reconnect_interval_max = 800ms;
+  const auto s = liveness_settings(o);
+  EXPECT_EQ(s.heartbeat, 250ms);
+  EXPECT_EQ(s.liveness, 4u);
+  EXPECT_EQ(s.reconnect_initial, 100ms);
+  EXPECT_EQ(s.reconnect_max, 800ms);
+  EXPECT_EQ(s.heartbeats, detail::liveness::cadence::fixed);  // 6/PPP: whatever else is sent
+  const auto d = liveness_settings(worker_options{});
+  EXPECT_EQ(d.heartbeat, 1000ms);  // the 6/PPP reference defaults
+  EXPECT_EQ(d.liveness, 3u);
+  EXPECT_EQ(d.reconnect_initial, 1000ms);
+  EXPECT_EQ(d.reconnect_max, 32000ms);
 }
 
 // ------------------------------------------------------------------------------------------------
