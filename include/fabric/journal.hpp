@@ -14,9 +14,11 @@
 //
 // Thread safety: a journal may be used from any number of threads at once. Callbacks passed to
 // append() run on the writer thread: they must be quick and must not call back into the
-// journal's blocking members (wait on a future from another thread instead).
+// journal's blocking members (wait on a future from another thread instead). To act on
+// completions in a thread of your own (a reactor's), append with a fabric::completion_queue.
 #pragma once
 
+#include <fabric/completion_queue.hpp>
 #include <fabric/message_id.hpp>
 #include <fabric/result.hpp>
 
@@ -292,6 +294,13 @@ class journal {
   /// errc::invalid_state (opened read-only), or an LMDB error in category "lmdb" (for example
   /// MDB_MAP_FULL once the map is at max_map_size; also written to stderr).
   void append(std::string_view stream, std::string_view payload, append_callback done);
+  /// As above, completed through `queue` instead of a callback: once durable (or refused) the
+  /// writer pushes {token, result} onto it, for the thread that drains it (see
+  /// completion_queue.hpp). Appends made one after another complete in that order; a refused
+  /// one (too_large, back_pressure, closed, invalid_state) is pushed before append returns, so
+  /// it may come before earlier appends still in flight. `queue` must outlive the append's
+  /// completion (destroying the journal completes every append first).
+  void append(std::string_view stream, std::string_view payload, completion_queue& queue, std::uint64_t token);
   /// As above, with a future for the result.
   std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
   /// Appends and waits until durable.
@@ -307,6 +316,10 @@ class journal {
   /// Returns: an id for the scheduled record, or the errors of append().
   result<std::uint64_t> schedule(std::string_view stream, std::string_view payload,
                                  std::int64_t deliver_at_ns);
+  /// As above, completed through `queue` with `token` and the scheduled record's id once the
+  /// schedule is durable, as append(stream, payload, queue, token) is.
+  void schedule(std::string_view stream, std::string_view payload, std::int64_t deliver_at_ns,
+                completion_queue& queue, std::uint64_t token);
   /// Returns: the number of records scheduled and not yet appended, or an LMDB error.
   result<std::uint64_t> scheduled_count() const;
 

@@ -127,6 +127,13 @@ result<std::uint64_t> journal::schedule(std::string_view stream, std::string_vie
   return impl_->enqueue_and_wait(scheduled_work(stream, payload, deliver_at_ns));
 }
 
+void journal::schedule(std::string_view stream, std::string_view payload, std::int64_t deliver_at_ns,
+                       completion_queue& queue, std::uint64_t token) {
+  pending_append work = scheduled_work(stream, payload, deliver_at_ns);
+  work.done = [q = &queue, token](result<std::uint64_t> r) { q->push(token, std::move(r)); };
+  impl_->enqueue(std::move(work));
+}
+
 result<std::uint64_t> journal::scheduled_count() const {
   return impl_->read_in(scheduled_db, std::uint64_t{0}, [](MDB_txn* t, MDB_dbi dbi) -> result<std::uint64_t> {
     MDB_stat stat{};

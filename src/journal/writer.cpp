@@ -359,6 +359,13 @@ void journal::append(std::string_view stream, std::string_view payload, append_c
   impl_->enqueue(std::move(work));
 }
 
+void journal::append(std::string_view stream, std::string_view payload, completion_queue& queue,
+                     std::uint64_t token) {
+  // Two words of capture: std::function keeps them inline, so this costs no allocation more
+  // than a callback does.
+  append(stream, payload, [q = &queue, token](result<std::uint64_t> r) { q->push(token, std::move(r)); });
+}
+
 std::future<result<std::uint64_t>> journal::append(std::string_view stream, std::string_view payload) {
   auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
   auto future = promise->get_future();
