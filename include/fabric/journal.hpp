@@ -99,7 +99,7 @@ struct journal_options {
   /// Called on the writer thread, once per commit; a clock that steps back is held at the
   /// latest time already stamped, so append times never go backwards. Tests pass a fake clock.
   /// The writer's own timers (sync_interval, the once-a-second pass) run on the steady clock.
-  /// Empty means std::chrono::system_clock.
+  /// Empty means std::chrono::system_clock, which also stands in for a commit whose clock throws.
   std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
 };
 
@@ -155,8 +155,9 @@ class journal_txn {
   void put(std::string_view table, std::string_view key, std::string_view value);
   /// A value of `table` as this transaction sees it.
   /// Returns: the value, nullopt when the key (or the table) does not exist, or an LMDB error
-  /// (category "lmdb") when it could not be read. Once a read has failed, the transaction does
-  /// not commit: transact() returns that error, so nothing decided on a failed read is kept.
+  /// (category "lmdb") when it could not be read. Once a read has failed in LMDB, the
+  /// transaction does not commit: transact() returns that error, so nothing decided on a failed
+  /// read is kept.
   /// Throws: fabric::error(invalid_argument) for a bad table name or key.
   result<std::optional<std::string>> get(std::string_view table, std::string_view key) const;
   /// Returns: true when the key existed.
@@ -166,8 +167,9 @@ class journal_txn {
   /// this transaction, so an application that writes its effects in the same transaction
   /// processes each message effectively once. It never answers fresh when it could not look:
   /// an LMDB failure fails the transaction (transact() returns the error), and a damaged mark
-  /// throws fabric::error(malformed) out of transact().
-  /// Throws: fabric::error(invalid_argument) for a bad key.
+  /// throws.
+  /// Throws: fabric::error — invalid_argument for a bad key, malformed when the stored mark of
+  /// (producer, stream) is damaged (uncaught, it leaves transact() and nothing is kept).
   dedup_verdict mark_seen(const dedup_key& key);
 
   /// Moves record `seq` of `stream` to the dead-letter queue with `reason` and `attempts`.
@@ -178,8 +180,9 @@ class journal_txn {
   /// Named consumer offsets.
   void set_cursor(std::string_view name, std::uint64_t seq);
   /// Returns: the offset, nullopt when the cursor was never set, errc::malformed when its stored
-  /// value is damaged, or an LMDB error; a failed read keeps the transaction from committing,
-  /// as for get(). Throws: fabric::error(invalid_argument) for a bad name.
+  /// value is damaged (set_cursor may repair it in the same transaction), or an LMDB error,
+  /// which keeps the transaction from committing, as for get().
+  /// Throws: fabric::error(invalid_argument) for a bad name.
   result<std::optional<std::uint64_t>> cursor(std::string_view name) const;
 
   journal_txn(const journal_txn&) = delete;

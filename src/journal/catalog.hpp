@@ -7,7 +7,7 @@
 //   internal-db   = "x/cursors"        ; cursor -> u64le seq
 //                 / "x/dedup-marks"    ; len8 producer len8 pstream -> u64le contiguous u64le window
 //                 / "x/dedup-window"   ; len8 producer len8 pstream seq-key -> (empty)
-//                 / "x/dedup-ids"      ; len8 producer id -> u64le time-marked
+//                 / "x/dedup-ids"      ; len8 producer id -> i64le time-marked
 //                 / "x/dedup-times"    ; time len8 producer id -> (empty)
 //                 / "x/retention"      ; stream -> msgpack [max_records, max_bytes, max_age_s, [cursor...]]
 //                 / "x/stream-bytes"   ; stream -> u64le payload bytes held

@@ -4,7 +4,7 @@
 //
 //   x/dedup-marks  : len8 producer len8 pstream -> u64le contiguous u64le window-count
 //   x/dedup-window : len8 producer len8 pstream u64be seq -> (empty)   ; seqs above contiguous
-//   x/dedup-ids    : len8 producer id -> u64le time-marked
+//   x/dedup-ids    : len8 producer id -> i64le time-marked
 //   x/dedup-times  : time len8 producer id -> (empty)                  ; forgetting order
 //
 // A check never answers "not seen" when it could not look: an LMDB failure or a damaged mark is
