@@ -3,6 +3,7 @@
 
 #include <fabric/actor.hpp>
 #include <fabric/codec.hpp>
+#include <fabric/completion_queue.hpp>
 #include <fabric/context.hpp>
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>

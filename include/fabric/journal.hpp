@@ -8,11 +8,17 @@
 // made durable, so a lone append is never held back by a timer, and under load one fsync serves
 // many appends.
 //
+// Reads report failures as errors: a member that reads the journal returns a result, and an
+// LMDB failure (or a damaged stored value) comes back as an error, never as "absent", "empty"
+// or "not seen".
+//
 // Thread safety: a journal may be used from any number of threads at once. Callbacks passed to
 // append() run on the writer thread: they must be quick and must not call back into the
-// journal's blocking members (wait on a future from another thread instead).
+// journal's blocking members (wait on a future from another thread instead). To act on
+// completions in a thread of your own (a reactor's), append with a fabric::completion_queue.
 #pragma once
 
+#include <fabric/completion_queue.hpp>
 #include <fabric/message_id.hpp>
 #include <fabric/result.hpp>
 
@@ -88,6 +94,13 @@ struct journal_options {
   /// Dedup: out-of-order sequence numbers remembered above a (producer, stream)'s highest
   /// contiguous one. Past this many, the lowest gap is given up: the mark jumps over it.
   std::size_t dedup_max_window = 65536;
+  /// The wall clock the journal reads: the append time stamped on each record, and the "now"
+  /// that TTL expiry, scheduled delivery, age retention and dedup_max_age are measured against.
+  /// Called on the writer thread, once per commit; a clock that steps back is held at the
+  /// latest time already stamped, so append times never go backwards. Tests pass a fake clock.
+  /// The writer's own timers (sync_interval, the once-a-second pass) run on the steady clock.
+  /// Empty means std::chrono::system_clock, which also stands in for a commit whose clock throws.
+  std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
 };
 
 /// How much of a stream to keep. The writer trims the oldest records beyond any limit, a bounded
@@ -140,13 +153,23 @@ class journal_txn {
 
   /// Application state: `table` (1-255 bytes) maps keys (1-511 bytes) to values.
   void put(std::string_view table, std::string_view key, std::string_view value);
-  std::optional<std::string> get(std::string_view table, std::string_view key) const;
+  /// A value of `table` as this transaction sees it.
+  /// Returns: the value, nullopt when the key (or the table) does not exist, or an LMDB error
+  /// (category "lmdb") when it could not be read. Once a read has failed in LMDB, the
+  /// transaction does not commit: transact() returns that error, so nothing decided on a failed
+  /// read is kept.
+  /// Throws: fabric::error(invalid_argument) for a bad table name or key.
+  result<std::optional<std::string>> get(std::string_view table, std::string_view key) const;
   /// Returns: true when the key existed.
   bool erase(std::string_view table, std::string_view key);
 
   /// Checks `key` against everything marked before and marks it: the check-and-mark is part of
   /// this transaction, so an application that writes its effects in the same transaction
-  /// processes each message effectively once.
+  /// processes each message effectively once. It never answers fresh when it could not look:
+  /// an LMDB failure fails the transaction (transact() returns the error), and a damaged mark
+  /// throws.
+  /// Throws: fabric::error — invalid_argument for a bad key, malformed when the stored mark of
+  /// (producer, stream) is damaged (uncaught, it leaves transact() and nothing is kept).
   dedup_verdict mark_seen(const dedup_key& key);
 
   /// Moves record `seq` of `stream` to the dead-letter queue with `reason` and `attempts`.
@@ -156,7 +179,11 @@ class journal_txn {
 
   /// Named consumer offsets.
   void set_cursor(std::string_view name, std::uint64_t seq);
-  std::optional<std::uint64_t> cursor(std::string_view name) const;
+  /// Returns: the offset, nullopt when the cursor was never set, errc::malformed when its stored
+  /// value is damaged (set_cursor may repair it in the same transaction), or an LMDB error,
+  /// which keeps the transaction from committing, as for get().
+  /// Throws: fabric::error(invalid_argument) for a bad name.
+  result<std::optional<std::uint64_t>> cursor(std::string_view name) const;
 
   journal_txn(const journal_txn&) = delete;
   journal_txn& operator=(const journal_txn&) = delete;
@@ -270,6 +297,13 @@ class journal {
   /// errc::invalid_state (opened read-only), or an LMDB error in category "lmdb" (for example
   /// MDB_MAP_FULL once the map is at max_map_size; also written to stderr).
   void append(std::string_view stream, std::string_view payload, append_callback done);
+  /// As above, completed through `queue` instead of a callback: once durable (or refused) the
+  /// writer pushes {token, result} onto it, for the thread that drains it (see
+  /// completion_queue.hpp). Appends made one after another complete in that order; a refused
+  /// one (too_large, back_pressure, closed, invalid_state) is pushed before append returns, so
+  /// it may come before earlier appends still in flight. `queue` must outlive the append's
+  /// completion (destroying the journal completes every append first).
+  void append(std::string_view stream, std::string_view payload, completion_queue& queue, std::uint64_t token);
   /// As above, with a future for the result.
   std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
   /// Appends and waits until durable.
@@ -285,11 +319,17 @@ class journal {
   /// Returns: an id for the scheduled record, or the errors of append().
   result<std::uint64_t> schedule(std::string_view stream, std::string_view payload,
                                  std::int64_t deliver_at_ns);
-  /// Records scheduled and not yet appended.
-  std::uint64_t scheduled_count() const;
+  /// As above, completed through `queue` with `token` and the scheduled record's id once the
+  /// schedule is durable, as append(stream, payload, queue, token) is.
+  void schedule(std::string_view stream, std::string_view payload, std::int64_t deliver_at_ns,
+                completion_queue& queue, std::uint64_t token);
+  /// Returns: the number of records scheduled and not yet appended, or an LMDB error.
+  result<std::uint64_t> scheduled_count() const;
 
   /// The dead-letter queue, from id `from` on, at most `max` entries.
-  std::vector<fabric::dead_letter> dead_letters(std::uint64_t from = 1, std::size_t max = 1000) const;
+  /// Returns: the entries in id order, errc::malformed when an entry in that range is damaged
+  /// (its stored value does not decode), or an LMDB error (category "lmdb").
+  result<std::vector<fabric::dead_letter>> dead_letters(std::uint64_t from = 1, std::size_t max = 1000) const;
   /// Appends dead letter `id` back to its stream (under a new sequence number) and removes it
   /// from the queue. Returns: the new sequence number, errc::invalid_argument for an unknown id,
   /// or an LMDB error.
@@ -308,20 +348,31 @@ class journal {
   /// Sets (and persists) the retention policy of `stream`; an all-default policy removes it.
   /// Returns: success, errc::invalid_argument for a bad stream name, or an LMDB error.
   result<void> set_retention(std::string_view stream, const retention_policy& policy);
-  /// The retention policy of `stream`, if one is set.
-  std::optional<retention_policy> retention(std::string_view stream) const;
+  /// The retention policy of `stream`.
+  /// Returns: the policy, nullopt when none is set, or, read-only (where it is read from disk,
+  /// as the writing process last committed it), an LMDB error or errc::malformed for a damaged
+  /// stored policy.
+  result<std::optional<retention_policy>> retention(std::string_view stream) const;
 
   /// The first sequence number of `stream` whose append time is at or after `timestamp_ns`
   /// (last_seq + 1 when there is none), found by binary search: the writer keeps append times
   /// non-decreasing, so the stream is its own time index. Use it to replay from a time.
   result<std::uint64_t> seq_at_time(std::string_view stream, std::int64_t timestamp_ns) const;
 
-  /// A consumer offset as last committed, or nullopt.
-  std::optional<std::uint64_t> cursor(std::string_view name) const;
+  /// A consumer offset as last committed.
+  /// Returns: the offset, nullopt when the cursor was never set, errc::malformed when its stored
+  /// value is damaged, or an LMDB error (category "lmdb") when it could not be read.
+  /// Throws: fabric::error(invalid_argument) for a bad name.
+  result<std::optional<std::uint64_t>> cursor(std::string_view name) const;
   /// Whether `key` has been marked seen (a read-only check; use mark_seen to check and mark).
-  bool seen(const dedup_key& key) const;
-  /// A value of application state as last committed, or nullopt.
-  std::optional<std::string> get(std::string_view table, std::string_view key) const;
+  /// Returns: true or false only when it could look: errc::malformed for a damaged mark, or an
+  /// LMDB error when the journal could not be read. Never "not seen" for a failed look.
+  /// Throws: fabric::error(invalid_argument) for a bad key.
+  result<bool> seen(const dedup_key& key) const;
+  /// A value of application state as last committed.
+  /// Returns: the value, nullopt when the key (or the table) does not exist, or an LMDB error.
+  /// Throws: fabric::error(invalid_argument) for a bad table name or key.
+  result<std::optional<std::string>> get(std::string_view table, std::string_view key) const;
 
   /// Reads records of `stream` from `from_seq` on, at most `max_records` and (after the first
   /// record) about `max_bytes` of payload, in one short read transaction.
@@ -353,12 +404,17 @@ class journal {
   /// Returns: success, or an LMDB error.
   result<void> copy_to(const std::filesystem::path& dest, bool compact = true) const;
   /// Extents of every stream.
-  std::vector<journal_stream_info> stream_infos() const;
+  /// Returns: one entry per stream, sorted by name, or an LMDB error.
+  result<std::vector<journal_stream_info>> stream_infos() const;
 
-  /// The last sequence number appended to `stream`, or nullopt when it has none.
-  std::optional<std::uint64_t> last_seq(std::string_view stream) const;
+  /// The last sequence number handed out in `stream` (its last record may since have been
+  /// removed). Kept in memory by a writing journal; read from disk by a read-only one.
+  /// Returns: the number, nullopt when the stream has none (or the name is not a valid stream
+  /// name), or, read-only, an LMDB error.
+  result<std::optional<std::uint64_t>> last_seq(std::string_view stream) const;
   /// The names of the streams, sorted.
-  std::vector<std::string> streams() const;
+  /// Returns: the names, or, read-only (where they are read from disk), an LMDB error.
+  result<std::vector<std::string>> streams() const;
 
   journal_stats stats() const;
   const std::filesystem::path& path() const noexcept;

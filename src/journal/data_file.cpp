@@ -1,6 +1,8 @@
 // LMDB's data file read with pread and bounds checks only; see data_file.hpp for the layout.
 #include "journal/data_file.hpp"
 
+#include "core/byte_order.hpp"
+
 #include <fabric/error.hpp>
 
 #include <lmdb.h>
@@ -49,15 +51,9 @@ constexpr std::uint16_t database_flags = MDB_REVERSEKEY | MDB_DUPSORT | MDB_INTE
                                          MDB_INTEGERDUP | MDB_REVERSEDUP;
 constexpr std::uint16_t duplicate_flags = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP | MDB_REVERSEDUP;
 
-std::uint16_t le16(const std::byte* p) noexcept {
-  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | std::to_integer<unsigned>(p[1]) << 8);
-}
-std::uint32_t le32(const std::byte* p) noexcept {
-  return static_cast<std::uint32_t>(le16(p)) | static_cast<std::uint32_t>(le16(p + 2)) << 16;
-}
-std::uint64_t le64(const std::byte* p) noexcept {
-  return static_cast<std::uint64_t>(le32(p)) | static_cast<std::uint64_t>(le32(p + 4)) << 32;
-}
+std::uint16_t le16(const std::byte* p) noexcept { return detail::load_le<std::uint16_t>(p); }
+std::uint32_t le32(const std::byte* p) noexcept { return detail::load_le<std::uint32_t>(p); }
+std::uint64_t le64(const std::byte* p) noexcept { return detail::load_le<std::uint64_t>(p); }
 
 std::string hex16(std::uint16_t v) {
   char buf[8];

@@ -2,8 +2,9 @@
 // big-endian sequence keys, and the checks that decide whether a stored value can be trusted.
 #include "journal/record.hpp"
 
+#include "core/byte_order.hpp"
+
 #include <array>
-#include <bit>
 #include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -40,25 +41,12 @@ constexpr crc_tables make_crc_tables() noexcept {
 constexpr crc_tables tables = make_crc_tables();
 static_assert(tables[0][0x80] == crc32c_poly_reflected, "tables use the reflected polynomial");
 
-// Byte-wise composition is endian-independent and free of alignment traps; GCC and Clang turn
-// each of these into a single load (plus a bswap where the host order differs).
-std::uint32_t load_le32(const unsigned char* p) noexcept {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
-std::uint64_t load_le64(const unsigned char* p) noexcept {
-  return static_cast<std::uint64_t>(load_le32(p)) |
-         static_cast<std::uint64_t>(load_le32(p + 4)) << 32;
-}
-
-void store_le32(std::uint32_t v, unsigned char* p) noexcept {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-
-void store_le64(std::uint64_t v, unsigned char* p) noexcept {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
+// Fixed-width fields through core/byte_order.hpp: one load or store each, plus a bswap where the
+// host order differs, with no alignment traps.
+using detail::load_be;
+using detail::load_le;
+using detail::store_be;
+using detail::store_le;
 
 // Works on the raw (pre-inverted) register so that both paths share the ~0 conventions below.
 std::uint32_t crc32c_sw(std::uint32_t c, const unsigned char* p, std::size_t n) noexcept {
@@ -67,8 +55,8 @@ std::uint32_t crc32c_sw(std::uint32_t c, const unsigned char* p, std::size_t n) 
   };
   for (; n > 0 && (reinterpret_cast<std::uintptr_t>(p) & 7U) != 0; --n) c = byte_step(c, *p++);
   for (; n >= 8; n -= 8, p += 8) {
-    const std::uint32_t lo = c ^ load_le32(p);
-    const std::uint32_t hi = load_le32(p + 4);
+    const std::uint32_t lo = c ^ load_le<std::uint32_t>(p);
+    const std::uint32_t hi = load_le<std::uint32_t>(p + 4);
     c = tables[7][lo & 0xFFU] ^ tables[6][(lo >> 8) & 0xFFU] ^ tables[5][(lo >> 16) & 0xFFU] ^
         tables[4][lo >> 24] ^ tables[3][hi & 0xFFU] ^ tables[2][(hi >> 8) & 0xFFU] ^
         tables[1][(hi >> 16) & 0xFFU] ^ tables[0][hi >> 24];
@@ -120,15 +108,12 @@ std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noex
 
 void encode_seq_key(std::uint64_t seq, std::byte out[8]) noexcept {
   // One byte swap and a store: this runs twice per append (the key and the CRC over it).
-  const std::uint64_t big_endian = std::endian::native == std::endian::little ? __builtin_bswap64(seq) : seq;
-  std::memcpy(out, &big_endian, sizeof big_endian);
+  store_be(seq, out);
 }
 
 bool decode_seq_key(std::span<const std::byte> key, std::uint64_t& seq) noexcept {
   if (key.size() != 8) return false;
-  std::uint64_t v = 0;
-  for (std::byte b : key) v = v << 8 | std::to_integer<std::uint64_t>(b);
-  seq = v;
+  seq = load_be<std::uint64_t>(key.data());
   return true;
 }
 
@@ -170,13 +155,13 @@ void encode_record(std::string_view stream, std::uint64_t seq, std::int64_t time
   p[off_flags] = flags;
   p[off_reserved] = 0;
   p[off_reserved + 1] = 0;
-  store_le32(static_cast<std::uint32_t>(payload.size()), p + off_length);
-  store_le64(static_cast<std::uint64_t>(timestamp_ns), p + off_timestamp);
+  store_le<std::uint32_t>(static_cast<std::uint32_t>(payload.size()), p + off_length);
+  store_le<std::uint64_t>(static_cast<std::uint64_t>(timestamp_ns), p + off_timestamp);
   if (!payload.empty()) std::memcpy(p + record_header_size, payload.data(), payload.size());
   const std::size_t size = record_size(payload.size());
   std::uint32_t crc = 0;
   crc_prefix(record_version, stream, seq, crc);
-  store_le32(crc32c(crc, p + record_crc_from, size - record_crc_from), p + off_crc);
+  store_le<std::uint32_t>(crc32c(crc, p + record_crc_from, size - record_crc_from), p + off_crc);
 }
 
 std::string_view to_string(record_fault f) noexcept {
@@ -202,10 +187,10 @@ record_fault check_record_head(std::string_view stream, std::uint64_t seq, std::
     return record_fault::bad_reserved;
   }
   // Widened before comparing so a huge length field cannot wrap into a match.
-  const std::uint64_t length = load_le32(p + off_length);
+  const std::uint64_t length = load_le<std::uint32_t>(p + off_length);
   if (length != value_size - record_header_size) return record_fault::bad_length;
   if (!crc_prefix(version, stream, seq, crc)) return record_fault::bad_crc;
-  expected = load_le32(p + off_crc);
+  expected = load_le<std::uint32_t>(p + off_crc);
   return record_fault::none;
 }
 
@@ -221,7 +206,7 @@ record_fault decode_record(std::string_view stream, std::uint64_t seq, std::span
 
   out.version = p[off_version];
   out.seq = seq;
-  out.timestamp_ns = static_cast<std::int64_t>(load_le64(p + off_timestamp));
+  out.timestamp_ns = static_cast<std::int64_t>(load_le<std::uint64_t>(p + off_timestamp));
   out.flags = p[off_flags];
   out.payload = std::string_view(reinterpret_cast<const char*>(p + record_header_size),
                                  size - record_header_size);

@@ -583,8 +583,10 @@ void verify_after_crash(const std::filesystem::path& dir, durability mode, std::
     if (stopped || corruption || !replayed) continue;
 
     const auto last = j->last_seq(name);
-    if (last.value_or(0) != records.size())
-      problems.add(name + ": last_seq is " + (last ? std::to_string(*last) : "none") + " but the stream holds 1.." +
+    if (!last)
+      problems.add(name + ": last_seq failed: " + last.error().message());
+    else if (last->value_or(0) != records.size())
+      problems.add(name + ": last_seq is " + (*last ? std::to_string(**last) : "none") + " but the stream holds 1.." +
                    std::to_string(records.size()));
 
     // Whatever earlier iterations read back is still there, unchanged.
@@ -635,10 +637,15 @@ void verify_after_crash(const std::filesystem::path& dir, durability mode, std::
       std::uint64_t stored = 0;
       for (std::size_t i = before.size(); i < records.size(); ++i)
         if (records[i].generation == generation && records[i].producer == transactional_producer) ++stored;
-      if (stored > 0 && !j->seen({dedup_name, name, stored, {}}))
+      const auto seen_stored = j->seen({dedup_name, name, std::max<std::uint64_t>(stored, 1), {}});
+      const auto seen_next = j->seen({dedup_name, name, stored + 1, {}});
+      if (!seen_stored || !seen_next)
+        problems.add(name + ": the dedup mark of " + dedup_name + " could not be read: " +
+                     (!seen_stored ? seen_stored.error() : seen_next.error()).message());
+      if (seen_stored && stored > 0 && !*seen_stored)
         problems.add(name + ": the dedup mark for record " + std::to_string(stored) + " of " + dedup_name +
                      " did not survive the crash with it");
-      if (j->seen({dedup_name, name, stored + 1, {}}))
+      if (seen_next && *seen_next)
         problems.add(name + ": " + dedup_name + " is marked seen up to " + std::to_string(stored + 1) +
                      " but only " + std::to_string(stored) + " of its records survived");
     }

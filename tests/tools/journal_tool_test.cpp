@@ -790,7 +790,7 @@ TEST_F(JournalToolTest, DlqRequeueAppendsTheLetterBackAndDiscardRemovesOne) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("no such dead letter"), std::string::npos) << missing.err;
   auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
-  EXPECT_TRUE(j.dead_letters().empty());
+  EXPECT_TRUE(j.dead_letters().value().empty());
   auto chunk = j.read("work", 1);
   ASSERT_TRUE(chunk);
   ASSERT_EQ(chunk->records.size(), 2u);

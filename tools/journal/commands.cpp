@@ -84,7 +84,7 @@ journal open_existing(const std::string& dir) {
 }
 
 std::string stream_list(const journal& j) {
-  const auto names = j.streams();
+  const auto names = j.streams().value();
   if (names.empty()) return "it has no streams";
   std::string list = "its streams: ";
   for (std::size_t i = 0; i < names.size(); ++i) {
@@ -99,7 +99,8 @@ std::string stream_list(const journal& j) {
 }
 
 journal_stream_info require_stream(const journal& j, const options& o) {
-  for (auto& info : j.stream_infos())
+  auto infos = j.stream_infos().value();
+  for (auto& info : infos)
     if (info.name == o.stream) return info;
   throw tool_error("unknown stream '" + o.stream + "' in " + o.dir + " (" + stream_list(j) + ")");
 }
@@ -247,7 +248,7 @@ void install_stop_handlers() {
 
 int run_stats(const options& o) {
   const journal j = open_existing(o.dir);
-  const auto infos = j.stream_infos();
+  const auto infos = j.stream_infos().value();
   const auto counters = j.stats();
   const std::uint64_t size = file_bytes(data_file(o.dir));
   std::uint64_t records = 0;
@@ -279,7 +280,7 @@ int run_stats(const options& o) {
 
 int run_streams(const options& o) {
   const journal j = open_existing(o.dir);
-  const auto infos = j.stream_infos();
+  const auto infos = j.stream_infos().value();
   if (o.json) {
     json_writer w(std::cout);
     w.begin_object();
@@ -519,7 +520,7 @@ int run_compact(const options& o) {
 
 int run_dlq_list(const options& o) {
   const journal j = open_existing(o.dir);
-  const auto letters = j.dead_letters(o.from, o.count ? static_cast<std::size_t>(*o.count) : std::size_t{1000});
+  const auto letters = j.dead_letters(o.from, o.count ? static_cast<std::size_t>(*o.count) : std::size_t{1000}).value();
   if (o.json) {
     json_writer w(std::cout);
     w.begin_object().field("path", o.dir).key("dead_letters").begin_array();

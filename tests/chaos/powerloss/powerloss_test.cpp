@@ -153,7 +153,9 @@ std::string check_image(const fs::path& dir, const expectations& want, unsigned 
              std::to_string(promised->second) + " had completed";
   }
   for (const auto& [name, value] : want.cursors) {
-    const auto at = j.cursor(name);
+    const auto read = j.cursor(name);
+    if (!read) return "unreadable: cursor " + name + ": " + read.error().message();
+    const auto& at = *read;
     if (!at || *at < value)
       return "lost: cursor " + name + " is " + (at ? std::to_string(*at) : std::string("unset")) +
              " but a transaction setting it to " + std::to_string(value) + " had completed";

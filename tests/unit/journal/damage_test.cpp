@@ -80,7 +80,7 @@ TEST(JournalDamageTest, AJournalOfVersionOneRecordsIsReadAndAppendedTo) {
   ASSERT_EQ(raw_record(dir, "old", 2)[4], 1);
 
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_EQ(j.last_seq("old"), 3u);
+  EXPECT_EQ(j.last_seq("old").value(), 3u);
   ASSERT_EQ(j.append_wait("old", "new 4").value(), 4u);
   auto chunk = j.read("old", 1);
   ASSERT_TRUE(chunk);
@@ -227,7 +227,7 @@ TEST(JournalVerifyAccountingTest, ACleanJournalWithEveryKindOfContentVerifiesCle
   auto j = journal::open(dir.path(), fast_journal_options());
   const auto report = j.verify();
   EXPECT_TRUE(report.clean()) << all_damage(report);
-  EXPECT_EQ(report.records, j.stream_infos()[0].records + j.stream_infos()[1].records);
+  EXPECT_EQ(report.records, j.stream_infos().value()[0].records + j.stream_infos().value()[1].records);
 }
 
 // ---- damaged data files

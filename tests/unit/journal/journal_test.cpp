@@ -39,8 +39,8 @@ std::vector<std::string> payloads_of(const fabric::journal_chunk& chunk) {
 TEST(JournalTest, OpensAnEmptyJournalInANewDirectory) {
   temp_dir dir;
   auto j = journal::open(dir.path() / "a" / "b", fast_journal_options());
-  EXPECT_TRUE(j.streams().empty());
-  EXPECT_FALSE(j.last_seq("orders").has_value());
+  EXPECT_TRUE(j.streams().value().empty());
+  EXPECT_FALSE(j.last_seq("orders").value().has_value());
   auto chunk = j.read("orders", 1);
   ASSERT_TRUE(chunk);
   EXPECT_TRUE(chunk->records.empty());
@@ -62,7 +62,7 @@ TEST(JournalTest, CreationRemovesWhatAnInterruptedCreationLeft) {
   EXPECT_TRUE(std::filesystem::is_regular_file(dir.path() / "data.mdb"));
   EXPECT_FALSE(std::filesystem::exists(dir.path() / ".creating"));
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_EQ(j.last_seq("orders"), 1u);
+  EXPECT_EQ(j.last_seq("orders").value(), 1u);
 }
 
 TEST(JournalTest, AppendsAreReadBackInOrderWithTheirSequenceNumbers) {
@@ -82,7 +82,7 @@ TEST(JournalTest, AppendsAreReadBackInOrderWithTheirSequenceNumbers) {
     EXPECT_GT(chunk->records[i].timestamp_ns, 0);
   }
   EXPECT_EQ(chunk->next_seq, 11u);
-  EXPECT_EQ(j.last_seq("orders"), 10u);
+  EXPECT_EQ(j.last_seq("orders").value(), 10u);
 }
 
 TEST(JournalTest, EachStreamHasItsOwnSequence) {
@@ -91,7 +91,7 @@ TEST(JournalTest, EachStreamHasItsOwnSequence) {
   EXPECT_EQ(j.append_wait("a", "1").value(), 1u);
   EXPECT_EQ(j.append_wait("b", "1").value(), 1u);
   EXPECT_EQ(j.append_wait("a", "2").value(), 2u);
-  EXPECT_EQ(j.streams(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(j.streams().value(), (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(JournalTest, EmptyAndBinaryPayloadsRoundTrip) {
@@ -113,7 +113,7 @@ TEST(JournalTest, ReopeningKeepsRecordsAndContinuesTheSequence) {
     ASSERT_TRUE(j.append_wait("s", "two"));
   }
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_EQ(j.last_seq("s"), 2u);
+  EXPECT_EQ(j.last_seq("s").value(), 2u);
   EXPECT_EQ(j.append_wait("s", "three").value(), 3u);
   auto chunk = j.read("s", 1);
   ASSERT_TRUE(chunk);
@@ -222,7 +222,7 @@ TEST(JournalTest, ClosingCompletesEveryAcceptedAppend) {
   EXPECT_EQ(ok.load(), 1000);
   EXPECT_EQ(failed.load(), 0);
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_EQ(j.last_seq("s"), 1000u);
+  EXPECT_EQ(j.last_seq("s").value(), 1000u);
 }
 
 TEST(JournalTest, OversizedPayloadsAndBadStreamNamesAreRefused) {
@@ -470,7 +470,7 @@ TEST(JournalToolsTest, StreamInfosGiveEachStreamsExtent) {
   auto j = journal::open(dir.path(), fast_journal_options());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(j.append_wait("a", "x"));
   ASSERT_TRUE(j.append_wait("b", "x"));
-  auto infos = j.stream_infos();
+  auto infos = j.stream_infos().value();
   ASSERT_EQ(infos.size(), 2u);
   EXPECT_EQ(infos[0].name, "a");
   EXPECT_EQ(infos[0].first_seq, 1u);
@@ -489,8 +489,8 @@ TEST(JournalToolsTest, ACompactCopyOpensWithTheSameContent) {
     ASSERT_TRUE(j.copy_to(copy.path()));
   }
   auto j = journal::open(copy.path(), fast_journal_options());
-  EXPECT_EQ(j.last_seq("s"), 100u);
-  EXPECT_EQ(j.cursor("c"), 50u);
+  EXPECT_EQ(j.last_seq("s").value(), 100u);
+  EXPECT_EQ(j.cursor("c").value(), 50u);
   EXPECT_TRUE(j.verify().corruptions.empty());
 }
 

@@ -40,13 +40,13 @@ TEST(JournalTransactTest, CommitsAppendsStateAndCursorsTogether) {
     t.set_cursor("consumer", 41);
   }));
   EXPECT_EQ(seq, 1u);
-  EXPECT_EQ(j.get("accounts", "alice"), "100");
-  EXPECT_EQ(j.cursor("consumer"), 41u);
+  EXPECT_EQ(j.get("accounts", "alice").value(), "100");
+  EXPECT_EQ(j.cursor("consumer").value(), 41u);
   auto chunk = j.read("outbox", 1);
   ASSERT_TRUE(chunk);
   ASSERT_EQ(chunk->records.size(), 1u);
   EXPECT_EQ(chunk->records[0].payload, "credited alice");
-  EXPECT_EQ(j.last_seq("outbox"), 1u);
+  EXPECT_EQ(j.last_seq("outbox").value(), 1u);
 }
 
 TEST(JournalTransactTest, ATransactionThatThrowsKeepsNothingAndRethrows) {
@@ -60,10 +60,10 @@ TEST(JournalTransactTest, ATransactionThatThrowsKeepsNothingAndRethrows) {
     EXPECT_EQ(t.mark_seen(by_seq(1)), dedup_verdict::fresh);
     throw std::runtime_error("business rule failed");
   }), std::runtime_error);
-  EXPECT_FALSE(j.get("accounts", "bob"));
-  EXPECT_FALSE(j.cursor("consumer"));
-  EXPECT_FALSE(j.seen(by_seq(1)));
-  EXPECT_EQ(j.last_seq("outbox"), 1u);
+  EXPECT_FALSE(j.get("accounts", "bob").value());
+  EXPECT_FALSE(j.cursor("consumer").value());
+  EXPECT_FALSE(j.seen(by_seq(1)).value());
+  EXPECT_EQ(j.last_seq("outbox").value(), 1u);
   // The sequence is not burnt by the aborted transaction.
   EXPECT_EQ(j.append_wait("outbox", "after").value(), 2u);
 }
@@ -71,20 +71,20 @@ TEST(JournalTransactTest, ATransactionThatThrowsKeepsNothingAndRethrows) {
 TEST(JournalTransactTest, TablesPutGetAndErase) {
   temp_dir dir;
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_FALSE(j.get("t", "k"));
+  EXPECT_FALSE(j.get("t", "k").value());
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
-    EXPECT_FALSE(t.get("t", "k"));
+    EXPECT_FALSE(t.get("t", "k").value());
     t.put("t", "k", "v1");
-    EXPECT_EQ(t.get("t", "k"), "v1");
+    EXPECT_EQ(t.get("t", "k").value(), "v1");
     t.put("t", "k", "v2");
   }));
-  EXPECT_EQ(j.get("t", "k"), "v2");
+  EXPECT_EQ(j.get("t", "k").value(), "v2");
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_TRUE(t.erase("t", "k"));
     EXPECT_FALSE(t.erase("t", "k"));
     EXPECT_FALSE(t.erase("missing-table", "k"));
   }));
-  EXPECT_FALSE(j.get("t", "k"));
+  EXPECT_FALSE(j.get("t", "k").value());
 }
 
 TEST(JournalTransactTest, BadNamesThrowInsideTheTransaction) {
@@ -111,8 +111,8 @@ TEST(JournalTransactTest, MarkSeenFindsDuplicatesBySequence) {
     EXPECT_EQ(t.mark_seen({"producer-b", "orders", 1, {}}), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen({"producer-a", "refunds", 1, {}}), dedup_verdict::fresh);
   }));
-  EXPECT_TRUE(j.seen(by_seq(2)));
-  EXPECT_FALSE(j.seen(by_seq(3)));
+  EXPECT_TRUE(j.seen(by_seq(2)).value());
+  EXPECT_FALSE(j.seen(by_seq(3)).value());
 }
 
 TEST(JournalTransactTest, OutOfOrderSequencesAreRememberedAndAbsorbed) {
@@ -123,15 +123,15 @@ TEST(JournalTransactTest, OutOfOrderSequencesAreRememberedAndAbsorbed) {
     EXPECT_EQ(t.mark_seen(by_seq(5)), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen(by_seq(3)), dedup_verdict::duplicate);
   }));
-  EXPECT_FALSE(j.seen(by_seq(1)));
-  EXPECT_FALSE(j.seen(by_seq(4)));
+  EXPECT_FALSE(j.seen(by_seq(1)).value());
+  EXPECT_FALSE(j.seen(by_seq(4)).value());
   ASSERT_TRUE(j.transact([&](journal_txn& t) {
     EXPECT_EQ(t.mark_seen(by_seq(1)), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen(by_seq(2)), dedup_verdict::fresh);  // absorbs 3
     EXPECT_EQ(t.mark_seen(by_seq(4)), dedup_verdict::fresh);  // absorbs 5
   }));
-  for (std::uint64_t s = 1; s <= 5; ++s) EXPECT_TRUE(j.seen(by_seq(s))) << s;
-  EXPECT_FALSE(j.seen(by_seq(6)));
+  for (std::uint64_t s = 1; s <= 5; ++s) EXPECT_TRUE(j.seen(by_seq(s)).value()) << s;
+  EXPECT_FALSE(j.seen(by_seq(6)).value());
 }
 
 TEST(JournalTransactTest, AFullWindowGivesUpTheLowestGap) {
@@ -145,9 +145,9 @@ TEST(JournalTransactTest, AFullWindowGivesUpTheLowestGap) {
     for (std::uint64_t s = 3; s <= 6; ++s) EXPECT_EQ(t.mark_seen(by_seq(s)), dedup_verdict::fresh);
   }));
   // The gap at 2 was given up: 2 now counts as seen, and the mark is contiguous to 6.
-  EXPECT_TRUE(j.seen(by_seq(2)));
-  EXPECT_TRUE(j.seen(by_seq(6)));
-  EXPECT_FALSE(j.seen(by_seq(7)));
+  EXPECT_TRUE(j.seen(by_seq(2)).value());
+  EXPECT_TRUE(j.seen(by_seq(6)).value());
+  EXPECT_FALSE(j.seen(by_seq(7)).value());
 }
 
 TEST(JournalTransactTest, MarkSeenFindsDuplicatesById) {
@@ -160,8 +160,8 @@ TEST(JournalTransactTest, MarkSeenFindsDuplicatesById) {
     EXPECT_EQ(t.mark_seen({"p", "s", 10, id_of(2)}), dedup_verdict::fresh);
     EXPECT_EQ(t.mark_seen({"p", "s", 11, id_of(2)}), dedup_verdict::duplicate);
   }));
-  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(1)}));
-  EXPECT_FALSE(j.seen({"p", "s", 0, id_of(3)}));
+  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(1)}).value());
+  EXPECT_FALSE(j.seen({"p", "s", 0, id_of(3)}).value());
 }
 
 TEST(JournalTransactTest, DedupStateAndCursorsSurviveAReopen) {
@@ -176,11 +176,11 @@ TEST(JournalTransactTest, DedupStateAndCursorsSurviveAReopen) {
     }));
   }
   auto j = journal::open(dir.path(), fast_journal_options());
-  EXPECT_TRUE(j.seen(by_seq(1)));
-  EXPECT_FALSE(j.seen(by_seq(2)));
-  EXPECT_TRUE(j.seen(by_seq(3)));
-  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(9)}));
-  EXPECT_EQ(j.cursor("c"), 3u);
+  EXPECT_TRUE(j.seen(by_seq(1)).value());
+  EXPECT_FALSE(j.seen(by_seq(2)).value());
+  EXPECT_TRUE(j.seen(by_seq(3)).value());
+  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(9)}).value());
+  EXPECT_EQ(j.cursor("c").value(), 3u);
 }
 
 TEST(JournalTransactTest, OldIdsAreForgottenPastTheCountBound) {
@@ -195,8 +195,8 @@ TEST(JournalTransactTest, OldIdsAreForgottenPastTheCountBound) {
   }
   // Pruning runs a bounded amount per commit; a few more commits finish the job.
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(j.append_wait("tick", "x"));
-  EXPECT_FALSE(j.seen({"p", "s", 0, id_of(0)}));
-  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(999)}));
+  EXPECT_FALSE(j.seen({"p", "s", 0, id_of(0)}).value());
+  EXPECT_TRUE(j.seen({"p", "s", 0, id_of(999)}).value());
 }
 
 TEST(JournalTransactTest, EffectivelyOnceProcessingOfARedeliveredBatch) {
@@ -207,7 +207,7 @@ TEST(JournalTransactTest, EffectivelyOnceProcessingOfARedeliveredBatch) {
     return j.transact([&](journal_txn& t) {
       for (std::uint64_t seq = from; seq <= to; ++seq) {
         if (t.mark_seen(by_seq(seq)) == dedup_verdict::duplicate) continue;
-        const auto total = t.get("totals", "sum");
+        const auto total = t.get("totals", "sum").value();
         const std::uint64_t sum = total ? std::stoull(*total) : 0;
         t.put("totals", "sum", std::to_string(sum + seq));
         t.set_cursor("adder", seq);
@@ -216,8 +216,8 @@ TEST(JournalTransactTest, EffectivelyOnceProcessingOfARedeliveredBatch) {
   };
   ASSERT_TRUE(consume(1, 10));
   ASSERT_TRUE(consume(5, 15));  // 5..10 redelivered
-  EXPECT_EQ(j.get("totals", "sum"), std::to_string(15 * 16 / 2));
-  EXPECT_EQ(j.cursor("adder"), 15u);
+  EXPECT_EQ(j.get("totals", "sum").value(), std::to_string(15 * 16 / 2));
+  EXPECT_EQ(j.cursor("adder").value(), 15u);
 }
 
 TEST(JournalTransactTest, PeriodicModeCompletesTransactionsAfterAnFsync) {
@@ -228,7 +228,7 @@ TEST(JournalTransactTest, PeriodicModeCompletesTransactionsAfterAnFsync) {
   auto j = journal::open(dir.path(), o);
   ASSERT_TRUE(j.transact([](journal_txn& t) { t.set_cursor("c", 1); }));
   EXPECT_GE(j.stats().syncs, 1u);
-  EXPECT_EQ(j.cursor("c"), 1u);
+  EXPECT_EQ(j.cursor("c").value(), 1u);
 }
 
 TEST(JournalTransactTest, ATransactionRunsAgainWhenTheMapMustGrow) {
@@ -243,7 +243,7 @@ TEST(JournalTransactTest, ATransactionRunsAgainWhenTheMapMustGrow) {
   }));
   EXPECT_GE(runs, 2);
   EXPECT_GT(j.stats().map_resizes, 0u);
-  EXPECT_EQ(j.last_seq("big"), 200u);
+  EXPECT_EQ(j.last_seq("big").value(), 200u);
 }
 
 }  // namespace
