@@ -7,6 +7,7 @@
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>
 #include <fabric/journal.hpp>
+#include <fabric/log.hpp>
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
 #include <fabric/message_id.hpp>

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <fabric/context.hpp>
+#include <fabric/log.hpp>
 #include <fabric/majordomo_client.hpp>
 #include <fabric/majordomo_worker.hpp>
 #include <fabric/options.hpp>
@@ -38,12 +39,10 @@
 
 namespace fabric::mdp {
 
-/// Severity of a broker log line.
-enum class log_level { debug, info, warning, error, off };
-
-/// Receives the broker's log lines; called on the broker's thread, so keep it short and
-/// thread-safe with respect to your other logging.
-using log_fn = std::function<void(log_level, std::string_view)>;
+/// The broker logs through fabric's log hook (<fabric/log.hpp>); these names remain for code
+/// written when the hook lived here.
+using fabric::log_level;
+using fabric::log_fn;
 
 /// Everything that configures a broker. Every bound has a default; none is unlimited.
 struct broker_options {
