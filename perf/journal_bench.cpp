@@ -263,7 +263,7 @@ void run_journal(session& s, const journal_cli& o) {
       throw CLI::ValidationError("--ops", "unknown operation '" + op + "'");
   }
   const std::filesystem::path base = o.dir.empty() ? jb::default_base_dir() : std::filesystem::path(o.dir);
-  jb::temp_dir tmp(base);
+  jb::temp_dir tmp("fabric-perf-journal-", base);
   if (!s.options.quiet) std::fprintf(stderr, "journal: working in %s\n", tmp.path().c_str());
   if (wants(o, "append")) run_appends(s, o, tmp);
   if (wants(o, "append_one")) run_append_one(s, o, tmp);

@@ -5,6 +5,7 @@
 #include "journal_workloads.hpp"
 
 #include <fabric/error.hpp>
+#include <fabric_support/byte_order.hpp>
 
 #include <lmdb.h>
 
@@ -106,19 +107,6 @@ std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noex
   return ~crc32c_sw(~crc, p, size);
 }
 
-void put_be64(std::uint64_t v, unsigned char* out) noexcept {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(v >> (8 * (7 - i)));
-}
-
-void put_le(std::uint64_t v, int bytes, unsigned char* out) noexcept {
-  for (int i = 0; i < bytes; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-
-std::uint32_t get_le32(const unsigned char* p) noexcept {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
 // Record format version 2: the CRC covers the stream's name after its length byte, the key, then
 // the value after the CRC field (docs/journal-format.md).
 std::uint32_t record_crc(const unsigned char key[8], const unsigned char* value, std::size_t size) noexcept {
@@ -134,10 +122,10 @@ void encode_record(const unsigned char key[8], std::int64_t timestamp_ns, std::s
   out[5] = 0;  // flags
   out[6] = 0;
   out[7] = 0;
-  put_le(payload.size(), 4, out + 8);
-  put_le(static_cast<std::uint64_t>(timestamp_ns), 8, out + 12);
+  support::store_le(static_cast<std::uint32_t>(payload.size()), out + 8);
+  support::store_le(static_cast<std::uint64_t>(timestamp_ns), out + 12);
   std::memcpy(out + header_size, payload.data(), payload.size());
-  put_le(record_crc(key, out, header_size + payload.size()), 4, out);
+  support::store_le(record_crc(key, out, header_size + payload.size()), out);
 }
 
 // ---- Raw LMDB -------------------------------------------------------------------------------
@@ -191,7 +179,7 @@ std::string db_name() { return "s/" + std::string(stream_name); }
 // Appends record `seq` inside `t`.
 void raw_put(MDB_txn* t, MDB_dbi dbi, std::uint64_t seq, std::int64_t timestamp_ns, std::string_view payload) {
   unsigned char key_bytes[8];
-  put_be64(seq, key_bytes);
+  support::store_be(seq, key_bytes);
   MDB_val key{sizeof key_bytes, key_bytes};
   MDB_val value{header_size + payload.size(), nullptr};
   check(mdb_put(t, dbi, &key, &value, MDB_APPEND | MDB_RESERVE), "mdb_put");
@@ -311,25 +299,6 @@ std::string_view to_string(durability mode) noexcept {
     case durability::none: return "none";
   }
   return "?";
-}
-
-temp_dir::temp_dir(const fs::path& base, std::string_view prefix) {
-  std::string pattern = (base / (std::string(prefix) + "XXXXXX")).string();
-  if (mkdtemp(pattern.data()) == nullptr)
-    throw std::system_error(errno, std::generic_category(), "cannot create a directory in " + base.string());
-  path_ = pattern;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-fs::path temp_dir::sub(std::string_view name) const {
-  fs::path p = path_ / name;
-  fs::remove_all(p);
-  fs::create_directory(p);
-  return p;
 }
 
 fs::path default_base_dir() {
@@ -529,7 +498,7 @@ replay_outcome raw_replay(const fs::path& dir, std::size_t map_size, std::uint64
   for (; rc == 0; rc = mdb_cursor_get(c, &key, &value, MDB_NEXT)) {
     const auto* v = static_cast<const unsigned char*>(value.mv_data);
     if (key.mv_size != 8 || value.mv_size < header_size ||
-        get_le32(v) != record_crc(static_cast<const unsigned char*>(key.mv_data), v, value.mv_size))
+        support::load_le<std::uint32_t>(v) != record_crc(static_cast<const unsigned char*>(key.mv_data), v, value.mv_size))
       throw std::runtime_error("raw LMDB replay: record " + std::to_string(records + 1) + " fails its check");
     touched += (value.mv_size - header_size) + v[header_size];
     ++records;

@@ -6,6 +6,7 @@
 #include "harness/histogram.hpp"
 
 #include <fabric/journal.hpp>
+#include <fabric_support/endpoint.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -20,22 +21,9 @@ inline constexpr std::string_view stream_name = "bench";
 
 std::string_view to_string(durability mode) noexcept;
 
-/// A directory made with mkdtemp under `base` and removed with everything in it on destruction,
-/// so an interrupted workload (an exception) leaves nothing behind either.
-class temp_dir {
- public:
-  explicit temp_dir(const std::filesystem::path& base, std::string_view prefix = "fabric-perf-journal-");
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::filesystem::path& path() const noexcept { return path_; }
-  /// A fresh, empty subdirectory "<name>" that the destructor removes with the rest.
-  std::filesystem::path sub(std::string_view name) const;
-
- private:
-  std::filesystem::path path_;
-};
+/// A directory made under a base and removed with everything in it on destruction, so an
+/// interrupted workload (an exception) leaves nothing behind either.
+using support::temp_dir;
 
 /// $TMPDIR, or /tmp when it is unset or empty.
 std::filesystem::path default_base_dir();

@@ -80,39 +80,8 @@ std::int64_t stamp_of(const void* data, std::size_t size, std::size_t expected) 
 
 // ---- endpoints
 
-// ipc endpoints live in one temp dir per process, removed at exit.
-class ipc_dir {
- public:
-  ipc_dir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "fabric-perf-mdp-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) fail("cannot create a temp dir for ipc endpoints");
-    path_ = pattern;
-  }
-  ~ipc_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ipc_dir(const ipc_dir&) = delete;
-  ipc_dir& operator=(const ipc_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 std::string endpoint_for(transport_kind t, std::string_view role) {
-  static std::atomic<int> counter{0};
-  const std::string name = std::to_string(counter.fetch_add(1)) + "-" + std::string(role);
-  switch (t) {
-    case transport_kind::tcp: return "tcp://127.0.0.1:*";
-    case transport_kind::ipc: {
-      static const ipc_dir dir;
-      return "ipc://" + (dir.path() / (name + ".sock")).string();
-    }
-    case transport_kind::inproc: return "inproc://fabric-perf-mdp-" + name;
-  }
-  return {};
+  return support::loopback_endpoint(t, "fabric-perf-mdp-" + std::string(role));
 }
 
 // ---- hang protection
@@ -856,26 +825,12 @@ std::string_view to_string(side s) noexcept {
 
 std::string_view to_string(client_kind c) noexcept { return c == client_kind::sync ? "sync" : "async"; }
 
-std::string_view to_string(transport_kind t) noexcept {
-  switch (t) {
-    case transport_kind::tcp: return "tcp";
-    case transport_kind::ipc: return "ipc";
-    case transport_kind::inproc: return "inproc";
-  }
-  return "?";
-}
-
 std::optional<client_kind> parse_client(std::string_view s) noexcept {
   if (s == "sync") return client_kind::sync;
   if (s == "async") return client_kind::async;
   return std::nullopt;
 }
 
-std::optional<transport_kind> parse_transport(std::string_view s) noexcept {
-  for (transport_kind t : {transport_kind::tcp, transport_kind::ipc, transport_kind::inproc})
-    if (to_string(t) == s) return t;
-  return std::nullopt;
-}
 
 std::string describe(const spec& s) {
   std::string d = std::string(to_string(s.impl));

@@ -12,6 +12,8 @@
 #include "harness/histogram.hpp"
 
 #include <chrono>
+#include <fabric_support/endpoint.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -22,13 +24,14 @@ namespace fabric::perf::majordomo_bench {
 
 enum class side { fabric, raw, raw_lb };
 enum class client_kind { sync, async };
-enum class transport_kind { tcp, ipc, inproc };
+// Transports and their names are fabric_support's.
+using transport_kind = support::transport;
+using support::parse_transport;
+using support::to_string;
 
 std::string_view to_string(side s) noexcept;
 std::string_view to_string(client_kind c) noexcept;
-std::string_view to_string(transport_kind t) noexcept;
 std::optional<client_kind> parse_client(std::string_view s) noexcept;
-std::optional<transport_kind> parse_transport(std::string_view s) noexcept;
 
 /// The smallest body: every request carries its send time (or, open loop, its intended send
 /// time) in its first 8 bytes, and the echo brings it back.

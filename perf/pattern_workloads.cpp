@@ -19,7 +19,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
@@ -138,37 +137,7 @@ class fabric_socket {
   fabric::message in_;
 };
 
-// ipc endpoints live in one temp dir per process, removed at exit.
-class ipc_dir {
- public:
-  ipc_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "fabric-perf-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) fail("cannot create a temp dir for ipc endpoints");
-    path_ = pattern;
-  }
-  ~ipc_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-std::string make_endpoint(transport t) {
-  static std::atomic<int> counter{0};
-  const int n = counter.fetch_add(1);
-  switch (t) {
-    case transport::inproc: return "inproc://fabric-perf-" + std::to_string(n);
-    case transport::ipc: {
-      static const ipc_dir dir;
-      return "ipc://" + (dir.path() / (std::to_string(n) + ".sock")).string();
-    }
-    case transport::tcp: return "tcp://127.0.0.1:*";
-  }
-  return {};
-}
+std::string make_endpoint(transport t) { return support::loopback_endpoint(t, "fabric-perf"); }
 
 // Who binds (the server / receiver) and who connects (the client / sender) in each pattern.
 struct roles {
@@ -476,15 +445,6 @@ std::string_view to_string(pattern p) noexcept {
   return "?";
 }
 
-std::string_view to_string(transport t) noexcept {
-  switch (t) {
-    case transport::inproc: return "inproc";
-    case transport::ipc: return "ipc";
-    case transport::tcp: return "tcp";
-  }
-  return "?";
-}
-
 std::string_view to_string(impl i) noexcept { return i == impl::fabric ? "fabric" : "raw"; }
 
 std::optional<pattern> parse_pattern(std::string_view s) noexcept {
@@ -493,11 +453,6 @@ std::optional<pattern> parse_pattern(std::string_view s) noexcept {
   return std::nullopt;
 }
 
-std::optional<transport> parse_transport(std::string_view s) noexcept {
-  for (transport t : all_transports)
-    if (to_string(t) == s) return t;
-  return std::nullopt;
-}
 
 bool supports(const workload& w, std::string* why) {
   auto no = [&](const char* reason) {

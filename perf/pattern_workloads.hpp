@@ -6,6 +6,8 @@
 
 #include "harness/histogram.hpp"
 
+#include <fabric_support/endpoint.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,18 +19,19 @@
 namespace fabric::perf {
 
 enum class pattern { req_rep, router_dealer, pub_sub, push_pull };
-enum class transport { inproc, ipc, tcp };
+using support::transport;
 enum class impl { fabric, raw };
 
 std::string_view to_string(pattern p) noexcept;
-std::string_view to_string(transport t) noexcept;
 std::string_view to_string(impl i) noexcept;
 std::optional<pattern> parse_pattern(std::string_view s) noexcept;
-std::optional<transport> parse_transport(std::string_view s) noexcept;
+// Transports by name, and all of them, are fabric_support's.
+using support::all_transports;
+using support::parse_transport;
+using support::to_string;
 
 inline constexpr pattern all_patterns[] = {pattern::req_rep, pattern::router_dealer,
                                            pattern::pub_sub, pattern::push_pull};
-inline constexpr transport all_transports[] = {transport::inproc, transport::ipc, transport::tcp};
 
 /// What to run.
 struct workload {

@@ -9,6 +9,7 @@
 #include <fabric/error.hpp>
 #include <fabric/journal.hpp>
 #include <fabric/lazy_pirate.hpp>
+#include <fabric/log.hpp>
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
 #include <fabric/message_id.hpp>

@@ -17,15 +17,17 @@
 //     fabric::mdp::async_client matches replies to requests;
 //   - 8/MMI extensions "mmi.services" and "mmi.stats" answer "200" plus a JSON document.
 //
-// Thread safety: a broker object is used from the thread that created it; the broker itself runs
-// on its own thread.
+// Threading: a broker runs on its own thread (the default), on the caller's thread (run()), or on
+// a reactor the application already has (attach()), so one daemon can host several services in
+// one loop. A broker object is used from the thread that created it; stop() is safe from any.
 #pragma once
 
 #include <fabric/context.hpp>
-#include <fabric/reactor.hpp>
+#include <fabric/log.hpp>
 #include <fabric/majordomo_client.hpp>
 #include <fabric/majordomo_worker.hpp>
 #include <fabric/options.hpp>
+#include <fabric/reactor.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -39,12 +41,10 @@
 
 namespace fabric::mdp {
 
-/// Severity of a broker log line.
-enum class log_level { debug, info, warning, error, off };
-
-/// Receives the broker's log lines; called on the broker's thread, so keep it short and
-/// thread-safe with respect to your other logging.
-using log_fn = std::function<void(log_level, std::string_view)>;
+/// The broker logs through fabric's log hook (<fabric/log.hpp>); these names remain for code
+/// written when the hook lived here.
+using fabric::log_level;
+using fabric::log_fn;
 
 /// Everything that configures a broker. Every bound has a default; none is unlimited.
 struct broker_options {

@@ -1,9 +1,11 @@
 // The JSON writer and reader: {"machine": {...}, "runs": [...]}, one run per line, fields in
-// their order. nlohmann-json does the escaping and the numbers; it stays inside this file.
+// their order. nlohmann-json (through fabric_support) does the escaping and the numbers; it
+// stays inside this file.
+#include <fabric_support/json.hpp>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "harness/output.hpp"
@@ -12,8 +14,8 @@ namespace fabric::perf {
 
 namespace {
 
-// ordered_json keeps the fields in the order the benchmarks set them.
-using json = nlohmann::ordered_json;
+// Keeps the fields in the order the benchmarks set them.
+using support::json;
 
 json to_json(const std::vector<std::pair<std::string, value>>& fields) {
   json object = json::object();
@@ -24,10 +26,8 @@ json to_json(const std::vector<std::pair<std::string, value>>& fields) {
   return object;
 }
 
-std::string dump(const json& j) {
-  // Invalid UTF-8 in a host name or CPU model must not make the whole file unreadable.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+// Invalid UTF-8 in a host name or CPU model must not make the whole file unreadable.
+std::string dump(const json& j) { return support::to_text(j); }
 
 value from_json(const json& j, const std::string& where) {
   switch (j.type()) {

@@ -32,62 +32,55 @@ constexpr T byte_swap(T v) noexcept {
   else return v;
 }
 
-template <std::unsigned_integral T>
-constexpr T to_big(T v) noexcept {
-  if constexpr (std::endian::native == std::endian::little) return byte_swap(v);
-  else return v;
+// `v` in byte order `order`, from the native order or back to it (the same swap either way).
+template <std::endian order, std::unsigned_integral T>
+constexpr T to_order(T v) noexcept {
+  if constexpr (order == std::endian::native) return v;
+  else return byte_swap(v);
 }
 
-template <std::unsigned_integral T>
-constexpr T to_little(T v) noexcept {
-  if constexpr (std::endian::native == std::endian::big) return byte_swap(v);
-  else return v;
+template <std::endian order, std::unsigned_integral T, byte_like B>
+void store_ordered(T v, B* out) noexcept {
+  const T wire = to_order<order>(v);
+  std::memcpy(out, &wire, sizeof wire);
+}
+
+template <std::endian order, std::unsigned_integral T, byte_like B>
+T load_ordered(const B* in) noexcept {
+  T wire;
+  std::memcpy(&wire, in, sizeof wire);
+  return to_order<order>(wire);
 }
 
 /// Writes `v` to `out[0, sizeof v)` most significant byte first.
 template <std::unsigned_integral T, byte_like B>
-void store_be(T v, B* out) noexcept {
-  const T wire = to_big(v);
-  std::memcpy(out, &wire, sizeof wire);
-}
+void store_be(T v, B* out) noexcept { store_ordered<std::endian::big>(v, out); }
 
 /// Reads a T written by store_be from `in[0, sizeof(T))`.
 template <std::unsigned_integral T, byte_like B>
-T load_be(const B* in) noexcept {
-  T wire;
-  std::memcpy(&wire, in, sizeof wire);
-  return to_big(wire);
-}
+T load_be(const B* in) noexcept { return load_ordered<std::endian::big, T>(in); }
 
 /// Writes `v` to `out[0, sizeof v)` least significant byte first.
 template <std::unsigned_integral T, byte_like B>
-void store_le(T v, B* out) noexcept {
-  const T wire = to_little(v);
-  std::memcpy(out, &wire, sizeof wire);
-}
+void store_le(T v, B* out) noexcept { store_ordered<std::endian::little>(v, out); }
 
 /// Reads a T written by store_le from `in[0, sizeof(T))`.
 template <std::unsigned_integral T, byte_like B>
-T load_le(const B* in) noexcept {
-  T wire;
-  std::memcpy(&wire, in, sizeof wire);
-  return to_little(wire);
+T load_le(const B* in) noexcept { return load_ordered<std::endian::little, T>(in); }
+
+template <std::endian order, std::unsigned_integral T>
+void append_ordered(std::string& out, T v) {
+  char bytes[sizeof(T)];
+  store_ordered<order>(v, bytes);
+  out.append(bytes, sizeof bytes);
 }
 
 /// Appends `v` to `out` most significant byte first.
 template <std::unsigned_integral T>
-void append_be(std::string& out, T v) {
-  char bytes[sizeof(T)];
-  store_be(v, bytes);
-  out.append(bytes, sizeof bytes);
-}
+void append_be(std::string& out, T v) { append_ordered<std::endian::big>(out, v); }
 
 /// Appends `v` to `out` least significant byte first.
 template <std::unsigned_integral T>
-void append_le(std::string& out, T v) {
-  char bytes[sizeof(T)];
-  store_le(v, bytes);
-  out.append(bytes, sizeof bytes);
-}
+void append_le(std::string& out, T v) { append_ordered<std::endian::little>(out, v); }
 
 }  // namespace fabric::detail

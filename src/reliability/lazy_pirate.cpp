@@ -15,6 +15,8 @@
 
 #include <fabric/error.hpp>
 
+#include "core/byte_order.hpp"
+
 #include <array>
 #include <chrono>
 #include <iterator>
@@ -29,16 +31,12 @@ constexpr std::size_t sequence_size = 8;
 
 std::array<unsigned char, sequence_size> encode_sequence(std::uint64_t seq) noexcept {
   std::array<unsigned char, sequence_size> out{};
-  for (std::size_t i = 0; i < sequence_size; ++i)
-    out[i] = static_cast<unsigned char>(seq >> (8 * (sequence_size - 1 - i)));
+  detail::store_be(seq, out.data());
   return out;
 }
 
 std::uint64_t decode_sequence(const frame& f) noexcept {
-  const auto* p = static_cast<const unsigned char*>(f.data());
-  std::uint64_t seq = 0;
-  for (std::size_t i = 0; i < sequence_size; ++i) seq = (seq << 8) | p[i];
-  return seq;
+  return detail::load_be<std::uint64_t>(static_cast<const unsigned char*>(f.data()));
 }
 
 // A random first sequence number, so that a restarted client (or a second one given the same

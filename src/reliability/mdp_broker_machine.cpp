@@ -1,9 +1,12 @@
 // The Majordomo broker's state machine (see mdp_broker.hpp for the model).
 #include "reliability/mdp_broker.hpp"
 
+#include "core/byte_order.hpp"
 #include "reliability/mdp.hpp"
 
 #include <fabric/error.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <limits>
@@ -113,127 +116,67 @@ std::string printable(std::string_view id) {
   return out;
 }
 
-// The length of the well-formed UTF-8 sequence starting `s` (RFC 3629 table 3), or 0.
-std::size_t utf8_sequence_length(std::string_view s) noexcept {
-  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = at(0);
-  std::size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (s.size() < len || at(1) < lo || at(1) > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k)
-    if ((at(k) & 0xc0U) != 0x80U) return 0;
-  return len;
-}
+using json = nlohmann::ordered_json;  // keys in the order written: the documents' stated layout
 
-void json_escape(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-      ++i;
-    } else if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-    } else {
-      // Pass a well-formed UTF-8 sequence through (no overlong forms, surrogates or code points
-      // above U+10FFFF); any other byte becomes U+FFFD, so the document stays valid JSON
-      // whatever bytes a service name holds.
-      const std::size_t len = utf8_sequence_length(s.substr(i));
-      if (len != 0) {
-        out.append(s.substr(i, len));
-        i += len;
-      } else {
-        out += "\\ufffd";
-        ++i;
-      }
-    }
-  }
-  out.push_back('"');
-}
-
-void json_field(std::string& out, std::string_view key, std::uint64_t value, bool comma = true) {
-  if (comma) out.push_back(',');
-  out.push_back('"');
-  out.append(key);
-  out += "\":";
-  out += std::to_string(value);
-}
+// Compact JSON text. A service name is whatever bytes a worker sent: a byte that is not
+// well-formed UTF-8 becomes U+FFFD, so the document stays valid JSON and nothing throws.
+std::string json_text(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace
 
 std::string to_json(const broker_stats& s) {
-  std::string out = "{";
-  json_field(out, "requests", s.requests, false);
-  json_field(out, "replies", s.replies);
-  json_field(out, "mmi_requests", s.mmi_requests);
-  json_field(out, "malformed", s.malformed);
-  json_field(out, "protocol_errors", s.protocol_errors);
-  json_field(out, "workers_registered", s.workers_registered);
-  json_field(out, "workers_expired", s.workers_expired);
-  json_field(out, "workers_departed", s.workers_departed);
-  json_field(out, "requeued", s.requeued);
-  json_field(out, "expired", s.expired);
-  json_field(out, "rejected", s.rejected);
-  json_field(out, "poisoned", s.poisoned);
-  json_field(out, "undeliverable", s.undeliverable);
-  json_field(out, "over_budget", s.over_budget);
-  json_field(out, "late_replies", s.late_replies);
-  json_field(out, "services_dropped", s.services_dropped);
-  json_field(out, "evicted", s.evicted);
-  json_field(out, "workers_refused", s.workers_refused);
-  json_field(out, "refusals_unanswered", s.refusals_unanswered);
-  json_field(out, "log_lines_suppressed", s.log_lines_suppressed);
-  json_field(out, "workers", s.workers);
-  json_field(out, "busy_workers", s.busy_workers);
-  json_field(out, "in_flight", s.in_flight);
-  json_field(out, "in_flight_bytes", s.in_flight_bytes);
-  json_field(out, "queued", s.queued);
-  json_field(out, "queued_bytes", s.queued_bytes);
-  json_field(out, "outbound_bytes", s.outbound_bytes);
-  out += ",\"services\":[";
-  bool first = true;
+  json doc = {{"requests", s.requests},
+              {"replies", s.replies},
+              {"mmi_requests", s.mmi_requests},
+              {"malformed", s.malformed},
+              {"protocol_errors", s.protocol_errors},
+              {"workers_registered", s.workers_registered},
+              {"workers_expired", s.workers_expired},
+              {"workers_departed", s.workers_departed},
+              {"requeued", s.requeued},
+              {"expired", s.expired},
+              {"rejected", s.rejected},
+              {"poisoned", s.poisoned},
+              {"undeliverable", s.undeliverable},
+              {"over_budget", s.over_budget},
+              {"late_replies", s.late_replies},
+              {"services_dropped", s.services_dropped},
+              {"evicted", s.evicted},
+              {"workers_refused", s.workers_refused},
+              {"refusals_unanswered", s.refusals_unanswered},
+              {"log_lines_suppressed", s.log_lines_suppressed},
+              {"workers", s.workers},
+              {"busy_workers", s.busy_workers},
+              {"in_flight", s.in_flight},
+              {"in_flight_bytes", s.in_flight_bytes},
+              {"queued", s.queued},
+              {"queued_bytes", s.queued_bytes},
+              {"outbound_bytes", s.outbound_bytes}};
+  // Services are listed while the text so far (everything before them, `,"services":[`, and the
+  // entries with their commas) is under max_json_bytes; the rest are left out, and said to be.
+  constexpr std::string_view services_open = R"(,"services":[)";
+  std::size_t size = json_text(doc).size() - 1 + services_open.size();
+  json services = json::array();
+  bool truncated = false;
   for (const auto& svc : s.services) {
-    if (out.size() >= max_json_bytes) {
-      out += "],\"services_truncated\":true}";
-      return out;
+    if (size >= max_json_bytes) {
+      truncated = true;
+      break;
     }
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"name\":";
-    json_escape(out, svc.name);
-    json_field(out, "workers", svc.workers);
-    json_field(out, "idle_workers", svc.idle_workers);
-    json_field(out, "queued", svc.queued);
-    json_field(out, "requests", svc.requests);
-    json_field(out, "replies", svc.replies);
-    json_field(out, "expired", svc.expired);
-    json_field(out, "rejected", svc.rejected);
-    out.push_back('}');
+    json entry = {{"name", svc.name},
+                  {"workers", svc.workers},
+                  {"idle_workers", svc.idle_workers},
+                  {"queued", svc.queued},
+                  {"requests", svc.requests},
+                  {"replies", svc.replies},
+                  {"expired", svc.expired},
+                  {"rejected", svc.rejected}};
+    size += json_text(entry).size() + (services.empty() ? 0 : 1);
+    services.push_back(std::move(entry));
   }
-  out += "]}";
-  return out;
+  doc["services"] = std::move(services);
+  if (truncated) doc["services_truncated"] = true;
+  return json_text(doc);
 }
 
 broker_machine::broker_machine(const broker_options& options, broker_sink& sink, time_point now)
@@ -424,13 +367,14 @@ void broker_machine::answer_mmi(pending&& p, std::string_view name, time_point n
       for (const auto& [key, s] : services_)
         if (s->workers > 0) names.push_back(key);
       std::sort(names.begin(), names.end());
-      std::string json = "[";
-      for (std::size_t i = 0; i < names.size() && json.size() < max_json_bytes; ++i) {
-        if (i != 0) json.push_back(',');
-        json_escape(json, names[i]);
+      json list = json::array();
+      std::size_t size = 1;  // "[", then each name and its comma, while under max_json_bytes
+      for (std::size_t i = 0; i < names.size() && size < max_json_bytes; ++i) {
+        json entry = std::string(names[i]);
+        size += json_text(entry).size() + (i != 0 ? 1 : 0);
+        list.push_back(std::move(entry));
       }
-      json.push_back(']');
-      services_json_ = std::move(json);
+      services_json_ = json_text(list);
     }
     body.push_back(mmi_found);
     body.push_back(*services_json_);
@@ -605,8 +549,7 @@ std::size_t broker_machine::find_job(const worker& w, std::string_view address) 
   if (w.credit == 1) return w.jobs[0].client() == address ? 0 : w.jobs.size();
   // A credit worker was given a token per request, so that replies in any order find theirs.
   if (address.size() != sizeof(std::uint64_t)) return w.jobs.size();
-  std::uint64_t token = 0;
-  for (char c : address) token = (token << 8) | static_cast<unsigned char>(c);
+  const auto token = detail::load_be<std::uint64_t>(address.data());
   for (std::size_t i = 0; i < w.jobs.size(); ++i)
     if (w.jobs[i].token == token) return i;
   return w.jobs.size();
@@ -744,8 +687,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
     } else {
       token = ++last_token_;
       char address[sizeof token];
-      for (std::size_t i = 0; i < sizeof token; ++i)
-        address[i] = static_cast<char>(token >> (8 * (sizeof token - 1 - i)));
+      detail::store_be(token, address);
       scratch_.push_back(std::string_view(address, sizeof address));
     }
     scratch_.push_back(std::string_view{});

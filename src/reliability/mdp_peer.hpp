@@ -12,6 +12,8 @@
 #include <fabric/result.hpp>
 #include <fabric/router_dealer.hpp>
 
+#include "core/byte_order.hpp"
+
 #include <zmq.h>
 
 #include <chrono>
@@ -47,18 +49,14 @@ inline constexpr std::size_t id_size = 8;
 /// A frame holding `id` as 8 big-endian bytes.
 inline frame encode_id(std::uint64_t id) {
   unsigned char bytes[id_size];
-  for (std::size_t i = 0; i < id_size; ++i)
-    bytes[i] = static_cast<unsigned char>(id >> (8 * (id_size - 1 - i)));
+  detail::store_be(id, bytes);
   return frame(bytes, id_size);
 }
 
 /// Reads an id frame. Returns false (leaving `id` alone) when `f` is not exactly 8 bytes.
 inline bool decode_id(const frame& f, std::uint64_t& id) noexcept {
   if (f.size() != id_size) return false;
-  const auto* p = static_cast<const unsigned char*>(f.data());
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < id_size; ++i) v = (v << 8) | p[i];
-  id = v;
+  id = detail::load_be<std::uint64_t>(static_cast<const unsigned char*>(f.data()));
   return true;
 }
 

@@ -4,6 +4,7 @@
 // found by reading LMDB's layout here, independently of the journal's own reader of it.
 #pragma once
 
+#include "core/byte_order.hpp"
 #include "support/support.hpp"
 
 #include <fabric/journal.hpp>
@@ -38,15 +39,26 @@ struct lmdb_layout {
 
 namespace damage_detail {
 
+// LMDB's on-disk integers: little-endian, 2, 4 or 8 bytes wide.
 inline std::uint64_t get(const std::string& file, std::size_t at, int bytes) {
   if (at + static_cast<std::size_t>(bytes) > file.size()) throw std::runtime_error("layout: read past the file");
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(file[at + static_cast<std::size_t>(i)]);
-  return v;
+  const char* p = file.data() + at;
+  switch (bytes) {
+    case 2: return fabric::detail::load_le<std::uint16_t>(p);
+    case 4: return fabric::detail::load_le<std::uint32_t>(p);
+    case 8: return fabric::detail::load_le<std::uint64_t>(p);
+  }
+  throw std::logic_error("layout: no integer is " + std::to_string(bytes) + " bytes wide");
 }
 
 inline void put(std::string& file, std::size_t at, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) file[at + static_cast<std::size_t>(i)] = static_cast<char>(v >> (8 * i));
+  char* p = file.data() + at;
+  switch (bytes) {
+    case 2: return fabric::detail::store_le(static_cast<std::uint16_t>(v), p);
+    case 4: return fabric::detail::store_le(static_cast<std::uint32_t>(v), p);
+    case 8: return fabric::detail::store_le(v, p);
+  }
+  throw std::logic_error("layout: no integer is " + std::to_string(bytes) + " bytes wide");
 }
 
 // Offsets in a meta page: the page header (16 bytes), then the meta itself.

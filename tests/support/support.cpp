@@ -6,44 +6,7 @@
 
 #include "journal/record.hpp"
 
-#include <atomic>
-#include <cstdlib>
-#include <unistd.h>
-
 namespace fabric::testing {
-namespace {
-
-std::atomic<int> endpoint_counter{0};
-
-// One ipc directory per test process, removed at exit.
-const std::filesystem::path& ipc_dir() {
-  static const temp_dir dir;
-  return dir.path();
-}
-
-}  // namespace
-
-std::string_view to_string(transport t) noexcept {
-  switch (t) {
-    case transport::inproc: return "inproc";
-    case transport::ipc: return "ipc";
-    case transport::tcp: return "tcp";
-  }
-  return "?";
-}
-
-std::string loopback_endpoint(transport t, std::string_view name) {
-  const int n = endpoint_counter.fetch_add(1);
-  switch (t) {
-    case transport::inproc:
-      return "inproc://" + std::string(name) + "-" + std::to_string(::getpid()) + "-" + std::to_string(n);
-    case transport::ipc:
-      return "ipc://" + (ipc_dir() / (std::to_string(n) + ".sock")).string();
-    case transport::tcp:
-      return "tcp://127.0.0.1:*";
-  }
-  return {};
-}
 
 void connect_and_wait(socket& connector, const std::string& endpoint) {
   if (endpoint.rfind("inproc://", 0) == 0) {
@@ -160,17 +123,6 @@ void writer_hold::release() {
   if (released_) return;
   released_ = true;
   release_.set_value();
-}
-
-temp_dir::temp_dir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "fabric-test-XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = pattern;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
 }
 
 }  // namespace fabric::testing

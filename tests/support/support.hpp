@@ -4,6 +4,7 @@
 
 #include <fabric/fabric.hpp>
 #include <fabric/journal.hpp>
+#include <fabric_support/endpoint.hpp>
 
 #include <gtest/gtest.h>
 
@@ -20,16 +21,11 @@ struct MDB_txn;  // lmdb.h's transaction, for write_behind_journal()
 
 namespace fabric::testing {
 
-enum class transport { inproc, ipc, tcp };
-
-/// "inproc", "ipc" or "tcp", for test names.
-std::string_view to_string(transport t) noexcept;
-
-/// Prints a transport by name, so googletest and ctest show "GetParam() = tcp".
-inline void PrintTo(transport t, std::ostream* os) { *os << to_string(t); }
-
-/// Every transport: INSTANTIATE_TEST_SUITE_P(AllTransports, X, ValuesIn(all_transports), transport_name{}).
-inline constexpr transport all_transports[] = {transport::inproc, transport::ipc, transport::tcp};
+// The transports and their names come from fabric_support, the helpers every fabric executable
+// shares; these names keep the tests' spelling.
+using fabric::support::all_transports;
+using fabric::support::to_string;
+using fabric::support::transport;
 
 /// Names value-parameterized tests after their transport parameter ("inproc", "ipc", "tcp").
 struct transport_name {
@@ -42,9 +38,9 @@ struct transport_name {
 /// The frames of `m` as strings, for comparing whole messages in assertions.
 std::vector<std::string> to_strings(const message& m);
 
-/// A fresh endpoint to bind on: inproc://<name>-<n>, ipc://<per-process temp dir>/<n>.sock, or
-/// tcp://127.0.0.1:* (resolved by bind). The temp dir is removed when the process exits.
-std::string loopback_endpoint(transport t, std::string_view name = "t");
+/// A fresh endpoint to bind on: inproc://<name>-<pid>-<n>, ipc://<per-process temp dir>/<n>-<name>.sock,
+/// or tcp://127.0.0.1:* (resolved by bind). The temp dir is removed when the process exits.
+using fabric::support::loopback_endpoint;
 
 /// The default bound on every wait in tests.
 inline constexpr std::chrono::milliseconds wait_bound{5000};
@@ -93,17 +89,7 @@ class writer_hold {
 };
 
 /// A temporary directory removed (recursively) on destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using fabric::support::temp_dir;
 
 /// Runs `fn`, expecting it to throw fabric::error with `code`; any other outcome fails the test.
 template <class Fn>

@@ -5,6 +5,7 @@
 #include "output.hpp"
 
 #include <fabric/journal.hpp>
+#include <fabric_support/json.hpp>
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -27,6 +28,7 @@
 namespace fabric::journal_tool {
 
 namespace fs = std::filesystem;
+using support::json;
 
 namespace {
 
@@ -119,16 +121,16 @@ std::string seq_or_dash(const journal_stream_info& info, std::uint64_t seq) {
   return info.records == 0 ? "-" : std::to_string(seq);
 }
 
-void write_stream_infos(json_writer& w, const std::vector<journal_stream_info>& infos) {
-  w.key("streams").begin_array();
+// One JSON document on its own line: the whole output of --json (a line per record for tail and
+// dump, JSON Lines).
+void print_json(const json& doc) { std::cout << support::to_text(doc) << '\n'; }
+
+json stream_infos_json(const std::vector<journal_stream_info>& infos) {
+  json streams = json::array();
   for (const auto& info : infos)
-    w.begin_object()
-        .field("name", info.name)
-        .field("first_seq", info.first_seq)
-        .field("last_seq", info.last_seq)
-        .field("records", info.records)
-        .end_object();
-  w.end_array();
+    streams.push_back(
+        {{"name", info.name}, {"first_seq", info.first_seq}, {"last_seq", info.last_seq}, {"records", info.records}});
+  return streams;
 }
 
 void print_stream_table(const std::vector<journal_stream_info>& infos) {
@@ -155,18 +157,15 @@ class record_printer {
   void print(const journal_record& r) const {
     const bool text = printable_text(r.payload);
     if (o_.json) {
-      json_writer w(std::cout);
-      w.begin_object()
-          .field("stream", o_.stream)
-          .field("seq", r.seq)
-          .field("timestamp", iso8601_utc(r.timestamp_ns))
-          .field("timestamp_ns", r.timestamp_ns)
-          .field("size", std::uint64_t{r.payload.size()})
-          .field("payload", to_base64(r.payload));
-      if (text) w.field("text", r.payload);
-      if (o_.hex) w.field("hex", to_hex(r.payload));
-      w.end_object();
-      std::cout << '\n';
+      json doc = {{"stream", o_.stream},
+                  {"seq", r.seq},
+                  {"timestamp", iso8601_utc(r.timestamp_ns)},
+                  {"timestamp_ns", r.timestamp_ns},
+                  {"size", r.payload.size()},
+                  {"payload", to_base64(r.payload)}};
+      if (text) doc["text"] = r.payload;
+      if (o_.hex) doc["hex"] = to_hex(r.payload);
+      print_json(doc);
       return;
     }
     std::cout << r.seq << "  " << iso8601_utc(r.timestamp_ns) << "  " << r.payload.size() << " bytes  ";
@@ -254,16 +253,12 @@ int run_stats(const options& o) {
   std::uint64_t records = 0;
   for (const auto& info : infos) records += info.records;
   if (o.json) {
-    json_writer w(std::cout);
-    w.begin_object()
-        .field("path", o.dir)
-        .field("data_file_bytes", size)
-        .field("map_size_bytes", std::uint64_t{counters.map_size})
-        .field("stream_count", std::uint64_t{infos.size()})
-        .field("records", records);
-    write_stream_infos(w, infos);
-    w.end_object();
-    std::cout << '\n';
+    print_json({{"path", o.dir},
+                {"data_file_bytes", size},
+                {"map_size_bytes", counters.map_size},
+                {"stream_count", infos.size()},
+                {"records", records},
+                {"streams", stream_infos_json(infos)}});
     return exit_ok;
   }
   std::cout << "journal    " << o.dir << '\n'
@@ -282,11 +277,7 @@ int run_streams(const options& o) {
   const journal j = open_existing(o.dir);
   const auto infos = j.stream_infos().value();
   if (o.json) {
-    json_writer w(std::cout);
-    w.begin_object();
-    write_stream_infos(w, infos);
-    w.end_object();
-    std::cout << '\n';
+    print_json({{"streams", stream_infos_json(infos)}});
   } else if (!infos.empty()) {
     print_stream_table(infos);
   }
@@ -339,21 +330,18 @@ namespace {
 
 void print_verify_report(const options& o, const journal_verify_report& report) {
   if (o.json) {
-    json_writer w(std::cout);
-    w.begin_object()
-        .field("path", o.dir)
-        .field("streams", report.streams)
-        .field("records", report.records)
-        .field("bytes", report.bytes)
-        .field("clean", report.clean())
-        .key("corruptions")
-        .begin_array();
+    json corruptions = json::array();
     for (const auto& c : report.corruptions)
-      w.begin_object().field("stream", c.stream).field("seq", c.seq).field("what", c.what).end_object();
-    w.end_array().key("damage").begin_array();
-    for (const auto& d : report.damage) w.begin_object().field("stream", d.stream).field("what", d.what).end_object();
-    w.end_array().end_object();
-    std::cout << '\n';
+      corruptions.push_back({{"stream", c.stream}, {"seq", c.seq}, {"what", c.what}});
+    json damage = json::array();
+    for (const auto& d : report.damage) damage.push_back({{"stream", d.stream}, {"what", d.what}});
+    print_json({{"path", o.dir},
+                {"streams", report.streams},
+                {"records", report.records},
+                {"bytes", report.bytes},
+                {"clean", report.clean()},
+                {"corruptions", std::move(corruptions)},
+                {"damage", std::move(damage)}});
     return;
   }
   std::cout << "checked " << report.records << " records (" << report.bytes << " payload bytes) in "
@@ -500,14 +488,7 @@ int run_compact(const options& o) {
   }
   const std::uint64_t after = file_bytes(data_file(dest));
   if (o.json) {
-    json_writer w(std::cout);
-    w.begin_object()
-        .field("source", o.dir)
-        .field("dest", o.dest)
-        .field("bytes_before", before)
-        .field("bytes_after", after)
-        .end_object();
-    std::cout << '\n';
+    print_json({{"source", o.dir}, {"dest", o.dest}, {"bytes_before", before}, {"bytes_after", after}});
     return exit_ok;
   }
   std::cout << "compacted " << o.dir << " into " << o.dest << '\n'
@@ -522,23 +503,20 @@ int run_dlq_list(const options& o) {
   const journal j = open_existing(o.dir);
   const auto letters = j.dead_letters(o.from, o.count ? static_cast<std::size_t>(*o.count) : std::size_t{1000}).value();
   if (o.json) {
-    json_writer w(std::cout);
-    w.begin_object().field("path", o.dir).key("dead_letters").begin_array();
+    json dead_letters = json::array();
     for (const auto& d : letters) {
-      w.begin_object()
-          .field("id", d.id)
-          .field("stream", d.stream)
-          .field("seq", d.seq)
-          .field("reason", d.reason)
-          .field("attempts", std::uint64_t{d.attempts})
-          .field("time", iso8601_utc(d.timestamp_ns))
-          .field("size", std::uint64_t{d.payload.size()})
-          .field("payload", to_base64(d.payload));
-      if (printable_text(d.payload)) w.field("text", d.payload);
-      w.end_object();
+      json letter = {{"id", d.id},
+                     {"stream", d.stream},
+                     {"seq", d.seq},
+                     {"reason", d.reason},
+                     {"attempts", d.attempts},
+                     {"time", iso8601_utc(d.timestamp_ns)},
+                     {"size", d.payload.size()},
+                     {"payload", to_base64(d.payload)}};
+      if (printable_text(d.payload)) letter["text"] = d.payload;
+      dead_letters.push_back(std::move(letter));
     }
-    w.end_array().end_object();
-    std::cout << '\n';
+    print_json({{"path", o.dir}, {"dead_letters", std::move(dead_letters)}});
     return exit_ok;
   }
   if (letters.empty()) {

@@ -1,4 +1,4 @@
-// fabric-journal's formatting: UTF-8 checks, hex, base64, ISO 8601 timestamps and JSON.
+// fabric-journal's formatting: UTF-8 checks, hex, base64 and ISO 8601 timestamps.
 #include "output.hpp"
 
 #include <cstdio>
@@ -131,113 +131,6 @@ std::string human_bytes(std::uint64_t bytes) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.1f %s", value, units[unit]);
   return buffer;
-}
-
-std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  out.reserve(s.size() + 2);
-  char32_t cp = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = decode_utf8(s, i, cp);
-    if (n == 0) {
-      out += "\\ufffd";  // JSON text must be UTF-8; say where a byte was lost instead of failing
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    const char c = s[i++];
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(c));
-          out += buffer;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
-void json_writer::before_value() {
-  if (after_key_) {
-    after_key_ = false;
-    return;
-  }
-  if (!has_items_.empty()) {
-    if (has_items_.back()) out_ << ',';
-    has_items_.back() = true;
-  }
-}
-
-json_writer& json_writer::begin_object() {
-  before_value();
-  out_ << '{';
-  has_items_.push_back(false);
-  return *this;
-}
-
-json_writer& json_writer::end_object() {
-  has_items_.pop_back();
-  out_ << '}';
-  return *this;
-}
-
-json_writer& json_writer::begin_array() {
-  before_value();
-  out_ << '[';
-  has_items_.push_back(false);
-  return *this;
-}
-
-json_writer& json_writer::end_array() {
-  has_items_.pop_back();
-  out_ << ']';
-  return *this;
-}
-
-json_writer& json_writer::key(std::string_view name) {
-  before_value();
-  out_ << json_quote(name) << ':';
-  after_key_ = true;
-  return *this;
-}
-
-json_writer& json_writer::string(std::string_view s) {
-  before_value();
-  out_ << json_quote(s);
-  return *this;
-}
-
-json_writer& json_writer::number(std::uint64_t n) {
-  before_value();
-  out_ << n;
-  return *this;
-}
-
-json_writer& json_writer::number(std::int64_t n) {
-  before_value();
-  out_ << n;
-  return *this;
-}
-
-json_writer& json_writer::boolean(bool b) {
-  before_value();
-  out_ << (b ? "true" : "false");
-  return *this;
 }
 
 }  // namespace fabric::journal_tool

@@ -7,6 +7,9 @@
 //      / "c " cursor " " value          ; a transaction setting `cursor` to `value` completed
 #pragma once
 
+#include <fabric_support/byte_order.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <optional>
@@ -45,8 +48,9 @@ inline std::string workload_payload(unsigned index, std::uint64_t seq) {
   std::string out;
   out.reserve(size);
   while (out.size() < size) {
-    const std::uint64_t word = next();
-    for (int b = 0; b < 8 && out.size() < size; ++b) out.push_back(static_cast<char>(word >> (8 * b)));
+    char word[8];
+    fabric::support::store_le(next(), word);
+    out.append(word, std::min(sizeof word, size - out.size()));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // damaged data files, which open() must refuse or open but never crash on.
 #include <fabric/journal.hpp>
 
+#include "core/byte_order.hpp"
 #include "journal/record.hpp"
 #include "support/damaged_journal.hpp"
 #include "support/support.hpp"
@@ -36,7 +37,7 @@ void make_version_1(std::string& value, std::uint64_t seq) {
   encode_seq_key(seq, key);
   std::uint32_t crc = crc32c(0, key, sizeof key);
   crc = crc32c(crc, value.data() + 4, value.size() - 4);
-  for (int i = 0; i < 4; ++i) value[static_cast<std::size_t>(i)] = static_cast<char>(crc >> (8 * i));
+  fabric::detail::store_le(crc, value.data());
 }
 
 // The stored bytes of record `seq` of `stream`, read by rewriting them unchanged.
@@ -126,7 +127,7 @@ MDB_dbi dbi_of(MDB_txn* txn, const char* name) {
 
 void put_u64(MDB_txn* txn, const char* db, std::string key, std::uint64_t v) {
   char bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(v >> (8 * i));
+  fabric::detail::store_le(v, bytes);
   MDB_val k{key.size(), key.data()};
   MDB_val d{8, bytes};
   EXPECT_EQ(mdb_put(txn, dbi_of(txn, db), &k, &d, 0), 0);

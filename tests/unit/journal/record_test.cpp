@@ -1,6 +1,7 @@
 // Tests the journal's record codec: CRC-32C vectors and path agreement, sequence keys, round trips,
 // a corruption table (after LevelDB's log_test) that every damaged value must fail, and the rule
 // for records of format version 1.
+#include "core/byte_order.hpp"
 #include "journal/record.hpp"
 
 #include <gtest/gtest.h>
@@ -70,7 +71,8 @@ bytes covered_prefix(std::uint8_t version, std::string_view stream, std::uint64_
     out.push_back(static_cast<std::byte>(stream.size()));
     for (char c : stream) out.push_back(static_cast<std::byte>(c));
   }
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::byte>(seq >> (8 * i)));
+  out.resize(out.size() + 8);
+  fabric::detail::store_be(seq, out.data() + out.size() - 8);
   return out;
 }
 
@@ -80,7 +82,7 @@ void reseal(std::uint64_t seq, bytes& value, std::uint8_t rule = 2, std::string_
   const bytes prefix = covered_prefix(rule, stream, seq);
   std::uint32_t c = crc32c_bitwise(0, prefix.data(), prefix.size());
   c = crc32c_bitwise(c, value.data() + 4, value.size() - 4);
-  for (std::size_t i = 0; i < 4; ++i) value[i] = static_cast<std::byte>(c >> (8 * i));
+  fabric::detail::store_le(c, value.data());
 }
 
 // A record as version 1 wrote it: the same layout, version 1, the CRC over key and value only.
@@ -92,7 +94,7 @@ bytes encode_v1(std::uint64_t seq, std::int64_t ts, std::uint8_t flags, std::str
 }
 
 void set_le32(bytes& value, std::size_t at, std::uint32_t v) {
-  for (std::size_t i = 0; i < 4; ++i) value[at + i] = static_cast<std::byte>(v >> (8 * i));
+  fabric::detail::store_le(v, value.data() + at);
 }
 
 constexpr std::uint64_t test_seq = 0x0123456789ABCDEFULL;
@@ -261,9 +263,7 @@ TEST(RecordRoundTripTest, LayoutFollowsTheGrammar) {
   EXPECT_EQ(at(7), 0U);
   EXPECT_EQ(at(8), 3U);  // length, little-endian
   EXPECT_EQ(at(9) | at(10) | at(11), 0U);
-  std::uint64_t ts = 0;
-  for (std::size_t i = 0; i < 8; ++i) ts |= static_cast<std::uint64_t>(at(12 + i)) << (8 * i);
-  EXPECT_EQ(ts, static_cast<std::uint64_t>(test_ts));
+  EXPECT_EQ(fabric::detail::load_le<std::uint64_t>(v.data() + 12), static_cast<std::uint64_t>(test_ts));
   EXPECT_EQ(at(20), static_cast<unsigned>('a'));
   EXPECT_EQ(at(22), static_cast<unsigned>('c'));
 
@@ -272,7 +272,8 @@ TEST(RecordRoundTripTest, LayoutFollowsTheGrammar) {
   bytes covered;
   covered.push_back(std::byte{6});
   for (char c : std::string_view("orders")) covered.push_back(static_cast<std::byte>(c));
-  for (int i = 7; i >= 0; --i) covered.push_back(static_cast<std::byte>(test_seq >> (8 * i)));
+  covered.resize(covered.size() + 8);
+  fabric::detail::store_be(test_seq, covered.data() + covered.size() - 8);
   covered.insert(covered.end(), v.begin() + 4, v.end());
   const std::uint32_t crc = crc32c_bitwise(0, covered.data(), covered.size());
   EXPECT_EQ(at(0) | at(1) << 8 | at(2) << 16 | at(3) << 24, crc);

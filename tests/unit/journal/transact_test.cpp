@@ -2,6 +2,7 @@
 // committed together with them.
 #include <fabric/journal.hpp>
 
+#include "core/byte_order.hpp"
 #include "support/support.hpp"
 
 #include <gtest/gtest.h>
@@ -23,7 +24,7 @@ using namespace std::chrono_literals;
 
 fabric::message_id id_of(std::uint64_t n) {
   fabric::message_id id;
-  for (int i = 0; i < 8; ++i) id.bytes[static_cast<std::size_t>(15 - i)] = static_cast<std::uint8_t>(n >> (8 * i));
+  fabric::detail::store_be(n, id.bytes.data() + 8);
   id.bytes[0] = 0xab;
   return id;
 }

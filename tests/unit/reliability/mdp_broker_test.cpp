@@ -896,7 +896,8 @@ TEST(MdpBrokerJsonTest, EscapesControlAndInvalidBytes) {
   broker_stats s;
   s.services.push_back(service_stats{.name = std::string("a\n\x01\\\xff\xc3\xa9", 7)});
   const std::string json = to_json(s);
-  EXPECT_NE(json.find(R"("name":"a\u000a\u0001\\)" "\\ufffd\xc3\xa9\""), std::string::npos) << json;
+  // A line feed as \n, other control bytes as \u00XX, the invalid byte as U+FFFD (in UTF-8).
+  EXPECT_NE(json.find(R"("name":"a\n\u0001\\)" "\xef\xbf\xbd\xc3\xa9\""), std::string::npos) << json;
 }
 
 TEST(MdpBrokerJsonTest, OnlyWellFormedUtf8PassesThrough) {
@@ -907,12 +908,18 @@ TEST(MdpBrokerJsonTest, OnlyWellFormedUtf8PassesThrough) {
     const auto at = json.find("\"name\":") + 7;
     return json.substr(at, json.find(",\"workers\"", at) - at);
   };
+  // Each byte that is not part of a well-formed sequence becomes U+FFFD, written in UTF-8.
+  const auto replaced = [](int n) {
+    std::string quoted = "\"";
+    for (int i = 0; i < n; ++i) quoted += "\xef\xbf\xbd";
+    return quoted + "\"";
+  };
   EXPECT_EQ(name_json("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");  // U+1F600
-  EXPECT_EQ(name_json("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");      // a surrogate
-  EXPECT_EQ(name_json("\xe0\x80\x80"), R"("\ufffd\ufffd\ufffd")");      // overlong
-  EXPECT_EQ(name_json("\xf5\x80\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");
-  EXPECT_EQ(name_json("\xff\x80\x80"), R"("\ufffd\ufffd\ufffd")");
-  EXPECT_EQ(name_json("\xc3"), R"("\ufffd")");  // truncated
+  EXPECT_EQ(name_json("\xed\xa0\x80"), replaced(3));      // a surrogate
+  EXPECT_EQ(name_json("\xe0\x80\x80"), replaced(3));      // overlong
+  EXPECT_EQ(name_json("\xf5\x80\x80\x80"), replaced(4));
+  EXPECT_EQ(name_json("\xff\x80\x80"), replaced(3));
+  EXPECT_EQ(name_json("\xc3"), replaced(1));  // truncated
 }
 
 TEST(MdpBrokerJsonTest, LongServiceListsAreTruncated) {

@@ -1,0 +1,61 @@
+// What every fabric daemon does besides its service: stop cleanly on SIGINT or SIGTERM, and write
+// one log line per event to stderr. fabric-broker uses it; so will every later daemon.
+#pragma once
+
+#include <fabric/log.hpp>
+
+#include <csignal>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fabric::support {
+
+/// "debug", "info", "warning", "error" or "off".
+std::string_view to_string(log_level level) noexcept;
+
+/// The level named `name` (as to_string writes it, in any case), or nullopt.
+std::optional<log_level> parse_log_level(std::string_view name) noexcept;
+
+/// One log line, without its newline: the time in UTC to the millisecond, the level padded to 7
+/// columns, then the text: "2026-11-21T10:00:00.123Z info    worker 0080000041 ready".
+std::string format_log_line(std::chrono::system_clock::time_point when, log_level level,
+                            std::string_view text);
+
+/// Writes format_log_line(now, level, text) and a newline to stderr, whole lines only however
+/// many threads log at once. Fits fabric::log_fn.
+void log_to_stderr(log_level level, std::string_view text);
+
+/// SIGINT and SIGTERM turned from a kill into an event the daemon waits for. The constructor
+/// blocks both signals on the calling thread (so construct it in main() before any thread
+/// starts: threads inherit the mask, and no thread is then killed by them), ignores SIGPIPE (a
+/// closed stdout or stderr must not kill a daemon), and opens a signalfd: wait_for() blocks on it,
+/// or a fabric::reactor watches fd() and calls take(). The destructor closes the fd and restores
+/// the signal mask and SIGPIPE's disposition (a stop signal still pending is then delivered as
+/// if it had never been blocked). Throws std::system_error if the signalfd cannot be
+/// made. Not thread-safe: one thread waits.
+class stop_signals {
+ public:
+  stop_signals();
+  ~stop_signals();
+  stop_signals(const stop_signals&) = delete;
+  stop_signals& operator=(const stop_signals&) = delete;
+
+  /// Waits up to `timeout` for SIGINT or SIGTERM. Returns the signal's number, or 0 on timeout.
+  [[nodiscard]] int wait_for(std::chrono::milliseconds timeout);
+  /// The signal received, without waiting: its number, or 0 when none is pending.
+  [[nodiscard]] int take() { return wait_for(std::chrono::milliseconds(0)); }
+  /// Readable while a stop signal is pending: for fabric::reactor::add_fd.
+  int fd() const noexcept { return fd_; }
+
+  /// "SIGINT", "SIGTERM", or "signal <n>".
+  static std::string name(int signal);
+
+ private:
+  int fd_ = -1;
+  sigset_t previous_mask_{};
+  struct sigaction previous_sigpipe_{};
+};
+
+}  // namespace fabric::support
