@@ -2,19 +2,19 @@
 // apart so each example's own file shows only its pattern. Not part of fabric's API.
 #pragma once
 
-#include <cerrno>
+#include <fabric_support/endpoint.hpp>
+
 #include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <type_traits>
 #include <vector>
 
@@ -30,23 +30,12 @@ inline void check(bool ok, const std::string& what) {
   if (!ok) fail(what);
 }
 
-enum class transport { inproc, ipc, tcp };
+// The transports by name (parse_transport, to_string) and self-removing temporary directories
+// come from fabric's internal support library, shared with the tests and benchmarks.
+using fabric::support::parse_transport;
+using fabric::support::transport;
 
-inline std::optional<transport> parse_transport(std::string_view name) {
-  if (name == "inproc") return transport::inproc;
-  if (name == "ipc") return transport::ipc;
-  if (name == "tcp") return transport::tcp;
-  return std::nullopt;
-}
-
-inline const char* name_of(transport t) {
-  switch (t) {
-    case transport::inproc: return "inproc";
-    case transport::ipc: return "ipc";
-    case transport::tcp: break;
-  }
-  return "tcp";
-}
+inline const char* name_of(transport t) { return fabric::support::to_string(t).data(); }
 
 // Where an example listens over one transport: inproc names, socket files in a private temporary
 // directory (removed with the object), or loopback tcp on ports the OS picks. `example` keeps the
@@ -54,19 +43,9 @@ inline const char* name_of(transport t) {
 class endpoints {
  public:
   endpoints(std::string_view example, transport kind) : example_(example), kind_(kind) {
-    if (kind_ != transport::ipc) return;
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / ("fabric-" + example_ + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::system_error(errno, std::generic_category(), "cannot create a directory for ipc");
-    dir_ = pattern;
+    if (kind_ == transport::ipc)
+      dir_ = std::make_unique<fabric::support::temp_dir>("fabric-" + example_ + "-");
   }
-  ~endpoints() {
-    std::error_code ignored;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
-  }
-  endpoints(const endpoints&) = delete;
-  endpoints& operator=(const endpoints&) = delete;
 
   transport kind() const { return kind_; }
 
@@ -74,7 +53,7 @@ class endpoints {
   std::string bind_address(std::string_view name) const {
     switch (kind_) {
       case transport::inproc: return "inproc://" + example_ + "." + std::string(name);
-      case transport::ipc: return "ipc://" + (dir_ / (std::string(name) + ".sock")).string();
+      case transport::ipc: return "ipc://" + (dir_->path() / (std::string(name) + ".sock")).string();
       case transport::tcp: break;
     }
     return "tcp://127.0.0.1:*";
@@ -83,7 +62,7 @@ class endpoints {
  private:
   std::string example_;
   transport kind_;
-  std::filesystem::path dir_;
+  std::unique_ptr<fabric::support::temp_dir> dir_;  // ipc only
 };
 
 // An option taking a whole number within [min, max], such as --workers N.

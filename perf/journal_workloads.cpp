@@ -6,11 +6,11 @@
 
 #include <fabric/error.hpp>
 #include <fabric_support/byte_order.hpp>
+#include <fabric_support/crc32c.hpp>
 
 #include <lmdb.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -25,11 +25,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define FABRIC_PERF_CRC32C_SSE42 1
-#include <nmmintrin.h>
-#endif
 
 namespace fabric::perf::journal_bench {
 namespace {
@@ -52,60 +47,13 @@ double seconds_between(std::int64_t from_ns, std::int64_t to_ns) noexcept {
 }
 
 // ---- The journal's record format, written and checked by the raw side ----------------------
-// A copy rather than a use of src/journal/record.hpp: that header is private to the library, and
-// the baseline must not call into fabric at all.
+// Written here rather than through src/journal/record.hpp, which is private to the library: the
+// baseline must not call into fabric. The CRC-32C is the journal's own header-only code, so both
+// sides pay exactly the same for their checksums.
 
 constexpr std::size_t header_size = 20;
 
-using crc_table = std::array<std::uint32_t, 256>;
-
-constexpr crc_table make_crc_table() noexcept {
-  crc_table t{};
-  for (std::uint32_t b = 0; b < 256; ++b) {
-    std::uint32_t c = b;
-    for (int bit = 0; bit < 8; ++bit) c = (c & 1U) != 0 ? (c >> 1) ^ 0x82F63B78U : c >> 1;
-    t[b] = c;
-  }
-  return t;
-}
-
-constexpr crc_table crc_bytes = make_crc_table();
-
-std::uint32_t crc32c_sw(std::uint32_t c, const unsigned char* p, std::size_t n) noexcept {
-  for (; n > 0; --n) c = (c >> 8) ^ crc_bytes[(c ^ *p++) & 0xFFU];
-  return c;
-}
-
-#ifdef FABRIC_PERF_CRC32C_SSE42
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t c, const unsigned char* p,
-                                                          std::size_t n) noexcept {
-  std::uint64_t c64 = c;
-  for (; n >= 8; n -= 8, p += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, p, sizeof word);
-    c64 = _mm_crc32_u64(c64, word);
-  }
-  c = static_cast<std::uint32_t>(c64);
-  for (; n > 0; --n) c = _mm_crc32_u8(c, *p++);
-  return c;
-}
-
-bool cpu_has_sse42() noexcept {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sse4.2") != 0;
-  }();
-  return has;
-}
-#endif
-
-std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noexcept {
-  const auto* p = static_cast<const unsigned char*>(data);
-#ifdef FABRIC_PERF_CRC32C_SSE42
-  if (cpu_has_sse42()) return ~crc32c_hw(~crc, p, size);
-#endif
-  return ~crc32c_sw(~crc, p, size);
-}
+using support::crc32c;
 
 // Record format version 2: the CRC covers the stream's name after its length byte, the key, then
 // the value after the CRC field (docs/journal-format.md).

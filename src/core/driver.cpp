@@ -31,7 +31,8 @@ driver::driver(context& ctx, std::string name)
                         ".control"),
       // Bound here, before any thread can call stop(): a stop() made before run() or start()
       // is then waiting for the loop when it begins.
-      control_(std::make_unique<puller>(ctx, socket_options{.linger = std::chrono::milliseconds(0)})) {
+      control_(std::make_unique<any_socket>(ctx, zmq::socket_type::pull,
+                                            socket_options{.linger = std::chrono::milliseconds(0)})) {
   control_->bind(control_endpoint_);
 }
 
@@ -203,7 +204,7 @@ void driver::start() {
 
 void driver::request_stop() noexcept {
   try {
-    pusher p(ctx_, socket_options{.linger = std::chrono::milliseconds(1000)});
+    any_socket p(ctx_, zmq::socket_type::push, socket_options{.linger = std::chrono::milliseconds(1000)});
     p.connect(control_endpoint_);
     (void)p.try_send(make_frame("STOP"));
   } catch (...) {

@@ -25,7 +25,6 @@
 
 #include <fabric/actor.hpp>
 #include <fabric/context.hpp>
-#include <fabric/push_pull.hpp>
 #include <fabric/reactor.hpp>
 #include <fabric/socket.hpp>
 
@@ -146,7 +145,7 @@ class driver {
   time_point armed_for_ = time_point::max();
   std::unique_ptr<actor> background_;
   std::string control_endpoint_;
-  std::unique_ptr<puller> control_;  // bound at control_endpoint_, for request_stop()
+  std::unique_ptr<any_socket> control_;  // bound at control_endpoint_, for request_stop()
   std::atomic<bool> in_run_{false};  // read by call() and stop() on the owner's thread
   std::uint64_t call_sequence_ = 0;
 };

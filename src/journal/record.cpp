@@ -1,45 +1,11 @@
-// The journal's record codec: CRC-32C (SSE4.2 when the CPU has it, slicing-by-8 otherwise), the
-// big-endian sequence keys, and the checks that decide whether a stored value can be trusted.
+// The journal's record codec: the CRC-32C over each record (core/crc32c.hpp), the big-endian
+// sequence keys, and the checks that decide whether a stored value can be trusted.
 #include "journal/record.hpp"
 
 #include "core/byte_order.hpp"
 
-#include <array>
-#include <cstring>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define FABRIC_CRC32C_SSE42 1
-#include <nmmintrin.h>
-#endif
-
 namespace fabric::journal_detail {
 namespace {
-
-constexpr std::uint32_t crc32c_poly_reflected = 0x82F63B78U;
-
-// tables[0] is the classic byte-at-a-time table; tables[k][b] is the CRC of byte b followed by k
-// zero bytes, which lets the software loop fold eight input bytes per step with independent
-// lookups instead of a chain of eight dependent ones.
-using crc_tables = std::array<std::array<std::uint32_t, 256>, 8>;
-
-constexpr crc_tables make_crc_tables() noexcept {
-  crc_tables t{};
-  for (std::uint32_t b = 0; b < 256; ++b) {
-    std::uint32_t c = b;
-    for (int bit = 0; bit < 8; ++bit) c = (c & 1U) != 0 ? (c >> 1) ^ crc32c_poly_reflected : c >> 1;
-    t[0][b] = c;
-  }
-  for (std::size_t k = 1; k < t.size(); ++k) {
-    for (std::size_t b = 0; b < 256; ++b) {
-      const std::uint32_t prev = t[k - 1][b];
-      t[k][b] = (prev >> 8) ^ t[0][prev & 0xFFU];
-    }
-  }
-  return t;
-}
-
-constexpr crc_tables tables = make_crc_tables();
-static_assert(tables[0][0x80] == crc32c_poly_reflected, "tables use the reflected polynomial");
 
 // Fixed-width fields through core/byte_order.hpp: one load or store each, plus a bswap where the
 // host order differs, with no alignment traps.
@@ -48,63 +14,7 @@ using detail::load_le;
 using detail::store_be;
 using detail::store_le;
 
-// Works on the raw (pre-inverted) register so that both paths share the ~0 conventions below.
-std::uint32_t crc32c_sw(std::uint32_t c, const unsigned char* p, std::size_t n) noexcept {
-  auto byte_step = [](std::uint32_t r, unsigned char b) noexcept {
-    return (r >> 8) ^ tables[0][(r ^ b) & 0xFFU];
-  };
-  for (; n > 0 && (reinterpret_cast<std::uintptr_t>(p) & 7U) != 0; --n) c = byte_step(c, *p++);
-  for (; n >= 8; n -= 8, p += 8) {
-    const std::uint32_t lo = c ^ load_le<std::uint32_t>(p);
-    const std::uint32_t hi = load_le<std::uint32_t>(p + 4);
-    c = tables[7][lo & 0xFFU] ^ tables[6][(lo >> 8) & 0xFFU] ^ tables[5][(lo >> 16) & 0xFFU] ^
-        tables[4][lo >> 24] ^ tables[3][hi & 0xFFU] ^ tables[2][(hi >> 8) & 0xFFU] ^
-        tables[1][(hi >> 16) & 0xFFU] ^ tables[0][hi >> 24];
-  }
-  for (; n > 0; --n) c = byte_step(c, *p++);
-  return c;
-}
-
-#ifdef FABRIC_CRC32C_SSE42
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t c, const unsigned char* p,
-                                                          std::size_t n) noexcept {
-  // Aligning first keeps every 8-byte load inside one cache line.
-  for (; n > 0 && (reinterpret_cast<std::uintptr_t>(p) & 7U) != 0; --n) c = _mm_crc32_u8(c, *p++);
-  std::uint64_t c64 = c;
-  for (; n >= 8; n -= 8, p += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, p, sizeof word);  // x86 is little-endian, as the instruction expects
-    c64 = _mm_crc32_u64(c64, word);
-  }
-  c = static_cast<std::uint32_t>(c64);
-  for (; n > 0; --n) c = _mm_crc32_u8(c, *p++);
-  return c;
-}
-
-bool cpu_has_sse42() noexcept {
-  // A function-local static so that callers running during static initialisation still get a
-  // correct answer; __builtin_cpu_init makes the query safe that early too.
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sse4.2") != 0;
-  }();
-  return has;
-}
-#endif
-
 }  // namespace
-
-std::uint32_t crc32c_portable(std::uint32_t crc, const void* data, std::size_t size) noexcept {
-  return ~crc32c_sw(~crc, static_cast<const unsigned char*>(data), size);
-}
-
-std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noexcept {
-  const auto* p = static_cast<const unsigned char*>(data);
-#ifdef FABRIC_CRC32C_SSE42
-  if (cpu_has_sse42()) return ~crc32c_hw(~crc, p, size);
-#endif
-  return ~crc32c_sw(~crc, p, size);
-}
 
 void encode_seq_key(std::uint64_t seq, std::byte out[8]) noexcept {
   // One byte swap and a store: this runs twice per append (the key and the CRC over it).

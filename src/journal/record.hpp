@@ -27,6 +27,8 @@
 // Thread safety: free functions, reentrant.
 #pragma once
 
+#include "core/crc32c.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -44,12 +46,10 @@ inline constexpr std::size_t record_header_size = 20;  // crc 4 + version 1 + fl
 /// Bit 0 of flags: the payload is a fabric envelope.
 inline constexpr std::uint8_t flag_envelope = 0x01;
 
-/// CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78), as iSCSI and LevelDB use.
-/// `crc` continues a running checksum; start with 0.
-std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) noexcept;
-/// The table-driven software CRC-32C that crc32c falls back to without SSE4.2; exposed so tests
-/// can check that both paths agree.
-std::uint32_t crc32c_portable(std::uint32_t crc, const void* data, std::size_t size) noexcept;
+/// CRC-32C (core/crc32c.hpp): `crc` continues a running checksum; start with 0. crc32c_portable is
+/// the table-driven path, exposed so tests can check that both paths agree.
+using detail::crc32c;
+using detail::crc32c_portable;
 
 /// The 8-byte big-endian key for `seq`.
 void encode_seq_key(std::uint64_t seq, std::byte out[8]) noexcept;

@@ -16,8 +16,10 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -336,6 +338,77 @@ TEST(MajordomoBoundsTest, RepliesToAClientThatNeverReadsStayWithinItsByteBudget)
   ASSERT_TRUE(hog.send(make_message(stack, "", "MDPC01", "mmi.service", "echo")));
   ASSERT_TRUE(hog.recv(m, wait_bound));
   EXPECT_EQ(m.view(m.size() - 1), "404");
+}
+
+// The broker on the caller's thread: run() serves until stop() from another thread.
+TEST_F(MajordomoTest, BrokerRunsOnTheCallersThreadUntilStopped) {
+  broker_options o;
+  o.endpoints = {"tcp://127.0.0.1:*"};
+  o.heartbeat_interval = 100ms;
+  broker hosted(ctx, o, deferred_start);
+  endpoint = hosted.endpoints().at(0);  // bound at construction, before anything is served
+  std::optional<result<void>> outcome;
+  std::thread host([&] { outcome = hosted.run(); });
+  {
+    echo_worker w(ctx, worker_for("echo"), "w");
+    client_options co;
+    co.broker = endpoint;
+    client c(ctx, co);
+    auto reply = c.request("echo", message("on the caller's thread"));
+    EXPECT_TRUE(reply) << reply.error().message();
+    if (reply) {
+      EXPECT_EQ(reply->view(1), "on the caller's thread");
+    }
+  }
+  EXPECT_THROW(hosted.start(), fabric::error);  // already serving
+  EXPECT_TRUE(hosted.stop());
+  host.join();
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_TRUE(*outcome);
+}
+
+// Two brokers (standing in for any two services: a broker and a Titanic, say) attached to one
+// reactor the application runs: both serve on its one thread, and detach leaves it as it was.
+TEST_F(MajordomoTest, TwoBrokersShareOneReactorTheApplicationRuns) {
+  reactor loop;
+  std::vector<std::unique_ptr<broker>> brokers;
+  std::vector<std::string> endpoints;
+  for (const char* ep : {"inproc://mdp-hosted-a", "inproc://mdp-hosted-b"}) {
+    broker_options o;
+    o.endpoints = {ep};
+    o.heartbeat_interval = 100ms;
+    brokers.push_back(std::make_unique<broker>(ctx, o, deferred_start));
+    brokers.back()->attach(loop);
+    endpoints.push_back(ep);
+  }
+  EXPECT_THROW(brokers[0]->attach(loop), fabric::error);
+  EXPECT_THROW(brokers[0]->start(), fabric::error);
+
+  std::vector<std::unique_ptr<echo_worker>> workers;
+  for (const auto& ep : endpoints) {
+    endpoint = ep;
+    workers.push_back(std::make_unique<echo_worker>(ctx, worker_for("echo"), ep));
+  }
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    client_options co;
+    co.broker = endpoints[i];
+    client c(ctx, co);
+    auto pending = std::async(std::launch::async, [&c] { return c.request("echo", message("one loop")); });
+    const auto deadline = std::chrono::steady_clock::now() + wait_bound;
+    while (pending.wait_for(0ms) != std::future_status::ready && std::chrono::steady_clock::now() < deadline)
+      ASSERT_TRUE(loop.run_once(10ms));
+    auto reply = pending.get();
+    ASSERT_TRUE(reply) << reply.error().message();
+    EXPECT_EQ(reply->view(0), endpoints[i]);  // the worker of this broker, not the other's
+    EXPECT_EQ(reply->view(1), "one loop");
+    // Attached, stats() is answered directly on the reactor's thread (this one).
+    EXPECT_EQ(brokers[i]->stats().replies, 1U);
+  }
+  workers.clear();
+  for (auto& b : brokers) EXPECT_TRUE(b->detach(loop));
+  EXPECT_FALSE(brokers[0]->detach(loop));
+  EXPECT_EQ(loop.socket_count(), 0U);
+  EXPECT_EQ(loop.timer_count(), 0U);
 }
 
 }  // namespace
