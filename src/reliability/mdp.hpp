@@ -153,8 +153,9 @@ result<client_request> parse_client(message&& m);
 /// What a client receives from the broker; `d` says whether its socket stripped the delimiter.
 /// A REPLY without a body frame is accepted (with an empty `body`).
 result<client_request> parse_reply_for_client(message&& m, delimiter d = delimiter::included);
-/// What a broker's ROUTER receives from a worker after the identity: READY, REPLY, HEARTBEAT or
-/// DISCONNECT. A REPLY (or REQUEST) without a body frame is malformed.
+/// What a broker's ROUTER receives from a worker after the identity: READY (with or without the
+/// credit frame), REPLY, HEARTBEAT or DISCONNECT. A REPLY (or REQUEST) without a body frame is
+/// malformed. A broker that keeps the identity parses with parse_broker_input() instead.
 result<worker_command> parse_worker(message&& m);
 /// What a worker's DEALER receives from the broker: REQUEST, HEARTBEAT or DISCONNECT. A REQUEST
 /// without a body frame is accepted (with an empty `body`).
