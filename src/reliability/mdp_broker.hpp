@@ -9,6 +9,9 @@
 //   to a client:    id | stack* | "" | "MDPC01" | service | body+      (the same stack, unchanged)
 //   from a worker:  id | "" | "MDPW01" | command ...                    (see reliability/mdp.hpp)
 //
+// The grammar lives in reliability/mdp.hpp: on_message() parses through parse_broker_input()
+// (views into the message, nothing copied) and acts only on what it accepts.
+//
 // Requests live in exactly one place at a time: a service's queue (a deque, oldest first) or the
 // worker handling it (check_books() verifies it). Each is charged, from acceptance until it is
 // answered or dropped, to its client's byte budget and to the total one; the sink reports the
@@ -22,6 +25,7 @@
 #pragma once
 
 #include "core/machine.hpp"
+#include "reliability/mdp.hpp"
 
 #include <fabric/majordomo.hpp>
 #include <fabric/message.hpp>
@@ -121,8 +125,9 @@ class broker_machine {
     unreachable,  ///< its connection is gone
   };
 
-  void on_client(message&& m, std::size_t delimiter_at, time_point now);
-  void on_worker(message&& m, time_point now);
+  /// `in` is `m` parsed (reliability/mdp.hpp); its views stay valid as `m` moves.
+  void on_client(message&& m, const broker_input& in, time_point now);
+  void on_worker(message&& m, const broker_input& in, time_point now);
   void answer_mmi(pending&& p, std::string_view name, time_point now);
   /// `for_worker`: a READY may evict the least recently asked-for service with no workers when
   /// the table is full.

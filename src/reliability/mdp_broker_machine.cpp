@@ -87,22 +87,6 @@ constexpr std::chrono::milliseconds min_tick{10};
 constexpr std::chrono::hours max_interval{24};
 constexpr std::chrono::hours max_expiry{24 * 30};
 
-bool valid_name(std::string_view s) noexcept { return !s.empty() && s.size() <= max_name_size; }
-
-// A READY's credit frame: decimal digits, at least 1; a larger credit than `limit` is lowered
-// to it.
-bool parse_credit(std::string_view text, std::size_t limit, std::uint32_t& out) noexcept {
-  if (text.empty() || text.size() > 20) return false;
-  std::uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    v = std::min<std::uint64_t>(v * 10 + static_cast<std::uint64_t>(c - '0'), limit + 1);
-  }
-  if (v == 0) return false;
-  out = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, limit));
-  return true;
-}
-
 std::string printable(std::string_view id) {
   // Routing ids are often binary (libzmq's are 5 bytes starting with 0x00): show them as hex.
   static constexpr char hex[] = "0123456789abcdef";
@@ -232,35 +216,28 @@ void broker_machine::log(log_level level, std::string_view line) {
 }
 
 void broker_machine::on_message(message&& m, time_point now) {
-  // Find the empty delimiter; frames between the routing id and it are the return stack.
-  const std::size_t n = m.size();
-  std::size_t d = 1;
-  const std::size_t stack_limit = 1 + options_.max_return_frames;
-  while (d < n && d <= stack_limit && m[d].size() != 0) ++d;
-  if (d >= n || d > stack_limit || d + 1 >= n) {
-    ++counters_.malformed;
-    return;
-  }
-  const std::string_view header = m.view(d + 1);
-  if (header == client_header) {
-    on_client(std::move(m), d, now);
-  } else if (header == worker_header && d == 1) {
-    on_worker(std::move(m), now);
+  // The views in `in` point into m's frames; moving m as a whole keeps them valid.
+  const broker_input in = parse_broker_input(m, options_.max_return_frames);
+  if (in.error == fault::none) {
+    if (in.what == broker_input::kind::client_request)
+      on_client(std::move(m), in, now);
+    else
+      on_worker(std::move(m), in, now);
+  } else if (in.error == fault::wrong_direction) {
+    // A worker's REQUEST is well-formed but out of place: answered with DISCONNECT.
+    const auto it = workers_.find(in.peer);
+    protocol_error(in.peer, it == workers_.end() ? nullptr : it->second.get(),
+                   "REQUEST sent by a worker", now);
   } else {
+    // Anything else the grammar does not allow (a REQUEST or REPLY without a body frame, an
+    // 8/MMI request included) is dropped, as 7/MDP asks.
     ++counters_.malformed;
   }
 }
 
-void broker_machine::on_client(message&& m, std::size_t delimiter_at, time_point now) {
-  const std::size_t service_at = delimiter_at + 2;
-  // 7/MDP's REQUEST has at least one body frame; one without is dropped like any other
-  // malformed message, 8/MMI requests included (a 7/MDP worker could not answer it anyway).
-  if (service_at + 1 >= m.size() || !valid_name(m.view(service_at))) {
-    ++counters_.malformed;
-    return;
-  }
+void broker_machine::on_client(message&& m, const broker_input& in, time_point now) {
   pending p;
-  p.body_at = static_cast<std::uint16_t>(service_at + 1);  // <= 67: max_return_frames <= 64
+  p.body_at = static_cast<std::uint16_t>(in.body_at);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
   p.m = std::move(m);
   p.bytes = p.m.byte_size();
@@ -463,38 +440,28 @@ void broker_machine::touch_unserved(service& s) {
   link_unserved(s);
 }
 
-void broker_machine::on_worker(message&& m, time_point now) {
-  // [id, "", "MDPW01", command, ...]; the delimiter and header are already checked.
-  const std::string_view id = m.view(0);
-  const std::size_t n = m.size();
-  if (n < 4 || m[3].size() != 1) {
-    ++counters_.malformed;
-    return;
-  }
+void broker_machine::on_worker(message&& m, const broker_input& in, time_point now) {
+  const std::string_view id = in.peer;
   auto it = workers_.find(id);
   worker* w = it == workers_.end() ? nullptr : it->second.get();
-  const auto cmd = static_cast<command>(static_cast<std::uint8_t>(m.view(3)[0]));
-  switch (cmd) {
-    case command::ready: {
-      // 7/MDP's READY has one frame after the command; fabric's credit extension a second one,
-      // the number of requests the worker takes at once (decimal, 1..max_worker_credit).
-      if ((n != 5 && n != 6) || !valid_name(m.view(4))) break;
-      std::uint32_t credit = 1;
-      if (n == 6 && !parse_credit(m.view(5), options_.max_worker_credit, credit)) break;
+  switch (in.what) {
+    case broker_input::kind::ready: {
       if (w != nullptr) return protocol_error(id, w, "READY from a registered worker", now);
-      if (is_mmi(m.view(4)))
+      if (is_mmi(in.service))
         return protocol_error(id, nullptr, "READY for an mmi.* service", now);
-      register_worker(id, m.view(4), credit, now);
+      // fabric's credit extension: the broker's cap lowers a larger announcement.
+      const auto credit = static_cast<std::uint32_t>(
+          std::min<std::size_t>(in.credit, options_.max_worker_credit));
+      register_worker(id, in.service, credit, now);
       return;
     }
-    case command::reply: {
-      // At least one body frame after the delimiter: a REPLY without is malformed in 7/MDP, so
-      // it is dropped (and counted) rather than forwarded; the request stays in the worker's
-      // hands until a well-formed reply, the worker's death or the request's expiry.
-      if (n < 7 || !valid_name(m.view(4)) || m[5].size() != 0) break;
+    case broker_input::kind::reply: {
+      // A REPLY without a body frame never gets here (the grammar drops it), so the request
+      // stays in the worker's hands until a well-formed reply, the worker's death or the
+      // request's expiry.
       if (w == nullptr) return protocol_error(id, nullptr, "REPLY from an unknown worker", now);
       if (w->jobs.empty()) return protocol_error(id, w, "REPLY from a worker with no request", now);
-      const std::size_t at = find_job(*w, m.view(4));
+      const std::size_t at = find_job(*w, in.client);
       if (at == w->jobs.size())
         return protocol_error(id, w, "REPLY for a request it was not given", now);
       w->expiry = now + worker_ttl_;
@@ -511,10 +478,12 @@ void broker_machine::on_worker(message&& m, time_point now) {
         in_flight_bytes_ -= job.bytes;
         discharge(job);
         ++retired_;
-        // The reply travels in the request's envelope: id | stack | "" | "MDPC01" | service.
+        // The reply travels in the request's envelope (a client-reply has the client-request's
+        // shape): id | stack | "" | "MDPC01" | service, then the worker's body frames.
         job.keep_envelope();
         auto& frames = m.frames();
-        for (std::size_t i = 6; i < frames.size(); ++i) job.m.push_back(std::move(frames[i]));
+        for (std::size_t i = in.body_at; i < frames.size(); ++i)
+          job.m.push_back(std::move(frames[i]));
         s.last_active = now;
         if (deliver(std::move(job.m))) ++s.counters.replies;
       }
@@ -522,14 +491,11 @@ void broker_machine::on_worker(message&& m, time_point now) {
       drain(s, now);
       return;
     }
-    case command::heartbeat: {
-      if (n != 4) break;
+    case broker_input::kind::heartbeat:
       if (w == nullptr) return protocol_error(id, nullptr, "HEARTBEAT from an unknown worker", now);
       w->expiry = now + worker_ttl_;
       return;
-    }
-    case command::disconnect: {
-      if (n != 4) break;
+    case broker_input::kind::disconnect:
       if (w != nullptr) {
         ++counters_.workers_departed;
         if (logs(log_level::info))
@@ -537,12 +503,9 @@ void broker_machine::on_worker(message&& m, time_point now) {
         remove_worker(w, removal::departed, now);
       }
       return;
-    }
-    case command::request:
-      if (n < 7 || !valid_name(m.view(4)) || m[5].size() != 0) break;
-      return protocol_error(id, w, "REQUEST sent by a worker", now);
+    case broker_input::kind::client_request:
+      break;  // on_client's
   }
-  ++counters_.malformed;
 }
 
 std::size_t broker_machine::find_job(const worker& w, std::string_view address) const noexcept {
@@ -604,9 +567,7 @@ void broker_machine::refuse(std::string_view id, time_point now) {
 }
 
 void broker_machine::send_disconnect(std::string_view id) {
-  message m = worker_disconnect();
-  m.push_front(id);
-  (void)sink_.send(std::move(m));  // best effort: the peer may already be gone
+  (void)sink_.send(worker_disconnect_to(id));  // best effort: the peer may already be gone
 }
 
 void broker_machine::protocol_error(std::string_view id, worker* w, std::string_view why,
@@ -672,26 +633,19 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       displace(*w, removal::expired);
       continue;
     }
-    // [worker-id, "", "MDPW01", 0x02, client, "", body...]; the body frames are copies that
+    // A 7/MDP worker is given the client's id as the address; a credit worker a fresh token,
+    // so that its replies find their request in any order. The body frames are copies that
     // share the request's bytes, so the request stays whole for a requeue.
-    static constexpr char request_byte = static_cast<char>(command::request);
-    scratch_.clear();
-    scratch_.reserve(6 + p.m.size() - p.body_at);
-    scratch_.push_back(w->id);
-    scratch_.push_back(std::string_view{});
-    scratch_.push_back(worker_header);
-    scratch_.push_back(std::string_view(&request_byte, 1));
     std::uint64_t token = 0;
-    if (w->credit == 1) {
-      scratch_.push_back(p.client());
-    } else {
+    char address[sizeof token];
+    std::string_view client = p.client();
+    if (w->credit != 1) {
       token = ++last_token_;
-      char address[sizeof token];
       detail::store_be(token, address);
-      scratch_.push_back(std::string_view(address, sizeof address));
+      client = std::string_view(address, sizeof address);
     }
-    scratch_.push_back(std::string_view{});
-    for (std::size_t i = p.body_at; i < p.m.size(); ++i) scratch_.emplace_back().copy(p.m[i]);
+    write_worker_request(scratch_, w->id, client,
+                         std::span<frame>(p.m.frames()).subspan(p.body_at));
     if (sink_.send(std::move(scratch_))) {
       unlink_idle(*w);
       w->last_sent = now;
@@ -832,9 +786,7 @@ void broker_machine::on_tick(time_point now) {
   // whose connection is gone is removed at once.
   for (const auto& [id, w] : workers_) {
     if (now - w->last_sent < heartbeat_ / 2) continue;
-    message hb = worker_heartbeat();
-    hb.push_front(id);
-    auto r = sink_.send(std::move(hb));
+    auto r = sink_.send(worker_heartbeat_to(id));
     if (r) {
       w->last_sent = now;
     } else if (r.is(errc::peer_unreachable)) {

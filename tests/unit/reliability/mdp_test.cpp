@@ -1,5 +1,6 @@
 // Tests the 7/MDP codec: exact wire layouts (for interop), round trips of every builder through
-// its parser, a table of malformed sequences that must all fail cleanly, and zero-copy bodies.
+// its parser, tables of malformed sequences that must all fail cleanly (each with its own fault
+// for what a broker receives), the credit extension, and zero-copy bodies.
 #include "reliability/mdp.hpp"
 
 #include <fabric/error.hpp>
@@ -8,7 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -391,6 +394,312 @@ TEST(Mdp, TruncationsAndRandomFramesNeverCrash) {
     for (parser p : all) (void)run(p, make(f));
   }
   SUCCEED();
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a broker's ROUTER receives: parse_broker_input (routing id first, views, no copies).
+
+constexpr std::size_t stack_bound = 8;
+
+// Only the error may be read when `m` is a temporary: the views die with it.
+broker_input parse_in(const message& m) { return parse_broker_input(m, stack_bound); }
+
+std::vector<std::string> strings_of(std::span<const frame> s) {
+  std::vector<std::string> out;
+  for (const frame& f : s) out.emplace_back(view(f));
+  return out;
+}
+
+TEST(MdpBrokerInput, ClientRequestIsParsedIntoViewsOfItsFrames) {
+  const message m = make({"cid", "", "MDPC01", "echo", "a", ""});
+  const broker_input in = parse_in(m);
+  ASSERT_TRUE(in) << describe(in.error);
+  EXPECT_EQ(in.what, broker_input::kind::client_request);
+  EXPECT_EQ(in.peer, "cid");
+  EXPECT_TRUE(in.stack.empty());
+  EXPECT_EQ(in.service, "echo");
+  EXPECT_EQ(in.body_at, 4U);
+  EXPECT_EQ(strings_of(in.body), (frames{"a", ""}));
+  // Views, not copies: every one points into the message's own frames.
+  EXPECT_EQ(in.peer.data(), m[0].data());
+  EXPECT_EQ(in.service.data(), m[3].data());
+  EXPECT_EQ(in.body.data(), &m[4]);
+}
+
+TEST(MdpBrokerInput, ClientReturnStackIsEveryFrameBeforeTheDelimiter) {
+  const message m = make({"cid", "corr-7", "hop-2", "", "MDPC01", "echo", "body"});
+  const broker_input in = parse_in(m);
+  ASSERT_TRUE(in) << describe(in.error);
+  EXPECT_EQ(strings_of(in.stack), (frames{"corr-7", "hop-2"}));
+  EXPECT_EQ(in.stack.data(), &m[1]);
+  EXPECT_EQ(in.service, "echo");
+  EXPECT_EQ(in.body_at, 6U);
+  EXPECT_EQ(strings_of(in.body), (frames{"body"}));
+}
+
+TEST(MdpBrokerInput, ReturnStackUpToTheBoundIsAcceptedAndOneMoreIsNot) {
+  frames f{"cid"};
+  for (std::size_t i = 0; i < stack_bound; ++i) f.push_back("s" + std::to_string(i));
+  f.insert(f.end(), {"", "MDPC01", "echo", "b"});
+  const message at_bound = make(f);
+  const broker_input ok = parse_in(at_bound);
+  ASSERT_TRUE(ok) << describe(ok.error);
+  EXPECT_EQ(ok.stack.size(), stack_bound);
+  f.insert(f.begin() + 1, "one-more");
+  EXPECT_EQ(parse_in(make(f)).error, fault::return_stack_too_long);
+  // No bound to speak of: the scan still stops at the end of the message.
+  const message plain = make({"cid", "s", "", "MDPC01", "echo", "b"});
+  EXPECT_TRUE(parse_broker_input(plain, std::numeric_limits<std::size_t>::max()));
+  EXPECT_EQ(parse_broker_input(plain, 0).error, fault::return_stack_too_long);
+}
+
+TEST(MdpBrokerInput, EveryWorkerCommandIsParsed) {
+  const message ready = make({"wid", "", "MDPW01", "\x01", "echo"});
+  const broker_input r = parse_in(ready);
+  ASSERT_TRUE(r) << describe(r.error);
+  EXPECT_EQ(r.what, broker_input::kind::ready);
+  EXPECT_EQ(r.peer, "wid");
+  EXPECT_EQ(r.service, "echo");
+  EXPECT_EQ(r.credit, 1U);
+
+  const message reply = make({"wid", "", "MDPW01", "\x03", "cli", "", "x", ""});
+  const broker_input p = parse_in(reply);
+  ASSERT_TRUE(p) << describe(p.error);
+  EXPECT_EQ(p.what, broker_input::kind::reply);
+  EXPECT_EQ(p.client, "cli");
+  EXPECT_EQ(p.client.data(), reply[4].data());
+  EXPECT_EQ(p.body_at, 6U);
+  EXPECT_EQ(strings_of(p.body), (frames{"x", ""}));
+  EXPECT_EQ(p.body.data(), &reply[6]);
+
+  const message heartbeat = make({"wid", "", "MDPW01", "\x04"});
+  const broker_input h = parse_in(heartbeat);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h.what, broker_input::kind::heartbeat);
+  EXPECT_EQ(h.peer, "wid");
+
+  const message disconnect = make({"wid", "", "MDPW01", "\x05"});
+  const broker_input d = parse_in(disconnect);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d.what, broker_input::kind::disconnect);
+}
+
+TEST(MdpBrokerInput, WorkerRequestIsWellFormedButInTheWrongDirection) {
+  const message m = make({"wid", "", "MDPW01", "\x02", "cli", "", "x"});
+  const broker_input in = parse_in(m);
+  EXPECT_EQ(in.error, fault::wrong_direction);
+  EXPECT_EQ(in.peer, "wid") << "the broker needs the sender to answer with DISCONNECT";
+  EXPECT_EQ(code_of(in.error), make_error_code(errc::protocol_error));
+}
+
+TEST(MdpBrokerInput, ReadyCarriesTheCreditExtension) {
+  const auto credit_of = [](const std::string& text) {
+    const message m = make({"wid", "", "MDPW01", "\x01", "echo", text});
+    const broker_input in = parse_in(m);
+    EXPECT_TRUE(in) << text << ": " << describe(in.error);
+    EXPECT_EQ(in.service, "echo");
+    return in.credit;
+  };
+  EXPECT_EQ(credit_of("1"), 1U);
+  EXPECT_EQ(credit_of("5"), 5U);
+  EXPECT_EQ(credit_of("00005"), 5U);
+  EXPECT_EQ(credit_of("4294967295"), 4294967295U);
+  // Twenty digits is the most the grammar takes; a larger value reads as the largest credit.
+  EXPECT_EQ(credit_of("4294967296"), 4294967295U);
+  EXPECT_EQ(credit_of("99999999999999999999"), 4294967295U);
+  for (const char* text : {"0", "", "00", "1x", "-1", " 5", "+5", "5 ", "123456789012345678901"}) {
+    EXPECT_EQ(parse_in(make({"wid", "", "MDPW01", "\x01", "echo", text})).error, fault::bad_credit)
+        << "'" << text << "'";
+  }
+  EXPECT_EQ(parse_in(make({"wid", "", "MDPW01", "\x01", "echo", "2", "x"})).error,
+            fault::extra_frames);
+}
+
+TEST(MdpBrokerInput, ReadyWithCreditRoundTripsThroughEveryBrokerParser) {
+  EXPECT_EQ(frames_of(worker_ready("echo", 1)), (frames{"", "MDPW01", "\x01", "echo"}));
+  EXPECT_EQ(frames_of(worker_ready("echo", 16)), (frames{"", "MDPW01", "\x01", "echo", "16"}));
+  EXPECT_EQ(frames_of(worker_ready("echo", 4294967295U)),
+            (frames{"", "MDPW01", "\x01", "echo", "4294967295"}));
+  EXPECT_THROW((void)worker_ready("echo", 0), fabric::error);
+  EXPECT_THROW((void)worker_ready("", 2), fabric::error);
+
+  message routed = worker_ready("echo", 16);
+  routed.push_front(std::string_view("wid"));
+  const broker_input in = parse_in(routed);
+  ASSERT_TRUE(in) << describe(in.error);
+  EXPECT_EQ(in.credit, 16U);
+
+  auto w = parse_worker(worker_ready("echo", 16));
+  ASSERT_TRUE(w) << w.error().message();
+  EXPECT_EQ(w->kind, command::ready);
+  EXPECT_EQ(w->service, "echo");
+  EXPECT_EQ(w->credit, 16U);
+  auto plain = parse_worker(worker_ready("echo"));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->credit, 1U);
+}
+
+TEST(MdpBrokerInput, BuildersForTheBrokerProduceRoutedFrames) {
+  EXPECT_EQ(frames_of(worker_heartbeat_to("wid")), (frames{"wid", "", "MDPW01", "\x04"}));
+  EXPECT_EQ(frames_of(worker_disconnect_to("wid")), (frames{"wid", "", "MDPW01", "\x05"}));
+
+  // The request's body frames are shared, not copied, and the request keeps them.
+  const std::string big(64 * 1024, 'b');
+  message request = make({"cid", "", "MDPC01", "echo", big, ""});
+  message out = make({"left", "over"});
+  write_worker_request(out, "wid", "cid", std::span<frame>(request.frames()).subspan(4));
+  EXPECT_EQ(frames_of(out), (frames{"wid", "", "MDPW01", "\x02", "cid", "", big, ""}));
+  EXPECT_EQ(out[6].data(), request[4].data());
+  EXPECT_EQ(request.view(4), big);
+  const broker_input parsed_back = parse_in(request);
+  EXPECT_TRUE(parsed_back) << "the request stays whole";
+
+  // What the broker sends a worker is what the worker's parser takes.
+  (void)out.pop_front();
+  auto at_worker = parse_from_broker_for_worker(std::move(out));
+  ASSERT_TRUE(at_worker) << at_worker.error().message();
+  EXPECT_EQ(at_worker->client, "cid");
+  EXPECT_EQ(frames_of(at_worker->body), (frames{big, ""}));
+}
+
+TEST(MdpBrokerInput, WhatClientsAndWorkersBuildIsAcceptedWithARoutingId) {
+  std::vector<message> built;
+  built.push_back(client_request_msg("echo", make({"x"})));
+  built.push_back(worker_ready("echo"));
+  built.push_back(worker_ready("echo", 3));
+  built.push_back(worker_reply("cli", make({""})));
+  built.push_back(worker_heartbeat());
+  built.push_back(worker_disconnect());
+  for (message& m : built) {
+    m.push_front(std::string_view("id"));
+    const broker_input in = parse_in(m);
+    EXPECT_TRUE(in) << describe(in.error);
+  }
+}
+
+TEST(MdpBrokerInput, EveryFaultMapsToItsErrorCodeAndHasADescription) {
+  EXPECT_FALSE(code_of(fault::none));
+  for (int i = static_cast<int>(fault::no_delimiter); i <= static_cast<int>(fault::wrong_direction);
+       ++i) {
+    const auto f = static_cast<fault>(i);
+    EXPECT_EQ(code_of(f), make_error_code(f == fault::wrong_direction ? errc::protocol_error
+                                                                       : errc::malformed));
+    EXPECT_FALSE(describe(f).empty());
+    EXPECT_NE(describe(f), "unknown fault");
+  }
+}
+
+struct bad_input {
+  const char* name;
+  frames input;
+  fault expected;
+};
+
+const bad_input bad_inputs[] = {
+    {"NoFrames", {}, fault::no_delimiter},
+    {"OnlyTheRoutingId", {"p"}, fault::no_delimiter},
+    {"NoDelimiter", {"p", "x"}, fault::no_delimiter},
+    {"NoDelimiterAfterAStack", {"p", "x", "y"}, fault::no_delimiter},
+    {"OnlyTheDelimiter", {"p", ""}, fault::no_header},
+    {"StackThenDelimiterOnly", {"p", "s", ""}, fault::no_header},
+    {"StackLongerThanTheBound",
+     {"p", "1", "2", "3", "4", "5", "6", "7", "8", "9", "", "MDPC01", "echo", "b"},
+     fault::return_stack_too_long},
+    {"DraftClientHeader", {"p", "", "MDPC02", "echo"}, fault::unknown_header},
+    {"ShortClientHeader", {"p", "", "MDPC0", "echo"}, fault::unknown_header},
+    {"LowercaseClientHeader", {"p", "", "mdpc01", "echo"}, fault::unknown_header},
+    {"ClientHeaderWithTrailingNul", {"p", "", "MDPC01\0"s, "echo", "b"}, fault::unknown_header},
+    {"TwoDelimiters", {"p", "", "", "MDPC01", "echo"}, fault::unknown_header},
+    {"ClientMissingService", {"p", "", "MDPC01"}, fault::bad_service},
+    {"ClientEmptyService", {"p", "", "MDPC01", "", "b"}, fault::bad_service},
+    {"ClientServiceTooLong", {"p", "", "MDPC01", long_name, "b"}, fault::bad_service},
+    {"ClientRequestWithoutBody", {"p", "", "MDPC01", "echo"}, fault::no_body},
+    {"ClientWithStackWithoutBody", {"p", "corr", "", "MDPC01", "echo"}, fault::no_body},
+    {"WorkerWithAReturnStack", {"p", "stack", "", "MDPW01", "\x04"}, fault::worker_return_stack},
+    {"WorkerMissingCommand", {"p", "", "MDPW01"}, fault::bad_command},
+    {"WorkerEmptyCommandFrame", {"p", "", "MDPW01", ""}, fault::bad_command},
+    {"WorkerTwoByteCommand", {"p", "", "MDPW01", "\x01\x01"}, fault::bad_command},
+    {"WorkerCommandZero", {"p", "", "MDPW01", "\0"s}, fault::bad_command},
+    {"WorkerCommandSix", {"p", "", "MDPW01", "\x06"}, fault::bad_command},
+    {"WorkerCommandHighBit", {"p", "", "MDPW01", "\xff"}, fault::bad_command},
+    {"ReadyWithoutService", {"p", "", "MDPW01", "\x01"}, fault::bad_service},
+    {"ReadyEmptyService", {"p", "", "MDPW01", "\x01", ""}, fault::bad_service},
+    {"ReadyServiceTooLong", {"p", "", "MDPW01", "\x01", long_name}, fault::bad_service},
+    {"ReadyWithAWordForCredit", {"p", "", "MDPW01", "\x01", "echo", "extra"}, fault::bad_credit},
+    {"ReadyWithAnEmptyCredit", {"p", "", "MDPW01", "\x01", "echo", ""}, fault::bad_credit},
+    {"ReadyWithZeroCredit", {"p", "", "MDPW01", "\x01", "echo", "0"}, fault::bad_credit},
+    {"ReadyAfterItsCredit", {"p", "", "MDPW01", "\x01", "echo", "2", "x"}, fault::extra_frames},
+    {"ReplyWithoutClient", {"p", "", "MDPW01", "\x03"}, fault::bad_address},
+    {"ReplyEmptyClient", {"p", "", "MDPW01", "\x03", "", ""}, fault::bad_address},
+    {"ReplyClientTooLong", {"p", "", "MDPW01", "\x03", long_name, ""}, fault::bad_address},
+    {"ReplyWithoutDelimiter", {"p", "", "MDPW01", "\x03", "c1"}, fault::no_address_delimiter},
+    {"ReplyNonEmptyDelimiter", {"p", "", "MDPW01", "\x03", "c1", "x"}, fault::no_address_delimiter},
+    {"ReplyTwoClientFrames", {"p", "", "MDPW01", "\x03", "c1", "c2", "", "b"},
+     fault::no_address_delimiter},
+    {"ReplyWithoutBody", {"p", "", "MDPW01", "\x03", "c1", ""}, fault::no_body},
+    {"WorkerRequestWithoutBody", {"p", "", "MDPW01", "\x02", "c1", ""}, fault::no_body},
+    {"WorkerRequestWithoutDelimiter", {"p", "", "MDPW01", "\x02", "c1"},
+     fault::no_address_delimiter},
+    {"HeartbeatWithExtraFrame", {"p", "", "MDPW01", "\x04", "x"}, fault::extra_frames},
+    {"HeartbeatWithExtraEmptyFrame", {"p", "", "MDPW01", "\x04", ""}, fault::extra_frames},
+    {"DisconnectWithExtraFrame", {"p", "", "MDPW01", "\x05", "x"}, fault::extra_frames},
+    {"WorkerRequest", {"p", "", "MDPW01", "\x02", "c1", "", "b"}, fault::wrong_direction},
+};
+
+class MdpBrokerInputRejects : public testing::TestWithParam<bad_input> {};
+
+TEST_P(MdpBrokerInputRejects, EachMalformedInputWithItsOwnFault) {
+  const bad_input& c = GetParam();
+  const message m = make(c.input);
+  const broker_input in = parse_in(m);
+  EXPECT_EQ(in.error, c.expected) << c.name << ": got '" << describe(in.error) << "', expected '"
+                                  << describe(c.expected) << "'";
+  EXPECT_FALSE(in);
+  if (!c.input.empty()) {
+    EXPECT_EQ(in.peer, c.input[0]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, MdpBrokerInputRejects, testing::ValuesIn(bad_inputs),
+                         [](const testing::TestParamInfo<bad_input>& param_info) {
+                           return std::string(param_info.param.name);
+                         });
+
+// Every prefix of every valid input and random frame soup gives a fault or a parse whose views
+// lie inside the message; run under ASan/UBSan this is the broker parser's memory-safety check.
+TEST(MdpBrokerInput, TruncationsAndRandomFramesNeverCrash) {
+  const std::vector<frames> valid = {
+      {"p", "s", "", "MDPC01", "echo", "a", ""},
+      {"p", "", "MDPW01", "\x01", "echo", "12"},
+      {"p", "", "MDPW01", "\x03", "cli", "", "a"},
+      {"p", "", "MDPW01", "\x04"},
+  };
+  const auto check = [](const frames& f) {
+    const message m = make(f);
+    for (std::size_t bound : {std::size_t{0}, std::size_t{2}, stack_bound}) {
+      const broker_input in = parse_broker_input(m, bound);
+      if (!in) continue;
+      EXPECT_LE(in.body_at, m.size());
+      EXPECT_LE(in.stack.size() + in.body.size(), m.size());
+      if (in.what == broker_input::kind::client_request ||
+          in.what == broker_input::kind::reply) {
+        EXPECT_FALSE(in.body.empty());
+      }
+    }
+  };
+  for (const auto& v : valid)
+    for (std::size_t n = 0; n <= v.size(); ++n)
+      check(frames(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n)));
+  std::mt19937 rng(11);
+  const std::vector<std::string> atoms = {"", "MDPC01", "MDPW01", "\x01", "\x02", "\x03", "\x04",
+                                          "\x05", "\0"s, "7", "cli", long_name};
+  std::uniform_int_distribution<std::size_t> pick(0, atoms.size() - 1);
+  std::uniform_int_distribution<std::size_t> length(0, 9);
+  for (int i = 0; i < 5000; ++i) {
+    frames f(length(rng));
+    for (auto& s : f) s = atoms[pick(rng)];
+    check(f);
+  }
 }
 
 }  // namespace
