@@ -59,8 +59,8 @@ constexpr std::size_t min_stash_limit = 64;
 // configured for it.
 constexpr std::uint32_t max_credit = 1024;
 
-// The counters: written under the session mutex, read by any thread without it.
-struct shared_counters {
+// The stats: written under the session mutex, read by any thread without it.
+struct shared_stats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> requests_dropped{0};
   std::atomic<std::uint64_t> requests_abandoned{0};
@@ -211,7 +211,7 @@ struct worker::impl {
       machine.open_failed(now);
       throw;
     }
-    if (++connection > 1) bump(counters.reconnects);
+    if (++connection > 1) bump(stats.reconnects);
     message ready = worker_ready(options.service);
     if (options.credit > 1) ready.push_back(std::string_view(std::to_string(options.credit)));
     if (auto r = sock->try_send(std::move(ready)); !r) {
@@ -233,7 +233,7 @@ struct worker::impl {
   // this connection go with it: the broker requeues them when it loses the connection.
   void close_socket(bool flush = false) noexcept {
     if (!stash.empty()) {
-      add(counters.requests_dropped, stash.size());
+      add(stats.requests_dropped, stash.size());
       stash.clear();
     }
     if (!sock) return;
@@ -281,7 +281,7 @@ struct worker::impl {
     handed = 0;
     handed_count = 0;
     if (!current) return;
-    add(counters.requests_abandoned, given_back);
+    add(stats.requests_abandoned, given_back);
     try {
       (void)sock->try_send(worker_disconnect());
     } catch (...) {
@@ -300,10 +300,10 @@ struct worker::impl {
         case worker_machine::action::none:
           return;
         case worker_machine::action::heartbeat:
-          if (sock) (void)send_counted(*sock, worker_heartbeat(), counters.heartbeats_sent);
+          if (sock) (void)send_counted(*sock, worker_heartbeat(), stats.heartbeats_sent);
           break;
         case worker_machine::action::close:
-          bump(counters.broker_expiries);
+          bump(stats.broker_expiries);
           close_socket();
           wake.notify_all();  // the keeper reopens if the application does not come back first
           break;
@@ -327,7 +327,7 @@ struct worker::impl {
   bool handle(clock::time_point now, request* out) {
     auto cmd = parse_from_broker_for_worker(std::move(in));
     if (!cmd) {
-      bump(counters.malformed);
+      bump(stats.malformed);
       machine.heard(now, false);
       return false;
     }
@@ -335,19 +335,19 @@ struct worker::impl {
       case command::request:
         machine.heard(now, true);
         if (out == nullptr && stash.size() >= stash_limit) {
-          bump(counters.malformed);
+          bump(stats.malformed);
           return false;
         }
-        bump(counters.requests);
+        bump(stats.requests);
         fill(out != nullptr ? *out : stash.emplace_back(), *cmd);
         machine.busy(true, now);
         return out != nullptr;
       case command::heartbeat:
         machine.heard(now, true);
-        bump(counters.heartbeats_received);
+        bump(stats.heartbeats_received);
         return false;
       case command::disconnect:
-        bump(counters.disconnects_received);
+        bump(stats.disconnects_received);
         close_socket();
         machine.disconnected(now);
         wake.notify_all();  // the reconnection may be due before the keeper's next wake-up
@@ -356,7 +356,7 @@ struct worker::impl {
       case command::reply:
         break;  // the parser refuses these from a broker; kept so the switch stays exhaustive
     }
-    bump(counters.malformed);
+    bump(stats.malformed);
     machine.heard(now, false);
     return false;
   }
@@ -370,7 +370,7 @@ struct worker::impl {
   // A failed receive that is not a timeout. Returns the error to report, if any.
   result<void> receive_failure(const result<void>& r, clock::time_point now) {
     if (r.is(errc::too_large)) {  // drained and dropped by the socket
-      bump(counters.malformed);
+      bump(stats.malformed);
       machine.heard(now, false);
       return {};
     }
@@ -466,15 +466,15 @@ struct worker::impl {
     message m = worker_reply(client, std::move(body));  // throws on a bad address
     std::lock_guard lock(mu);
     if (closed) {
-      bump(counters.replies_dropped);
+      bump(stats.replies_dropped);
       return errc::closed;
     }
     if (!sock || (on != 0 && on != connection)) {
-      bump(counters.replies_dropped);
+      bump(stats.replies_dropped);
       return errc::peer_unreachable;
     }
-    if (auto r = send_counted(*sock, std::move(m), counters.replies); !r) {
-      bump(counters.replies_dropped);
+    if (auto r = send_counted(*sock, std::move(m), stats.replies); !r) {
+      bump(stats.replies_dropped);
       if (r.is(errc::closed)) {
         closed = true;
         return r;
@@ -498,7 +498,7 @@ struct worker::impl {
   context& ctx;
   const worker_options options;
   const std::size_t stash_limit;  // the most requests the keeper holds for the application
-  shared_counters counters;
+  shared_stats stats;
   std::mutex failure_mu;
   std::exception_ptr failure;  // guarded by failure_mu
 
@@ -570,10 +570,10 @@ result<void> worker::serve(const handler& fn, const std::function<bool()>& stop,
   return {};
 }
 
-worker_counters worker::counters() const noexcept {
-  const shared_counters& c = impl_->counters;
+worker_stats worker::stats() const noexcept {
+  const shared_stats& c = impl_->stats;
   constexpr auto relaxed = std::memory_order_relaxed;
-  worker_counters out;
+  worker_stats out;
   out.requests = c.requests.load(relaxed);
   out.requests_dropped = c.requests_dropped.load(relaxed);
   out.requests_abandoned = c.requests_abandoned.load(relaxed);

@@ -146,8 +146,8 @@ TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
   ASSERT_TRUE(w.reply("c", message{}));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", ""}));
 
-  EXPECT_EQ(w.counters().requests, 2U);
-  EXPECT_EQ(w.counters().replies, 2U);
+  EXPECT_EQ(w.stats().requests, 2U);
+  EXPECT_EQ(w.stats().replies, 2U);
   worker::request none;
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   EXPECT_TRUE(w.recv(none, 0ms).is(errc::timeout));
@@ -169,7 +169,7 @@ TEST(MdpWorkerTest, ServeSendsAnEmptyHandlerResultAsOneEmptyFrame) {
   stop = true;
   auto served = serving.get();
   EXPECT_TRUE(served) << served.error().message();
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
@@ -189,7 +189,7 @@ TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
     previous = now;
     broker.send(peer, {"", "MDPW01", heartbeat_cmd});  // keep the worker's broker alive
   }
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_GE(c.heartbeats_sent, 4U);
   EXPECT_GE(c.heartbeats_received, 2U);
   EXPECT_EQ(c.reconnects, 0U);
@@ -234,8 +234,8 @@ TEST(MdpWorkerTest, KeepsHeartbeatingWhileTheApplicationHandlesALongRequest) {
   stop = true;
   app.join();
   EXPECT_EQ(heartbeats, 6);
-  EXPECT_EQ(w.counters().reconnects, 0U);
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, ReconnectsWithANewIdentityAfterBrokerSilence) {
@@ -257,7 +257,7 @@ TEST(MdpWorkerTest, ReconnectsWithANewIdentityAfterBrokerSilence) {
   const std::string second = m[0];
   EXPECT_NE(second, first) << "a reconnection must use a fresh socket";
   EXPECT_GE(heartbeats, 1);
-  auto c = w.counters();
+  auto c = w.stats();
   EXPECT_EQ(c.broker_expiries, 1U);
   EXPECT_EQ(c.reconnects, 1U);
 
@@ -290,7 +290,7 @@ TEST(MdpWorkerTest, ReconnectsOnAFreshSocketAfterDisconnect) {
   auto req = pending.get();
   ASSERT_TRUE(req) << req.error().message();
   EXPECT_EQ(req->connection, 2U);
-  auto c = w.counters();
+  auto c = w.stats();
   EXPECT_EQ(c.disconnects_received, 1U);
   EXPECT_EQ(c.reconnects, 1U);
   EXPECT_EQ(c.broker_expiries, 0U);
@@ -309,8 +309,8 @@ TEST(MdpWorkerTest, HandlesADisconnectWhileTheApplicationIsAway) {
   EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
   EXPECT_NE(m[0], first);
   EXPECT_LE(heartbeats, 1) << "the DISCONNECT must be acted on within one heartbeat interval";
-  EXPECT_EQ(w.counters().disconnects_received, 1U);
-  EXPECT_EQ(w.counters().broker_expiries, 0U);
+  EXPECT_EQ(w.stats().disconnects_received, 1U);
+  EXPECT_EQ(w.stats().broker_expiries, 0U);
 }
 
 TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
@@ -322,7 +322,7 @@ TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
   // The keeper reads what the broker sent before it heartbeats, so once a heartbeat arrives the
   // request has been taken in.
   EXPECT_TRUE(is_heartbeat_from(broker.next(), peer));
-  EXPECT_EQ(w.counters().requests, 1U);
+  EXPECT_EQ(w.stats().requests, 1U);
   auto req = w.recv(0ms);
   ASSERT_TRUE(req) << req.error().message();
   EXPECT_EQ(req->client, "c");
@@ -357,9 +357,9 @@ TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
   EXPECT_TRUE(w.reply(*stale, make_message("stale")).is(errc::peer_unreachable));
   ASSERT_TRUE(w.reply(*fresh, make_message("fresh")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "fresh"}));
-  EXPECT_EQ(w.counters().replies_dropped, 1U);
-  EXPECT_EQ(w.counters().replies, 1U);
-  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+  EXPECT_EQ(w.stats().replies_dropped, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 0U);
 }
 
 // Reads what the worker sends after abandoning a request on connection `old_peer`: its DISCONNECT
@@ -403,8 +403,8 @@ TEST(MdpWorkerTest, AbandonsTheRequestWhenTheHandlerThrowsSoTheBrokerCanRequeueI
 
   const std::string second = expect_abandoned(broker, first, "echo");
   ASSERT_FALSE(second.empty());
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 
   // The worker is free again: the fresh connection gets and answers the next request.
   broker.send_request(second, "c2", {"fine"});
@@ -416,7 +416,7 @@ TEST(MdpWorkerTest, AbandonsTheRequestWhenTheHandlerThrowsSoTheBrokerCanRequeueI
   stop = true;
   auto served = serving.get();
   EXPECT_TRUE(served) << served.error().message();
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
 }
 
 TEST(MdpWorkerTest, AbandonsAnUnansweredRequestWhenTheNextOneIsAskedFor) {
@@ -446,7 +446,7 @@ TEST(MdpWorkerTest, AbandonsAnUnansweredRequestWhenTheNextOneIsAskedFor) {
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests_abandoned, 1U);
   EXPECT_EQ(c.replies_dropped, 1U);
   EXPECT_EQ(c.replies, 1U);
@@ -478,8 +478,8 @@ TEST(MdpWorkerTest, AbandonGivesBackOnlyTheRequestInHandAndOnlyOnce) {
   w.abandon();  // answered by address: nothing in hand
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, WaitsBeforeReconnectingWhenItAbandonsRequestAfterRequest) {
@@ -505,8 +505,8 @@ TEST(MdpWorkerTest, WaitsBeforeReconnectingWhenItAbandonsRequestAfterRequest) {
     }
     peer = fresh;
   }
-  EXPECT_EQ(w.counters().requests_abandoned, 2U);
-  EXPECT_EQ(w.counters().reconnects, 2U);
+  EXPECT_EQ(w.stats().requests_abandoned, 2U);
+  EXPECT_EQ(w.stats().reconnects, 2U);
 }
 
 TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerIsBusy) {
@@ -553,8 +553,8 @@ TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerI
   release.set_value();
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c1", "", "done:job"}));
   EXPECT_GE(heartbeats, 5);
-  EXPECT_EQ(w.counters().broker_expiries, 0U);
-  EXPECT_EQ(w.counters().reconnects, 0U);
+  EXPECT_EQ(w.stats().broker_expiries, 0U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
 
   // Idle again and the broker still silent: its silence counts from the answer, not before.
   strings m = broker.next_command();
@@ -564,8 +564,8 @@ TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerI
   EXPECT_NE(m[0], peer);
   stop = true;
   app.join();
-  EXPECT_EQ(w.counters().broker_expiries, 1U);
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().broker_expiries, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, RegistersEvenWhenItsSocketOptionsAskForImmediate) {
@@ -584,8 +584,8 @@ TEST(MdpWorkerTest, RegistersEvenWhenItsSocketOptionsAskForImmediate) {
   ASSERT_TRUE(req);
   ASSERT_TRUE(w.reply(*req, make_message("y")));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "y"}));
-  EXPECT_EQ(w.counters().reconnects, 0U);
-  EXPECT_EQ(w.counters().disconnects_received, 0U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
+  EXPECT_EQ(w.stats().disconnects_received, 0U);
 }
 
 TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
@@ -601,13 +601,13 @@ TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
   // The keeper reads what the broker sent before it heartbeats: the request is held for the
   // application once a heartbeat arrives.
   EXPECT_TRUE(is_heartbeat_from(broker.next(), first));
-  EXPECT_EQ(w.counters().requests, 1U);
+  EXPECT_EQ(w.stats().requests, 1U);
 
   // The broker sends the worker away; it requeues the request elsewhere.
   broker.send(first, {"", "MDPW01", disconnect_cmd});
   const std::string second = broker.expect_ready("echo");
   EXPECT_NE(second, first);
-  EXPECT_EQ(w.counters().requests_dropped, 1U);
+  EXPECT_EQ(w.stats().requests_dropped, 1U);
   worker::request req;
   EXPECT_TRUE(w.recv(req, 0ms).is(errc::timeout)) << "a request from a lost connection was handed out";
 
@@ -617,7 +617,7 @@ TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
   EXPECT_EQ(req.connection, 2U);
   ASSERT_TRUE(w.reply(req, make_message("ok")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "ok"}));
-  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+  EXPECT_EQ(w.stats().requests_abandoned, 0U);
 }
 
 // Makes the next `n` attempts of any worker to open a socket fail with EMFILE, for one scope.
@@ -670,7 +670,7 @@ TEST(MdpWorkerTest, KeeperRetriesASocketItCannotCreateInsteadOfGivingUp) {
   EXPECT_EQ(req->connection, 2U);
   ASSERT_TRUE(w.reply(*req, make_message("y")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c", "", "y"}));
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, RecvThrowsWhenItCannotCreateASocketAndALaterCallTriesAgain) {
@@ -727,7 +727,7 @@ TEST(MdpWorkerTest, CountsAndDropsMalformedBrokerFrames) {
   auto req = w.recv(wait_bound);
   ASSERT_TRUE(req);
   EXPECT_EQ(to_strings(req->body), (strings{"ok"}));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.malformed, garbage.size());
   EXPECT_EQ(c.requests, 1U);
   EXPECT_EQ(c.reconnects, 0U);
@@ -774,7 +774,7 @@ TEST(MdpWorkerTest, ReportsClosedWhenTheContextShutsDown) {
   worker::request req;
   EXPECT_TRUE(w.recv(req, wait_bound).is(errc::closed));
   EXPECT_TRUE(w.reply("c", make_message("x")).is(errc::closed));
-  EXPECT_EQ(w.counters().replies_dropped, 1U) << "every reply not sent is counted";
+  EXPECT_EQ(w.stats().replies_dropped, 1U) << "every reply not sent is counted";
 }
 
 static_assert(std::is_nothrow_destructible_v<worker>, "a worker's destructor must never throw");
@@ -830,7 +830,7 @@ TEST(MdpWorkerTest, AnnouncesItsCreditAndHoldsSeveralRequestsAnsweredInAnyOrder)
   worker::request none;
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests, 3U);
   EXPECT_EQ(c.replies, 3U);
   EXPECT_EQ(c.requests_abandoned, 0U);
@@ -863,7 +863,7 @@ TEST(MdpWorkerTest, AbandonsAllItsRequestsWhenAskedForOneMoreThanItsCredit) {
   EXPECT_TRUE(w.reply(*two, make_message("late")).is(errc::peer_unreachable));
   ASSERT_TRUE(w.reply(*three, make_message("3")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, token(3), "", "3"}));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests_abandoned, 2U);
   EXPECT_EQ(c.replies_dropped, 2U);
   EXPECT_EQ(c.replies, 1U);
@@ -892,8 +892,8 @@ TEST(MdpWorkerTest, AbandonGivesBackEveryRequestInHandButNotTheAnsweredOnes) {
   w.abandon();  // already given back
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  EXPECT_EQ(w.counters().requests_abandoned, 2U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 2U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
