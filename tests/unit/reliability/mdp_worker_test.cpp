@@ -1,10 +1,11 @@
 // Tests the Majordomo worker against a fake broker: a raw ROUTER in the test that checks every
 // frame the worker sends byte by byte and answers with frames written out by hand, so these are
-// also conformance tests of the worker's 7/MDP wire format. Also drives the worker's pure timing
-// machine with a fake clock.
+// also conformance tests of the worker's 7/MDP wire format. Also drives the shared liveness
+// machine, as the worker configures it, with a fake clock.
 #include <fabric/majordomo_worker.hpp>
 
-#include "reliability/mdp_worker_machine.hpp"
+#include "reliability/mdp.hpp"
+#include "reliability/mdp_worker.hpp"
 #include "support/support.hpp"
 
 #include <fabric/error.hpp>
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <exception>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -907,176 +909,131 @@ TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The worker's timing machine, on a fake clock
+// The shared liveness machine (core/liveness.hpp) as the worker configures it, on a fake clock.
+// The rules every protocol shares are tested with the machine; these are the worker's settings:
+// 7/MDP heartbeats, only on a quiet connection, and busy while a request is in hand.
 
-using machine = worker_machine;
-using action = worker_machine::action;
-const machine::time_point t0 = machine::time_point{} + std::chrono::hours(1);
+using liveness = fabric::detail::liveness;
+using time_point = fabric::detail::time_point;
+const time_point t0 = time_point{} + std::chrono::hours(1);
 
-machine::settings settings(std::chrono::milliseconds initial = 100ms, std::chrono::milliseconds max = 800ms) {
-  return {.heartbeat = 1000ms, .liveness = 3, .reconnect_initial = initial, .reconnect_max = max};
+worker_options timing(std::chrono::milliseconds initial = 100ms, std::chrono::milliseconds max = 800ms) {
+  return {.broker = "inproc://unused",
+          .service = "echo",
+          .heartbeat_interval = 1000ms,
+          .liveness = 3,
+          .reconnect_interval = initial,
+          .reconnect_interval_max = max};
 }
 
-TEST(MdpWorkerMachineTest, HeartbeatsOnlyAfterAnIntervalWithNothingSent) {
-  machine m(settings());
-  m.opened(t0);
+// Records what the machine does; opening always succeeds.
+class recording_sink final : public fabric::detail::machine_sink {
+ public:
+  result<void> send(fabric::detail::port, message&& m) override {
+    sent.push_back(to_strings(m));
+    m.clear();
+    return {};
+  }
+  void close(fabric::detail::port) noexcept override { ++closes; }
+  result<void> open(fabric::detail::port) override {
+    ++opens;
+    return {};
+  }
+
+  std::vector<strings> sent;
+  std::size_t closes = 0;
+  std::size_t opens = 0;
+};
+
+class MdpWorkerLivenessTest : public ::testing::Test {
+ protected:
+  enum class action { none, heartbeat, close, open };
+
+  // The machine the worker runs for `o`, its first connection up at t0.
+  liveness& make(const worker_options& o = timing()) {
+    machine_ = std::make_unique<liveness>(detail::worker_liveness(o), sink_, worker_heartbeat, "mdp::worker");
+    machine_->opened(t0);
+    return *machine_;
+  }
+
+  // The one thing an on_tick() at `now` did (with a back-off, closing and reopening never
+  // happen in one tick).
+  action tick(time_point now) {
+    const auto sent = sink_.sent.size();
+    const auto closes = sink_.closes;
+    const auto opens = sink_.opens;
+    machine_->on_tick(now);
+    const int things = int(sink_.sent.size() > sent) + int(sink_.closes > closes) + int(sink_.opens > opens);
+    EXPECT_LE(things, 1) << "more than one thing in one tick";
+    if (sink_.sent.size() > sent) return action::heartbeat;
+    if (sink_.closes > closes) return action::close;
+    if (sink_.opens > opens) return action::open;
+    return action::none;
+  }
+
+  recording_sink sink_;
+  std::unique_ptr<liveness> machine_;
+};
+
+TEST_F(MdpWorkerLivenessTest, RunsTheSharedMachineWithTheWorkersOptions) {
+  const auto s = detail::worker_liveness(timing(200ms, 900ms));
+  EXPECT_EQ(s.heartbeat, 1000ms);
+  EXPECT_EQ(s.liveness, 3U);
+  EXPECT_EQ(s.reconnect_initial, 200ms);
+  EXPECT_EQ(s.reconnect_max, 900ms);
+  EXPECT_EQ(s.heartbeats, liveness::cadence::when_quiet);
+  EXPECT_EQ(s.on, fabric::detail::port::main);
+}
+
+TEST_F(MdpWorkerLivenessTest, HeartbeatsOnlyAfterAnIntervalWithNothingSent) {
+  auto& m = make();
   EXPECT_EQ(m.next_tick(), t0 + 1000ms);
-  EXPECT_EQ(m.tick(t0 + 999ms), action::none);
+  EXPECT_EQ(tick(t0 + 999ms), action::none);
   m.sent(t0 + 500ms);  // a reply postpones the heartbeat
-  m.heard(t0 + 500ms, true);
-  EXPECT_EQ(m.tick(t0 + 1000ms), action::none);
+  m.on_message(t0 + 500ms, true);
+  EXPECT_EQ(tick(t0 + 1000ms), action::none);
   EXPECT_EQ(m.next_tick(), t0 + 1500ms);
-  EXPECT_EQ(m.tick(t0 + 1500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 1500ms), action::none);  // counted as sent
+  EXPECT_EQ(tick(t0 + 1500ms), action::heartbeat);
+  EXPECT_EQ(tick(t0 + 1500ms), action::none);  // counted as sent
   EXPECT_EQ(m.next_tick(), t0 + 2500ms);
+  // A 7/MDP HEARTBEAT, from a DEALER: the delimiter by hand.
+  EXPECT_EQ(sink_.sent, (std::vector<strings>{{"", "MDPW01", heartbeat_cmd}}));
 }
 
-TEST(MdpWorkerMachineTest, DeclaresTheBrokerDeadAfterLivenessSilentIntervals) {
-  machine m(settings());
-  m.opened(t0);
-  EXPECT_EQ(m.tick(t0 + 1000ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 2000ms), action::heartbeat);
+TEST_F(MdpWorkerLivenessTest, DeclaresTheBrokerDeadAfterLivenessSilentIntervals) {
+  auto& m = make();
+  EXPECT_EQ(tick(t0 + 1000ms), action::heartbeat);
+  EXPECT_EQ(tick(t0 + 2000ms), action::heartbeat);
   EXPECT_EQ(m.next_tick(), t0 + 3000ms);
-  EXPECT_EQ(m.tick(t0 + 2999ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 3000ms), action::close);
+  EXPECT_EQ(tick(t0 + 2999ms), action::none);
+  EXPECT_EQ(tick(t0 + 3000ms), action::close);
   EXPECT_FALSE(m.is_open());
   EXPECT_EQ(m.next_tick(), t0 + 3100ms);  // after the initial back-off
-  EXPECT_EQ(m.tick(t0 + 3099ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 3100ms), action::open);
-  m.opened(t0 + 3100ms);
+  EXPECT_EQ(tick(t0 + 3099ms), action::none);
+  EXPECT_EQ(tick(t0 + 3100ms), action::open);
   EXPECT_TRUE(m.is_open());
 }
 
-TEST(MdpWorkerMachineTest, AnyMessageFromTheBrokerKeepsItAlive) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 2500ms, false);  // even a malformed one proves the broker is there
-  EXPECT_EQ(m.tick(t0 + 3000ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 5499ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 5500ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, BacksOffDoublingUpToTheMaxAndResetsWhenTheBrokerAnswers) {
-  machine m(settings(100ms, 300ms));
-  auto now = t0;
-  m.opened(now);
-  std::vector<machine::duration> delays;
-  for (int i = 0; i < 4; ++i) {
-    now += 3000ms;
-    ASSERT_EQ(m.tick(now), action::close);
-    delays.push_back(m.next_tick() - now);
-    now = m.next_tick();
-    ASSERT_EQ(m.tick(now), action::open);
-    m.opened(now);
-  }
-  EXPECT_EQ(delays, (std::vector<machine::duration>{100ms, 200ms, 300ms, 300ms}));
-  m.heard(now, true);
-  EXPECT_EQ(m.backoff(), 100ms);
-}
-
-TEST(MdpWorkerMachineTest, ReplacesAHealthyConnectionAtOnceAfterDisconnect) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 10ms, true);
-  m.disconnected(t0 + 20ms);
-  EXPECT_FALSE(m.is_open());
-  EXPECT_EQ(m.tick(t0 + 20ms), action::open);
-}
-
-TEST(MdpWorkerMachineTest, BacksOffWhenTheBrokerDisconnectsAConnectionThatCarriedNothing) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 1ms, false);  // garbage does not make a connection healthy
-  m.disconnected(t0 + 2ms);
-  EXPECT_EQ(m.tick(t0 + 2ms), action::none);
-  EXPECT_EQ(m.next_tick(), t0 + 102ms);
-  EXPECT_EQ(m.tick(t0 + 102ms), action::open);
-  m.opened(t0 + 102ms);
-  m.disconnected(t0 + 103ms);
-  EXPECT_EQ(m.next_tick(), t0 + 303ms);  // doubled
-}
-
-TEST(MdpWorkerMachineTest, ABusyWorkerKeepsHeartbeatingThroughBrokerSilence) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 100ms, true);  // the request
+TEST_F(MdpWorkerLivenessTest, ABusyWorkerKeepsHeartbeatingThroughBrokerSilence) {
+  auto& m = make();
+  m.on_message(t0 + 100ms, true);  // the request
   m.busy(true, t0 + 100ms);
   EXPECT_EQ(m.next_tick(), t0 + 1000ms);
   auto now = t0;
   for (int i = 1; i <= 10; ++i) {  // ten silent intervals, over three liveness spans
     now = t0 + i * 1000ms;
     EXPECT_EQ(m.next_tick(), now);
-    EXPECT_EQ(m.tick(now), action::heartbeat) << "interval " << i;
-    EXPECT_EQ(m.tick(now), action::none);
+    EXPECT_EQ(tick(now), action::heartbeat) << "interval " << i;
+    EXPECT_EQ(tick(now), action::none);
   }
   // Answered: the silence counts from now.
   m.sent(now + 500ms);
   m.busy(false, now + 500ms);
-  EXPECT_EQ(m.tick(now + 500ms), action::none);
-  EXPECT_EQ(m.tick(now + 1500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(now + 2500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(now + 3499ms), action::none);
-  EXPECT_EQ(m.tick(now + 3500ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, ANewConnectionIsNotBusy) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0, true);
-  m.busy(true, t0);
-  m.disconnected(t0 + 10ms);
-  ASSERT_EQ(m.tick(t0 + 10ms), action::open);
-  m.opened(t0 + 10ms);
-  EXPECT_FALSE(m.is_busy());
-  EXPECT_EQ(m.tick(t0 + 3010ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, ReopensAtOnceAfterTheDriverLeftAConnection) {
-  machine m(settings(100ms, 800ms));
-  m.opened(t0);
-  m.busy(true, t0 + 1ms);
-  m.left(t0 + 2ms);
-  EXPECT_FALSE(m.is_open());
-  EXPECT_FALSE(m.is_busy());
-  EXPECT_EQ(m.next_tick(), t0 + 2ms);
-  EXPECT_EQ(m.tick(t0 + 2ms), action::open);
-  EXPECT_EQ(m.backoff(), 100ms) << "leaving does not use up the back-off";
-}
-
-TEST(MdpWorkerMachineTest, LeavesAgainAndAgainOnlyAfterAGrowingDelayUntilARequestIsAnswered) {
-  machine m(settings(100ms, 300ms));
-  auto now = t0;
-  std::vector<machine::duration> delays;
-  for (int i = 0; i < 5; ++i) {
-    m.opened(now);
-    m.heard(now, true);  // a request, each time given up
-    m.left(now);
-    delays.push_back(m.next_tick() - now);
-    now = m.next_tick();
-    ASSERT_EQ(m.tick(now), action::open);
-  }
-  EXPECT_EQ(delays, (std::vector<machine::duration>{0ms, 100ms, 200ms, 300ms, 300ms}));
-  m.opened(now);
-  m.answered();
-  m.left(now + 1ms);
-  EXPECT_EQ(m.next_tick(), now + 1ms) << "an answer makes the next one immediate again";
-}
-
-TEST(MdpWorkerMachineTest, RetriesAFailedOpenAfterTheBackOffButNeverSpins) {
-  machine m(settings(200ms, 800ms));
-  m.open_failed(t0);
-  EXPECT_EQ(m.next_tick(), t0 + 200ms);
-  EXPECT_EQ(m.tick(t0 + 199ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 200ms), action::open);
-  m.open_failed(t0 + 200ms);
-  EXPECT_EQ(m.next_tick(), t0 + 600ms);  // doubled
-
-  machine eager(settings(0ms, 0ms));  // no back-off configured
-  eager.open_failed(t0);
-  EXPECT_EQ(eager.next_tick(), t0 + machine::min_retry);
-  machine fast({.heartbeat = 5ms, .liveness = 3, .reconnect_initial = 0ms, .reconnect_max = 0ms});
-  fast.open_failed(t0);
-  EXPECT_EQ(fast.next_tick(), t0 + 5ms);  // one heartbeat interval, when shorter
+  EXPECT_EQ(tick(now + 500ms), action::none);
+  EXPECT_EQ(tick(now + 1500ms), action::heartbeat);
+  EXPECT_EQ(tick(now + 2500ms), action::heartbeat);
+  EXPECT_EQ(tick(now + 3499ms), action::none);
+  EXPECT_EQ(tick(now + 3500ms), action::close);
 }
 
 }  // namespace
