@@ -4,9 +4,9 @@
 // the application is away (handling a long request, or not calling recv at all) and does the
 // session's chores: heartbeats, liveness, reconnection, and reading whatever the broker sends.
 //
-// Why not an actor that owns the socket, or the shared protocol driver (core/driver.hpp) that
-// every other protocol runs on: every request and reply would cross the actor's pipe, two extra
-// thread hand-offs per request. Measured through fabric's broker on 2 cores, that cut a worker's
+// Why not an actor that owns the socket and runs a reactor, as every other protocol does (most
+// through the shared driver, core/driver.hpp): every request and reply would cross the actor's
+// pipe, two extra thread hand-offs per request. Measured through fabric's broker on 2 cores, that cut a worker's
 // throughput from about 58K to 17K requests/s. A libzmq socket may move between threads across a
 // full memory barrier; the mutex is that barrier, and no two threads ever use the socket at once.
 //
