@@ -159,7 +159,7 @@ struct async_client_options {
 };
 
 /// What an asynchronous client has done, since it was created.
-struct async_client_counters {
+struct async_client_stats {
   std::uint64_t sent = 0;           ///< requests accepted by send()
   std::uint64_t replies = 0;        ///< replies delivered by recv()
   std::uint64_t expired = 0;        ///< requests reported as expired
@@ -266,8 +266,8 @@ class async_client {
 
   /// The DEALER socket, for fabric::reactor::add() or zmq_poll. Do not send or receive on it.
   const fabric::socket& socket() const noexcept;
-  /// The counters. Valid while the client lives.
-  const async_client_counters& counters() const noexcept;
+  /// What the client has done so far. Valid while the client lives.
+  const async_client_stats& stats() const noexcept;
   /// The options given at construction.
   const async_client_options& options() const noexcept;
 

@@ -53,7 +53,7 @@
 // The destructor sends DISCONNECT so the broker forgets the worker at once.
 //
 // Thread safety: a worker object is used by one thread at a time, like a socket; it may be handed
-// to another thread across a full memory barrier (e.g. std::thread's constructor). counters() may
+// to another thread across a full memory barrier (e.g. std::thread's constructor). stats() may
 // be called from any thread. The keeper thread is internal and touches nothing of the caller's.
 #pragma once
 
@@ -106,7 +106,7 @@ struct worker_options {
 };
 
 /// What a worker has done, since it was created.
-struct worker_counters {
+struct worker_stats {
   std::uint64_t requests = 0;             ///< requests received from the broker
   std::uint64_t requests_dropped = 0;     ///< received while the application was away, and lost
                                           ///< with their connection before it took them (the
@@ -207,9 +207,9 @@ class worker {
   /// gone. Never blocks on the network.
   void abandon() noexcept;
 
-  /// The counters, read with relaxed atomics: a consistent value for each, not a snapshot of all.
-  /// Safe from any thread.
-  worker_counters counters() const noexcept;
+  /// What the worker has done so far, read with relaxed atomics: a consistent value for each,
+  /// not a snapshot of all. Safe from any thread.
+  worker_stats stats() const noexcept;
   /// The options given at construction.
   const worker_options& options() const noexcept;
   /// The last error the keeper thread met, if any. A socket it could not create for a

@@ -350,7 +350,7 @@ struct async_client::impl {
     message request = client_request_msg(service, std::move(body));
     if (table.full()) {
       restore_body(request, body);
-      ++counters.back_pressure;
+      ++stats.back_pressure;
       return errc::back_pressure;
     }
     const auto now = clock::now();
@@ -362,16 +362,16 @@ struct async_client::impl {
     const std::uint64_t id = table.insert(service, deadline);
     if (now_phase == phase::probing || !held.empty()) {
       hold(id, std::move(request));
-      ++counters.sent;
+      ++stats.sent;
       return id;
     }
     if (auto sent = transmit(id, request); !sent) {
       table.erase(id);
       restore_body(request, body);
-      if (sent.is(errc::back_pressure)) ++counters.back_pressure;
+      if (sent.is(errc::back_pressure)) ++stats.back_pressure;
       return sent.error();
     }
-    ++counters.sent;
+    ++stats.sent;
     return id;
   }
 
@@ -384,7 +384,7 @@ struct async_client::impl {
     out.service.assign(oldest->service);
     out.body.clear();
     table.erase(oldest->id);
-    ++counters.expired;
+    ++stats.expired;
     return true;
   }
 
@@ -404,12 +404,12 @@ struct async_client::impl {
     std::uint64_t id = 0;
     if (with_id ? options.correlate == correlation::plain || !take_request_id(in, id)
                 : options.correlate == correlation::request_id) {
-      ++counters.malformed;
+      ++stats.malformed;
       return false;
     }
     auto r = parse_reply_for_client(std::move(in));
     if (!r) {
-      ++counters.malformed;
+      ++stats.malformed;
       return false;
     }
     if (!with_id && probe == probe_state::in_flight && r->service == probe_service) {
@@ -419,7 +419,7 @@ struct async_client::impl {
     }
     const outstanding_table::entry* e = with_id ? table.find(id) : table.oldest_plain_for(r->service);
     if (e == nullptr || e->service != r->service || e->plain == with_id) {
-      ++counters.dropped;
+      ++stats.dropped;
       return false;
     }
     out.id = e->id;
@@ -427,7 +427,7 @@ struct async_client::impl {
     out.status = reply_status::ok;
     out.service.assign(r->service);
     out.body = std::move(r->body);
-    ++counters.replies;
+    ++stats.replies;
     return true;
   }
 
@@ -454,7 +454,7 @@ struct async_client::impl {
       if (r) {
         if (accept(out)) return {};
       } else if (r.is(errc::too_large)) {
-        ++counters.malformed;
+        ++stats.malformed;
       } else if (r.is(errc::timeout) || r.is(errc::would_block)) {
         // Nothing queued. libzmq's clock is coarser than ours and may end a wait a little early,
         // so the deadline is ours to check.
@@ -492,7 +492,7 @@ struct async_client::impl {
   clock::time_point probe_deadline = outstanding_table::never;  // set by the first send()
   std::deque<held_request> held;
   message in;
-  async_client_counters counters;
+  async_client_stats stats;
 };
 
 async_client::async_client(context& ctx, async_client_options options)
@@ -525,7 +525,7 @@ result<void> async_client::try_recv(reply& out) { return impl_->recv(out, 0ms, f
 
 bool async_client::cancel(std::uint64_t id) noexcept {
   if (!impl_->table.erase(id)) return false;
-  ++impl_->counters.cancelled;
+  ++impl_->stats.cancelled;
   return true;
 }
 
@@ -538,7 +538,7 @@ std::optional<async_client::clock::time_point> async_client::next_deadline() con
 bool async_client::correlating() const noexcept { return impl_->now_phase == impl::phase::correlated; }
 
 const fabric::socket& async_client::socket() const noexcept { return impl_->sock; }
-const async_client_counters& async_client::counters() const noexcept { return impl_->counters; }
+const async_client_stats& async_client::stats() const noexcept { return impl_->stats; }
 const async_client_options& async_client::options() const noexcept { return impl_->options; }
 
 }  // namespace fabric::mdp

@@ -4,13 +4,16 @@
 // the application is away (handling a long request, or not calling recv at all) and does the
 // session's chores: heartbeats, liveness, reconnection, and reading whatever the broker sends.
 //
-// Why not an actor that owns the socket, as fabric's other background work does: every request
-// and reply would cross the actor's pipe, two extra thread hand-offs per request. Measured through
-// fabric's broker on 2 cores, that cut a worker's throughput from about 58K to 17K requests/s.
-// A libzmq socket may move between threads across a full memory barrier; the mutex is that
-// barrier, and no two threads ever use the socket at once.
+// Why not an actor that owns the socket and runs a reactor, as every other protocol does (most
+// through the shared driver, core/driver.hpp): every request and reply would cross the actor's
+// pipe, two extra thread hand-offs per request. Measured through fabric's broker on 2 cores, that cut a worker's
+// throughput from about 58K to 17K requests/s. A libzmq socket may move between threads across a
+// full memory barrier; the mutex is that barrier, and no two threads ever use the socket at once.
 //
-// The timing decisions are worker_machine's; this file moves frames.
+// The timing decisions are the shared liveness machine's (core/liveness.hpp, with the settings of
+// mdp_worker.hpp: heartbeats only on a quiet connection, as 7/MDP counts any command as one).
+// This file moves frames and is the machine's sink: it sends the heartbeats, closes the socket of
+// a dead broker and opens fresh ones; whoever holds the mutex runs the machine.
 //
 // A request is "in hand" from the moment it arrives until it is answered or abandoned: stashed by
 // the keeper, or handed to the application by recv(). The machine is told, so that broker silence
@@ -22,7 +25,7 @@
 
 #include "reliability/mdp.hpp"
 #include "reliability/mdp_peer.hpp"
-#include "reliability/mdp_worker_machine.hpp"
+#include "reliability/mdp_worker.hpp"
 
 #include <fabric/error.hpp>
 
@@ -59,8 +62,8 @@ constexpr std::size_t min_stash_limit = 64;
 // configured for it.
 constexpr std::uint32_t max_credit = 1024;
 
-// The counters: written under the session mutex, read by any thread without it.
-struct shared_counters {
+// The stats: written under the session mutex, read by any thread without it.
+struct shared_stats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> requests_dropped{0};
   std::atomic<std::uint64_t> requests_abandoned{0};
@@ -129,29 +132,23 @@ worker_options validated(worker_options o) {
   return o;
 }
 
-worker_machine::settings machine_settings(const worker_options& o) {
-  return {.heartbeat = o.heartbeat_interval,
-          .liveness = o.liveness,
-          .reconnect_initial = o.reconnect_interval,
-          .reconnect_max = o.reconnect_interval_max};
-}
-
 bool is_term(const error& e) noexcept {
   return e.code() == std::error_code(ETERM, zmq_category()) || e.code() == errc::closed;
 }
 
 }  // namespace
 
-struct worker::impl {
+struct worker::impl final : fabric::detail::machine_sink {
   impl(context& c, worker_options o)
       : ctx(c),
         options(validated(std::move(o))),
         stash_limit(std::max<std::size_t>(min_stash_limit, options.credit)),
-        machine(machine_settings(options)) {
+        machine(detail::worker_liveness(options), *this, worker_heartbeat, "mdp::worker") {
     handed_clients.resize(options.credit);  // their storage is reused from then on
     {
       std::lock_guard lock(mu);
-      open(clock::now());  // a malformed endpoint throws here, before the keeper starts
+      act(clock::now());  // opens the first socket: a malformed endpoint throws here, before the
+                          // keeper starts
     }
     keeper = std::thread([this] { keep(); });
   }
@@ -183,10 +180,40 @@ struct worker::impl {
 
   // ---- everything below runs with `mu` held ----
 
+  // --- fabric::detail::machine_sink: what the liveness machine asks for, from act() ---
+
+  // The machine sends nothing but heartbeats.
+  result<void> send(fabric::detail::port, message&& m) override {
+    if (!sock) return errc::closed;
+    return send_counted(*sock, std::move(m), stats.heartbeats_sent);
+  }
+
+  // The broker is dead (silent for `liveness` intervals).
+  void close(fabric::detail::port) noexcept override {
+    bump(stats.broker_expiries);
+    close_socket();
+    wake.notify_all();  // the keeper reopens if the application does not come back first
+  }
+
+  // A fresh connection is due. A socket that cannot be created is an error to the machine, which
+  // schedules the next attempt; the exception waits in open_error for act() to deal with.
+  result<void> open(fabric::detail::port) override {
+    try {
+      return connect();
+    } catch (const error& e) {
+      open_error = std::current_exception();
+      return e.code();
+    } catch (...) {
+      open_error = std::current_exception();
+      return errc::io_error;
+    }
+  }
+
   // Opens a fresh socket, connects it and queues READY.
-  // Throws: what creating or connecting the socket throws (a malformed endpoint, EMFILE), after
-  // the machine has scheduled the next attempt.
-  void open(clock::time_point now) {
+  // Returns: success; errc::closed when the context is shutting down (the worker is then closed);
+  // the socket's error when it would not take READY.
+  // Throws: what creating or connecting the socket throws (a malformed endpoint, EMFILE).
+  result<void> connect() {
     socket_options o = peer::with_fresh_identity(options.socket, connection + 1);
     // READY must be queued now, on the socket that has not connected yet, so that it is the first
     // thing the broker hears from this identity: with ZMQ_IMMEDIATE, libzmq would refuse it until
@@ -202,30 +229,24 @@ struct worker::impl {
       sock.reset();
       if (is_term(e)) {
         closed = true;  // the context is shutting down: nothing to reconnect to
-        return;
+        return errc::closed;
       }
-      machine.open_failed(now);
       throw;
     } catch (...) {
       sock.reset();
-      machine.open_failed(now);
       throw;
     }
-    if (++connection > 1) bump(counters.reconnects);
+    if (++connection > 1) bump(stats.reconnects);
     message ready = worker_ready(options.service);
     if (options.credit > 1) ready.push_back(std::string_view(std::to_string(options.credit)));
     if (auto r = sock->try_send(std::move(ready)); !r) {
       // Not expected of a fresh socket without immediate; never heartbeat a broker that has not
       // been told who we are: start again later.
       close_socket();
-      if (r.is(errc::closed)) {
-        closed = true;
-      } else {
-        machine.open_failed(now);
-      }
-      return;
+      if (r.is(errc::closed)) closed = true;
+      return r;
     }
-    machine.opened(now);
+    return {};
   }
 
   // Closes the socket: at once (linger 0) when the broker is gone or sent us away, with the
@@ -233,7 +254,7 @@ struct worker::impl {
   // this connection go with it: the broker requeues them when it loses the connection.
   void close_socket(bool flush = false) noexcept {
     if (!stash.empty()) {
-      add(counters.requests_dropped, stash.size());
+      add(stats.requests_dropped, stash.size());
       stash.clear();
     }
     if (!sock) return;
@@ -273,7 +294,7 @@ struct worker::impl {
   // Gives up the requests handed to the application, if any. When they came on the current
   // connection, the broker holds them as ours until it hears from us: DISCONNECT, close and start
   // a fresh connection (at once, unless abandoning is all this worker has done lately; see
-  // worker_machine::left), and the broker requeues them (or, should the DISCONNECT be lost,
+  // liveness::left), and the broker requeues them (or, should the DISCONNECT be lost,
   // expires the silent old connection and requeues them then).
   void abandon(clock::time_point now) noexcept {
     const bool current = holding();
@@ -281,7 +302,7 @@ struct worker::impl {
     handed = 0;
     handed_count = 0;
     if (!current) return;
-    add(counters.requests_abandoned, given_back);
+    add(stats.requests_abandoned, given_back);
     try {
       (void)sock->try_send(worker_disconnect());
     } catch (...) {
@@ -292,34 +313,16 @@ struct worker::impl {
     wake.notify_all();  // the keeper opens the fresh socket if the application does not first
   }
 
-  // Performs whatever the machine says is due. A socket that cannot be created throws to the
-  // application; on the keeper it is recorded (see failure()) and tried again after the back-off.
+  // Has the machine do whatever is due. A socket that cannot be created throws to the
+  // application; on the keeper it is recorded (see failure()). Either way the machine has
+  // scheduled the next attempt, after the back-off.
   void act(clock::time_point now, bool keeper_thread = false) {
-    while (!closed) {
-      switch (machine.tick(now)) {
-        case worker_machine::action::none:
-          return;
-        case worker_machine::action::heartbeat:
-          if (sock) (void)send_counted(*sock, worker_heartbeat(), counters.heartbeats_sent);
-          break;
-        case worker_machine::action::close:
-          bump(counters.broker_expiries);
-          close_socket();
-          wake.notify_all();  // the keeper reopens if the application does not come back first
-          break;
-        case worker_machine::action::open:
-          if (!keeper_thread) {
-            open(now);
-            break;
-          }
-          try {
-            open(now);
-          } catch (...) {
-            record_failure(std::current_exception());
-          }
-          break;
-      }
-    }
+    if (closed) return;
+    machine.on_tick(now);
+    if (!open_error) return;
+    auto e = std::exchange(open_error, nullptr);
+    if (!keeper_thread) std::rethrow_exception(e);
+    record_failure(std::move(e));
   }
 
   // Handles the message in `in`. A request goes into `*out`, or is stashed when `out` is null.
@@ -327,27 +330,27 @@ struct worker::impl {
   bool handle(clock::time_point now, request* out) {
     auto cmd = parse_from_broker_for_worker(std::move(in));
     if (!cmd) {
-      bump(counters.malformed);
-      machine.heard(now, false);
+      bump(stats.malformed);
+      machine.on_message(now, false);
       return false;
     }
     switch (cmd->kind) {
       case command::request:
-        machine.heard(now, true);
+        machine.on_message(now, true);
         if (out == nullptr && stash.size() >= stash_limit) {
-          bump(counters.malformed);
+          bump(stats.malformed);
           return false;
         }
-        bump(counters.requests);
+        bump(stats.requests);
         fill(out != nullptr ? *out : stash.emplace_back(), *cmd);
         machine.busy(true, now);
         return out != nullptr;
       case command::heartbeat:
-        machine.heard(now, true);
-        bump(counters.heartbeats_received);
+        machine.on_message(now, true);
+        bump(stats.heartbeats_received);
         return false;
       case command::disconnect:
-        bump(counters.disconnects_received);
+        bump(stats.disconnects_received);
         close_socket();
         machine.disconnected(now);
         wake.notify_all();  // the reconnection may be due before the keeper's next wake-up
@@ -356,8 +359,8 @@ struct worker::impl {
       case command::reply:
         break;  // the parser refuses these from a broker; kept so the switch stays exhaustive
     }
-    bump(counters.malformed);
-    machine.heard(now, false);
+    bump(stats.malformed);
+    machine.on_message(now, false);
     return false;
   }
 
@@ -370,8 +373,8 @@ struct worker::impl {
   // A failed receive that is not a timeout. Returns the error to report, if any.
   result<void> receive_failure(const result<void>& r, clock::time_point now) {
     if (r.is(errc::too_large)) {  // drained and dropped by the socket
-      bump(counters.malformed);
-      machine.heard(now, false);
+      bump(stats.malformed);
+      machine.on_message(now, false);
       return {};
     }
     if (r.is(errc::closed)) closed = true;
@@ -466,15 +469,15 @@ struct worker::impl {
     message m = worker_reply(client, std::move(body));  // throws on a bad address
     std::lock_guard lock(mu);
     if (closed) {
-      bump(counters.replies_dropped);
+      bump(stats.replies_dropped);
       return errc::closed;
     }
     if (!sock || (on != 0 && on != connection)) {
-      bump(counters.replies_dropped);
+      bump(stats.replies_dropped);
       return errc::peer_unreachable;
     }
-    if (auto r = send_counted(*sock, std::move(m), counters.replies); !r) {
-      bump(counters.replies_dropped);
+    if (auto r = send_counted(*sock, std::move(m), stats.replies); !r) {
+      bump(stats.replies_dropped);
       if (r.is(errc::closed)) {
         closed = true;
         return r;
@@ -498,14 +501,15 @@ struct worker::impl {
   context& ctx;
   const worker_options options;
   const std::size_t stash_limit;  // the most requests the keeper holds for the application
-  shared_counters counters;
+  shared_stats stats;
   std::mutex failure_mu;
   std::exception_ptr failure;  // guarded by failure_mu
 
   std::mutex mu;
   std::condition_variable wake;  // wakes the keeper to stop, and a recv waiting to reconnect
   // Guarded by mu:
-  worker_machine machine;
+  fabric::detail::liveness machine;
+  std::exception_ptr open_error;  // why the machine's last open() failed, until act() takes it
   std::optional<mdp_dealer> sock;
   std::uint64_t connection = 0;  // which connection `sock` is: 1, 2, ...
   std::deque<request> stash;     // requests the keeper read while the application was away
@@ -570,10 +574,10 @@ result<void> worker::serve(const handler& fn, const std::function<bool()>& stop,
   return {};
 }
 
-worker_counters worker::counters() const noexcept {
-  const shared_counters& c = impl_->counters;
+worker_stats worker::stats() const noexcept {
+  const shared_stats& c = impl_->stats;
   constexpr auto relaxed = std::memory_order_relaxed;
-  worker_counters out;
+  worker_stats out;
   out.requests = c.requests.load(relaxed);
   out.requests_dropped = c.requests_dropped.load(relaxed);
   out.requests_abandoned = c.requests_abandoned.load(relaxed);

@@ -238,7 +238,7 @@ TEST_F(MajordomoTest, BrokerRestartWorkersReRegisterAndClientsRecoverByRetrying)
   auto r = c.request("echo", message("after"));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->view(1), "after");
-  EXPECT_GE(w.get().counters().reconnects, 1U);
+  EXPECT_GE(w.get().stats().reconnects, 1U);
 }
 
 TEST_F(MajordomoTest, CreditWorkerHoldsSeveralRequestsAtOnceAndAnswersThemOutOfOrder) {
@@ -298,7 +298,7 @@ TEST_F(MajordomoTest, CreditWorkerHoldsSeveralRequestsAtOnceAndAnswersThemOutOfO
   serving.join();
 
   EXPECT_GT(most_in_hand.load(), 1U) << "the broker should have given the worker several requests at once";
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests, 100U);
   EXPECT_EQ(c.replies, 100U);
   EXPECT_EQ(c.requests_abandoned, 0U);

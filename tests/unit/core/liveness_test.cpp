@@ -305,6 +305,38 @@ TEST_F(LivenessTest, DisconnectOfAConnectionThatCarriedNothingWaitsTheBackoff) {
   EXPECT_EQ(w.next_tick(), now_ + 3300ms);
 }
 
+TEST_F(LivenessTest, InvalidMessagesDoNotMakeAConnectionHealthy) {
+  auto& w = make(mdp());
+  w.on_message(now_ + 1ms, false);  // garbage proves the peer is there, not that it serves us
+  w.disconnected(now_ + 2ms);
+  EXPECT_FALSE(tick(w, now_ + 2ms).reconnect);
+  EXPECT_EQ(w.next_tick(), now_ + 1002ms);
+  EXPECT_TRUE(tick(w, now_ + 1002ms).reconnect);
+  w.disconnected(now_ + 1003ms);
+  EXPECT_EQ(w.next_tick(), now_ + 3003ms);  // doubled
+}
+
+TEST_F(LivenessTest, AFreshConnectionIsNotBusy) {
+  auto& w = make(mdp());
+  w.on_message(now_);
+  w.busy(true, now_);
+  w.disconnected(now_ + 10ms);
+  ASSERT_TRUE(tick(w, now_ + 10ms).reconnect);
+  EXPECT_FALSE(w.is_busy());
+  EXPECT_TRUE(tick(w, now_ + 3010ms).disconnect);  // silence counts again
+}
+
+TEST_F(LivenessTest, GivingUpAConnectionEndsTheWorkAndKeepsTheBackoff) {
+  auto& w = make(mdp());
+  w.busy(true, now_ + 1ms);
+  w.left(now_ + 2ms);
+  EXPECT_FALSE(w.is_open());
+  EXPECT_FALSE(w.is_busy());
+  EXPECT_EQ(w.next_tick(), now_ + 2ms);
+  EXPECT_TRUE(tick(w, now_ + 2ms).reconnect);
+  EXPECT_EQ(w.backoff(), 1000ms) << "leaving does not use up the back-off";
+}
+
 TEST_F(LivenessTest, ConnectionsGivenUpWaitLongerUntilARequestIsAnswered) {
   auto& w = make(mdp());
   w.left(now_);
@@ -321,6 +353,26 @@ TEST_F(LivenessTest, ConnectionsGivenUpWaitLongerUntilARequestIsAnswered) {
   EXPECT_EQ(w.next_tick(), now_ + 3030ms);
 }
 
+TEST_F(LivenessTest, ConnectionsGivenUpWaitNoLongerThanTheMaximum) {
+  auto s = mdp();
+  s.reconnect_initial = 100ms;
+  s.reconnect_max = 300ms;
+  auto& w = make(s);
+  auto t = now_;
+  std::vector<liveness::duration> delays;
+  for (int i = 0; i < 5; ++i) {
+    w.on_message(t);  // a request, each time given up
+    w.left(t);
+    delays.push_back(w.next_tick() - t);
+    t = w.next_tick();
+    ASSERT_TRUE(tick(w, t).reconnect);
+  }
+  EXPECT_EQ(delays, (std::vector<liveness::duration>{0ms, 100ms, 200ms, 300ms, 300ms}));
+  w.answered();
+  w.left(t + 1ms);
+  EXPECT_EQ(w.next_tick(), t + 1ms) << "an answer makes the next one immediate again";
+}
+
 TEST_F(LivenessTest, FailedOpenRetriesAfterTheBackoffButNeverSpins) {
   auto s = ppp();
   s.reconnect_initial = 0ms;
@@ -333,6 +385,31 @@ TEST_F(LivenessTest, FailedOpenRetriesAfterTheBackoffButNeverSpins) {
   sink_.fail_open = false;
   l.on_tick(now_ + liveness::min_retry);
   EXPECT_TRUE(l.is_open());
+}
+
+TEST_F(LivenessTest, FailedOpensWaitTheDoublingBackoffOrOneHeartbeatIfShorter) {
+  auto s = mdp();
+  s.reconnect_initial = 200ms;
+  s.reconnect_max = 800ms;
+  sink_.fail_open = true;
+  liveness l(s, sink_, heartbeat);
+  l.on_tick(now_);
+  EXPECT_EQ(l.next_tick(), now_ + 200ms);
+  l.on_tick(now_ + 199ms);
+  EXPECT_EQ(sink_.ports.size(), 1u) << "tried again before the back-off";
+  l.on_tick(now_ + 200ms);
+  EXPECT_EQ(sink_.ports.size(), 2u);
+  EXPECT_EQ(l.next_tick(), now_ + 600ms);  // doubled
+
+  auto fast = mdp();
+  fast.heartbeat = 5ms;
+  fast.reconnect_initial = 0ms;
+  fast.reconnect_max = 0ms;
+  recording_sink failing;
+  failing.fail_open = true;
+  liveness quick(fast, failing, heartbeat);
+  quick.on_tick(now_);
+  EXPECT_EQ(quick.next_tick(), now_ + 5ms);  // one heartbeat interval, shorter than min_retry
 }
 
 }  // namespace

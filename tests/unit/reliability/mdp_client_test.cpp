@@ -303,8 +303,8 @@ TEST(MdpAsyncClientTest, SendsTheRequestIdBeforeTheDelimiter) {
   EXPECT_EQ(reply->service, "echo");
   EXPECT_EQ(to_strings(reply->body), (strings{"r", ""}));
   EXPECT_EQ(c.outstanding(), 0U);
-  EXPECT_EQ(c.counters().sent, 1U);
-  EXPECT_EQ(c.counters().replies, 1U);
+  EXPECT_EQ(c.stats().sent, 1U);
+  EXPECT_EQ(c.stats().replies, 1U);
 }
 
 TEST(MdpAsyncClientTest, MatchesAThousandRepliesSentOutOfOrder) {
@@ -344,9 +344,9 @@ TEST(MdpAsyncClientTest, MatchesAThousandRepliesSentOutOfOrder) {
     EXPECT_EQ(to_strings(reply.body), (strings{"re:" + std::to_string(it->second)}));
   }
   EXPECT_EQ(c.outstanding(), 0U);
-  EXPECT_EQ(c.counters().replies, static_cast<std::uint64_t>(count));
-  EXPECT_EQ(c.counters().dropped, 0U);
-  EXPECT_EQ(c.counters().malformed, 0U);
+  EXPECT_EQ(c.stats().replies, static_cast<std::uint64_t>(count));
+  EXPECT_EQ(c.stats().dropped, 0U);
+  EXPECT_EQ(c.stats().malformed, 0U);
 }
 
 TEST(MdpAsyncClientTest, WithoutCorrelationSpeaksPlainMdpAndCreditsRepliesByService) {
@@ -377,8 +377,8 @@ TEST(MdpAsyncClientTest, WithoutCorrelationSpeaksPlainMdpAndCreditsRepliesByServ
   EXPECT_EQ(second->service, "a");
   EXPECT_EQ(to_strings(second->body), (strings{"ra"}));
   EXPECT_EQ(c.outstanding(), 0U);
-  EXPECT_EQ(c.counters().dropped, 1U);
-  EXPECT_EQ(c.counters().malformed, 1U);
+  EXPECT_EQ(c.stats().dropped, 1U);
+  EXPECT_EQ(c.stats().malformed, 1U);
 }
 
 TEST(MdpAsyncClientTest, WithoutCorrelationCreditsRepliesInSendOrderWhateverTheDeadlines) {
@@ -436,9 +436,9 @@ TEST(MdpAsyncClientTest, AutomaticHoldsRequestsForTheProbeAndUsesIdsWithFabricsB
   auto second = c.send("echo", make_message("two"));
   ASSERT_TRUE(second);
   EXPECT_EQ(frames_from(broker.next(), 1), (strings{be64(*second), "", "MDPC01", "echo", "two"}));
-  EXPECT_EQ(c.counters().sent, 2U);
-  EXPECT_EQ(c.counters().replies, 1U);
-  EXPECT_EQ(c.counters().dropped, 0U);
+  EXPECT_EQ(c.stats().sent, 2U);
+  EXPECT_EQ(c.stats().replies, 1U);
+  EXPECT_EQ(c.stats().dropped, 0U);
 }
 
 TEST(MdpAsyncClientTest, AutomaticSpeaksPlainMdpToABrokerThatAnswersNotImplemented) {
@@ -460,7 +460,7 @@ TEST(MdpAsyncClientTest, AutomaticSpeaksPlainMdpToABrokerThatAnswersNotImplement
   EXPECT_FALSE(c.correlating());
   ASSERT_TRUE(c.send("echo", make_message("two")));
   EXPECT_EQ(frames_from(broker.next(), 1), (strings{"", "MDPC01", "echo", "two"}));
-  EXPECT_EQ(c.counters().dropped, 0U);
+  EXPECT_EQ(c.stats().dropped, 0U);
 }
 
 TEST(MdpAsyncClientTest, AutomaticSendsPlainAfterTheProbeTimeoutAndSwitchesOnALateAnswer) {
@@ -526,7 +526,7 @@ TEST(MdpAsyncClientTest, AutomaticNeverSendsAHeldRequestThatExpiredOrWasCancelle
   auto r = reply.get();
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->id, *kept);
-  EXPECT_EQ(c.counters().expired, 11U);
+  EXPECT_EQ(c.stats().expired, 11U);
 }
 
 TEST(MdpAsyncClientTest, RefusesSendsBeyondTheOutstandingBoundAndKeepsTheBody) {
@@ -538,7 +538,7 @@ TEST(MdpAsyncClientTest, RefusesSendsBeyondTheOutstandingBoundAndKeepsTheBody) {
   auto refused = c.send("echo", std::move(body));
   EXPECT_TRUE(refused.is(errc::back_pressure));
   EXPECT_EQ(to_strings(body), (strings{"keep", "me"}));
-  EXPECT_EQ(c.counters().back_pressure, 1U);
+  EXPECT_EQ(c.stats().back_pressure, 1U);
   EXPECT_EQ(c.outstanding(), 4U);
 
   message m = broker.next();
@@ -584,8 +584,8 @@ TEST(MdpAsyncClientTest, ReportsExpiredRequestsOnceAndDropsTheirLateReplies) {
   auto r3 = c.recv(wait_bound);
   ASSERT_TRUE(r3);
   EXPECT_EQ(r3->id, *third);
-  EXPECT_EQ(c.counters().expired, 2U);
-  EXPECT_EQ(c.counters().dropped, 1U);
+  EXPECT_EQ(c.stats().expired, 2U);
+  EXPECT_EQ(c.stats().dropped, 1U);
 }
 
 TEST(MdpAsyncClientTest, DropsMalformedRepliesAndUnknownIds) {
@@ -606,8 +606,8 @@ TEST(MdpAsyncClientTest, DropsMalformedRepliesAndUnknownIds) {
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->id, *id);
   EXPECT_EQ(to_strings(reply->body), (strings{"ok"}));
-  EXPECT_EQ(c.counters().malformed, 3U);
-  EXPECT_EQ(c.counters().dropped, 2U);
+  EXPECT_EQ(c.stats().malformed, 3U);
+  EXPECT_EQ(c.stats().dropped, 2U);
   async_client::reply none;
   EXPECT_TRUE(c.try_recv(none).is(errc::would_block));
   EXPECT_TRUE(c.recv(none, 1ms).is(errc::timeout));
@@ -630,8 +630,8 @@ TEST(MdpAsyncClientTest, CancelForgetsARequest) {
   auto reply = c.recv(wait_bound);
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->id, *kept);
-  EXPECT_EQ(c.counters().cancelled, 1U);
-  EXPECT_EQ(c.counters().dropped, 1U);
+  EXPECT_EQ(c.stats().cancelled, 1U);
+  EXPECT_EQ(c.stats().dropped, 1U);
 }
 
 TEST(MdpAsyncClientTest, RefusesBadServiceNamesAndOptions) {
@@ -646,7 +646,7 @@ TEST(MdpAsyncClientTest, RefusesBadServiceNamesAndOptions) {
   message none;
   expect_error(errc::invalid_argument, [&] { (void)c.send("echo", std::move(none)); });
   EXPECT_EQ(c.outstanding(), 0U);
-  EXPECT_EQ(c.counters().sent, 0U);
+  EXPECT_EQ(c.stats().sent, 0U);
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .max_outstanding = 0}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .request_timeout = -1ms}); });

@@ -1,10 +1,11 @@
 // Tests the Majordomo worker against a fake broker: a raw ROUTER in the test that checks every
 // frame the worker sends byte by byte and answers with frames written out by hand, so these are
-// also conformance tests of the worker's 7/MDP wire format. Also drives the worker's pure timing
-// machine with a fake clock.
+// also conformance tests of the worker's 7/MDP wire format. Also drives the shared liveness
+// machine, as the worker configures it, with a fake clock.
 #include <fabric/majordomo_worker.hpp>
 
-#include "reliability/mdp_worker_machine.hpp"
+#include "reliability/mdp.hpp"
+#include "reliability/mdp_worker.hpp"
 #include "support/support.hpp"
 
 #include <fabric/error.hpp>
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <exception>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -146,8 +148,8 @@ TEST(MdpWorkerTest, RoundTripsARequestAndItsReply) {
   ASSERT_TRUE(w.reply("c", message{}));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", ""}));
 
-  EXPECT_EQ(w.counters().requests, 2U);
-  EXPECT_EQ(w.counters().replies, 2U);
+  EXPECT_EQ(w.stats().requests, 2U);
+  EXPECT_EQ(w.stats().replies, 2U);
   worker::request none;
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   EXPECT_TRUE(w.recv(none, 0ms).is(errc::timeout));
@@ -169,7 +171,7 @@ TEST(MdpWorkerTest, ServeSendsAnEmptyHandlerResultAsOneEmptyFrame) {
   stop = true;
   auto served = serving.get();
   EXPECT_TRUE(served) << served.error().message();
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
@@ -189,7 +191,7 @@ TEST(MdpWorkerTest, HeartbeatsTheBrokerWhenIdle) {
     previous = now;
     broker.send(peer, {"", "MDPW01", heartbeat_cmd});  // keep the worker's broker alive
   }
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_GE(c.heartbeats_sent, 4U);
   EXPECT_GE(c.heartbeats_received, 2U);
   EXPECT_EQ(c.reconnects, 0U);
@@ -234,8 +236,8 @@ TEST(MdpWorkerTest, KeepsHeartbeatingWhileTheApplicationHandlesALongRequest) {
   stop = true;
   app.join();
   EXPECT_EQ(heartbeats, 6);
-  EXPECT_EQ(w.counters().reconnects, 0U);
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, ReconnectsWithANewIdentityAfterBrokerSilence) {
@@ -257,7 +259,7 @@ TEST(MdpWorkerTest, ReconnectsWithANewIdentityAfterBrokerSilence) {
   const std::string second = m[0];
   EXPECT_NE(second, first) << "a reconnection must use a fresh socket";
   EXPECT_GE(heartbeats, 1);
-  auto c = w.counters();
+  auto c = w.stats();
   EXPECT_EQ(c.broker_expiries, 1U);
   EXPECT_EQ(c.reconnects, 1U);
 
@@ -290,7 +292,7 @@ TEST(MdpWorkerTest, ReconnectsOnAFreshSocketAfterDisconnect) {
   auto req = pending.get();
   ASSERT_TRUE(req) << req.error().message();
   EXPECT_EQ(req->connection, 2U);
-  auto c = w.counters();
+  auto c = w.stats();
   EXPECT_EQ(c.disconnects_received, 1U);
   EXPECT_EQ(c.reconnects, 1U);
   EXPECT_EQ(c.broker_expiries, 0U);
@@ -309,8 +311,8 @@ TEST(MdpWorkerTest, HandlesADisconnectWhileTheApplicationIsAway) {
   EXPECT_EQ(strings(m.begin() + 1, m.end()), (strings{"", "MDPW01", ready_cmd, "echo"}));
   EXPECT_NE(m[0], first);
   EXPECT_LE(heartbeats, 1) << "the DISCONNECT must be acted on within one heartbeat interval";
-  EXPECT_EQ(w.counters().disconnects_received, 1U);
-  EXPECT_EQ(w.counters().broker_expiries, 0U);
+  EXPECT_EQ(w.stats().disconnects_received, 1U);
+  EXPECT_EQ(w.stats().broker_expiries, 0U);
 }
 
 TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
@@ -322,7 +324,7 @@ TEST(MdpWorkerTest, KeepsARequestThatArrivesWhileTheApplicationIsAway) {
   // The keeper reads what the broker sent before it heartbeats, so once a heartbeat arrives the
   // request has been taken in.
   EXPECT_TRUE(is_heartbeat_from(broker.next(), peer));
-  EXPECT_EQ(w.counters().requests, 1U);
+  EXPECT_EQ(w.stats().requests, 1U);
   auto req = w.recv(0ms);
   ASSERT_TRUE(req) << req.error().message();
   EXPECT_EQ(req->client, "c");
@@ -357,9 +359,9 @@ TEST(MdpWorkerTest, DropsAReplyToARequestFromAnEarlierConnection) {
   EXPECT_TRUE(w.reply(*stale, make_message("stale")).is(errc::peer_unreachable));
   ASSERT_TRUE(w.reply(*fresh, make_message("fresh")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "fresh"}));
-  EXPECT_EQ(w.counters().replies_dropped, 1U);
-  EXPECT_EQ(w.counters().replies, 1U);
-  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+  EXPECT_EQ(w.stats().replies_dropped, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 0U);
 }
 
 // Reads what the worker sends after abandoning a request on connection `old_peer`: its DISCONNECT
@@ -403,8 +405,8 @@ TEST(MdpWorkerTest, AbandonsTheRequestWhenTheHandlerThrowsSoTheBrokerCanRequeueI
 
   const std::string second = expect_abandoned(broker, first, "echo");
   ASSERT_FALSE(second.empty());
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 
   // The worker is free again: the fresh connection gets and answers the next request.
   broker.send_request(second, "c2", {"fine"});
@@ -416,7 +418,7 @@ TEST(MdpWorkerTest, AbandonsTheRequestWhenTheHandlerThrowsSoTheBrokerCanRequeueI
   stop = true;
   auto served = serving.get();
   EXPECT_TRUE(served) << served.error().message();
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
 }
 
 TEST(MdpWorkerTest, AbandonsAnUnansweredRequestWhenTheNextOneIsAskedFor) {
@@ -446,7 +448,7 @@ TEST(MdpWorkerTest, AbandonsAnUnansweredRequestWhenTheNextOneIsAskedFor) {
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests_abandoned, 1U);
   EXPECT_EQ(c.replies_dropped, 1U);
   EXPECT_EQ(c.replies, 1U);
@@ -478,8 +480,8 @@ TEST(MdpWorkerTest, AbandonGivesBackOnlyTheRequestInHandAndOnlyOnce) {
   w.abandon();  // answered by address: nothing in hand
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  EXPECT_EQ(w.counters().requests_abandoned, 1U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, WaitsBeforeReconnectingWhenItAbandonsRequestAfterRequest) {
@@ -505,8 +507,8 @@ TEST(MdpWorkerTest, WaitsBeforeReconnectingWhenItAbandonsRequestAfterRequest) {
     }
     peer = fresh;
   }
-  EXPECT_EQ(w.counters().requests_abandoned, 2U);
-  EXPECT_EQ(w.counters().reconnects, 2U);
+  EXPECT_EQ(w.stats().requests_abandoned, 2U);
+  EXPECT_EQ(w.stats().reconnects, 2U);
 }
 
 TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerIsBusy) {
@@ -553,8 +555,8 @@ TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerI
   release.set_value();
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c1", "", "done:job"}));
   EXPECT_GE(heartbeats, 5);
-  EXPECT_EQ(w.counters().broker_expiries, 0U);
-  EXPECT_EQ(w.counters().reconnects, 0U);
+  EXPECT_EQ(w.stats().broker_expiries, 0U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
 
   // Idle again and the broker still silent: its silence counts from the answer, not before.
   strings m = broker.next_command();
@@ -564,8 +566,8 @@ TEST(MdpWorkerTest, AnswersALongRequestThroughABrokerThatIsSilentWhileTheWorkerI
   EXPECT_NE(m[0], peer);
   stop = true;
   app.join();
-  EXPECT_EQ(w.counters().broker_expiries, 1U);
-  EXPECT_EQ(w.counters().replies, 1U);
+  EXPECT_EQ(w.stats().broker_expiries, 1U);
+  EXPECT_EQ(w.stats().replies, 1U);
 }
 
 TEST(MdpWorkerTest, RegistersEvenWhenItsSocketOptionsAskForImmediate) {
@@ -584,8 +586,8 @@ TEST(MdpWorkerTest, RegistersEvenWhenItsSocketOptionsAskForImmediate) {
   ASSERT_TRUE(req);
   ASSERT_TRUE(w.reply(*req, make_message("y")));
   EXPECT_EQ(broker.next_command(), (strings{peer, "", "MDPW01", reply_cmd, "c", "", "y"}));
-  EXPECT_EQ(w.counters().reconnects, 0U);
-  EXPECT_EQ(w.counters().disconnects_received, 0U);
+  EXPECT_EQ(w.stats().reconnects, 0U);
+  EXPECT_EQ(w.stats().disconnects_received, 0U);
 }
 
 TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
@@ -601,13 +603,13 @@ TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
   // The keeper reads what the broker sent before it heartbeats: the request is held for the
   // application once a heartbeat arrives.
   EXPECT_TRUE(is_heartbeat_from(broker.next(), first));
-  EXPECT_EQ(w.counters().requests, 1U);
+  EXPECT_EQ(w.stats().requests, 1U);
 
   // The broker sends the worker away; it requeues the request elsewhere.
   broker.send(first, {"", "MDPW01", disconnect_cmd});
   const std::string second = broker.expect_ready("echo");
   EXPECT_NE(second, first);
-  EXPECT_EQ(w.counters().requests_dropped, 1U);
+  EXPECT_EQ(w.stats().requests_dropped, 1U);
   worker::request req;
   EXPECT_TRUE(w.recv(req, 0ms).is(errc::timeout)) << "a request from a lost connection was handed out";
 
@@ -617,7 +619,7 @@ TEST(MdpWorkerTest, DropsRequestsTheKeeperHeldWhenTheirConnectionIsLost) {
   EXPECT_EQ(req.connection, 2U);
   ASSERT_TRUE(w.reply(req, make_message("ok")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c2", "", "ok"}));
-  EXPECT_EQ(w.counters().requests_abandoned, 0U);
+  EXPECT_EQ(w.stats().requests_abandoned, 0U);
 }
 
 // Makes the next `n` attempts of any worker to open a socket fail with EMFILE, for one scope.
@@ -670,7 +672,7 @@ TEST(MdpWorkerTest, KeeperRetriesASocketItCannotCreateInsteadOfGivingUp) {
   EXPECT_EQ(req->connection, 2U);
   ASSERT_TRUE(w.reply(*req, make_message("y")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, "c", "", "y"}));
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, RecvThrowsWhenItCannotCreateASocketAndALaterCallTriesAgain) {
@@ -727,7 +729,7 @@ TEST(MdpWorkerTest, CountsAndDropsMalformedBrokerFrames) {
   auto req = w.recv(wait_bound);
   ASSERT_TRUE(req);
   EXPECT_EQ(to_strings(req->body), (strings{"ok"}));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.malformed, garbage.size());
   EXPECT_EQ(c.requests, 1U);
   EXPECT_EQ(c.reconnects, 0U);
@@ -774,7 +776,7 @@ TEST(MdpWorkerTest, ReportsClosedWhenTheContextShutsDown) {
   worker::request req;
   EXPECT_TRUE(w.recv(req, wait_bound).is(errc::closed));
   EXPECT_TRUE(w.reply("c", make_message("x")).is(errc::closed));
-  EXPECT_EQ(w.counters().replies_dropped, 1U) << "every reply not sent is counted";
+  EXPECT_EQ(w.stats().replies_dropped, 1U) << "every reply not sent is counted";
 }
 
 static_assert(std::is_nothrow_destructible_v<worker>, "a worker's destructor must never throw");
@@ -830,7 +832,7 @@ TEST(MdpWorkerTest, AnnouncesItsCreditAndHoldsSeveralRequestsAnsweredInAnyOrder)
   worker::request none;
   EXPECT_TRUE(w.recv(none, 1ms).is(errc::timeout));
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests, 3U);
   EXPECT_EQ(c.replies, 3U);
   EXPECT_EQ(c.requests_abandoned, 0U);
@@ -863,7 +865,7 @@ TEST(MdpWorkerTest, AbandonsAllItsRequestsWhenAskedForOneMoreThanItsCredit) {
   EXPECT_TRUE(w.reply(*two, make_message("late")).is(errc::peer_unreachable));
   ASSERT_TRUE(w.reply(*three, make_message("3")));
   EXPECT_EQ(broker.next_command(), (strings{second, "", "MDPW01", reply_cmd, token(3), "", "3"}));
-  const auto c = w.counters();
+  const auto c = w.stats();
   EXPECT_EQ(c.requests_abandoned, 2U);
   EXPECT_EQ(c.replies_dropped, 2U);
   EXPECT_EQ(c.replies, 1U);
@@ -892,8 +894,8 @@ TEST(MdpWorkerTest, AbandonGivesBackEveryRequestInHandButNotTheAnsweredOnes) {
   w.abandon();  // already given back
   message nothing;
   EXPECT_TRUE(broker.sock.try_recv(nothing).is(errc::would_block));
-  EXPECT_EQ(w.counters().requests_abandoned, 2U);
-  EXPECT_EQ(w.counters().reconnects, 1U);
+  EXPECT_EQ(w.stats().requests_abandoned, 2U);
+  EXPECT_EQ(w.stats().reconnects, 1U);
 }
 
 TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
@@ -907,176 +909,131 @@ TEST(MdpWorkerTest, RefusesACreditOutOfRange) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The worker's timing machine, on a fake clock
+// The shared liveness machine (core/liveness.hpp) as the worker configures it, on a fake clock.
+// The rules every protocol shares are tested with the machine; these are the worker's settings:
+// 7/MDP heartbeats, only on a quiet connection, and busy while a request is in hand.
 
-using machine = worker_machine;
-using action = worker_machine::action;
-const machine::time_point t0 = machine::time_point{} + std::chrono::hours(1);
+using liveness = fabric::detail::liveness;
+using time_point = fabric::detail::time_point;
+const time_point t0 = time_point{} + std::chrono::hours(1);
 
-machine::settings settings(std::chrono::milliseconds initial = 100ms, std::chrono::milliseconds max = 800ms) {
-  return {.heartbeat = 1000ms, .liveness = 3, .reconnect_initial = initial, .reconnect_max = max};
+worker_options timing(std::chrono::milliseconds initial = 100ms, std::chrono::milliseconds max = 800ms) {
+  return {.broker = "inproc://unused",
+          .service = "echo",
+          .heartbeat_interval = 1000ms,
+          .liveness = 3,
+          .reconnect_interval = initial,
+          .reconnect_interval_max = max};
 }
 
-TEST(MdpWorkerMachineTest, HeartbeatsOnlyAfterAnIntervalWithNothingSent) {
-  machine m(settings());
-  m.opened(t0);
+// Records what the machine does; opening always succeeds.
+class recording_sink final : public fabric::detail::machine_sink {
+ public:
+  result<void> send(fabric::detail::port, message&& m) override {
+    sent.push_back(to_strings(m));
+    m.clear();
+    return {};
+  }
+  void close(fabric::detail::port) noexcept override { ++closes; }
+  result<void> open(fabric::detail::port) override {
+    ++opens;
+    return {};
+  }
+
+  std::vector<strings> sent;
+  std::size_t closes = 0;
+  std::size_t opens = 0;
+};
+
+class MdpWorkerLivenessTest : public ::testing::Test {
+ protected:
+  enum class action { none, heartbeat, close, open };
+
+  // The machine the worker runs for `o`, its first connection up at t0.
+  liveness& make(const worker_options& o = timing()) {
+    machine_ = std::make_unique<liveness>(detail::worker_liveness(o), sink_, worker_heartbeat, "mdp::worker");
+    machine_->opened(t0);
+    return *machine_;
+  }
+
+  // The one thing an on_tick() at `now` did (with a back-off, closing and reopening never
+  // happen in one tick).
+  action tick(time_point now) {
+    const auto sent = sink_.sent.size();
+    const auto closes = sink_.closes;
+    const auto opens = sink_.opens;
+    machine_->on_tick(now);
+    const int things = int(sink_.sent.size() > sent) + int(sink_.closes > closes) + int(sink_.opens > opens);
+    EXPECT_LE(things, 1) << "more than one thing in one tick";
+    if (sink_.sent.size() > sent) return action::heartbeat;
+    if (sink_.closes > closes) return action::close;
+    if (sink_.opens > opens) return action::open;
+    return action::none;
+  }
+
+  recording_sink sink_;
+  std::unique_ptr<liveness> machine_;
+};
+
+TEST_F(MdpWorkerLivenessTest, RunsTheSharedMachineWithTheWorkersOptions) {
+  const auto s = detail::worker_liveness(timing(200ms, 900ms));
+  EXPECT_EQ(s.heartbeat, 1000ms);
+  EXPECT_EQ(s.liveness, 3U);
+  EXPECT_EQ(s.reconnect_initial, 200ms);
+  EXPECT_EQ(s.reconnect_max, 900ms);
+  EXPECT_EQ(s.heartbeats, liveness::cadence::when_quiet);
+  EXPECT_EQ(s.on, fabric::detail::port::main);
+}
+
+TEST_F(MdpWorkerLivenessTest, HeartbeatsOnlyAfterAnIntervalWithNothingSent) {
+  auto& m = make();
   EXPECT_EQ(m.next_tick(), t0 + 1000ms);
-  EXPECT_EQ(m.tick(t0 + 999ms), action::none);
+  EXPECT_EQ(tick(t0 + 999ms), action::none);
   m.sent(t0 + 500ms);  // a reply postpones the heartbeat
-  m.heard(t0 + 500ms, true);
-  EXPECT_EQ(m.tick(t0 + 1000ms), action::none);
+  m.on_message(t0 + 500ms, true);
+  EXPECT_EQ(tick(t0 + 1000ms), action::none);
   EXPECT_EQ(m.next_tick(), t0 + 1500ms);
-  EXPECT_EQ(m.tick(t0 + 1500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 1500ms), action::none);  // counted as sent
+  EXPECT_EQ(tick(t0 + 1500ms), action::heartbeat);
+  EXPECT_EQ(tick(t0 + 1500ms), action::none);  // counted as sent
   EXPECT_EQ(m.next_tick(), t0 + 2500ms);
+  // A 7/MDP HEARTBEAT, from a DEALER: the delimiter by hand.
+  EXPECT_EQ(sink_.sent, (std::vector<strings>{{"", "MDPW01", heartbeat_cmd}}));
 }
 
-TEST(MdpWorkerMachineTest, DeclaresTheBrokerDeadAfterLivenessSilentIntervals) {
-  machine m(settings());
-  m.opened(t0);
-  EXPECT_EQ(m.tick(t0 + 1000ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 2000ms), action::heartbeat);
+TEST_F(MdpWorkerLivenessTest, DeclaresTheBrokerDeadAfterLivenessSilentIntervals) {
+  auto& m = make();
+  EXPECT_EQ(tick(t0 + 1000ms), action::heartbeat);
+  EXPECT_EQ(tick(t0 + 2000ms), action::heartbeat);
   EXPECT_EQ(m.next_tick(), t0 + 3000ms);
-  EXPECT_EQ(m.tick(t0 + 2999ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 3000ms), action::close);
+  EXPECT_EQ(tick(t0 + 2999ms), action::none);
+  EXPECT_EQ(tick(t0 + 3000ms), action::close);
   EXPECT_FALSE(m.is_open());
   EXPECT_EQ(m.next_tick(), t0 + 3100ms);  // after the initial back-off
-  EXPECT_EQ(m.tick(t0 + 3099ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 3100ms), action::open);
-  m.opened(t0 + 3100ms);
+  EXPECT_EQ(tick(t0 + 3099ms), action::none);
+  EXPECT_EQ(tick(t0 + 3100ms), action::open);
   EXPECT_TRUE(m.is_open());
 }
 
-TEST(MdpWorkerMachineTest, AnyMessageFromTheBrokerKeepsItAlive) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 2500ms, false);  // even a malformed one proves the broker is there
-  EXPECT_EQ(m.tick(t0 + 3000ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 5499ms), action::heartbeat);
-  EXPECT_EQ(m.tick(t0 + 5500ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, BacksOffDoublingUpToTheMaxAndResetsWhenTheBrokerAnswers) {
-  machine m(settings(100ms, 300ms));
-  auto now = t0;
-  m.opened(now);
-  std::vector<machine::duration> delays;
-  for (int i = 0; i < 4; ++i) {
-    now += 3000ms;
-    ASSERT_EQ(m.tick(now), action::close);
-    delays.push_back(m.next_tick() - now);
-    now = m.next_tick();
-    ASSERT_EQ(m.tick(now), action::open);
-    m.opened(now);
-  }
-  EXPECT_EQ(delays, (std::vector<machine::duration>{100ms, 200ms, 300ms, 300ms}));
-  m.heard(now, true);
-  EXPECT_EQ(m.backoff(), 100ms);
-}
-
-TEST(MdpWorkerMachineTest, ReplacesAHealthyConnectionAtOnceAfterDisconnect) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 10ms, true);
-  m.disconnected(t0 + 20ms);
-  EXPECT_FALSE(m.is_open());
-  EXPECT_EQ(m.tick(t0 + 20ms), action::open);
-}
-
-TEST(MdpWorkerMachineTest, BacksOffWhenTheBrokerDisconnectsAConnectionThatCarriedNothing) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 1ms, false);  // garbage does not make a connection healthy
-  m.disconnected(t0 + 2ms);
-  EXPECT_EQ(m.tick(t0 + 2ms), action::none);
-  EXPECT_EQ(m.next_tick(), t0 + 102ms);
-  EXPECT_EQ(m.tick(t0 + 102ms), action::open);
-  m.opened(t0 + 102ms);
-  m.disconnected(t0 + 103ms);
-  EXPECT_EQ(m.next_tick(), t0 + 303ms);  // doubled
-}
-
-TEST(MdpWorkerMachineTest, ABusyWorkerKeepsHeartbeatingThroughBrokerSilence) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0 + 100ms, true);  // the request
+TEST_F(MdpWorkerLivenessTest, ABusyWorkerKeepsHeartbeatingThroughBrokerSilence) {
+  auto& m = make();
+  m.on_message(t0 + 100ms, true);  // the request
   m.busy(true, t0 + 100ms);
   EXPECT_EQ(m.next_tick(), t0 + 1000ms);
   auto now = t0;
   for (int i = 1; i <= 10; ++i) {  // ten silent intervals, over three liveness spans
     now = t0 + i * 1000ms;
     EXPECT_EQ(m.next_tick(), now);
-    EXPECT_EQ(m.tick(now), action::heartbeat) << "interval " << i;
-    EXPECT_EQ(m.tick(now), action::none);
+    EXPECT_EQ(tick(now), action::heartbeat) << "interval " << i;
+    EXPECT_EQ(tick(now), action::none);
   }
   // Answered: the silence counts from now.
   m.sent(now + 500ms);
   m.busy(false, now + 500ms);
-  EXPECT_EQ(m.tick(now + 500ms), action::none);
-  EXPECT_EQ(m.tick(now + 1500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(now + 2500ms), action::heartbeat);
-  EXPECT_EQ(m.tick(now + 3499ms), action::none);
-  EXPECT_EQ(m.tick(now + 3500ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, ANewConnectionIsNotBusy) {
-  machine m(settings());
-  m.opened(t0);
-  m.heard(t0, true);
-  m.busy(true, t0);
-  m.disconnected(t0 + 10ms);
-  ASSERT_EQ(m.tick(t0 + 10ms), action::open);
-  m.opened(t0 + 10ms);
-  EXPECT_FALSE(m.is_busy());
-  EXPECT_EQ(m.tick(t0 + 3010ms), action::close);
-}
-
-TEST(MdpWorkerMachineTest, ReopensAtOnceAfterTheDriverLeftAConnection) {
-  machine m(settings(100ms, 800ms));
-  m.opened(t0);
-  m.busy(true, t0 + 1ms);
-  m.left(t0 + 2ms);
-  EXPECT_FALSE(m.is_open());
-  EXPECT_FALSE(m.is_busy());
-  EXPECT_EQ(m.next_tick(), t0 + 2ms);
-  EXPECT_EQ(m.tick(t0 + 2ms), action::open);
-  EXPECT_EQ(m.backoff(), 100ms) << "leaving does not use up the back-off";
-}
-
-TEST(MdpWorkerMachineTest, LeavesAgainAndAgainOnlyAfterAGrowingDelayUntilARequestIsAnswered) {
-  machine m(settings(100ms, 300ms));
-  auto now = t0;
-  std::vector<machine::duration> delays;
-  for (int i = 0; i < 5; ++i) {
-    m.opened(now);
-    m.heard(now, true);  // a request, each time given up
-    m.left(now);
-    delays.push_back(m.next_tick() - now);
-    now = m.next_tick();
-    ASSERT_EQ(m.tick(now), action::open);
-  }
-  EXPECT_EQ(delays, (std::vector<machine::duration>{0ms, 100ms, 200ms, 300ms, 300ms}));
-  m.opened(now);
-  m.answered();
-  m.left(now + 1ms);
-  EXPECT_EQ(m.next_tick(), now + 1ms) << "an answer makes the next one immediate again";
-}
-
-TEST(MdpWorkerMachineTest, RetriesAFailedOpenAfterTheBackOffButNeverSpins) {
-  machine m(settings(200ms, 800ms));
-  m.open_failed(t0);
-  EXPECT_EQ(m.next_tick(), t0 + 200ms);
-  EXPECT_EQ(m.tick(t0 + 199ms), action::none);
-  EXPECT_EQ(m.tick(t0 + 200ms), action::open);
-  m.open_failed(t0 + 200ms);
-  EXPECT_EQ(m.next_tick(), t0 + 600ms);  // doubled
-
-  machine eager(settings(0ms, 0ms));  // no back-off configured
-  eager.open_failed(t0);
-  EXPECT_EQ(eager.next_tick(), t0 + machine::min_retry);
-  machine fast({.heartbeat = 5ms, .liveness = 3, .reconnect_initial = 0ms, .reconnect_max = 0ms});
-  fast.open_failed(t0);
-  EXPECT_EQ(fast.next_tick(), t0 + 5ms);  // one heartbeat interval, when shorter
+  EXPECT_EQ(tick(now + 500ms), action::none);
+  EXPECT_EQ(tick(now + 1500ms), action::heartbeat);
+  EXPECT_EQ(tick(now + 2500ms), action::heartbeat);
+  EXPECT_EQ(tick(now + 3499ms), action::none);
+  EXPECT_EQ(tick(now + 3500ms), action::close);
 }
 
 }  // namespace
