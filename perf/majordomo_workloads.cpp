@@ -475,7 +475,7 @@ class fabric_async {
     // Room for the window, or for what an open loop may pile up; a request unanswered for the
     // timeout expires, which the loop reports as a failure.
     o.max_outstanding = std::max<std::size_t>(s.window, client_hwm);
-    o.request_timeout = s.timeout;
+    o.request_expiry = s.timeout;
     o.socket = bench_socket(client_hwm);
     return o;
   }

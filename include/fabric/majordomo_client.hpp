@@ -153,7 +153,7 @@ struct async_client_options {
   /// A request unanswered this long is reported by recv() as expired (reply_status::expired) and
   /// forgotten: its reply, should it come later, is dropped. 0 = requests never expire, which is
   /// safe only when every request is sure to be answered or cancel()ed. At most 24 h.
-  std::chrono::milliseconds request_timeout{30'000};
+  std::chrono::milliseconds request_expiry{30'000};
   /// Options of the DEALER socket. The high-water marks default to 10'000, like max_outstanding.
   socket_options socket{.send_hwm = 10'000, .recv_hwm = 10'000};
 };
@@ -221,7 +221,7 @@ class async_client {
   async_client(const async_client&) = delete;
   async_client& operator=(const async_client&) = delete;
 
-  /// Sends a request without blocking; it expires after `options().request_timeout`. With
+  /// Sends a request without blocking; it expires after `options().request_expiry`. With
   /// correlation::automatic, requests sent before the broker's answer to the probe are held in
   /// the client until then (they count as outstanding and can expire or be cancelled).
   /// @param service  1..255 bytes.

@@ -276,7 +276,7 @@ struct async_client::impl {
   // Validates the options before the socket is made; returns `ctx` for the socket's constructor.
   static context& checked(context& ctx, const async_client_options& o) {
     require_broker(o.broker, "mdp::async_client");
-    peer::check_range(o.request_timeout, 0ms, max_timeout, "mdp::async_client: options.request_timeout");
+    peer::check_range(o.request_expiry, 0ms, max_timeout, "mdp::async_client: options.request_expiry");
     peer::check_range(o.probe_timeout, 1ms, max_timeout, "mdp::async_client: options.probe_timeout");
     if (o.max_outstanding == 0 || o.max_outstanding > outstanding_table::max_capacity)
       throw error(errc::invalid_argument,
@@ -502,7 +502,7 @@ async_client::async_client(async_client&&) noexcept = default;
 async_client& async_client::operator=(async_client&&) noexcept = default;
 
 result<std::uint64_t> async_client::send(std::string_view service, message&& body) {
-  return impl_->send(service, body, impl_->options.request_timeout);
+  return impl_->send(service, body, impl_->options.request_expiry);
 }
 
 result<std::uint64_t> async_client::send(std::string_view service, message&& body,

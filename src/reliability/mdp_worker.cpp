@@ -237,8 +237,7 @@ struct worker::impl final : fabric::detail::machine_sink {
       throw;
     }
     if (++connection > 1) bump(stats.reconnects);
-    message ready = worker_ready(options.service);
-    if (options.credit > 1) ready.push_back(std::string_view(std::to_string(options.credit)));
+    message ready = worker_ready(options.service, options.credit);  // plain READY at credit 1
     if (auto r = sock->try_send(std::move(ready)); !r) {
       // Not expected of a fresh socket without immediate; never heartbeat a broker that has not
       // been told who we are: start again later.

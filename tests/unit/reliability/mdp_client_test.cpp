@@ -500,7 +500,7 @@ TEST(MdpAsyncClientTest, AutomaticNeverSendsAHeldRequestThatExpiredOrWasCancelle
   context ctx;
   fake_broker broker(ctx);
   async_client c(ctx, {.broker = broker.endpoint, .probe_timeout = wait_bound, .max_outstanding = 2,
-                       .request_timeout = 30ms});
+                       .request_expiry = 30ms});
   auto expiring = c.send("echo", make_message("expiring"));
   auto cancelled = c.send("echo", make_message("cancelled"), 0ms);
   ASSERT_TRUE(expiring && cancelled);
@@ -553,7 +553,7 @@ TEST(MdpAsyncClientTest, RefusesSendsBeyondTheOutstandingBoundAndKeepsTheBody) {
 TEST(MdpAsyncClientTest, ReportsExpiredRequestsOnceAndDropsTheirLateReplies) {
   context ctx;
   fake_broker broker(ctx);
-  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id, .request_timeout = 50ms});
+  async_client c(ctx, {.broker = broker.endpoint, .correlate = correlation::request_id, .request_expiry = 50ms});
   const auto start = steady::now();
   auto first = c.send("echo", make_message("1"));
   auto second = c.send("echo", make_message("2"));
@@ -649,7 +649,7 @@ TEST(MdpAsyncClientTest, RefusesBadServiceNamesAndOptions) {
   EXPECT_EQ(c.stats().sent, 0U);
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .max_outstanding = 0}); });
-  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .request_timeout = -1ms}); });
+  expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .request_expiry = -1ms}); });
   expect_error(errc::invalid_argument, [&] { async_client bad(ctx, {.broker = broker.endpoint, .probe_timeout = 0ms}); });
   expect_error(errc::invalid_argument,
                [&] { async_client bad(ctx, {.broker = broker.endpoint, .correlate = correlation{7}}); });
