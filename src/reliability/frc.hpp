@@ -269,7 +269,8 @@ struct parsed {
 /// DATA, SKIP, HEARTBEAT and GOODBYE; a well-formed WELCOME, ACK, NACK or REFUSE fails with
 /// fault::wrong_direction, anything else with the fault that says why. `peer` is set whenever
 /// the message has a frame, so that a fault::unknown_version can be answered. Constant work per
-/// frame examined, and at most 2 + 2 * 1024 + 3 frames are examined; allocates nothing.
+/// frame examined, and the frame count is judged before any scan, so that at most 2,053 frames
+/// are examined however many arrive; allocates nothing.
 parsed parse_at_receiver(const message& m) noexcept;
 /// The views would outlive a temporary message.
 parsed parse_at_receiver(message&& m) = delete;
