@@ -161,10 +161,12 @@ fault parse_command(const message& m, std::size_t at, parsed& p) noexcept {
       if ((e = read_link(m, f, p.link)) != fault::none) return e;
       if (!read(m, f + 1, a.taken)) return fault::bad_width;
       if (!read(m, f + 2, a.credit)) return fault::bad_width;
+      std::uint64_t previous = 0;
       for (std::size_t i = f + ack_head; i < n; ++i) {
         std::uint64_t seq = 0;
         if (!read(m, i, seq)) return fault::bad_width;
-        if (seq == 0 || seq > a.taken) return fault::bad_expired_seq;
+        if (seq <= previous || seq > a.taken) return fault::bad_expired_seq;
+        previous = seq;
       }
       a.expired = seq_list(frames.subspan(f + ack_head));
       return fault::none;
@@ -283,7 +285,7 @@ std::string_view describe(fault f) noexcept {
     case fault::last_below_first: return "SKIP's last-seq is below its first-seq";
     case fault::sequence_overflow: return "DATA entries past sequence 2^64-1";
     case fault::too_many_entries: return "more than 1024 DATA entries or expired sequences";
-    case fault::bad_expired_seq: return "an expired sequence of 0 or above taken";
+    case fault::bad_expired_seq: return "an expired sequence of 0, above taken, or not above the one before";
     case fault::bad_code: return "the refusal code is not 1 to 32 of a-z and -";
     case fault::reason_too_long: return "the reason is over 255 octets";
   }
@@ -402,8 +404,11 @@ void write_ack(message& out, std::string_view peer, std::uint32_t link, std::uin
                std::uint32_t credit, std::span<const std::uint64_t> expired) {
   require_link(link);
   require(expired.size() <= max_entries, "frc: an ACK lists at most 1024 expired sequences");
+  std::uint64_t previous = 0;
   for (const std::uint64_t seq : expired) {
-    require(seq != 0 && seq <= taken, "frc: an expired sequence must be in 1..taken");
+    require(seq > previous && seq <= taken,
+            "frc: expired sequences must be strictly increasing, in 1..taken");
+    previous = seq;
   }
   start(out, &peer, command::ack, ack_head + expired.size());
   push(out, link);

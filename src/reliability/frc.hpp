@@ -25,7 +25,7 @@
 //   sender-inc, receiver-inc = 8 octets, non-zero   receiver-inc-seen = 8 octets (0 = never)
 //   acked, last, taken = 8 octets, last >= acked
 //   first-seq = 8 octets >= 1; last-seq >= first-seq; DATA's last entry is at most 2^64-1
-//   expected-seq = 8 octets >= 1         expired-seq = 8 octets, 1 .. taken
+//   expected-seq = 8 octets >= 1         expired-seq = 8 octets, 1 .. taken, strictly increasing
 //   credit, ttl-ms, max-message = 4 octets   heartbeat-ms = 4 octets, 1 .. 3,600,000
 //   body = any octets (the receiver's max-message is checked by its machine, not here)
 //
@@ -100,7 +100,7 @@ enum class fault : std::uint8_t {
   last_below_first,    ///< SKIP's last-seq < first-seq
   sequence_overflow,   ///< DATA's entries run past sequence 2^64-1
   too_many_entries,    ///< DATA with more than 1024 entries, ACK with more than 1024 expired
-  bad_expired_seq,     ///< an ACK's expired-seq is 0 or above its taken
+  bad_expired_seq,     ///< an ACK's expired-seq is 0, above its taken, or not above the previous
   bad_code,            ///< REFUSE's code is not 1..32 of [a-z-]
   reason_too_long,     ///< SKIP's or REFUSE's reason is over 255 octets
 };

@@ -467,6 +467,10 @@ TEST(Frc, BuildersRefuseWhatTheGrammarForbids) {
   const std::uint64_t above[] = {1, 6};
   EXPECT_THROW(write_ack(m, "rid", 1, 5, 1, zero), fabric::error);
   EXPECT_THROW(write_ack(m, "rid", 1, 5, 1, above), fabric::error);
+  const std::uint64_t repeated[] = {2, 2};
+  const std::uint64_t descending[] = {3, 2};
+  EXPECT_THROW(write_ack(m, "rid", 1, 5, 1, repeated), fabric::error);
+  EXPECT_THROW(write_ack(m, "rid", 1, 5, 1, descending), fabric::error);
   const std::vector<std::uint64_t> too_many(max_entries + 1, 1);
   EXPECT_THROW(write_ack(m, "rid", 1, 5, 1, too_many), fabric::error);
   EXPECT_THROW(write_nack(m, "rid", 0, 1), fabric::error);
@@ -641,6 +645,8 @@ std::vector<bad_input> bad_inputs() {
       {"AckZeroExpired", S, join(ack_expired(10, 1), {u64(0)}), fault::bad_expired_seq},
       {"AckExpiredAboveTaken", S, join(ack_expired(10, 1), {u64(11)}), fault::bad_expired_seq},
       {"AckExpiredWithNothingTaken", S, ack_expired(0, 1), fault::bad_expired_seq},
+      {"AckExpiredRepeated", S, join(ack_expired(10, 1), {u64(3), u64(3)}), fault::bad_expired_seq},
+      {"AckExpiredDescending", S, join(ack_expired(10, 1), {u64(5), u64(4)}), fault::bad_expired_seq},
       // NACK
       {"NackTruncated", S, {"FRC01", "\x13", L}, fault::truncated},
       {"NackExtraFrame", S, {"FRC01", "\x13", L, u64(1), ""}, fault::extra_frames},
