@@ -394,6 +394,9 @@ void journal::impl::run_writer() {
       }
       if (!more_work || now - first_unsynced >= options.sync_interval) sync_now();
     }
+    // Reached with commits unsynced only through the deadline above, should the loop ever sleep
+    // on them: the interval still holds.
+    if (periodic && has_unsynced() && clock::now() - first_unsynced >= options.sync_interval) sync_now();
   }
   if (has_unsynced()) sync_now();
 }
