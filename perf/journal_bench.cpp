@@ -31,6 +31,7 @@ struct journal_cli {
   std::vector<std::string> ops{"append", "append_one", "replay"};
   std::uint64_t count = 0;         // appends per run; 0: a default per mode
   std::size_t window = 4096;
+  std::size_t batch = 1;           // records per append call (append_batch above 1)
   std::uint64_t one_count = 0;     // append_one samples; 0: default
   std::uint64_t replay_count = 0;  // records replayed; 0: default
   int sync_interval_ms = 10;
@@ -113,10 +114,12 @@ void run_appends(session& s, const journal_cli& o, jb::temp_dir& tmp) {
         spec.size = size;
         spec.count = append_count(o, mode);
         spec.window = o.window;
+        spec.batch = o.batch;
         spec.sync_interval = std::chrono::milliseconds(o.sync_interval_ms);
         spec.map_size = jb::map_size_for(size, spec.count);
-        const std::string label = "append " + std::string(jb::to_string(mode)) + " producers=" +
-                                  std::to_string(producers) + " size=" + std::to_string(size);
+        std::string label = "append " + std::string(jb::to_string(mode)) + " producers=" +
+                            std::to_string(producers) + " size=" + std::to_string(size);
+        if (o.batch > 1) label += " append_batch=" + std::to_string(o.batch);
         std::vector<double> fabric_rates, raw_rates, batches, ratios;
         std::vector<histogram> latencies;
         try {
@@ -140,6 +143,7 @@ void run_appends(session& s, const journal_cli& o, jb::temp_dir& tmp) {
         }
         run f = base_run("append", "fabric", mode, producers, size, reps);
         f.set("window", static_cast<std::int64_t>(o.window));
+        if (o.batch > 1) f.set("append_batch", static_cast<std::int64_t>(o.batch));
         f.set("count", static_cast<std::int64_t>(spec.count));
         set_rates(f, fabric_rates, size);
         f.set("avg_batch", median(batches));
@@ -150,6 +154,7 @@ void run_appends(session& s, const journal_cli& o, jb::temp_dir& tmp) {
         if (!raw) continue;
         run b = base_run("append", "raw_lmdb", mode, producers, size, reps);
         b.set("window", static_cast<std::int64_t>(o.window));
+        if (o.batch > 1) b.set("append_batch", static_cast<std::int64_t>(o.batch));
         b.set("count", static_cast<std::int64_t>(spec.count));
         set_rates(b, raw_rates, size);
         b.set("batch", median(batches));
@@ -262,6 +267,8 @@ void run_journal(session& s, const journal_cli& o) {
     if (op != "all" && op != "append" && op != "append_one" && op != "replay")
       throw CLI::ValidationError("--ops", "unknown operation '" + op + "'");
   }
+  // A producer waits for room for a whole batch in its window: a batch past it never fits.
+  if (o.batch > o.window) throw CLI::ValidationError("--batch", "must not exceed --window");
   const std::filesystem::path base = o.dir.empty() ? jb::default_base_dir() : std::filesystem::path(o.dir);
   jb::temp_dir tmp("fabric-perf-journal-", base);
   if (!s.options.quiet) std::fprintf(stderr, "journal: working in %s\n", tmp.path().c_str());
@@ -294,6 +301,12 @@ void register_journal_benchmarks(CLI::App& app, session& s) {
                   "appends per append run (default: 200,000 sync, 400,000 periodic and none)");
   sub->add_option("-w,--window", opts.window, "appends each producer keeps outstanding")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--batch", opts.batch,
+                  "append: records per call, through journal::append_batch when above 1 (at most the "
+                  "window and 4096); the raw baseline commits as many records per transaction as the "
+                  "journal did")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
       ->capture_default_str();
   sub->add_option("--one-count", opts.one_count, "append_one: appends waited for one at a time (default 2,000)");
   sub->add_option("--replay-count", opts.replay_count, "replay: records in the replayed stream (default 500,000)");

@@ -20,6 +20,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -170,20 +171,22 @@ struct alignas(64) producer_slot {
   static constexpr std::uint64_t no_wake = ~std::uint64_t{0};
 };
 
-// `start_ns` is 0 for appends whose latency is not sampled.
-void on_complete(producer_slot* slot, std::int64_t start_ns, const result<std::uint64_t>& r) {
+// `start_ns` is 0 for appends whose latency is not sampled; `records` is how many the completion
+// covers (a batch's).
+void on_complete(producer_slot* slot, std::int64_t start_ns, const result<std::uint64_t>& r,
+                 std::uint64_t records = 1) {
   append_shared& shared = *slot->shared;
   if (!r) {
-    shared.failures.fetch_add(1);
+    shared.failures.fetch_add(records);
   } else if (start_ns != 0) {
     shared.latency->record(static_cast<std::uint64_t>(now_ns() - start_ns));
   }
-  const std::uint64_t completed = slot->completed.fetch_add(1) + 1;
+  const std::uint64_t completed = slot->completed.fetch_add(records) + records;
   if (completed >= slot->wake_at.load() && slot->wake_at.exchange(producer_slot::no_wake) != producer_slot::no_wake) {
     std::lock_guard lock(slot->mutex);
     slot->cv.notify_one();
   }
-  if (shared.remaining.fetch_sub(1) == 1) {
+  if (shared.remaining.fetch_sub(records) == records) {
     shared.end_ns = now_ns();
     shared.done.set_value();
   }
@@ -225,6 +228,26 @@ void produce(journal& j, producer_slot& slot, std::size_t window, std::string_vi
     // Two words of capture keep the std::function in its small buffer: no allocation per append.
     producer_slot* s = &slot;
     j.append(stream_name, payload, [s, start](result<std::uint64_t> r) { on_complete(s, start, r); });
+  }
+}
+
+// As produce(), `batch` records per journal::append_batch call; the latency of every 16th batch
+// is sampled.
+void produce_batches(journal& j, producer_slot& slot, std::size_t window, std::size_t batch,
+                     std::string_view payload, std::latch& go) {
+  go.wait();
+  const std::vector<std::string_view> payloads(batch, payload);
+  std::uint64_t seen = 0;
+  std::uint64_t calls = 0;
+  for (std::uint64_t issued = 0; issued < slot.quota; ++calls) {
+    const std::uint64_t n = std::min<std::uint64_t>(batch, slot.quota - issued);
+    wait_for_room(slot, issued + n - 1, window, seen);  // room for all n
+    const std::int64_t start = calls % latency_sample_every == 0 ? now_ns() : 0;
+    if (issued == 0) slot.first_ns = start;
+    producer_slot* s = &slot;
+    j.append_batch(stream_name, std::span(payloads.data(), n),
+                   [s, start, n](result<std::uint64_t> r) { on_complete(s, start, r, n); });
+    issued += n;
   }
 }
 
@@ -289,7 +312,10 @@ append_outcome fabric_append(const fs::path& dir, const append_spec& spec) {
   threads.reserve(producers);
   try {
     for (auto& slot : slots)
-      threads.emplace_back([&j, &slot, &spec, &payload, &go] { produce(j, slot, spec.window, payload, go); });
+      threads.emplace_back([&j, &slot, &spec, &payload, &go] {
+        if (spec.batch > 1) produce_batches(j, slot, spec.window, spec.batch, payload, go);
+        else produce(j, slot, spec.window, payload, go);
+      });
   } catch (...) {
     go.count_down();
     for (auto& t : threads) t.join();

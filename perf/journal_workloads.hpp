@@ -38,7 +38,10 @@ struct append_spec {
   int producers = 1;
   std::size_t size = 256;
   std::uint64_t count = 0;          ///< measured appends, over all producers
-  std::size_t window = 4096;        ///< appends each producer keeps outstanding
+  std::size_t window = 4096;        ///< appends each producer keeps outstanding (records)
+  /// Records per call: 1 appends one at a time; more uses journal::append_batch, one completion
+  /// per batch (at most `window` and the journal's max_batch).
+  std::size_t batch = 1;
   std::chrono::milliseconds sync_interval{10};
   std::size_t map_size = 0;
 };
@@ -60,7 +63,8 @@ struct append_outcome {
 };
 
 /// fabric::journal in `dir`: each producer appends count / producers records with callbacks,
-/// keeping up to `window` outstanding. Throws on any failed append.
+/// keeping up to `window` records outstanding, `batch` records per call. Throws on any failed
+/// append.
 append_outcome fabric_append(const std::filesystem::path& dir, const append_spec& spec);
 
 /// Raw LMDB in `dir`, one thread: the same records in the journal's format, committed in exactly

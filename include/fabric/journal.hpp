@@ -6,7 +6,8 @@
 // batches (group commit): each append completes only once its commit is durable under the
 // journal's durability mode. The batch is whatever arrived while the previous commit was being
 // made durable, so a lone append is never held back by a timer, and under load one fsync serves
-// many appends.
+// many appends. append_batch() hands over several records of one stream at once: they share one
+// commit and one completion.
 //
 // Reads report failures as errors: a member that reads the journal returns a result, and an
 // LMDB failure (or a damaged stored value) comes back as an error, never as "absent", "empty"
@@ -30,6 +31,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,11 +55,15 @@ enum class durability {
   /// After its commit is on disk (the default): LMDB fdatasyncs the commit's pages, then writes
   /// its meta page synchronously. Two flushes per commit, shared by every append in the batch.
   sync,
-  /// After the first periodic sync that follows its commit: LMDB fdatasyncs each commit's pages
-  /// but not its meta page (MDB_NOMETASYNC), and the writer syncs every sync_interval, which
-  /// makes the last commit durable and completes everything committed before it. Survives what
-  /// sync survives; one flush per commit plus one per interval, and up to sync_interval of
-  /// latency. A crash may undo commits whose appends had not completed, never older ones.
+  /// After the first writer sync that follows its commit: LMDB fdatasyncs each commit's pages
+  /// but not its meta page (MDB_NOMETASYNC), and a sync makes the last commit durable and
+  /// completes everything committed before it. The writer syncs as soon as, after a commit, no
+  /// more work is queued, or once sync_interval has passed since the first commit not yet
+  /// synced, whichever comes first. So an idle journal completes an append after one commit and
+  /// one sync (as sync mode does), while under load many commits share one sync per interval
+  /// and an append waits at most about sync_interval (plus the commit running then). Survives
+  /// what sync survives. A crash may undo commits whose appends had not completed, never older
+  /// ones.
   periodic,
   /// At commit, with nothing synced (MDB_NOSYNC). Survives a process crash only: an OS crash or
   /// a power cut may lose completed appends, and may damage the journal so that it no longer
@@ -72,7 +78,9 @@ struct journal_options {
   /// read a journal while one process writes it.
   bool read_only = false;
   durability mode = durability::sync;
-  /// periodic mode: how often the writer syncs, and so about how long an append waits to complete.
+  /// periodic mode: the longest the writer lets commits go unsynced while more work keeps
+  /// arriving, and so about the longest an append waits to complete under load. An idle writer
+  /// does not wait for it: it syncs as soon as nothing more is queued (see durability::periodic).
   std::chrono::milliseconds sync_interval{10};
   /// The LMDB map size to start with; it doubles when full, up to max_map_size.
   std::size_t map_size = std::size_t{64} << 20;
@@ -81,11 +89,12 @@ struct journal_options {
   unsigned max_streams = 1024;
   /// The most application tables (journal_txn::put) the journal can hold.
   unsigned max_tables = 64;
-  /// The most appends one commit takes.
+  /// The most records one commit takes, and so the most one append_batch() may hold.
   std::size_t max_batch = 4096;
   /// The largest payload append() accepts.
   std::size_t max_record_size = std::size_t{16} << 20;
-  /// Appends waiting for the writer before append() reports errc::back_pressure.
+  /// Records waiting for the writer before append() reports errc::back_pressure. An
+  /// append_batch() counts as its number of records, a transaction as one.
   std::size_t max_pending = 1u << 20;
   /// Dedup: message ids remembered per journal for mark_seen() by id, and for how long. The
   /// oldest are forgotten first, by the writer, in the background.
@@ -246,15 +255,19 @@ struct journal_stream_info {
 
 /// Counters since the journal was opened.
 struct journal_stats {
-  std::uint64_t appends = 0;        ///< appends committed (in periodic mode, durable at the next fsync)
+  std::uint64_t appends = 0;        ///< records appended and committed, each record of a batch counted
+                                    ///< (in periodic mode, durable at the next sync)
   std::uint64_t commits = 0;        ///< LMDB write transactions committed
   std::uint64_t syncs = 0;          ///< fsyncs the writer ran itself (periodic mode)
-  std::uint64_t largest_batch = 0;  ///< most appends in one commit
+  std::uint64_t largest_batch = 0;  ///< most records appended in one commit
   std::uint64_t map_resizes = 0;    ///< times the map grew
   std::size_t map_size = 0;         ///< current map size in bytes
   std::uint64_t stale_readers = 0;  ///< reader slots of dead processes cleared at open
   std::uint64_t expired = 0;        ///< records removed at the end of their TTL
   std::uint64_t delivered_scheduled = 0;  ///< scheduled records appended when due
+  /// Records waiting for the writer right now (counted as for max_pending): a gauge, not a
+  /// counter.
+  std::uint64_t queued = 0;
 };
 
 class journal {
@@ -308,6 +321,33 @@ class journal {
   std::future<result<std::uint64_t>> append(std::string_view stream, std::string_view payload);
   /// Appends and waits until durable.
   result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload);
+
+  /// Appends every payload of `payloads` to `stream`, in order, as one unit: the records get
+  /// consecutive sequence numbers and go into one commit, never split across commits, so after
+  /// any crash either all of them are in the journal or none is. `done` runs once, on the writer
+  /// thread, when the commit is durable (as for append()), with the first record's sequence
+  /// number (the last is that plus payloads.size() - 1), or with an error that applies to every
+  /// record, none of which is then kept: errc::invalid_argument (no payloads), errc::too_large
+  /// (a payload over max_record_size, a bad stream name, a new stream past max_streams, or more
+  /// payloads than max_batch or max_pending: such a batch could never be taken whole, so it is
+  /// refused rather than split), errc::back_pressure (fewer than payloads.size() places left
+  /// under max_pending), errc::closed, errc::invalid_state, or an LMDB error (category "lmdb";
+  /// MDB_TXN_FULL when the batch holds more bytes than one LMDB transaction can, about 512 MiB
+  /// with 4 KiB pages). Refusals run `done` before append_batch returns. The batch counts as
+  /// payloads.size() appends against max_pending and in stats(). Appends of other threads to
+  /// the same stream come before or after the whole batch, never inside it. The payloads are
+  /// copied before append_batch returns.
+  void append_batch(std::string_view stream, std::span<const std::string_view> payloads, append_callback done);
+  /// As above, completed through `queue` with one {token, result} entry for the whole batch,
+  /// under the rules of append(stream, payload, queue, token).
+  void append_batch(std::string_view stream, std::span<const std::string_view> payloads, completion_queue& queue,
+                    std::uint64_t token);
+  /// As above, with a future for the first sequence number (or the error).
+  std::future<result<std::uint64_t>> append_batch(std::string_view stream, std::span<const std::string_view> payloads);
+  /// Appends the batch and waits until it is durable.
+  /// Returns: the first record's sequence number, or the errors above.
+  result<std::uint64_t> append_batch_wait(std::string_view stream, std::span<const std::string_view> payloads);
+
   /// Appends a record that expires `ttl` after its append: the writer removes it (and counts it
   /// in stats().expired) within about a second of expiry. Readers may still see it until then.
   result<std::uint64_t> append_wait(std::string_view stream, std::string_view payload,

@@ -201,6 +201,10 @@ journal_stats journal::stats() const {
   s.stale_readers = impl_->stale_readers;
   s.expired = impl_->expired.load();
   s.delivered_scheduled = impl_->delivered_scheduled.load();
+  {
+    std::lock_guard lock(impl_->queue_mutex);
+    s.queued = impl_->queued_records;
+  }
   return s;
 }
 

@@ -51,10 +51,14 @@ inline std::int64_t to_ns_saturating(std::chrono::seconds s) noexcept {
 using txn_function = std::function<void(journal_txn&)>;
 using txn_callback = std::function<void(int rc, std::exception_ptr failure)>;
 
-/// What appenders and transact() hand to the writer: an append, or a transaction to run alone.
+/// What appenders and transact() hand to the writer: an append, a batch of appends to one
+/// stream, or a transaction to run alone.
 struct pending_append {
   std::string stream{};
+  // One record's payload, or for a batch every record's payload end to end (one allocation for
+  // the whole batch), cut by batch_sizes.
   std::string payload{};
+  std::vector<std::size_t> batch_sizes{};  // empty: one record
   journal::append_callback done{};
   // Set for a transaction; kept behind a pointer so the common entry, an append, stays small.
   struct transaction {
@@ -64,6 +68,9 @@ struct pending_append {
   std::unique_ptr<transaction> txn{};
   std::int64_t ttl_ns = 0;      // > 0: the record expires this long after its append
   std::int64_t deliver_at = 0;  // > 0: held until then (schedule)
+
+  /// How many records this entry appends (a transaction counts as one, for max_pending).
+  std::size_t records() const noexcept { return batch_sizes.empty() ? 1 : batch_sizes.size(); }
 };
 
 /// An append committed in periodic mode, waiting for the next fsync to complete it.
@@ -155,6 +162,7 @@ struct journal::impl {
   std::mutex queue_mutex;
   std::condition_variable queue_cv;
   std::vector<journal_detail::pending_append> queue;
+  std::size_t queued_records = 0;  // records in `queue` (pending_append::records), for max_pending
   bool stopping = false;
   bool replan = false;  // the writer must recompute its wake-up time (a policy changed)
 
@@ -239,6 +247,9 @@ struct journal::impl {
   /// Appends one record in the writer's transaction. Throws lmdb_failure, or fabric::error
   /// past a budget.
   std::uint64_t append_in(journal_txn::state& st, std::string_view stream, std::string_view payload);
+  /// Appends every record of batch entry `a`. Returns the first sequence number, or 0 when the
+  /// stream is past a budget (then nothing was appended). Throws lmdb_failure.
+  std::uint64_t append_batch_in(journal_txn::state& st, const journal_detail::pending_append& a);
   /// Removes record `seq` of `stream`, if present. Returns its payload size, or -1.
   std::int64_t remove_record(journal_txn::state& st, const std::string& stream, std::uint64_t seq);
   void fold_stream_bytes(journal_txn::state& st);
@@ -248,6 +259,7 @@ struct journal::impl {
   int write_batch(std::span<journal_detail::pending_append> batch, std::vector<std::uint64_t>& seqs,
                   std::exception_ptr& txn_failure);
   void sync_now();
+  bool has_unsynced() const noexcept { return !unsynced.empty() || !unsynced_txns.empty(); }
   void enqueue(journal_detail::pending_append&& work);
   std::size_t unit_at(const std::vector<journal_detail::pending_append>& taken, std::size_t from) const;
   void finish_batch(std::span<journal_detail::pending_append> batch, const std::vector<std::uint64_t>& seqs,

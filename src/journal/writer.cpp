@@ -81,6 +81,25 @@ std::uint64_t journal::impl::append_in(journal_txn::state& st, std::string_view 
   return seq;
 }
 
+std::uint64_t journal::impl::append_batch_in(journal_txn::state& st, const pending_append& a) {
+  // Only finding (or creating) the stream can hit a budget: do it before writing anything, so a
+  // refused batch leaves no record behind in the commit its neighbours share.
+  try {
+    slot_for(st, a.stream);
+  } catch (const error&) {
+    return 0;
+  }
+  const std::string_view all(a.payload);
+  std::uint64_t first = 0;
+  std::size_t offset = 0;
+  for (const std::size_t size : a.batch_sizes) {
+    const std::uint64_t seq = append_in(st, a.stream, all.substr(offset, size));
+    if (first == 0) first = seq;
+    offset += size;
+  }
+  return first;
+}
+
 std::int64_t journal::impl::remove_record(journal_txn::state& st, const std::string& stream, std::uint64_t seq) {
   const auto dbi = dbi_for(st, db_name(stream), false);
   if (!dbi) return -1;
@@ -164,6 +183,10 @@ int journal::impl::write_batch(std::span<pending_append> batch, std::vector<std:
             seqs.push_back(add_scheduled(st, a.stream, a.payload, a.deliver_at));
             continue;
           }
+          if (!a.batch_sizes.empty()) {
+            seqs.push_back(append_batch_in(st, a));
+            continue;
+          }
           std::uint64_t seq = 0;
           try {
             seq = append_in(st, a.stream, a.payload);
@@ -207,7 +230,7 @@ int journal::impl::write_batch(std::span<pending_append> batch, std::vector<std:
 
 // periodic: each commit's pages are already on disk (MDB_NOMETASYNC); the last commit's meta page
 // is not, and until it is a crash could undo that commit. Only after this sync may the appends and
-// transactions committed since the previous one be completed.
+// transactions committed since the previous one be completed. run_writer decides when.
 void journal::impl::sync_now() {
   const int rc = mdb_env_sync(environment.get(), 1);
   if (rc != 0) {
@@ -227,10 +250,22 @@ void journal::impl::enqueue(pending_append&& work) {
     complete(work.done, errc::invalid_state);
     return;
   }
-  if (!valid_stream_name(work.stream) || work.payload.size() > options.max_record_size) {
+  if (!valid_stream_name(work.stream)) {
     complete(work.done, errc::too_large);
     return;
   }
+  if (work.batch_sizes.empty()) {
+    if (work.payload.size() > options.max_record_size) {
+      complete(work.done, errc::too_large);
+      return;
+    }
+  } else if (work.batch_sizes.size() > options.max_batch || work.batch_sizes.size() > options.max_pending) {
+    // A batch must fit one commit and the queue whole: one that never could is refused, not split
+    // (append_batch checked its payloads' sizes already).
+    complete(work.done, errc::too_large);
+    return;
+  }
+  const std::size_t records = work.records();
   // A refusal is decided under the lock but reported after it, so a callback may append again.
   std::optional<errc> refused;
   bool was_empty = false;
@@ -238,12 +273,13 @@ void journal::impl::enqueue(pending_append&& work) {
     std::lock_guard lock(queue_mutex);
     if (stopping) {
       refused = errc::closed;
-    } else if (queue.size() >= options.max_pending) {
+    } else if (queued_records + records > options.max_pending) {
       refused = errc::back_pressure;
     } else {
       // The writer sleeps only on an empty queue: a push onto a non-empty one needs no wake-up.
       was_empty = queue.empty();
       queue.push_back(std::move(work));
+      queued_records += records;
     }
   }
   if (refused) {
@@ -253,12 +289,19 @@ void journal::impl::enqueue(pending_append&& work) {
   if (was_empty) queue_cv.notify_one();
 }
 
-// The size of the unit of work starting at `from`: one transaction alone, or the run of appends
-// before the next transaction, at most max_batch of them.
+// The number of entries in the unit of work starting at `from`: one transaction alone, or the run
+// of appends before the next transaction holding at most max_batch records. A batch is never cut:
+// it ends the unit before it when it does not fit (enqueue refused any over max_batch alone).
 std::size_t journal::impl::unit_at(const std::vector<pending_append>& taken, std::size_t from) const {
   if (taken[from].txn) return 1;
   std::size_t n = 0;
-  while (from + n < taken.size() && n < options.max_batch && !taken[from + n].txn) ++n;
+  std::size_t records = 0;
+  while (from + n < taken.size() && !taken[from + n].txn) {
+    const std::size_t more = taken[from + n].records();
+    if (n > 0 && records + more > options.max_batch) break;
+    records += more;
+    ++n;
+  }
   return n;
 }
 
@@ -285,9 +328,11 @@ void journal::impl::finish_batch(std::span<pending_append> batch, const std::vec
     return;
   }
   commits.fetch_add(1, std::memory_order_relaxed);
-  appends.fetch_add(batch.size(), std::memory_order_relaxed);
+  std::uint64_t records = 0;
+  for (const auto& a : batch) records += a.records();
+  appends.fetch_add(records, std::memory_order_relaxed);
   std::uint64_t largest = largest_batch.load(std::memory_order_relaxed);
-  while (batch.size() > largest && !largest_batch.compare_exchange_weak(largest, batch.size())) {
+  while (records > largest && !largest_batch.compare_exchange_weak(largest, records)) {
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (seqs[i] == 0) complete(batch[i].done, errc::too_large);  // refused before LMDB
@@ -299,7 +344,10 @@ void journal::impl::finish_batch(std::span<pending_append> batch, const std::vec
 void journal::impl::run_writer() {
   using clock = std::chrono::steady_clock;
   const bool periodic = options.mode == durability::periodic;
-  auto next_sync = clock::now() + options.sync_interval;
+  // periodic: when the oldest commit not yet synced was made. Syncing when the queue runs dry
+  // gives a lone append sync mode's latency; the interval bounds how long a busy writer lets
+  // commits pile up, so under load one sync still serves every commit of an interval.
+  clock::time_point first_unsynced{};
   // Age-based retention must trim idle streams too: the writer then wakes once a second.
   constexpr auto maintenance_interval = std::chrono::seconds(1);
   auto next_maintenance = clock::now() + maintenance_interval;
@@ -310,7 +358,9 @@ void journal::impl::run_writer() {
     {
       std::unique_lock lock(queue_mutex);
       auto wake = clock::time_point::max();
-      if (periodic && (!unsynced.empty() || !unsynced_txns.empty())) wake = next_sync;
+      // With commits unsynced the loop comes back here only when work is queued, so this wait
+      // returns at once; the deadline keeps the interval should that ever change.
+      if (periodic && has_unsynced()) wake = first_unsynced + options.sync_interval;
       if (ages) wake = std::min(wake, next_maintenance);
       auto ready = [&] { return !queue.empty() || stopping || replan; };
       if (wake == clock::time_point::max()) queue_cv.wait(lock, ready);
@@ -318,6 +368,7 @@ void journal::impl::run_writer() {
       replan = false;
       taken.clear();
       taken.swap(queue);  // everything queued, in O(1)
+      queued_records = 0;
       if (taken.empty() && stopping) break;
     }
     if (taken.empty() && ages && clock::now() >= next_maintenance) {
@@ -327,18 +378,27 @@ void journal::impl::run_writer() {
       next_maintenance = clock::now() + maintenance_interval;
     }
     for (std::size_t at = 0; at < taken.size();) {
+      const bool had_unsynced = has_unsynced();
       const std::span<pending_append> unit(taken.data() + at, unit_at(taken, at));
       std::exception_ptr txn_failure;
       const int rc = write_batch(unit, seqs, txn_failure);
       finish_batch(unit, seqs, rc, txn_failure, periodic);
       at += unit.size();
+      if (!periodic || !has_unsynced()) continue;
+      const auto now = clock::now();
+      if (!had_unsynced) first_unsynced = now;
+      bool more_work = at < taken.size();
+      if (!more_work) {
+        std::lock_guard lock(queue_mutex);
+        more_work = !queue.empty();
+      }
+      if (!more_work || now - first_unsynced >= options.sync_interval) sync_now();
     }
-    if (periodic && (!unsynced.empty() || !unsynced_txns.empty()) && clock::now() >= next_sync) {
-      sync_now();
-      next_sync = clock::now() + options.sync_interval;
-    }
+    // Reached with commits unsynced only through the deadline above, should the loop ever sleep
+    // on them: the interval still holds.
+    if (periodic && has_unsynced() && clock::now() - first_unsynced >= options.sync_interval) sync_now();
   }
-  if (!unsynced.empty() || !unsynced_txns.empty()) sync_now();
+  if (has_unsynced()) sync_now();
 }
 
 result<std::uint64_t> journal::impl::enqueue_and_wait(pending_append&& work) {
@@ -377,6 +437,54 @@ result<std::uint64_t> journal::append_wait(std::string_view stream, std::string_
   return append(stream, payload).get();
 }
 
+void journal::append_batch(std::string_view stream, std::span<const std::string_view> payloads,
+                           append_callback done) {
+  if (payloads.empty()) {
+    complete(done, errc::invalid_argument);
+    return;
+  }
+  pending_append work;
+  work.stream = std::string(stream);
+  // Sizes are checked by enqueue: copy nothing of a batch that cannot be taken.
+  if (payloads.size() > impl_->options.max_batch || payloads.size() > impl_->options.max_pending) {
+    complete(done, errc::too_large);
+    return;
+  }
+  std::size_t total = 0;
+  for (const auto p : payloads) {
+    if (p.size() > impl_->options.max_record_size) {
+      complete(done, errc::too_large);
+      return;
+    }
+    total += p.size();
+  }
+  work.payload.reserve(total);
+  work.batch_sizes.reserve(payloads.size());
+  for (const auto p : payloads) {
+    work.payload.append(p);
+    work.batch_sizes.push_back(p.size());
+  }
+  work.done = std::move(done);
+  impl_->enqueue(std::move(work));
+}
+
+void journal::append_batch(std::string_view stream, std::span<const std::string_view> payloads,
+                           completion_queue& queue, std::uint64_t token) {
+  append_batch(stream, payloads, [q = &queue, token](result<std::uint64_t> r) { q->push(token, std::move(r)); });
+}
+
+std::future<result<std::uint64_t>> journal::append_batch(std::string_view stream,
+                                                         std::span<const std::string_view> payloads) {
+  auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
+  auto future = promise->get_future();
+  append_batch(stream, payloads, [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+result<std::uint64_t> journal::append_batch_wait(std::string_view stream, std::span<const std::string_view> payloads) {
+  return append_batch(stream, payloads).get();
+}
+
 std::uint64_t journal_txn::append(std::string_view stream, std::string_view payload) {
   if (!valid_stream_name(stream) || payload.size() > state_.owner.options.max_record_size)
     throw error(errc::too_large, "journal_txn::append: bad stream name or payload too large");
@@ -399,6 +507,7 @@ result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
     std::lock_guard lock(impl_->queue_mutex);
     if (impl_->stopping) return errc::closed;
     impl_->queue.push_back(std::move(work));
+    ++impl_->queued_records;
   }
   impl_->queue_cv.notify_one();
   return future.get();

@@ -1,7 +1,8 @@
 // The power-loss harness's journal workload, run under the shim: it appends known records to a
 // fresh journal in the durability mode under test (one producer thread per stream, many appends
-// in flight) while another thread commits cursor transactions, and reports each completion as a
-// mark through the shim, so the log says exactly which appends the journal called durable when.
+// in flight, one record at a time or, with --batch, several per append_batch) while another
+// thread commits cursor transactions, and reports each completion as a mark through the shim, so
+// the log says exactly which appends the journal called durable when.
 #include <fabric/journal.hpp>
 
 #include "chaos/powerloss/journal_workload.hpp"
@@ -34,14 +35,16 @@ struct settings {
   std::uint64_t records = 150;
   unsigned interval_ms = 5;
   unsigned in_flight = 32;
+  unsigned batch = 1;  // records per append; above 1, through append_batch
 };
 
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: fabric-test-powerloss-journal --dir DIR [--mode sync|periodic|none] [--streams N]\n"
-               "           [--records N] [--interval-ms N] [--in-flight N]\n"
+               "           [--records N] [--interval-ms N] [--in-flight N] [--batch N]\n"
                "Appends N known records per stream to a new journal in DIR and reports each completed\n"
-               "append (and cursor transaction) as a mark. Run it with LD_PRELOAD set to the power-loss\n"
+               "append (and cursor transaction) as a mark; with --batch, N records per append_batch\n"
+               "(--records must be a multiple of it). Run it with LD_PRELOAD set to the power-loss\n"
                "shim and FABRIC_POWERLOSS_LOG set to the event log; see tests/chaos/powerloss/README.md.\n");
 }
 
@@ -63,9 +66,10 @@ bool parse(int argc, char** argv, settings& s) {
     else if (arg == "--records" && number > 0) s.records = number;
     else if (arg == "--interval-ms" && number > 0 && number < 10000) s.interval_ms = static_cast<unsigned>(number);
     else if (arg == "--in-flight" && number > 0 && number < 100000) s.in_flight = static_cast<unsigned>(number);
+    else if (arg == "--batch" && number > 0 && number <= 4096) s.batch = static_cast<unsigned>(number);
     else return false;
   }
-  return !s.dir.empty();
+  return !s.dir.empty() && s.records % s.batch == 0;
 }
 
 }  // namespace
@@ -103,17 +107,28 @@ int main(int argc, char** argv) {
       producers.emplace_back([&, index] {
         std::counting_semaphore<> slots(static_cast<std::ptrdiff_t>(s.in_flight));
         const std::string stream = pl::workload_stream(index);
-        for (std::uint64_t seq = 1; seq <= s.records; ++seq) {
+        for (std::uint64_t seq = 1; seq <= s.records; seq += s.batch) {
           slots.acquire();
-          std::string payload = pl::workload_payload(index, seq);
-          const std::uint64_t hash = pl::payload_hash(payload);
-          // Runs on the writer thread once the journal calls the append durable.
-          j.append(stream, payload, [&, index, seq, hash](fabric::result<std::uint64_t> got) {
+          std::vector<std::string> payloads;
+          std::vector<std::uint64_t> hashes;
+          for (std::uint64_t k = 0; k < s.batch; ++k) {
+            payloads.push_back(pl::workload_payload(index, seq + k));
+            hashes.push_back(pl::payload_hash(payloads.back()));
+          }
+          // Runs on the writer thread once the journal calls the append (or the batch) durable.
+          auto done = [&, index, seq, hashes](fabric::result<std::uint64_t> got) {
             if (!got) fail(stream + " append " + std::to_string(seq) + " failed: " + got.error().message());
             else if (*got != seq) fail(stream + " append " + std::to_string(seq) + " got seq " + std::to_string(*got));
-            else report(pl::append_mark(index, seq, hash));
+            else
+              for (std::uint64_t k = 0; k < hashes.size(); ++k) report(pl::append_mark(index, seq + k, hashes[k]));
             slots.release();
-          });
+          };
+          if (s.batch == 1) {
+            j.append(stream, payloads[0], std::move(done));
+          } else {
+            const std::vector<std::string_view> views(payloads.begin(), payloads.end());
+            j.append_batch(stream, views, std::move(done));
+          }
         }
         for (unsigned k = 0; k < s.in_flight; ++k) slots.acquire();  // every append completed
       });

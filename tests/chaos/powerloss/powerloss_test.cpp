@@ -75,6 +75,7 @@ struct run_settings {
   std::uint64_t records = 150;
   unsigned interval_ms = 5;
   unsigned in_flight = 16;
+  unsigned batch = 1;  // records per append (append_batch above 1)
   std::size_t points = 170;
   unsigned variants = 3;
 };
@@ -92,7 +93,7 @@ std::vector<pl::event> record_workload(const fs::path& scratch, const run_settin
                                            FABRIC_TEST_POWERLOSS_JOURNAL, "--dir", dir.string(), "--mode", mode_name(s.mode),
                                            "--streams", std::to_string(s.streams), "--records", std::to_string(s.records),
                                            "--interval-ms", std::to_string(s.interval_ms), "--in-flight",
-                                           std::to_string(s.in_flight)});
+                                           std::to_string(s.in_flight), "--batch", std::to_string(s.batch)});
   const int rc = workload.finish(workload_bound);
   EXPECT_EQ(rc, 0) << "the workload failed: " << workload.err;
   if (rc != 0) return {};
@@ -111,7 +112,9 @@ struct expectations {
 
 /// Checks the journal in `dir` against `want`. Runs in a child process: it may crash.
 /// Returns "ok", or a line starting "lost:" or "damaged:".
-std::string check_image(const fs::path& dir, const expectations& want, unsigned streams) {
+/// With `batch` above 1 the workload appended whole batches of that many records, so a stream
+/// must hold a whole number of them: a crash keeps all of a batch or none of it.
+std::string check_image(const fs::path& dir, const expectations& want, unsigned streams, unsigned batch = 1) {
   // No journal: open() must create a fresh one, which is right only if nothing was promised yet.
   if (!fs::exists(dir / "data.mdb")) {
     if (want.opened) return "lost: the journal has no data.mdb, but its open() had returned";
@@ -147,6 +150,9 @@ std::string check_image(const fs::path& dir, const expectations& want, unsigned 
     if (!delivered) return "damaged: " + stream + ": replay failed: " + delivered.error().message();
     held[stream] = next - 1;
     total += next - 1;
+    if ((next - 1) % batch != 0)
+      return "damaged: " + stream + " holds records 1-" + std::to_string(next - 1) + ": part of a batch of " +
+             std::to_string(batch);
     const auto promised = want.appended.find(stream);
     if (promised != want.appended.end() && next - 1 < promised->second)
       return "lost: " + stream + " holds records 1-" + std::to_string(next - 1) + " but appends up to " +
@@ -256,7 +262,7 @@ outcome crash_and_check(const std::vector<pl::event>& events, const run_settings
       pl::write_image(disk.image(land, rng), root, image_dir);
       if (!fs::exists(image_dir / "data.mdb")) ++out.without_journal;
       const std::string verdict =
-          pl::run_isolated([&] { return check_image(image_dir, want, s.streams); }, check_bound);
+          pl::run_isolated([&] { return check_image(image_dir, want, s.streams, s.batch); }, check_bound);
       ++out.images;
       if (verdict == "ok") continue;
       point_failed = true;
@@ -494,6 +500,19 @@ TEST(PowerLossCheckTest, AnImageWithoutAJournalPassesOnlyIfNothingWasPromised) {
   EXPECT_TRUE(fs::exists(image.path() / "data.mdb"));
 }
 
+// The batch check is what would see a torn batch: an image holding part of one fails.
+TEST(PowerLossCheckTest, AnImageHoldingPartOfABatchIsDamaged) {
+  temp_dir image;
+  {
+    journal_options options;
+    options.mode = durability::none;
+    auto j = journal::open(image.path(), options);
+    for (std::uint64_t seq = 1; seq <= 7; ++seq) ASSERT_TRUE(j.append_wait(pl::workload_stream(0), pl::workload_payload(0, seq)));
+  }
+  EXPECT_EQ(check_image(image.path(), expectations{}, 1, 5).rfind("damaged: s0 holds records 1-7: part of a batch", 0), 0u);
+  EXPECT_EQ(check_image(image.path(), expectations{}, 1, 7), "ok");
+}
+
 TEST(PowerLossTest, NoneLosesCompletedAppendsAtSomeCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::none));
   // durability::none promises nothing across an OS crash: if the harness saw no loss here, it
@@ -512,6 +531,17 @@ TEST(PowerLossTest, PeriodicLosesNoCompletedAppendAtAnyCrashPoint) {
   const outcome out = run_mode(chaos_settings(durability::periodic));
   EXPECT_GT(out.points, 0u);
   EXPECT_GT(out.without_journal, 0u) << "no crash point fell inside the journal's creation";
+  EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
+}
+
+// Batches under periodic mode, the mode a reliable channel's sender drains its backlog in: every
+// completed batch survives, and no crash keeps part of one.
+TEST(PowerLossTest, PeriodicKeepsWholeBatchesAtAnyCrashPoint) {
+  run_settings s = chaos_settings(durability::periodic);
+  s.batch = 5;
+  s.in_flight = 4;
+  const outcome out = run_mode(s);
+  EXPECT_GT(out.points, 0u);
   EXPECT_EQ(out.failed_points, 0u) << failures_of(out);
 }
 
