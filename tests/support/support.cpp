@@ -53,6 +53,12 @@ void await_subscription(publisher& pub, subscriber& sub) {
     ADD_FAILURE() << "subscription did not reach the publisher within " << wait_bound.count() << " ms";
 }
 
+message message_of(const std::vector<std::string>& frames) {
+  message m;
+  for (const auto& f : frames) m.push_back(std::string_view(f));
+  return m;
+}
+
 std::vector<std::string> to_strings(const message& m) {
   std::vector<std::string> out;
   out.reserve(m.size());

@@ -37,6 +37,8 @@ struct transport_name {
 
 /// The frames of `m` as strings, for comparing whole messages in assertions.
 std::vector<std::string> to_strings(const message& m);
+/// A message of one frame per string: the inverse of to_strings, for building raw protocol input.
+message message_of(const std::vector<std::string>& frames);
 
 /// A fresh endpoint to bind on: inproc://<name>-<pid>-<n>, ipc://<per-process temp dir>/<n>-<name>.sock,
 /// or tcp://127.0.0.1:* (resolved by bind). The temp dir is removed when the process exits.

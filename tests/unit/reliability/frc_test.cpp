@@ -8,6 +8,8 @@
 
 #include <fabric/error.hpp>
 
+#include "support/support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -28,17 +30,9 @@ using frames = std::vector<std::string>;
 
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 
-message make(const frames& parts) {
-  message m;
-  for (const auto& p : parts) m.push_back(std::string_view(p));
-  return m;
-}
-
-frames frames_of(const message& m) {
-  frames out;
-  for (const auto& f : m) out.emplace_back(view(f));
-  return out;
-}
+// Raw protocol input and output, frame by frame (tests/support/support.hpp).
+message make(const frames& parts) { return testing::message_of(parts); }
+frames frames_of(const message& m) { return testing::to_strings(m); }
 
 std::string u32(std::uint32_t v) {
   std::string s;
@@ -686,7 +680,7 @@ parsed parse_on(at where, const message& m) {
   return where == at::receiver ? parse_at_receiver(m) : parse_at_sender(m);
 }
 
-class FrcRejects : public testing::TestWithParam<bad_input> {};
+class FrcRejects : public ::testing::TestWithParam<bad_input> {};
 
 TEST_P(FrcRejects, EachMalformedMessageWithItsOwnFault) {
   const bad_input& c = GetParam();
@@ -700,8 +694,8 @@ TEST_P(FrcRejects, EachMalformedMessageWithItsOwnFault) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, FrcRejects, testing::ValuesIn(bad_inputs()),
-                         [](const testing::TestParamInfo<bad_input>& param_info) {
+INSTANTIATE_TEST_SUITE_P(Table, FrcRejects, ::testing::ValuesIn(bad_inputs()),
+                         [](const ::testing::TestParamInfo<bad_input>& param_info) {
                            return param_info.param.name;
                          });
 

@@ -5,6 +5,8 @@
 
 #include <fabric/error.hpp>
 
+#include "support/support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -22,17 +24,9 @@ namespace {
 using namespace std::string_literals;
 using frames = std::vector<std::string>;
 
-message make(const frames& parts) {
-  message m;
-  for (const auto& p : parts) m.push_back(std::string_view(p));
-  return m;
-}
-
-frames frames_of(const message& m) {
-  frames out;
-  for (const auto& f : m) out.emplace_back(view(f));
-  return out;
-}
+// Raw protocol input and output, frame by frame (tests/support/support.hpp).
+message make(const frames& parts) { return testing::message_of(parts); }
+frames frames_of(const message& m) { return testing::to_strings(m); }
 
 // The body shapes every round trip runs over: every body 7/MDP allows (one frame or more, empty
 // frames included). No body at all has tests of its own below.
@@ -351,7 +345,7 @@ const bad_case bad_cases[] = {
     {"EmptyReplyToReqClient", parser::reply_for_req_client, {}, bad},
 };
 
-class MdpRejects : public testing::TestWithParam<bad_case> {};
+class MdpRejects : public ::testing::TestWithParam<bad_case> {};
 
 TEST_P(MdpRejects, MalformedOrMisdirectedInputWithTheRightCode) {
   const bad_case& c = GetParam();
@@ -359,8 +353,8 @@ TEST_P(MdpRejects, MalformedOrMisdirectedInputWithTheRightCode) {
   EXPECT_EQ(ec, make_error_code(c.expected)) << c.name << ": got " << ec.message();
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, MdpRejects, testing::ValuesIn(bad_cases),
-                         [](const testing::TestParamInfo<bad_case>& param_info) {
+INSTANTIATE_TEST_SUITE_P(Table, MdpRejects, ::testing::ValuesIn(bad_cases),
+                         [](const ::testing::TestParamInfo<bad_case>& param_info) {
                            return std::string(param_info.param.name);
                          });
 
@@ -646,7 +640,7 @@ const bad_input bad_inputs[] = {
     {"WorkerRequest", {"p", "", "MDPW01", "\x02", "c1", "", "b"}, fault::wrong_direction},
 };
 
-class MdpBrokerInputRejects : public testing::TestWithParam<bad_input> {};
+class MdpBrokerInputRejects : public ::testing::TestWithParam<bad_input> {};
 
 TEST_P(MdpBrokerInputRejects, EachMalformedInputWithItsOwnFault) {
   const bad_input& c = GetParam();
@@ -660,8 +654,8 @@ TEST_P(MdpBrokerInputRejects, EachMalformedInputWithItsOwnFault) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, MdpBrokerInputRejects, testing::ValuesIn(bad_inputs),
-                         [](const testing::TestParamInfo<bad_input>& param_info) {
+INSTANTIATE_TEST_SUITE_P(Table, MdpBrokerInputRejects, ::testing::ValuesIn(bad_inputs),
+                         [](const ::testing::TestParamInfo<bad_input>& param_info) {
                            return std::string(param_info.param.name);
                          });
 

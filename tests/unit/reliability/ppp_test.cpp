@@ -6,6 +6,8 @@
 
 #include <fabric/error.hpp>
 
+#include "support/support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -21,17 +23,9 @@ using namespace std::chrono_literals;
 using namespace std::string_literals;
 using frames = std::vector<std::string>;
 
-message make(const frames& parts) {
-  message m;
-  for (const auto& p : parts) m.push_back(std::string_view(p));
-  return m;
-}
-
-frames frames_of(const message& m) {
-  frames out;
-  for (const auto& f : m) out.emplace_back(view(f));
-  return out;
-}
+// Raw protocol input and output, frame by frame (tests/support/support.hpp).
+message make(const frames& parts) { return testing::message_of(parts); }
+frames frames_of(const message& m) { return testing::to_strings(m); }
 
 const std::string ready = "\x01";
 const std::string heartbeat = "\x02";
