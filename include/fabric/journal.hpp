@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -384,6 +385,19 @@ class journal {
   /// many messages quickly, handle a batch of them per call.
   /// Returns: success, errc::closed, or an LMDB error (category "lmdb").
   result<void> transact(const std::function<void(journal_txn&)>& fn);
+
+  /// What an asynchronous transaction ended with: `outcome` is success once it is durable,
+  /// errc::closed, errc::invalid_state (read-only) or an LMDB error; `thrown` holds what `fn`
+  /// threw, in which case nothing it did was kept and `outcome` is success.
+  using transact_callback = std::function<void(result<void> outcome, std::exception_ptr thrown)>;
+  /// Runs `fn` as transact() does, without waiting for it: `done` runs once the transaction is
+  /// durable or has failed, on the writer thread (or on the caller's before this returns, when
+  /// the journal is closing or read-only). Transactions and appends are committed in the order
+  /// they were handed over, so a reliable channel can pipeline its commits and act on each
+  /// completion in turn. `fn` runs on the writer thread, may run more than once (as for
+  /// transact()), and must stay valid until `done` has run; `done` must be quick and must not
+  /// call the journal's blocking members.
+  void transact(std::function<void(journal_txn&)> fn, transact_callback done);
 
   /// Sets (and persists) the retention policy of `stream`; an all-default policy removes it.
   /// Returns: success, errc::invalid_argument for a bad stream name, or an LMDB error.

@@ -49,6 +49,12 @@ void driver::add_watch(zmq::socket_ref s, recv_fn recv, message_fn on_message, i
       watched{s, std::move(recv), std::move(on_message), std::max(1, batch), std::move(on_oversize)}));
 }
 
+void driver::watch_fd(int fd, std::function<void(time_point)> on_ready) {
+  if (attached_ != nullptr || background_ || in_run_)
+    throw error(errc::invalid_state, name_ + ": cannot watch a descriptor while running");
+  watched_fds_.emplace_back(fd, std::move(on_ready));
+}
+
 void driver::ticks(std::function<void(time_point)> on_tick, std::function<time_point()> next_tick) {
   on_tick_ = std::move(on_tick);
   next_tick_ = std::move(next_tick);
@@ -103,12 +109,21 @@ void driver::register_on(reactor& r) {
     watched* p = w.get();
     r.add(p->s, [this, p, &r] { on_readable(*p, r); });
   }
+  for (auto& [fd, on_ready] : watched_fds_) {
+    auto* fn = &on_ready;
+    r.add_fd(fd, [this, fn, &r] {
+      (*fn)(r.now());
+      if (after_work_) after_work_();
+      rearm(r);
+    });
+  }
   armed_for_ = time_point::max();
   rearm(r);
 }
 
 void driver::unregister_from(reactor& r) noexcept {
   for (auto& w : watched_) r.remove(w->s);
+  for (auto& entry : watched_fds_) r.remove_fd(entry.first);
   if (timer_) r.cancel(*timer_);
   timer_.reset();
   armed_for_ = time_point::max();

@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fabric::detail {
@@ -61,6 +62,11 @@ class driver {
     add_watch(s.handle(), [&s](message& m) { return s.try_recv(m); }, std::move(on_message), batch,
               std::move(on_oversize));
   }
+  /// Calls `on_ready(now)` whenever file descriptor `fd` is readable (level-triggered: it must
+  /// consume what made it readable), e.g. a completion_queue's eventfd, so that the journal's
+  /// "this is durable" reaches the machine on its own thread. `fd` must stay open while the
+  /// driver runs.
+  void watch_fd(int fd, std::function<void(time_point)> on_ready);
   /// Drives the machine's clock: `on_tick(now)` whenever now reaches `next_tick()`.
   void ticks(std::function<void(time_point)> on_tick, std::function<time_point()> next_tick);
   /// Runs on the machine's thread after every batch and tick (e.g. publishing counters).
@@ -135,6 +141,7 @@ class driver {
   context& ctx_;
   std::string name_;
   std::vector<std::unique_ptr<watched>> watched_;
+  std::vector<std::pair<int, std::function<void(time_point)>>> watched_fds_;
   std::function<void(time_point)> on_tick_;
   std::function<time_point()> next_tick_;
   std::function<void()> after_work_;

@@ -127,6 +127,10 @@ class liveness {
   /// A request was answered: the next connection given up is replaced at once again.
   void answered() noexcept { left_delay_ = duration::zero(); }
 
+  /// The peer announced the interval it heartbeats at: silence is judged against the longer of
+  /// it and ours, so a peer that heartbeats less often than we do is not declared dead.
+  void peer_interval(duration d) noexcept { ttl_ = std::max(s_.heartbeat, d) * static_cast<duration::rep>(s_.liveness); }
+
   // --- time ---
 
   /// Does everything due at `now`: heartbeat, close a dead connection, open a fresh one.

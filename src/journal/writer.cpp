@@ -492,25 +492,44 @@ std::uint64_t journal_txn::append(std::string_view stream, std::string_view payl
 }
 
 result<void> journal::transact(const std::function<void(journal_txn&)>& fn) {
-  if (impl_->read_only()) return errc::invalid_state;
   auto promise = std::make_shared<std::promise<result<void>>>();
   auto future = promise->get_future();
+  // `fn` outlives the transaction: this call waits for it.
+  transact([&fn](journal_txn& t) { fn(t); }, [promise](result<void> outcome, std::exception_ptr thrown) {
+    if (thrown) promise->set_exception(thrown);
+    else promise->set_value(std::move(outcome));
+  });
+  return future.get();
+}
+
+void journal::transact(std::function<void(journal_txn&)> fn, transact_callback done) {
+  if (impl_->read_only()) {
+    done(errc::invalid_state, nullptr);
+    return;
+  }
   pending_append work;
   work.txn = std::make_unique<pending_append::transaction>();
-  work.txn->fn = fn;
-  work.txn->done = [promise](int rc, std::exception_ptr failure) {
-    if (failure) promise->set_exception(failure);
-    else if (rc != 0) promise->set_value(lmdb_error(rc));
-    else promise->set_value(result<void>());
+  work.txn->fn = std::move(fn);
+  auto shared_done = std::make_shared<transact_callback>(std::move(done));
+  work.txn->done = [shared_done](int rc, std::exception_ptr thrown) {
+    if (thrown) (*shared_done)(result<void>(), thrown);
+    else if (rc != 0) (*shared_done)(lmdb_error(rc), nullptr);
+    else (*shared_done)(result<void>(), nullptr);
   };
+  bool closing = false;
   {
     std::lock_guard lock(impl_->queue_mutex);
-    if (impl_->stopping) return errc::closed;
-    impl_->queue.push_back(std::move(work));
-    ++impl_->queued_records;
+    closing = impl_->stopping;
+    if (!closing) {
+      impl_->queue.push_back(std::move(work));
+      ++impl_->queued_records;
+    }
+  }
+  if (closing) {
+    (*shared_done)(errc::closed, nullptr);
+    return;
   }
   impl_->queue_cv.notify_one();
-  return future.get();
 }
 
 }  // namespace fabric
