@@ -23,6 +23,7 @@ enum class errc {
   protocol_error,     ///< a peer broke the protocol
   io_error,           ///< an operating-system level failure
   interrupted,        ///< a signal interrupted a blocking call (EINTR); check your shutdown flag
+  refused,            ///< the peer refused the request for good (e.g. a reliable channel's REFUSE)
 };
 
 /// The category for fabric::errc codes; its name() is "fabric".

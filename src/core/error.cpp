@@ -24,6 +24,7 @@ class fabric_category_impl final : public std::error_category {
       case errc::protocol_error: return "protocol error";
       case errc::io_error: return "I/O error";
       case errc::interrupted: return "interrupted by a signal";
+      case errc::refused: return "refused by the peer";
     }
     return "unknown fabric error " + std::to_string(value);
   }
