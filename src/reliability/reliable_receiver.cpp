@@ -6,6 +6,7 @@
 
 #include "core/byte_order.hpp"
 #include "core/driver.hpp"
+#include "reliability/frc_faults.hpp"
 #include "reliability/frc_receiver.hpp"
 
 #include <fabric/completion_queue.hpp>
@@ -21,6 +22,14 @@ namespace fabric {
 namespace detail {
 std::uint64_t journal_incarnation(journal& j);
 }  // namespace detail
+
+namespace frc::faults {
+namespace {
+std::atomic<bool> early_ack{false};
+}  // namespace
+void set_ack_before_durable(bool on) noexcept { early_ack = on; }
+bool ack_before_durable() noexcept { return early_ack; }
+}  // namespace frc::faults
 
 namespace {
 
@@ -180,6 +189,11 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
     if (options.mode == delivery_mode::at_least_once) run_handlers(*w);
     works[w->batch.id] = w;
     submit(w);
+    if (frc::faults::ack_before_durable()) {
+      // The planted bug: "durable" before the transaction is even run. The real completion
+      // finds its work gone and is ignored.
+      done.push(make_token(token_kind::committed, w->batch.id), std::uint64_t{0});
+    }
   }
 
   reliable_delivery delivery_of(const frc::commit_update& u, const frc::commit_entry& e, std::uint32_t attempt) const {
