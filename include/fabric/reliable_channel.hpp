@@ -90,6 +90,9 @@ struct reliable_sender_options {
   std::chrono::milliseconds send_timeout{10'000};
   /// CURVE for the connection (curve_client), or none (the default).
   security_options security{};
+  /// Told on the sender's thread whenever the receiver has acknowledged more of a stream: every
+  /// message of `stream` up to `acked` is taken by the receiver, durably. Keep it quick.
+  std::function<void(std::string_view stream, std::uint64_t acked)> on_acknowledged{};
   /// Where log lines go (journal failures, damaged outbox records); none by default.
   log_fn log{};
 };

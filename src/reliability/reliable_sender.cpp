@@ -310,7 +310,6 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     auto& p = pending_acks[ch];
     p.acked = std::max(p.acked, acked);
     p.expired.insert(p.expired.end(), expired.begin(), expired.end());
-    channel(ch).acked = acked;
     if (!ack_in_flight) write_acks();
   }
 
@@ -445,9 +444,14 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     for (std::size_t ch = 0; ch < machine.channels(); ++ch) {
       shared_channel& c = channel(ch);
       const std::uint64_t a = machine.acked(ch);
+      if (published.size() <= ch) published.resize(ch + 1, 0);
       if (c.acked.load(std::memory_order_relaxed) < a) {
         c.acked = a;
         moved = true;
+      }
+      if (published[ch] < a) {
+        published[ch] = a;
+        if (options.on_acknowledged) options.on_acknowledged(c.stream, a);
       }
       if (machine.state(ch) == frc::link_state::failed && !c.failed) {
         c.failed = true;
@@ -533,6 +537,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   std::unordered_map<std::size_t, pending_ack> pending_acks;
   bool ack_in_flight = false;
   std::vector<std::uint64_t> appended;
+  std::vector<std::uint64_t> published;  // acked as last told to on_acknowledged
   std::uint64_t journal_errors = 0;
   time_point poll_at{};
 
