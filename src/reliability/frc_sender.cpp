@@ -304,8 +304,6 @@ void sender_machine::on_message(message&& m, time_point now) {
     liveness_.on_message(now, false);
     return;
   }
-  liveness_.on_message(now);
-  if (p.what == command::heartbeat) return;
   if (p.what == command::goodbye && p.link == 0) {  // the receiver closes the connection
     sink_.close(detail::port::main);
     ++stats_.connections_lost;
@@ -313,6 +311,8 @@ void sender_machine::on_message(message&& m, time_point now) {
     liveness_.disconnected(now);
     return;
   }
+  liveness_.on_message(now);
+  if (p.what == command::heartbeat) return;
   if (p.what == command::refuse && p.link == 0) {  // REFUSE `version`: it speaks none of ours
     for (auto& c : channels_) {
       c.state = link_state::failed;
