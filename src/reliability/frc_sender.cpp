@@ -206,7 +206,10 @@ void sender_machine::pump(channel& c, time_point now) {
   const std::size_t ch = static_cast<std::size_t>(&c - channels_.data());
   const auto stalled = [&] { c.resend_at = now + s_.reconnect_initial; };
   while (c.sent < c.last) {
-    const std::uint64_t upto = std::min({c.last, c.credit_to, c.acked + s_.max_in_flight});
+    const std::uint64_t window_to = s_.max_in_flight > std::numeric_limits<std::uint64_t>::max() - c.acked
+                                        ? std::numeric_limits<std::uint64_t>::max()
+                                        : c.acked + s_.max_in_flight;
+    const std::uint64_t upto = std::min({c.last, c.credit_to, window_to});
     if (upto <= c.sent) break;
     const std::uint64_t from = c.sent + 1;
     const std::uint64_t to = std::min<std::uint64_t>(upto, from + max_entries - 1);
