@@ -34,7 +34,7 @@ bool retryable(std::string_view code) noexcept {
 
 std::uint32_t ttl_left_ms(std::int64_t expires_ns, std::int64_t wall_ns) noexcept {
   if (expires_ns == 0) return 0;
-  const std::int64_t left = expires_ns - wall_ns;  // > 0: the caller checked
+  const std::int64_t left = expires_ns - wall_ns;  // <= 0 only when sent again after expiry: 1 ms
   const std::int64_t ms = (left + 999'999) / 1'000'000;
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(ms, 1, std::numeric_limits<std::uint32_t>::max()));
 }
@@ -221,7 +221,9 @@ void sender_machine::pump(channel& c, time_point now) {
       return;
     }
     const std::int64_t wall = store_.wall_ns();
-    const auto expired = [wall](const outbox_record& r) { return r.expires_ns != 0 && r.expires_ns <= wall; };
+    const auto expired = [wall, &c](const outbox_record& r) {
+      return r.expires_ns != 0 && r.expires_ns <= wall && r.seq > c.high;
+    };
     const auto too_large = [&c](const outbox_record& r) { return c.max_message != 0 && r.body.size() > c.max_message; };
     std::uint64_t next = from;
     std::size_t i = 0;
