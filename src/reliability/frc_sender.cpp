@@ -34,7 +34,7 @@ bool retryable(std::string_view code) noexcept {
 
 std::uint32_t ttl_left_ms(std::int64_t expires_ns, std::int64_t wall_ns) noexcept {
   if (expires_ns == 0) return 0;
-  const std::int64_t left = expires_ns - wall_ns;  // > 0: the caller checked
+  const std::int64_t left = expires_ns - wall_ns;  // <= 0 only when sent again after expiry: 1 ms
   const std::int64_t ms = (left + 999'999) / 1'000'000;
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(ms, 1, std::numeric_limits<std::uint32_t>::max()));
 }
@@ -206,7 +206,10 @@ void sender_machine::pump(channel& c, time_point now) {
   const std::size_t ch = static_cast<std::size_t>(&c - channels_.data());
   const auto stalled = [&] { c.resend_at = now + s_.reconnect_initial; };
   while (c.sent < c.last) {
-    const std::uint64_t upto = std::min({c.last, c.credit_to, c.acked + s_.max_in_flight});
+    const std::uint64_t window_to = s_.max_in_flight > std::numeric_limits<std::uint64_t>::max() - c.acked
+                                        ? std::numeric_limits<std::uint64_t>::max()
+                                        : c.acked + s_.max_in_flight;
+    const std::uint64_t upto = std::min({c.last, c.credit_to, window_to});
     if (upto <= c.sent) break;
     const std::uint64_t from = c.sent + 1;
     const std::uint64_t to = std::min<std::uint64_t>(upto, from + max_entries - 1);
@@ -218,7 +221,9 @@ void sender_machine::pump(channel& c, time_point now) {
       return;
     }
     const std::int64_t wall = store_.wall_ns();
-    const auto expired = [wall](const outbox_record& r) { return r.expires_ns != 0 && r.expires_ns <= wall; };
+    const auto expired = [wall, &c](const outbox_record& r) {
+      return r.expires_ns != 0 && r.expires_ns <= wall && r.seq > c.high;
+    };
     const auto too_large = [&c](const outbox_record& r) { return c.max_message != 0 && r.body.size() > c.max_message; };
     std::uint64_t next = from;
     std::size_t i = 0;
@@ -304,8 +309,6 @@ void sender_machine::on_message(message&& m, time_point now) {
     liveness_.on_message(now, false);
     return;
   }
-  liveness_.on_message(now);
-  if (p.what == command::heartbeat) return;
   if (p.what == command::goodbye && p.link == 0) {  // the receiver closes the connection
     sink_.close(detail::port::main);
     ++stats_.connections_lost;
@@ -313,6 +316,8 @@ void sender_machine::on_message(message&& m, time_point now) {
     liveness_.disconnected(now);
     return;
   }
+  liveness_.on_message(now);
+  if (p.what == command::heartbeat) return;
   if (p.what == command::refuse && p.link == 0) {  // REFUSE `version`: it speaks none of ours
     for (auto& c : channels_) {
       c.state = link_state::failed;
