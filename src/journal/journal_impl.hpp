@@ -168,7 +168,14 @@ struct journal::impl {
 
   // Writer-thread state.
   std::vector<journal_detail::committed_append> unsynced;
-  std::vector<std::pair<journal_detail::txn_callback, std::exception_ptr>> unsynced_txns;
+  // Transactions committed and not yet synced, each with the number of entries of `unsynced`
+  // committed before it, so that sync_now() completes everything in the order it was handed over.
+  struct unsynced_txn {
+    journal_detail::txn_callback done;
+    std::exception_ptr failure;
+    std::size_t after_appends;
+  };
+  std::vector<unsynced_txn> unsynced_txns;
   std::thread writer;
 
   std::atomic<std::uint64_t> appends{0}, commits{0}, syncs{0}, largest_batch{0}, map_resizes{0};

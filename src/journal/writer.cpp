@@ -238,9 +238,20 @@ void journal::impl::sync_now() {
   } else {
     syncs.fetch_add(1, std::memory_order_relaxed);
   }
-  for (auto& c : unsynced) complete(c.done, rc != 0 ? result<std::uint64_t>(lmdb_error(rc)) : result<std::uint64_t>(c.seq));
+  // In the order they were handed over: appends and transactions interleaved as committed.
+  std::size_t next = 0;
+  const auto complete_appends_to = [&](std::size_t end) {
+    for (; next < end; ++next) {
+      auto& c = unsynced[next];
+      complete(c.done, rc != 0 ? result<std::uint64_t>(lmdb_error(rc)) : result<std::uint64_t>(c.seq));
+    }
+  };
+  for (auto& t : unsynced_txns) {
+    complete_appends_to(t.after_appends);
+    t.done(rc, t.failure);
+  }
+  complete_appends_to(unsynced.size());
   unsynced.clear();
-  for (auto& [done, failure] : unsynced_txns) done(rc, failure);
   unsynced_txns.clear();
 }
 
@@ -323,7 +334,7 @@ void journal::impl::finish_batch(std::span<pending_append> batch, const std::vec
       return;
     }
     commits.fetch_add(1, std::memory_order_relaxed);
-    if (periodic) unsynced_txns.emplace_back(std::move(batch[0].txn->done), nullptr);
+    if (periodic) unsynced_txns.push_back({std::move(batch[0].txn->done), nullptr, unsynced.size()});
     else batch[0].txn->done(0, nullptr);
     return;
   }
