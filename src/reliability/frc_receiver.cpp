@@ -158,6 +158,7 @@ void receiver_machine::unlink(channel& c) {
   const auto p = peers_.find(c.peer);
   if (p != peers_.end()) p->second.links.erase(c.link);
   --link_count_;
+  stats_.links = link_count_;
   c.peer.clear();
   c.link = 0;
 }
@@ -188,6 +189,7 @@ void receiver_machine::forget_peer(const std::string& peer_id) {
     if (c != channels_.end()) unlink(c->second);
   }
   peers_.erase(peer_id);
+  stats_.peers = peers_.size();
   ++stats_.peers_lost;
   for (const auto& key : keys) retire_if_idle(key);
 }
@@ -329,6 +331,7 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
       retire_if_idle(old_key);
     }
     auto [pit, fresh] = peers_.try_emplace(peer_id);
+    stats_.peers = peers_.size();
     peer& who = pit->second;
     if (fresh) {
       who.last_heard = now;
@@ -339,6 +342,7 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
     c.peer = peer_id;
     c.link = p.link;
     ++link_count_;
+    stats_.links = link_count_;
   }
   c.hello_acked = h.acked;
 
