@@ -395,6 +395,7 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
   const std::uint64_t allowed_to = c->durable.taken + s_.credit;
   const std::size_t before = c->pending.size();
   bool duplicate = false;
+  bool broke_rules = false;
   if (p.what == command::data) {
     for (const data_entry e : p.data) {
       const std::uint64_t expected = c->accepted + 1;
@@ -409,7 +410,7 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
         break;
       }
       if (e.seq > allowed_to || e.body.size() > s_.max_message) {  // beyond its credit or our bound
-        protocol_error(p.peer, now);
+        broke_rules = true;
         break;
       }
       pending_entry pe{entry_kind::deliver, e.seq, e.seq,
@@ -436,6 +437,8 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
   if (duplicate) ack(*c, {});
   if (c->pending.size() > before && std::find(dirty_.begin(), dirty_.end(), c->key) == dirty_.end())
     dirty_.push_back(c->key);
+  // Last: the sixteenth error closes the connection, which unlinks `c` and may forget it.
+  if (broke_rules) protocol_error(p.peer, now);
 }
 
 // ---- commits
