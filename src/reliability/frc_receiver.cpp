@@ -298,7 +298,11 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
   }
   channel& c = it->second;
   const bool same_link = c.peer == peer_id && c.link == p.link;
-  if (!same_link && linked_channel(peer_id, p.link) == nullptr && link_count_ >= s_.max_links) {
+  // A HELLO opens a link only where neither the channel nor the sender's link is open already:
+  // a sender reconnecting before its old connection is known dead moves its link, and must get
+  // in at the bound (or hear duplicate-sender, from another incarnation).
+  const bool opens_link = c.peer.empty() && linked_channel(peer_id, p.link) == nullptr;
+  if (opens_link && link_count_ >= s_.max_links) {
     refuse(peer_id, p.link, "too-many-links", "this receiver has as many channels open as it takes", now);
     retire_if_idle(key);
     return;
