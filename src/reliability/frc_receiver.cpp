@@ -502,11 +502,12 @@ void receiver_machine::maybe_commit(time_point now) {
       --budget;
     }
     u.record = r;
-    if (c.expired_dirty || !expired.empty()) {
+    const bool expired_written = c.expired_dirty || !expired.empty();
+    if (expired_written) {
       u.expired_kept = c.expired_kept;
       c.expired_dirty = false;
     }
-    f.parts.push_back({key, r, std::move(expired), c.welcome_waiting, delivered, skipped});
+    f.parts.push_back({key, r, std::move(expired), c.welcome_waiting, delivered, skipped, expired_written});
     c.record_to_write.reset();
     c.archive_to_write.reset();
     b.updates.push_back(std::move(u));
@@ -555,6 +556,17 @@ void receiver_machine::on_committed(std::uint64_t id, result<void> outcome, time
       for (const std::uint64_t s : part.expired) {
         const auto e = std::lower_bound(c.expired_kept.begin(), c.expired_kept.end(), s);
         if (e != c.expired_kept.end() && *e == s) c.expired_kept.erase(e);
+      }
+      if (part.expired_written) {
+        // The list in memory had other changes too (forgotten on a HELLO, cleared for a new
+        // incarnation) that the journal did not take: it is the truth again, so read it back.
+        // Left as it is, memory would report the wrong expiries, or lose them at the next write.
+        if (auto kept = store_.load_expired(part.key)) {
+          c.expired_kept = std::move(*kept);
+        } else {
+          ++stats_.store_errors;
+          c.expired_dirty = true;  // written with the channel's next commit instead
+        }
       }
       dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), part.key), dirty_.end());
       if (part.welcome) {

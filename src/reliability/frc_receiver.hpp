@@ -239,6 +239,7 @@ class receiver_machine {
       bool welcome = false;
       std::uint64_t delivered = 0;
       std::uint64_t skipped = 0;
+      bool expired_written = false;  // the commit rewrites the channel's kept expiries
     };
     std::vector<part> parts;
   };
