@@ -158,6 +158,7 @@ void receiver_machine::unlink(channel& c) {
   const auto p = peers_.find(c.peer);
   if (p != peers_.end()) p->second.links.erase(c.link);
   --link_count_;
+  stats_.links = link_count_;
   c.peer.clear();
   c.link = 0;
 }
@@ -188,6 +189,7 @@ void receiver_machine::forget_peer(const std::string& peer_id) {
     if (c != channels_.end()) unlink(c->second);
   }
   peers_.erase(peer_id);
+  stats_.peers = peers_.size();
   ++stats_.peers_lost;
   for (const auto& key : keys) retire_if_idle(key);
 }
@@ -296,7 +298,11 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
   }
   channel& c = it->second;
   const bool same_link = c.peer == peer_id && c.link == p.link;
-  if (!same_link && linked_channel(peer_id, p.link) == nullptr && link_count_ >= s_.max_links) {
+  // A HELLO opens a link only where neither the channel nor the sender's link is open already:
+  // a sender reconnecting before its old connection is known dead moves its link, and must get
+  // in at the bound (or hear duplicate-sender, from another incarnation).
+  const bool opens_link = c.peer.empty() && linked_channel(peer_id, p.link) == nullptr;
+  if (opens_link && link_count_ >= s_.max_links) {
     refuse(peer_id, p.link, "too-many-links", "this receiver has as many channels open as it takes", now);
     retire_if_idle(key);
     return;
@@ -329,6 +335,7 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
       retire_if_idle(old_key);
     }
     auto [pit, fresh] = peers_.try_emplace(peer_id);
+    stats_.peers = peers_.size();
     peer& who = pit->second;
     if (fresh) {
       who.last_heard = now;
@@ -339,6 +346,7 @@ void receiver_machine::on_hello(const parsed& p, time_point now) {
     c.peer = peer_id;
     c.link = p.link;
     ++link_count_;
+    stats_.links = link_count_;
   }
   c.hello_acked = h.acked;
 
@@ -391,6 +399,7 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
   const std::uint64_t allowed_to = c->durable.taken + s_.credit;
   const std::size_t before = c->pending.size();
   bool duplicate = false;
+  bool broke_rules = false;
   if (p.what == command::data) {
     for (const data_entry e : p.data) {
       const std::uint64_t expected = c->accepted + 1;
@@ -405,7 +414,7 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
         break;
       }
       if (e.seq > allowed_to || e.body.size() > s_.max_message) {  // beyond its credit or our bound
-        protocol_error(p.peer, now);
+        broke_rules = true;
         break;
       }
       pending_entry pe{entry_kind::deliver, e.seq, e.seq,
@@ -432,6 +441,8 @@ void receiver_machine::on_entries(peer& who, const parsed& p, time_point now) {
   if (duplicate) ack(*c, {});
   if (c->pending.size() > before && std::find(dirty_.begin(), dirty_.end(), c->key) == dirty_.end())
     dirty_.push_back(c->key);
+  // Last: the sixteenth error closes the connection, which unlinks `c` and may forget it.
+  if (broke_rules) protocol_error(p.peer, now);
 }
 
 // ---- commits
@@ -491,11 +502,12 @@ void receiver_machine::maybe_commit(time_point now) {
       --budget;
     }
     u.record = r;
-    if (c.expired_dirty || !expired.empty()) {
+    const bool expired_written = c.expired_dirty || !expired.empty();
+    if (expired_written) {
       u.expired_kept = c.expired_kept;
       c.expired_dirty = false;
     }
-    f.parts.push_back({key, r, std::move(expired), c.welcome_waiting, delivered, skipped});
+    f.parts.push_back({key, r, std::move(expired), c.welcome_waiting, delivered, skipped, expired_written});
     c.record_to_write.reset();
     c.archive_to_write.reset();
     b.updates.push_back(std::move(u));
@@ -544,6 +556,17 @@ void receiver_machine::on_committed(std::uint64_t id, result<void> outcome, time
       for (const std::uint64_t s : part.expired) {
         const auto e = std::lower_bound(c.expired_kept.begin(), c.expired_kept.end(), s);
         if (e != c.expired_kept.end() && *e == s) c.expired_kept.erase(e);
+      }
+      if (part.expired_written) {
+        // The list in memory had other changes too (forgotten on a HELLO, cleared for a new
+        // incarnation) that the journal did not take: it is the truth again, so read it back.
+        // Left as it is, memory would report the wrong expiries, or lose them at the next write.
+        if (auto kept = store_.load_expired(part.key)) {
+          c.expired_kept = std::move(*kept);
+        } else {
+          ++stats_.store_errors;
+          c.expired_dirty = true;  // written with the channel's next commit instead
+        }
       }
       dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), part.key), dirty_.end());
       if (part.welcome) {

@@ -142,7 +142,7 @@ struct receiver_channel_stats {
   std::uint64_t sender_incarnation = 0;
   std::uint64_t taken = 0;       ///< durable: everything <= taken is taken
   std::uint64_t accepted = 0;    ///< received in order (taken, or waiting for a commit)
-  std::uint64_t pending = 0;     ///< accepted, not yet committed
+  std::uint64_t pending = 0;     ///< accepted, waiting for a commit to take them (not in the one in flight)
   bool linked = false;           ///< a sender is connected on it
   std::uint64_t delivered = 0;   ///< messages committed for delivery
   std::uint64_t duplicates = 0;  ///< entries dropped as already accepted
@@ -239,6 +239,7 @@ class receiver_machine {
       bool welcome = false;
       std::uint64_t delivered = 0;
       std::uint64_t skipped = 0;
+      bool expired_written = false;  // the commit rewrites the channel's kept expiries
     };
     std::vector<part> parts;
   };
