@@ -40,6 +40,7 @@ struct reliable_cli {
   std::uint64_t one_count = 0;       // one: messages; 0: default
   std::uint64_t recovery_count = 0;  // recovery: backlog; 0: default
   std::uint64_t window = 65'536;
+  std::vector<std::size_t> batches{1, 64};
   std::uint32_t credit = 65'536;
   std::size_t max_batch = 4096;
   double rate = 20'000;
@@ -95,7 +96,7 @@ rb::spec spec_for(const reliable_cli& o, durability mode, std::uint64_t count) {
 
 // Closed-loop throughput beside raw LMDB committing the same records in as many transactions as
 // the receiver made (the ceiling of one durable side at that batch size) and raw PUSH/PULL.
-void run_thr(session& s, const reliable_cli& o, durability mode, jb::temp_dir& tmp) {
+void run_thr(session& s, const reliable_cli& o, durability mode, std::size_t batch, jb::temp_dir& tmp) {
   const int reps = s.options.reps;
   const bool raw = s.options.with_baseline();
   const std::uint64_t count = thr_count(o);
@@ -103,7 +104,9 @@ void run_thr(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
   std::vector<histogram> latencies;
   try {
     for (int rep = 0; rep < reps; ++rep) {
-      rb::outcome f = rb::throughput(tmp.sub("reliable"), spec_for(o, mode, count));
+      rb::spec sp = spec_for(o, mode, count);
+      sp.batch = batch;
+      rb::outcome f = rb::throughput(tmp.sub("reliable"), sp);
       std::filesystem::remove_all(tmp.path() / "reliable");
       rates.push_back(f.rate());
       batches.push_back(f.receiver_batch());
@@ -129,11 +132,12 @@ void run_thr(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
       ratios_zmq.push_back(ratio_pct(f.rate(), z));
     }
   } catch (const std::exception& e) {
-    s.fail("reliable thr " + std::string(jb::to_string(mode)) + ": " + e.what());
+    s.fail("reliable thr " + std::string(jb::to_string(mode)) + " batch=" + std::to_string(batch) + ": " + e.what());
     return;
   }
   run f = base_run("thr", "fabric", mode, o.size, reps);
   f.set("count", static_cast<std::int64_t>(count));
+  f.set("send_batch", static_cast<std::int64_t>(batch));
   f.set("window", static_cast<std::int64_t>(o.window));
   f.set("credit", static_cast<std::int64_t>(o.credit));
   set_rates(f, rates, o.size);
@@ -147,11 +151,13 @@ void run_thr(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
   if (!raw) return;
   run b = base_run("thr", "raw_lmdb", mode, o.size, reps);
   b.set("count", static_cast<std::int64_t>(count));
+  b.set("send_batch", static_cast<std::int64_t>(batch));
   b.set("batch", median(batches));
   set_rates(b, lmdb_rates, o.size);
   s.add(std::move(b));
   run z = base_run("thr", "raw_zmq", mode, o.size, reps);
   z.set("count", static_cast<std::int64_t>(count));
+  z.set("send_batch", static_cast<std::int64_t>(batch));
   set_rates(z, zmq_rates, o.size);
   s.add(std::move(z));
 }
@@ -259,7 +265,9 @@ void run_reliable(session& s, const reliable_cli& o) {
   const std::filesystem::path base = o.dir.empty() ? jb::default_base_dir() : std::filesystem::path(o.dir);
   jb::temp_dir tmp("fabric-perf-reliable-", base);
   for (const durability mode : modes) {
-    if (wants("thr")) run_thr(s, o, mode, tmp);
+    if (wants("thr")) {
+      for (const std::size_t batch : o.batches) run_thr(s, o, mode, batch, tmp);
+    }
     if (wants("one")) run_one(s, o, mode, tmp);
     if (wants("open")) run_open(s, o, mode, tmp);
     if (wants("recovery")) run_recovery(s, o, mode, tmp);
@@ -281,6 +289,10 @@ void register_reliable_benchmarks(CLI::App& app, session& s) {
   sub->add_option("--one-count", opts.one_count, "one: messages, each waited for (default 500)");
   sub->add_option("--recovery-count", opts.recovery_count, "recovery: the backlog (default 1,000,000)");
   sub->add_option("-w,--window", opts.window, "sends not yet durable at once")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--batch", opts.batches, "thr: messages per call, one run each (1: send_async; more: send_batch)")
+      ->delimiter(',')
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
+      ->capture_default_str();
   sub->add_option("--credit", opts.credit, "the receiver's credit per channel")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--max-batch", opts.max_batch, "the receiver's most messages per commit")
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))

@@ -160,9 +160,28 @@ class bench_sender {
     return acked_at_;
   }
 
+  // What the sender says about its channel, for an error message.
+  std::string describe() {
+    try {
+      const auto st = sender_->stats();
+      std::string out = "connected=" + std::to_string(st.connected) + " connections=" + std::to_string(st.connections) +
+                        " protocol_errors=" + std::to_string(st.protocol_errors);
+      for (const auto& c : st.channels) {
+        out += " [" + c.stream + " " + c.state + " last=" + std::to_string(c.last) + " acked=" +
+               std::to_string(c.acknowledged) + " in_flight=" + std::to_string(c.in_flight) +
+               " sent=" + std::to_string(c.sent) + " retransmitted=" + std::to_string(c.retransmitted) + "]";
+      }
+      return out;
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+
   histogram take_latency() {
     std::lock_guard lock(mu_);
-    return std::move(latency_);
+    histogram taken;
+    std::swap(taken, latency_);  // leaves a fresh one for what follows
+    return taken;
   }
 
   ~bench_sender() { sender_.reset(); }
@@ -190,21 +209,28 @@ class bench_sender {
   std::unique_ptr<reliable_sender> sender_;
 };
 
-// Sends `count` messages asynchronously, at most `window` not yet durable; calls `before(i)`
-// ahead of each (i from 1) to pace or sample it.
+// Sends `count` messages asynchronously, `s.batch` per call, at most `window` not yet durable;
+// calls `before(i)` ahead of each message (i from 1) to pace or sample it.
 template <class Before>
 void send_all(reliable_sender& out, const spec& s, std::uint64_t count, Before before) {
   const std::string payload(s.size, 'x');
   std::atomic<std::uint64_t> outstanding{0};
   std::atomic<bool> failed{false};
-  for (std::uint64_t i = 1; i <= count; ++i) {
-    while (outstanding.load(std::memory_order_acquire) >= s.window) std::this_thread::yield();
-    before(i);
-    outstanding.fetch_add(1, std::memory_order_relaxed);
-    out.send_async("bench", payload, [&outstanding, &failed](result<std::uint64_t> r) {
+  const auto settle = [&outstanding, &failed](std::uint64_t n) {
+    return [&outstanding, &failed, n](result<std::uint64_t> r) {
       if (!r) failed = true;
-      outstanding.fetch_sub(1, std::memory_order_release);
-    });
+      outstanding.fetch_sub(n, std::memory_order_release);
+    };
+  };
+  const std::vector<std::string_view> bodies(std::max<std::size_t>(1, s.batch), payload);
+  for (std::uint64_t i = 1; i <= count;) {
+    const std::uint64_t n = std::min<std::uint64_t>(bodies.size(), count - i + 1);
+    while (outstanding.load(std::memory_order_acquire) + n > s.window) std::this_thread::yield();
+    for (std::uint64_t k = 0; k < n; ++k) before(i + k);
+    outstanding.fetch_add(n, std::memory_order_relaxed);
+    if (s.batch <= 1) out.send_async("bench", payload, settle(1));
+    else out.send_batch("bench", std::span<const std::string_view>(bodies.data(), n), settle(n));
+    i += n;
   }
   while (outstanding.load(std::memory_order_acquire) > 0) std::this_thread::yield();
   if (failed) throw std::runtime_error("a send failed");
@@ -224,14 +250,15 @@ outcome throughput(const std::filesystem::path& dir, const spec& s) {
     journal j = journal::open(dir / "tx", journal_settings(s.mode, s.count + warm, s.size));
     bench_sender sender(ctx, j, ep, s);
     send_all(sender.get(), s, warm, [](std::uint64_t) {});
-    if (!sender.wait_acked(warm, clock::now() + s.timeout)) throw std::runtime_error("warm-up not acknowledged");
+    if (!sender.wait_acked(warm, clock::now() + s.timeout))
+      throw std::runtime_error("warm-up not acknowledged: " + sender.describe());
     (void)sender.take_latency();
     const auto t0 = clock::now();
     send_all(sender.get(), s, s.count, [&](std::uint64_t i) {
       if (i % 64 == 0) sender.sample(warm + i, clock::now());
     });
     const auto done = sender.wait_acked(warm + s.count, t0 + s.timeout);
-    if (!done) throw std::runtime_error("not every message was acknowledged in time");
+    if (!done) throw std::runtime_error("not every message was acknowledged in time: " + sender.describe());
     out.seconds = std::chrono::duration<double>(*done - t0).count();
     out.messages = s.count;
     out.latency = sender.take_latency();

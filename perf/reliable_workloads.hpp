@@ -21,7 +21,8 @@ struct spec {
   durability mode = durability::sync;
   std::size_t size = 256;
   std::uint64_t count = 200'000;       ///< messages measured
-  std::uint64_t window = 65'536;       ///< sends outstanding (not yet durable) at once
+  std::uint64_t window = 65'536;       ///< messages outstanding (not yet durable) at once
+  std::size_t batch = 1;               ///< messages per call: send_async at 1, send_batch above
   std::uint32_t credit = 65'536;       ///< the receiver's credit per channel
   std::size_t max_batch = 4096;        ///< the receiver's most messages per commit
   double rate = 0;                     ///< open loop: messages per second; 0 = closed loop
@@ -40,7 +41,8 @@ struct outcome {
   }
 };
 
-/// Closed-loop throughput: `count` messages sent asynchronously, `window` at most not yet durable
+/// Closed-loop throughput: `count` messages sent asynchronously (`batch` per call), `window` at
+/// most not yet durable
 /// in the sender's journal; timed from the first send to the acknowledgement of the last.
 /// Latency is sampled (every 64th message), send to acknowledgement.
 outcome throughput(const std::filesystem::path& dir, const spec& s);

@@ -92,7 +92,9 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
                 *this, *this),
         driver(c, "reliable receiver") {
     bound = socket.bind(options.endpoint);
-    driver.watch(socket, [this](message&& m, time_point now) { machine.on_message(std::move(m), now); }, 256);
+    driver.watch(
+        socket, [this](message&& m, time_point now) { machine.on_message(std::move(m), now); }, 256,
+        [this] { ++oversized; });
     driver.watch_fd(done.fd(), [this](time_point now) { on_completions(now); });
     driver.ticks([this](time_point now) { machine.on_tick(now); }, [this] { return machine.next_tick(); });
     driver.commands([this](message&&) {
@@ -122,7 +124,8 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
     s.linger = milliseconds(0);
     s.send_hwm = 100'000;  // ACKs and WELCOMEs are small; a full queue costs a retransmission
     s.recv_hwm = 0;        // bounded by the credit each channel grants
-    s.max_frames = 4 + 2 * frc::max_entries;  // a DATA with every entry
+    // A DATA with every entry: routing id, header, command, link, first-seq, then ttl and body each.
+    s.max_frames = 5 + 2 * frc::max_entries;
     s.max_message_size = static_cast<std::int64_t>(o.max_message) + 64;
     s.security = o.security;
     return s;
@@ -331,7 +334,7 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
     reliable_receiver_stats s;
     const frc::receiver_stats& m = machine.stats();
     s.received = m.received;
-    s.malformed = m.malformed;
+    s.malformed = m.malformed + oversized;
     s.protocol_errors = m.protocol_errors;
     s.refused = m.refused;
     s.commits = m.commits;
@@ -364,6 +367,7 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
   std::map<std::uint64_t, std::shared_ptr<work>> works;
   std::uint64_t handler_failures = 0;
   std::uint64_t dead_lettered = 0;
+  std::uint64_t oversized = 0;  // messages over the frame or size bounds, dropped by the socket
 
   std::mutex snapshot_mu;
   reliable_receiver_stats snapshot;

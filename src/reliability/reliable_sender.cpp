@@ -33,6 +33,9 @@ constexpr std::string_view peers_table = "frc.peers";
 // journal's 255-byte bound ("frc.acked/" + receiver + "/" + stream).
 constexpr std::size_t max_receiver_and_stream = 240;
 
+// How long acknowledged cursors wait to be written, gathering every ACK that arrives meanwhile.
+constexpr std::chrono::milliseconds ack_flush_interval{100};
+
 // Completion-queue tokens: the kind in the top byte, the channel below.
 enum class token_kind : std::uint64_t { appended = 1, withdrawn = 2, acknowledged = 3, poke = 4 };
 constexpr std::uint64_t make_token(token_kind k, std::size_t ch) {
@@ -123,14 +126,17 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     }
     sync_channels(detail::machine_clock::now());
 
-    driver.watch(socket, [this](message&& m, time_point now) { machine.on_message(std::move(m), now); }, 256);
+    driver.watch(
+        socket, [this](message&& m, time_point now) { machine.on_message(std::move(m), now); }, 256,
+        [this] { ++oversized; });
     driver.watch_fd(done.fd(), [this](time_point now) { on_completions(now); });
     driver.ticks(
         [this](time_point now) {
           machine.on_tick(now);
           if (now >= poll_at) poll(now);
+          if (now >= ack_due && !ack_in_flight) write_acks();
         },
-        [this] { return std::min(machine.next_tick(), poll_at); });
+        [this] { return std::min({machine.next_tick(), poll_at, ack_due}); });
     driver.after_work([this] { publish(); });
     driver.commands([this](message&&) {
       take_snapshot();
@@ -140,6 +146,13 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
 
   ~impl() override {
     driver.stop();
+    wait_outstanding();
+    // The last cursors, so that a restart sends again as little as it can.
+    write_acks();
+    wait_outstanding();
+  }
+
+  void wait_outstanding() {
     std::unique_lock lock(outstanding_mu);
     outstanding_cv.wait(lock, [this] { return outstanding.load() == 0; });
   }
@@ -159,7 +172,8 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     s.linger = milliseconds(0);  // a replaced connection's queue is dropped, never delivered late
     s.send_hwm = 0;              // bounded by the receiver's credit and max_in_flight
     s.recv_hwm = 0;
-    s.max_frames = 3 + 2 + frc::max_entries + 4;  // an ACK with every expired sequence
+    // An ACK with every expired sequence: header, command, link, taken, credit, then the list.
+    s.max_frames = 5 + frc::max_entries;
     s.reconnect_interval = o.reconnect_interval;
     s.reconnect_interval_max = o.reconnect_interval_max;
     s.security = o.security;
@@ -223,12 +237,22 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
 
   // ---- sending, from any thread
 
-  result<std::size_t> admit(std::string_view stream, bool may_block, std::chrono::steady_clock::time_point deadline) {
+  struct admitted {
+    std::size_t ch;
+    shared_channel* c;
+  };
+
+  // Opens the channel if new and takes room for `n` messages in its backlog.
+  result<admitted> admit(std::string_view stream, std::uint64_t n, bool may_block,
+                         std::chrono::steady_clock::time_point deadline) {
     auto ch = open_channel(stream);
     if (!ch) return ch.error();
     shared_channel& c = channel(*ch);
     if (c.failed) return errc::refused;
-    const auto full = [&] { return c.submitted.load() - std::min(c.submitted.load(), c.acked.load()) >= options.max_backlog; };
+    const auto full = [&] {
+      const std::uint64_t sub = c.submitted.load();
+      return sub - std::min(sub, c.acked.load()) + n > options.max_backlog;
+    };
     if (full()) {
       if (!may_block || options.overflow == overflow_policy::fail) return errc::back_pressure;
       std::unique_lock lock(space_mu);
@@ -238,36 +262,67 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
       if (c.failed) return errc::refused;
       if (!room) return errc::timeout;
     }
-    ++c.submitted;
-    return *ch;
+    c.submitted += n;
+    return admitted{*ch, &c};
   }
 
   std::int64_t expiry(const send_options& o) const {
     return o.ttl.count() > 0 ? wall_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(o.ttl).count() : 0;
   }
 
-  void submit(std::size_t ch, std::string_view body, const send_options& o, send_callback cb) {
-    shared_channel& c = channel(ch);
-    const std::string payload = frc::encode_outbox(expiry(o), body);
+  static bool delayed(const send_options& o) {
     const auto at = std::chrono::duration_cast<std::chrono::nanoseconds>(o.deliver_at.time_since_epoch()).count();
-    if (o.deliver_at.time_since_epoch().count() != 0 && at > wall_now_ns()) {
-      // A delayed message gets its sequence when due; the sender sees it by polling the outbox.
-      --c.submitted;
-      auto id = j.schedule(c.outbox, payload, at);
-      cb(id ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(id.error()));
-      return;
-    }
+    return o.deliver_at.time_since_epoch().count() != 0 && at > wall_now_ns();
+  }
+
+  // Once the journal has the messages: the machine learns of them, then the application.
+  journal::append_callback completion(admitted a, std::uint64_t n, send_callback cb) {
     hold();
-    j.append(c.outbox, payload, [this, ch, cb = std::move(cb)](result<std::uint64_t> r) {
+    return [this, a, n, cb = std::move(cb)](result<std::uint64_t> r) {
       if (!r) {
-        --channel(ch).submitted;
-        done.push(make_token(token_kind::poke, ch), r);
+        a.c->submitted -= n;
+        done.push(make_token(token_kind::poke, a.ch), r);
       } else {
-        done.push(make_token(token_kind::appended, ch), r);
+        done.push(make_token(token_kind::appended, a.ch), *r + n - 1);
       }
       cb(std::move(r));
       release();
-    });
+    };
+  }
+
+  void submit(admitted a, std::string_view body, const send_options& o, send_callback cb) {
+    thread_local std::string payload;  // one encoding buffer per sending thread
+    frc::encode_outbox(payload, expiry(o), body);
+    if (delayed(o)) {
+      // A delayed message gets its sequence when due; the sender sees it by polling the outbox.
+      --a.c->submitted;
+      const auto at = std::chrono::duration_cast<std::chrono::nanoseconds>(o.deliver_at.time_since_epoch()).count();
+      auto id = j.schedule(a.c->outbox, payload, at);
+      cb(id ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(id.error()));
+      return;
+    }
+    j.append(a.c->outbox, payload, completion(a, 1, std::move(cb)));
+  }
+
+  void submit_batch(admitted a, std::span<const std::string_view> bodies, const send_options& o, send_callback cb) {
+    const std::int64_t expires = expiry(o);
+    std::string encoded;
+    std::size_t total = 0;
+    for (const auto b : bodies) total += frc::outbox_overhead + b.size();
+    encoded.reserve(total);
+    std::vector<std::string_view> payloads;
+    payloads.reserve(bodies.size());
+    std::string one;
+    for (const auto b : bodies) {
+      frc::encode_outbox(one, expires, b);
+      encoded.append(one);
+    }
+    std::size_t at = 0;
+    for (const auto b : bodies) {
+      payloads.emplace_back(encoded.data() + at, frc::outbox_overhead + b.size());
+      at += frc::outbox_overhead + b.size();
+    }
+    j.append_batch(a.c->outbox, payloads, completion(a, bodies.size(), std::move(cb)));
   }
 
   // ---- the store, on the machine's thread
@@ -310,12 +365,16 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     auto& p = pending_acks[ch];
     p.acked = std::max(p.acked, acked);
     p.expired.insert(p.expired.end(), expired.begin(), expired.end());
-    if (!ack_in_flight) write_acks();
+    // The cursor is written a little later, with whatever else was acknowledged meanwhile: a
+    // commit of its own per ACK would put an fsync between consecutive sends. Until it is
+    // written, a restart only sends again what the receiver drops as duplicates.
+    if (ack_due == time_point::max()) ack_due = detail::machine_clock::now() + ack_flush_interval;
   }
 
   // One transaction at a time moves the cursors and dead-letters what expired at the receiver,
   // so the cursor never passes an expiry that was not recorded.
   void write_acks() {
+    ack_due = time_point::max();
     if (pending_acks.empty()) return;
     struct work {
       std::string outbox;
@@ -412,6 +471,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
         case token_kind::acknowledged:
           ack_in_flight = false;
           if (!c.seq) ++journal_errors;
+          if (!pending_acks.empty() && ack_due == time_point::max()) ack_due = now + ack_flush_interval;
           break;
         case token_kind::poke:
           poll_at = now;
@@ -423,7 +483,6 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
       if (appended[ch] != 0 && ch < machine.channels()) machine.on_appended(ch, appended[ch], now);
       appended[ch] = 0;
     }
-    if (!ack_in_flight) write_acks();
     if (poll_at <= now) poll(now);
   }
 
@@ -470,7 +529,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     s.connected = machine.connected();
     s.connections = m.connections;
     s.connections_lost = m.connections_lost;
-    s.malformed = m.malformed;
+    s.malformed = m.malformed + oversized;
     s.protocol_errors = m.protocol_errors;
     s.journal_errors = journal_errors;
     const std::int64_t wall = wall_now_ns();
@@ -536,9 +595,11 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   };
   std::unordered_map<std::size_t, pending_ack> pending_acks;
   bool ack_in_flight = false;
+  time_point ack_due = time_point::max();  // when the pending cursors are written
   std::vector<std::uint64_t> appended;
   std::vector<std::uint64_t> published;  // acked as last told to on_acknowledged
   std::uint64_t journal_errors = 0;
+  std::uint64_t oversized = 0;  // messages over the frame bound, dropped by the socket
   time_point poll_at{};
 
   std::mutex snapshot_mu;
@@ -564,23 +625,23 @@ reliable_sender::~reliable_sender() = default;
 
 result<std::uint64_t> reliable_sender::send(std::string_view stream, std::string_view body, const send_options& o) {
   const auto deadline = std::chrono::steady_clock::now() + impl_->options.send_timeout;
-  auto ch = impl_->admit(stream, true, deadline);
-  if (!ch) return ch.error();
+  auto a = impl_->admit(stream, 1, true, deadline);
+  if (!a) return a.error();
   auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
   auto future = promise->get_future();
-  impl_->submit(*ch, body, o, [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); });
+  impl_->submit(*a, body, o, [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); });
   if (future.wait_until(deadline) != std::future_status::ready) return errc::timeout;
   return future.get();
 }
 
 void reliable_sender::send_async(std::string_view stream, std::string_view body, send_callback done,
                                  const send_options& o) {
-  auto ch = impl_->admit(stream, false, {});
-  if (!ch) {
-    done(ch.error());
+  auto a = impl_->admit(stream, 1, false, {});
+  if (!a) {
+    done(a.error());
     return;
   }
-  impl_->submit(*ch, body, o, std::move(done));
+  impl_->submit(*a, body, o, std::move(done));
 }
 
 std::future<result<std::uint64_t>> reliable_sender::send_async(std::string_view stream, std::string_view body,
@@ -588,6 +649,37 @@ std::future<result<std::uint64_t>> reliable_sender::send_async(std::string_view 
   auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
   auto future = promise->get_future();
   send_async(stream, body, [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); }, o);
+  return future;
+}
+
+void reliable_sender::send_batch(std::string_view stream, std::span<const std::string_view> bodies, send_callback done,
+                                 const send_options& o) {
+  if (bodies.empty()) {
+    done(errc::invalid_argument);
+    return;
+  }
+  if (o.deliver_at.time_since_epoch().count() != 0) {
+    done(errc::invalid_argument);  // a delayed message is sent on its own
+    return;
+  }
+  if (bodies.size() > impl_->j.options().max_batch) {
+    done(errc::too_large);
+    return;
+  }
+  auto a = impl_->admit(stream, bodies.size(), false, {});
+  if (!a) {
+    done(a.error());
+    return;
+  }
+  impl_->submit_batch(*a, bodies, o, std::move(done));
+}
+
+std::future<result<std::uint64_t>> reliable_sender::send_batch(std::string_view stream,
+                                                               std::span<const std::string_view> bodies,
+                                                               const send_options& o) {
+  auto promise = std::make_shared<std::promise<result<std::uint64_t>>>();
+  auto future = promise->get_future();
+  send_batch(stream, bodies, [promise](result<std::uint64_t> r) { promise->set_value(std::move(r)); }, o);
   return future;
 }
 
