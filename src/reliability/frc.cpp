@@ -20,7 +20,7 @@ constexpr std::size_t welcome_frames = 6;
 constexpr std::size_t nack_frames = 2;
 constexpr std::size_t refuse_frames = 3;
 // Frames after the command byte before the first entry (DATA) or expired sequence (ACK).
-constexpr std::size_t data_head = 2;
+constexpr std::size_t data_head = 3;  // link, first-seq, ttls
 constexpr std::size_t ack_head = 3;
 
 bool valid_name(std::string_view name) noexcept {
@@ -104,18 +104,16 @@ fault parse_command(const message& m, std::size_t at, parsed& p) noexcept {
     case static_cast<std::uint8_t>(command::data): {
       p.what = command::data;
       // Count first: a DATA of 50,000 frames costs one comparison, not a scan.
-      if (rest < data_head + 2 || (rest - data_head) % 2 != 0) return fault::truncated;
-      const std::size_t entries = (rest - data_head) / 2;
+      if (rest < data_head + 1) return fault::truncated;
+      const std::size_t entries = rest - data_head;
       if (entries > max_entries) return fault::too_many_entries;
       if ((e = read_link(m, f, p.link)) != fault::none) return e;
       std::uint64_t first = 0;
       if (!read(m, f + 1, first)) return fault::bad_width;
       if (first == 0) return fault::zero_sequence;
       if (!fits(first, entries)) return fault::sequence_overflow;
-      for (std::size_t i = f + data_head; i < n; i += 2) {
-        if (m[i].size() != sizeof(std::uint32_t)) return fault::bad_width;
-      }
-      p.data = data_view(first, frames.subspan(f + data_head));
+      if (m[f + 2].size() != 4 * entries) return fault::bad_width;
+      p.data = data_view(first, &m[f + 2], frames.subspan(f + data_head));
       return fault::none;
     }
     case static_cast<std::uint8_t>(command::skip): {
@@ -297,9 +295,8 @@ std::uint64_t seq_list::operator[](std::size_t i) const noexcept {
 }
 
 data_entry data_view::operator[](std::size_t i) const noexcept {
-  const frame& ttl = pairs_[2 * i];
-  const frame& body = pairs_[2 * i + 1];
-  return {first_seq_ + i, detail::load_be<std::uint32_t>(static_cast<const char*>(ttl.data())),
+  const frame& body = bodies_[i];
+  return {first_seq_ + i, detail::load_be<std::uint32_t>(static_cast<const char*>(ttls_->data()) + 4 * i),
           view(body), body};
 }
 
@@ -356,9 +353,10 @@ data_writer::data_writer(message& out, std::uint32_t link, std::uint64_t first_s
     : out_(out), first_seq_(first_seq) {
   require_link(link);
   require(first_seq != 0, "frc: sequences start at 1");
-  start(out_, nullptr, command::data, data_head + 2);
+  start(out_, nullptr, command::data, data_head + 1);
   push(out_, link);
   push(out_, first_seq);
+  out_.emplace_back();  // the ttls, written by finish()
 }
 
 bool data_writer::full() const noexcept {
@@ -367,7 +365,7 @@ bool data_writer::full() const noexcept {
 
 void data_writer::push_ttl(std::uint32_t ttl_ms) {
   require(!full(), "frc: a DATA holds at most 1024 entries, within sequence 2^64-1");
-  push(out_, ttl_ms);
+  detail::store_be(ttl_ms, ttls_ + 4 * entries_);
   ++entries_;
 }
 
@@ -384,6 +382,11 @@ void data_writer::add(std::uint32_t ttl_ms, frame&& body) {
 void data_writer::share(std::uint32_t ttl_ms, frame& body) {
   push_ttl(ttl_ms);
   out_.emplace_back().copy(body);
+}
+
+void data_writer::finish() {
+  require(entries_ > 0, "frc: a DATA holds at least one entry");
+  out_[4].rebuild(ttls_, 4 * entries_);
 }
 
 void write_welcome(message& out, std::string_view peer, std::uint32_t link,

@@ -9,7 +9,7 @@
 //   HEADER      = "FRC01"
 //   ; sender -> receiver (through the sender's DEALER)
 //   hello       = %x01 link stream sender receiver-inc-seen sender-inc acked last heartbeat-ms
-//   data        = %x02 link first-seq 1*1024( ttl-ms body )
+//   data        = %x02 link first-seq ttls 1*1024body
 //   skip        = %x03 link first-seq last-seq reason
 //   ; receiver -> sender (through the receiver's ROUTER: the routing id goes first)
 //   welcome     = %x11 link receiver-inc taken credit heartbeat-ms max-message
@@ -26,7 +26,8 @@
 //   acked, last, taken = 8 octets, last >= acked
 //   first-seq = 8 octets >= 1; last-seq >= first-seq; DATA's last entry is at most 2^64-1
 //   expected-seq = 8 octets >= 1         expired-seq = 8 octets, 1 .. taken, strictly increasing
-//   credit, ttl-ms, max-message = 4 octets   heartbeat-ms = 4 octets, 1 .. 3,600,000
+//   credit, max-message = 4 octets   heartbeat-ms = 4 octets, 1 .. 3,600,000
+//   ttls = 4 octets per body that follows: each body's time left to live in ms (0 = no limit)
 //   body = any octets (the receiver's max-message is checked by its machine, not here)
 //
 // The grammar is canonical: a message the parsers accept is exactly what the builders write for
@@ -193,7 +194,8 @@ struct data_entry {
   const frame& body_frame;  ///< the body's frame: share it (zmq copy) rather than copy its bytes
 };
 
-/// A DATA's entries as a view over its ttl/body frame pairs: nothing is copied or allocated.
+/// A DATA's entries as a view over its ttls frame and its body frames: nothing is copied or
+/// allocated.
 class data_view {
  public:
   class iterator {
@@ -214,24 +216,25 @@ class data_view {
   };
 
   data_view() = default;
-  /// `pairs`: an even number of frames, each ttl frame of 4 octets (the parser checked them).
-  data_view(std::uint64_t first_seq, std::span<const frame> pairs) noexcept
-      : first_seq_(first_seq), pairs_(pairs) {}
+  /// `ttls`: 4 octets per body (the parser checked it); `bodies`: the body frames.
+  data_view(std::uint64_t first_seq, const frame* ttls, std::span<const frame> bodies) noexcept
+      : first_seq_(first_seq), ttls_(ttls), bodies_(bodies) {}
   std::uint64_t first_seq() const noexcept { return first_seq_; }
   /// The last entry's sequence. Precondition: !empty().
   std::uint64_t last_seq() const noexcept { return first_seq_ + size() - 1; }
-  std::size_t size() const noexcept { return pairs_.size() / 2; }
-  bool empty() const noexcept { return pairs_.empty(); }
+  std::size_t size() const noexcept { return bodies_.size(); }
+  bool empty() const noexcept { return bodies_.empty(); }
   /// The i-th entry. Precondition: i < size().
   data_entry operator[](std::size_t i) const noexcept;
   iterator begin() const noexcept { return {this, 0}; }
   iterator end() const noexcept { return {this, size()}; }
-  /// The ttl/body frame pairs themselves, inside the parsed message.
-  std::span<const frame> frames() const noexcept { return pairs_; }
+  /// The body frames themselves, inside the parsed message.
+  std::span<const frame> frames() const noexcept { return bodies_; }
 
  private:
   std::uint64_t first_seq_ = 0;
-  std::span<const frame> pairs_;
+  const frame* ttls_ = nullptr;
+  std::span<const frame> bodies_;
 };
 
 /// An ACK's fields after the link.
@@ -269,7 +272,7 @@ struct parsed {
 /// DATA, SKIP, HEARTBEAT and GOODBYE; a well-formed WELCOME, ACK, NACK or REFUSE fails with
 /// fault::wrong_direction, anything else with the fault that says why. `peer` is set whenever
 /// the message has a frame, so that a fault::unknown_version can be answered. Constant work per
-/// frame examined, and the frame count is judged before any scan, so that at most 2,053 frames
+/// frame examined, and the frame count is judged before any scan, so that at most 1,030 frames
 /// are examined however many arrive; allocates nothing.
 parsed parse_at_receiver(const message& m) noexcept;
 /// The views would outlive a temporary message.
@@ -305,12 +308,12 @@ void write_goodbye(message& out, std::uint32_t link);
 
 /// Sender: a DATA built entry by entry into `out`, so that bodies are moved or shared into place
 /// rather than copied where the caller has them as frames:
-/// "FRC01" | 0x02 | link | first-seq | (ttl-ms | body){1..1024}.
-/// The message is complete once it has one entry; `out` must not be changed while the writer
-/// adds to it.
+/// "FRC01" | 0x02 | link | first-seq | ttls | body{1..1024}.
+/// The ttls frame is written by finish(), which the caller must call once the last entry is in
+/// and before sending; `out` must not be changed meanwhile.
 class data_writer {
  public:
-  /// Clears `out` and writes the DATA's first four frames. Throws on link 0 or first_seq 0.
+  /// Clears `out` and writes the DATA's first five frames. Throws on link 0 or first_seq 0.
   data_writer(message& out, std::uint32_t link, std::uint64_t first_seq);
 
   /// Appends an entry whose body is a copy of `body`.
@@ -323,6 +326,8 @@ class data_writer {
   /// Each add() or share() throws when the DATA already holds 1024 entries, or when the next
   /// entry's sequence would pass 2^64-1; full() says so beforehand.
   bool full() const noexcept;
+  /// Writes the ttls frame: the DATA is complete. Throws when it holds no entry.
+  void finish();
 
   std::size_t size() const noexcept { return entries_; }
   /// The sequence the next entry would carry (meaningless once full() for overflow).
@@ -334,6 +339,7 @@ class data_writer {
   message& out_;
   std::uint64_t first_seq_;
   std::size_t entries_ = 0;
+  char ttls_[4 * max_entries];
 };
 
 /// Receiver: peer | "FRC01" | 0x11 | link | receiver-inc | taken | credit | heartbeat-ms |

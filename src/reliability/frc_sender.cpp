@@ -256,6 +256,7 @@ void sender_machine::pump(channel& c, time_point now) {
         bytes += q.body.size();
         w.add(ttl_left_ms(q.expires_ns, wall), std::move(q.body));
       }
+      w.finish();
       const std::uint64_t first = r.seq;
       const std::uint64_t last_in = first + (j - i) - 1;
       if (!transmit(out_, now)) return stalled();

@@ -124,8 +124,8 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
     s.linger = milliseconds(0);
     s.send_hwm = 100'000;  // ACKs and WELCOMEs are small; a full queue costs a retransmission
     s.recv_hwm = 0;        // bounded by the credit each channel grants
-    // A DATA with every entry: routing id, header, command, link, first-seq, then ttl and body each.
-    s.max_frames = 5 + 2 * frc::max_entries;
+    // A DATA with every entry: routing id, header, command, link, first-seq, ttls, the bodies.
+    s.max_frames = 6 + frc::max_entries;
     s.max_message_size = static_cast<std::int64_t>(o.max_message) + 64;
     s.security = o.security;
     return s;

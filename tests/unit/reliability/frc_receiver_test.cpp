@@ -166,6 +166,7 @@ class FrcReceiverTest : public ::testing::Test {
     message m;
     data_writer w(m, link, first);
     for (const auto& e : entries) w.add(e.ttl_ms, e.body);
+    w.finish();
     in(peer, std::move(m));
   }
   // DATA of one message `seq` whose body is one octet above max_message: a protocol error.

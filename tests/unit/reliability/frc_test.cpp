@@ -86,9 +86,10 @@ TEST(Frc, BuildersProduceTheExactFramesOfTheSpec) {
     data_writer w(m, 7, 0x0102030405060708);
     w.add(0, "a");
     w.add(0x01020304, ""s);
+    w.finish();
   }
   EXPECT_EQ(frames_of(m), (frames{"FRC01", "\x02", "\0\0\0\x07"s, "\x01\x02\x03\x04\x05\x06\x07\x08",
-                                  "\0\0\0\0"s, "a", "\x01\x02\x03\x04", ""}));
+                                  "\0\0\0\0\x01\x02\x03\x04"s, "a", ""}));
   write_skip(m, 7, {9, 12, "expired"});
   EXPECT_EQ(frames_of(m), (frames{"FRC01", "\x03", "\0\0\0\x07"s, u64(9), u64(12), "expired"}));
   write_heartbeat(m);
@@ -185,6 +186,7 @@ TEST(Frc, DataRoundTripsEveryEntryInOrder) {
   message built;
   data_writer w(built, 9, 41);
   for (const auto& [ttl, body] : entries) w.add(ttl, body);
+  w.finish();
   EXPECT_EQ(w.size(), entries.size());
   EXPECT_EQ(w.next_seq(), 45U);
   const message m = routed(std::move(built));
@@ -201,12 +203,12 @@ TEST(Frc, DataRoundTripsEveryEntryInOrder) {
     EXPECT_EQ(e.ttl_ms, entries[i].first);
     EXPECT_EQ(e.body, entries[i].second);
     // Views, not copies: the body is the message's own frame.
-    EXPECT_EQ(&e.body_frame, &m[6 + 2 * i]);
-    EXPECT_EQ(e.body.data(), m[6 + 2 * i].data());
+    EXPECT_EQ(&e.body_frame, &m[6 + i]);
+    EXPECT_EQ(e.body.data(), m[6 + i].data());
     ++i;
   }
   EXPECT_EQ(i, entries.size());
-  EXPECT_EQ(p.data.frames().data(), &m[5]);
+  EXPECT_EQ(p.data.frames().data(), &m[6]);
   EXPECT_EQ(p.data[3].body, "a\0b"s);
 }
 
@@ -219,8 +221,9 @@ TEST(Frc, DataMovesAndSharesBodiesWithoutCopyingThem) {
   data_writer w(built, 1, 1);
   w.add(10, std::move(moved));
   w.share(20, kept);
+  w.finish();
   EXPECT_EQ(built[5].data(), moved_bytes);
-  EXPECT_EQ(built[7].data(), kept.data()) << "shared, not copied";
+  EXPECT_EQ(built[6].data(), kept.data()) << "shared, not copied";
   EXPECT_EQ(view(kept), big) << "the shared frame keeps its bytes, for a retransmission";
   const message m = routed(std::move(built));
   const parsed p = parse_at_receiver(m);
@@ -240,6 +243,7 @@ TEST(Frc, DataHoldsUpTo1024EntriesAndStopsAtTheLastSequence) {
   }
   EXPECT_TRUE(w.full());
   EXPECT_THROW(w.add(0, "one more"), fabric::error);
+  w.finish();
   const message m = routed(std::move(built));
   const parsed p = parse_at_receiver(m);
   ASSERT_TRUE(p) << describe(p.error);
@@ -254,6 +258,7 @@ TEST(Frc, DataHoldsUpTo1024EntriesAndStopsAtTheLastSequence) {
   last.add(0, "b");
   EXPECT_TRUE(last.full());
   EXPECT_THROW(last.add(0, "c"), fabric::error);
+  last.finish();
   const message e = routed(std::move(edge));
   const parsed q = parse_at_receiver(e);
   ASSERT_TRUE(q) << describe(q.error);
@@ -395,6 +400,7 @@ TEST(Frc, EachCommandIsAcceptedOnlyInItsDirection) {
   {
     data_writer w(m, 1, 1);
     w.add(0, "x");
+    w.finish();
   }
   const parsed d = parse_at_sender(m);
   EXPECT_EQ(d.error, fault::wrong_direction);
@@ -527,8 +533,8 @@ frames welcome_with(std::size_t i, std::string value) {
 }
 
 frames data_entries(std::uint64_t first, std::size_t n) {
-  frames f{"p", "FRC01", "\x02", L, u64(first)};
-  for (std::size_t i = 0; i < n; ++i) f.insert(f.end(), {u32(0), "b"});
+  frames f{"p", "FRC01", "\x02", L, u64(first), std::string(4 * n, '\0')};
+  for (std::size_t i = 0; i < n; ++i) f.push_back("b");
   return f;
 }
 
@@ -584,16 +590,17 @@ std::vector<bad_input> bad_inputs() {
       // DATA
       {"DataWithoutEntries", R, data_entries(1, 0), fault::truncated},
       {"DataWithoutFirstSeq", R, {"p", "FRC01", "\x02", L}, fault::truncated},
-      {"DataTtlWithoutBody", R, join(data_entries(1, 0), {u32(0)}), fault::truncated},
-      {"DataLoneTtlAfterEntries", R, join(data_entries(1, 2), {u32(0)}), fault::truncated},
+      {"DataTtlsWithoutBody", R, {"p", "FRC01", "\x02", L, u64(1), u32(0)}, fault::truncated},
+      {"DataTtlsForFewerBodies", R, join(data_entries(1, 2), {"b"}), fault::bad_width},
+      {"DataTtlsForMoreBodies", R, {"p", "FRC01", "\x02", L, u64(1), u64(0), "b"}, fault::bad_width},
       {"Data1025Entries", R, data_entries(1, max_entries + 1), fault::too_many_entries},
       {"DataZeroLink", R, {"p", "FRC01", "\x02", u32(0), u64(1), u32(0), "b"}, fault::zero_link},
       {"DataFirstSeqOfSevenOctets", R, {"p", "FRC01", "\x02", L, "1234567", u32(0), "b"},
        fault::bad_width},
       {"DataZeroFirstSeq", R, data_entries(0, 1), fault::zero_sequence},
       {"DataPastTheLastSequence", R, data_entries(max_u64, 2), fault::sequence_overflow},
-      {"DataTtlOfFiveOctets", R, join(data_entries(1, 1), {"12345", "b"}), fault::bad_width},
-      {"DataTtlOfNoOctets", R, join(data_entries(1, 1), {"", "b"}), fault::bad_width},
+      {"DataTtlsOfFiveOctets", R, {"p", "FRC01", "\x02", L, u64(1), "12345", "b"}, fault::bad_width},
+      {"DataTtlsOfNoOctets", R, {"p", "FRC01", "\x02", L, u64(1), "", "b"}, fault::bad_width},
       // SKIP
       {"SkipTruncated", R, {"p", "FRC01", "\x03", L, u64(1), u64(2)}, fault::truncated},
       {"SkipExtraFrame", R, {"p", "FRC01", "\x03", L, u64(1), u64(2), "", ""},
@@ -720,6 +727,7 @@ frames rebuilt(const parsed& p, at where) {
     case command::data: {
       data_writer w(out, p.link, p.data.first_seq());
       for (const data_entry e : p.data) w.add(e.ttl_ms, e.body);
+      w.finish();
       break;
     }
     case command::skip: write_skip(out, p.link, p.skip); break;
@@ -783,6 +791,7 @@ std::vector<std::pair<frames, at>> valid_messages() {
     w.add(0, "a");
     w.add(5, "");
     w.add(9, "ccc");
+    w.finish();
   }
   add(at::receiver);
   write_skip(m, 7, {3, 4, "gone"});
