@@ -217,6 +217,11 @@ enum class delivery_mode {
   /// The handler runs inside the journal transaction that writes the mark (on the journal's
   /// writer thread): its own writes through the journal_txn commit with the mark, or neither.
   effectively_once,
+  /// The handler runs on the receiver's thread and the application acknowledges later, from any
+  /// thread (reliable_receiver::acknowledge, cumulative per channel); the mark is committed once
+  /// every message handed over is acknowledged. At most max_batch messages are handed over
+  /// before they are: acknowledge within that, or the channel waits.
+  manual,
 };
 
 /// One message as a handler sees it. The views are valid during the call only.
@@ -247,7 +252,7 @@ struct reliable_receiver_options {
   /// Where senders connect, e.g. "tcp://*:7100".
   std::string endpoint;
   delivery_mode mode = delivery_mode::at_least_once;
-  /// The handler for at_least_once: throw to reject the message (it is retried).
+  /// The handler for at_least_once and manual: throw to reject the message (it is retried).
   std::function<void(const reliable_delivery&)> on_message{};
   /// The handler for effectively_once: write through `t`; throw to reject (nothing it wrote is
   /// kept, and the message is retried).
@@ -314,6 +319,10 @@ class reliable_receiver {
 
   /// The endpoint bound, resolved (a wildcard port replaced by the port chosen).
   const std::string& endpoint() const noexcept;
+
+  /// Manual mode: the application has processed every message of (sender, stream) up to `seq`.
+  /// Cumulative; safe from any thread; an acknowledgement below an earlier one changes nothing.
+  void acknowledge(std::string_view sender, std::string_view stream, std::uint64_t seq);
 
   void start();
   result<void> run();

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 namespace fabric {
 namespace detail {
@@ -43,7 +44,7 @@ constexpr std::string_view failed_stream = "frc.failed";
 // Replaced incarnations kept per channel (24 bytes each); the oldest go first.
 constexpr std::size_t max_history = 1000;
 
-enum class token_kind : std::uint64_t { committed = 1, retry = 2 };
+enum class token_kind : std::uint64_t { committed = 1, retry = 2, acknowledged = 3 };
 constexpr std::uint64_t make_token(token_kind k, std::uint64_t id) { return (static_cast<std::uint64_t>(k) << 56) | id; }
 constexpr token_kind kind_of(std::uint64_t token) { return static_cast<token_kind>(token >> 56); }
 constexpr std::uint64_t id_of(std::uint64_t token) { return token & ((std::uint64_t{1} << 56) - 1); }
@@ -111,8 +112,8 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
 
   static reliable_receiver_options checked(reliable_receiver_options o) {
     if (o.endpoint.empty()) throw error(errc::invalid_argument, "reliable receiver: give an endpoint to bind");
-    if (o.mode == delivery_mode::at_least_once && !o.on_message)
-      throw error(errc::invalid_argument, "reliable receiver: at_least_once needs on_message");
+    if (o.mode != delivery_mode::effectively_once && !o.on_message)
+      throw error(errc::invalid_argument, "reliable receiver: at_least_once and manual need on_message");
     if (o.mode == delivery_mode::effectively_once && !o.on_message_in)
       throw error(errc::invalid_argument, "reliable receiver: effectively_once needs on_message_in");
     if (o.max_attempts == 0) throw error(errc::invalid_argument, "reliable receiver: max_attempts must be positive");
@@ -189,8 +190,14 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
   void commit(frc::commit_batch&& batch) override {
     auto w = std::make_shared<work>();
     w->batch = std::move(batch);
-    if (options.mode == delivery_mode::at_least_once) run_handlers(*w);
+    if (options.mode != delivery_mode::effectively_once) run_handlers(*w);
     works[w->batch.id] = w;
+    if (options.mode == delivery_mode::manual) {
+      // The marks wait until the application has acknowledged every message it was handed.
+      waiting = w;
+      submit_if_acknowledged();
+      return;
+    }
     submit(w);
     if (frc::faults::ack_before_durable()) {
       // The planted bug: "durable" before the transaction is even run. The real completion
@@ -232,6 +239,38 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
         }
       }
     }
+  }
+
+  // Manual mode: submits the waiting commit once every message of it that reached the
+  // application is acknowledged (messages given up after max_attempts need no acknowledgement).
+  void submit_if_acknowledged() {
+    if (!waiting) return;
+    {
+      std::lock_guard lock(acks_mu);
+      const auto& updates = waiting->batch.updates;
+      for (std::size_t ui = 0; ui < updates.size(); ++ui) {
+        std::uint64_t need = 0;
+        for (std::size_t ei = 0; ei < updates[ui].entries.size(); ++ei) {
+          const auto& e = updates[ui].entries[ei];
+          if (e.kind == frc::entry_kind::deliver && waiting->given_up.count({ui, ei}) == 0) need = e.seq;
+        }
+        if (need == 0) continue;
+        const auto it = app_acks.find(updates[ui].key);
+        if (it == app_acks.end() || it->second < need) return;
+      }
+    }
+    std::shared_ptr<work> w = std::move(waiting);
+    waiting.reset();
+    submit(w);
+  }
+
+  void acknowledge(std::string_view sender, std::string_view stream, std::uint64_t seq) {
+    {
+      std::lock_guard lock(acks_mu);
+      std::uint64_t& at = app_acks[frc::channel_key(sender, stream)];
+      at = std::max(at, seq);
+    }
+    done.push(make_token(token_kind::acknowledged, 0), seq);
   }
 
   void submit(const std::shared_ptr<work>& w) {
@@ -308,6 +347,10 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
 
   void on_completions(time_point now) {
     done.drain([&](completion_queue::completion c) {
+      if (kind_of(c.token) == token_kind::acknowledged) {
+        submit_if_acknowledged();
+        return;
+      }
       const std::uint64_t id = id_of(c.token);
       const auto it = works.find(id);
       if (it == works.end()) return;
@@ -365,6 +408,9 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
   std::string bound;
   completion_queue done;
   std::map<std::uint64_t, std::shared_ptr<work>> works;
+  std::shared_ptr<work> waiting;  // manual mode: the commit waiting for the application
+  std::mutex acks_mu;             // guards app_acks, written by application threads
+  std::unordered_map<std::string, std::uint64_t> app_acks;  // channel key -> acknowledged up to
   std::uint64_t handler_failures = 0;
   std::uint64_t dead_lettered = 0;
   std::uint64_t oversized = 0;  // messages over the frame or size bounds, dropped by the socket
@@ -391,6 +437,9 @@ reliable_receiver::reliable_receiver(context& ctx, journal& j, reliable_receiver
 reliable_receiver::~reliable_receiver() = default;
 
 const std::string& reliable_receiver::endpoint() const noexcept { return impl_->bound; }
+void reliable_receiver::acknowledge(std::string_view sender, std::string_view stream, std::uint64_t seq) {
+  impl_->acknowledge(sender, stream, seq);
+}
 void reliable_receiver::start() { impl_->driver.start(); }
 result<void> reliable_receiver::run() { return impl_->driver.run(); }
 void reliable_receiver::request_stop() noexcept { impl_->driver.request_stop(); }

@@ -336,3 +336,40 @@ TEST_F(ReliableChannelTest, ADelayedMessageIsDeliveredWhenDueBehindThoseSentMean
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(ReliableChannelTest, ManualModeCommitsOnlyWhatTheApplicationAcknowledged) {
+  journal tx = open_journal("tx");
+  collector got;
+  std::atomic<std::uint64_t> acked{0};
+  reliable_sender_options so = sender_options();
+  so.on_acknowledged = [&acked](std::string_view, std::uint64_t a) { acked = a; };
+  reliable_sender out(ctx_, tx, so);
+  auto manual = [&] {
+    reliable_receiver_options o = receiver_options(got);
+    o.mode = fabric::delivery_mode::manual;
+    return o;
+  };
+  {
+    journal rx = open_journal("rx");
+    reliable_receiver in(ctx_, rx, manual());
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(out.send("payments", std::to_string(i)));
+    ASSERT_TRUE(got.wait_count(10));
+    // Handed over, not acknowledged by the application: nothing is taken.
+    EXPECT_EQ(in.stats().channels.at(0).taken, 0u);
+    EXPECT_EQ(acked.load(), 0u);
+  }  // the receiver stops with all ten unacknowledged: they come again
+  journal rx = open_journal("rx");
+  reliable_receiver in(ctx_, rx, manual());
+  ASSERT_TRUE(got.wait_count(20));
+  const auto all = seqs_of(got.items(), "payments");
+  expect_exactly(std::vector<std::uint64_t>(all.begin() + 10, all.end()), 10);
+  in.acknowledge("orders", "payments", 10);
+  const auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (acked.load() < 10 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(acked.load(), 10u);
+  EXPECT_EQ(in.stats().channels.at(0).taken, 10u);
+}
+
+}  // namespace
