@@ -141,7 +141,7 @@ void run_thr(session& s, const reliable_cli& o, durability mode, std::size_t bat
   f.set("window", static_cast<std::int64_t>(o.window));
   f.set("credit", static_cast<std::int64_t>(o.credit));
   set_rates(f, rates, o.size);
-  f.set("receiver_batch", median(batches));
+  f.set("avg_batch", median(batches));  // messages per receiver commit
   set_latency_medians(f, latencies);
   if (raw) {
     f.set("vs_raw_lmdb_pct", median(ratios_lmdb));
@@ -250,7 +250,7 @@ void run_recovery(session& s, const reliable_cli& o, durability mode, jb::temp_d
   run f = base_run("recovery", "fabric", mode, o.size, reps);
   f.set("count", static_cast<std::int64_t>(count));
   set_rates(f, rates, o.size);
-  f.set("receiver_batch", median(batches));
+  f.set("avg_batch", median(batches));  // messages per receiver commit
   s.add(std::move(f));
 }
 

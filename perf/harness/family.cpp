@@ -49,6 +49,21 @@ const std::vector<family>& known_families() {
            [](const run& r) {
              return !(r.text("client") == "async" && r.text("mode") == "closed");
            }},
+      {.name = "reliable",
+       .title = "Reliable channels: end to end between two processes beside raw LMDB",
+       .benches = {"reliable"},
+       .baseline = "raw_lmdb",
+       .baseline_title = "raw LMDB",
+       .unit = "messages",
+       .note = "A reliable_sender and a reliable_receiver in two processes over tcp on loopback, "
+               "durable on both sides; raw LMDB commits the same messages at the batch size the "
+               "receiver reached (throughput), or one fsynced commit at a time (latency).",
+       .chart_by = {"op", "mode"},
+       .x_axes = {"send_batch"},
+       .example = {{"op", "thr"}, {"mode", "sync"}, {"send_batch", "64"}},
+       // The closed loop keeps a window of messages in flight: its latency is that window's
+       // queue. Only one message at a time is compared on latency.
+       .compare_latency = [](const run& r) { return r.text("op") == "one"; }},
   };
   return all;
 }
