@@ -49,6 +49,7 @@ struct reliable_cli {
   // The hidden child side.
   std::string child_dir;
   std::string child_mode = "sync";
+  bool child_times = false;
 };
 
 std::uint64_t thr_count(const reliable_cli& o) { return o.count ? o.count : o.quick ? 3'000 : 500'000; }
@@ -166,7 +167,7 @@ void run_one(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
   const int reps = s.options.reps;
   const bool raw = s.options.with_baseline();
   const std::uint64_t count = one_count(o);
-  std::vector<histogram> lat, raw_lat;
+  std::vector<histogram> lat, raw_lat, delivery;
   std::vector<double> rates, raw_rates;
   try {
     for (int rep = 0; rep < reps; ++rep) {
@@ -176,6 +177,7 @@ void run_one(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
           std::filesystem::remove_all(tmp.path() / "reliable");
           rates.push_back(f.rate());
           lat.push_back(std::move(f.latency));
+          delivery.push_back(std::move(f.delivery));
         } else {
           jb::append_outcome b = jb::raw_append_one(tmp.sub("raw_lmdb"), o.size, count, jb::map_size_for(o.size, count));
           std::filesystem::remove_all(tmp.path() / "raw_lmdb");
@@ -192,6 +194,18 @@ void run_one(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
   f.set("count", static_cast<std::int64_t>(count));
   set_rates(f, rates, o.size);
   set_latency_medians(f, lat);
+  // send() to the receiver's handler (before the receiver's own commit), beside the end to end
+  // figures above (send() to the acknowledgement: both sides' commits).
+  std::vector<double> d50, d99;
+  for (const auto& h : delivery) {
+    if (h.count() == 0) continue;
+    d50.push_back(static_cast<double>(h.value_at_percentile(50)) / 1000.0);
+    d99.push_back(static_cast<double>(h.value_at_percentile(99)) / 1000.0);
+  }
+  if (!d50.empty()) {
+    f.set("delivered_p50_us", median(d50));
+    f.set("delivered_p99_us", median(d99));
+  }
   if (!raw) {
     s.add(std::move(f));
     return;
@@ -202,6 +216,8 @@ void run_one(session& s, const reliable_cli& o, durability mode, jb::temp_dir& t
   set_rates(b, raw_rates, o.size);
   set_latency_medians(b, raw_lat);
   f.set("p50_vs_raw_pct", ratio_pct(*f.number("p50_us"), *b.number("p50_us")));
+  if (f.number("delivered_p50_us"))
+    f.set("delivered_p50_vs_raw_pct", ratio_pct(*f.number("delivered_p50_us"), *b.number("p50_us")));
   s.add(std::move(f));
   s.add(std::move(b));
 }
@@ -309,8 +325,10 @@ void register_reliable_benchmarks(CLI::App& app, session& s) {
   child->add_option("--mode", opts.child_mode);
   child->add_option("--credit", opts.credit);
   child->add_option("--max-batch", opts.max_batch);
+  child->add_flag("--times", opts.child_times);
   child->callback([] {
-    std::exit(rb::receiver_main(opts.child_dir, parse_mode(opts.child_mode), opts.credit, opts.max_batch));
+    std::exit(rb::receiver_main(opts.child_dir, parse_mode(opts.child_mode), opts.credit, opts.max_batch,
+                                opts.child_times));
   });
 }
 

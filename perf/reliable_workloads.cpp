@@ -46,7 +46,7 @@ journal_options journal_settings(durability mode, std::uint64_t records, std::si
 // The receiver, as a child process of this one, spoken to over its stdin and stdout.
 class receiver_child {
  public:
-  receiver_child(const std::filesystem::path& dir, const spec& s) : timeout_(s.timeout) {
+  receiver_child(const std::filesystem::path& dir, const spec& s, bool times = false) : timeout_(s.timeout) {
     int in[2];
     int out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
@@ -57,6 +57,7 @@ class receiver_child {
     std::vector<std::string> words{"/proc/self/exe", "reliable-receiver", "--dir", dir.string(),
                                    "--mode", mode_name(s.mode), "--credit", std::to_string(s.credit),
                                    "--max-batch", std::to_string(s.max_batch)};
+    if (times) words.push_back("--times");
     std::vector<char*> argv;
     for (auto& w : words) argv.push_back(w.data());
     argv.push_back(nullptr);
@@ -88,8 +89,9 @@ class receiver_child {
     return line.substr(9);
   }
 
-  // Closes its stdin, reads its counts and reaps it. Returns the commits it made.
-  std::uint64_t finish() {
+  // Closes its stdin, reads its counts (and delivery times, when asked for: seq -> steady ns)
+  // and reaps it. Returns the commits it made.
+  std::uint64_t finish(std::vector<std::pair<std::uint64_t, std::int64_t>>* times = nullptr) {
     ::close(to_child_);
     to_child_ = -1;
     const std::string line = read_line();
@@ -97,6 +99,16 @@ class receiver_child {
     std::uint64_t received = 0;
     if (std::sscanf(line.c_str(), "commits %lu received %lu", &commits, &received) != 2)
       throw std::runtime_error("the receiver said: " + line);
+    if (times != nullptr) {
+      unsigned long n = 0;
+      if (std::sscanf(read_line().c_str(), "delivered %lu", &n) != 1)
+        throw std::runtime_error("the receiver did not report its delivery times");
+      for (unsigned long i = 0; i < n; ++i) {
+        unsigned long seq = 0;
+        long ns = 0;
+        if (std::sscanf(read_line().c_str(), "%lu %ld", &seq, &ns) == 2) times->emplace_back(seq, ns);
+      }
+    }
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -298,19 +310,22 @@ outcome open_loop(const std::filesystem::path& dir, const spec& s) {
 }
 
 outcome one_at_a_time(const std::filesystem::path& dir, const spec& s) {
-  receiver_child child(dir / "rx", s);
+  receiver_child child(dir / "rx", s, true);
   const std::string ep = child.endpoint();
   context ctx;
   outcome out;
+  std::vector<std::int64_t> sent_at;  // by sequence, steady ns
   {
     journal j = journal::open(dir / "tx", journal_settings(s.mode, s.count + 100, s.size));
     bench_sender sender(ctx, j, ep, s);
     const std::string payload(s.size, 'x');
     const std::uint64_t warm = std::min<std::uint64_t>(50, s.count);
+    sent_at.assign(warm + s.count + 1, 0);
     const auto t0 = clock::now();
     for (std::uint64_t i = 1; i <= warm + s.count; ++i) {
       const auto t = clock::now();
       if (i > warm) sender.sample(i, t);
+      sent_at[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
       auto sent = sender.get().send("bench", payload);
       if (!sent) throw std::runtime_error("send failed: " + sent.error().message());
       if (!sender.wait_acked(*sent, t + s.timeout)) throw std::runtime_error("a message was not acknowledged in time");
@@ -318,8 +333,15 @@ outcome one_at_a_time(const std::filesystem::path& dir, const spec& s) {
     out.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     out.messages = s.count;
     out.latency = sender.take_latency();
+    // Only what was measured: the warm-up's deliveries are left out below.
+    for (std::uint64_t i = 1; i <= warm; ++i) sent_at[i] = 0;
   }
-  out.receiver_commits = child.finish();
+  std::vector<std::pair<std::uint64_t, std::int64_t>> times;
+  out.receiver_commits = child.finish(&times);
+  for (const auto& [seq, ns] : times) {
+    if (seq < sent_at.size() && sent_at[seq] != 0 && ns >= sent_at[seq])
+      out.delivery.record(static_cast<std::uint64_t>(ns - sent_at[seq]));
+  }
   return out;
 }
 
@@ -347,16 +369,23 @@ outcome recovery(const std::filesystem::path& dir, const spec& s) {
   return out;
 }
 
-int receiver_main(const std::filesystem::path& dir, durability mode, std::uint32_t credit, std::size_t max_batch) {
+int receiver_main(const std::filesystem::path& dir, durability mode, std::uint32_t credit, std::size_t max_batch,
+                  bool times) {
   try {
     journal j = journal::open(dir, journal_settings(mode, 1, 256));
     context ctx;
     std::atomic<std::uint64_t> received{0};
+    // Delivery times of the first messages (the handler runs on one thread: no lock needed).
+    std::vector<std::int64_t> delivered_at(times ? 100'001 : 0, 0);
     reliable_receiver_options o;
     o.endpoint = "tcp://127.0.0.1:*";
     o.credit = credit;
     o.max_batch = max_batch;
-    o.on_message = [&received](const reliable_delivery&) { received.fetch_add(1, std::memory_order_relaxed); };
+    o.on_message = [&received, &delivered_at](const reliable_delivery& d) {
+      received.fetch_add(1, std::memory_order_relaxed);
+      if (d.seq < delivered_at.size() && delivered_at[d.seq] == 0)
+        delivered_at[d.seq] = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+    };
     reliable_receiver in(ctx, j, o);
     std::printf("endpoint %s\n", in.endpoint().c_str());
     std::fflush(stdout);
@@ -364,8 +393,17 @@ int receiver_main(const std::filesystem::path& dir, durability mode, std::uint32
     while (::read(0, sink, sizeof sink) > 0) {
     }
     const auto st = in.stats();
+    in.stop();
     std::printf("commits %lu received %lu\n", static_cast<unsigned long>(st.commits),
                 static_cast<unsigned long>(received.load()));
+    if (times) {
+      std::size_t n = 0;
+      for (const auto t : delivered_at) n += t != 0 ? 1 : 0;
+      std::printf("delivered %zu\n", n);
+      for (std::size_t seq = 0; seq < delivered_at.size(); ++seq) {
+        if (delivered_at[seq] != 0) std::printf("%zu %ld\n", seq, static_cast<long>(delivered_at[seq]));
+      }
+    }
     std::fflush(stdout);
     in.stop();
     return 0;

@@ -34,6 +34,9 @@ struct outcome {
   std::uint64_t messages = 0;
   std::uint64_t receiver_commits = 0;  ///< commits the receiver made for them
   histogram latency;            ///< send (or its scheduled time) to acknowledgement, ns
+  /// one_at_a_time only: send() called to the receiver's handler holding the message, ns (the
+  /// steady clock is one for every process of the host).
+  histogram delivery;
 
   double rate() const noexcept { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
   double receiver_batch() const noexcept {
@@ -60,9 +63,11 @@ outcome recovery(const std::filesystem::path& dir, const spec& s);
 
 /// The child: binds a reliable_receiver (at least once) on tcp://127.0.0.1:<free port> over a
 /// journal in `dir`, prints "endpoint <ep>" to stdout, and runs until its stdin closes; then
-/// prints "commits <n> received <n>" and exits. Returns the exit code.
+/// prints "commits <n> received <n>" and exits. With `times`, it also notes when its handler
+/// got each of the first 100,000 messages and prints "delivered <n>" and then "<seq> <ns>" lines.
+/// Returns the exit code.
 int receiver_main(const std::filesystem::path& dir, durability mode, std::uint32_t credit,
-                  std::size_t max_batch);
+                  std::size_t max_batch, bool times);
 
 /// The raw libzmq baseline: PUSH to PULL over tcp on loopback, `count` messages of `size`.
 double raw_push_pull(std::size_t size, std::uint64_t count);
