@@ -160,6 +160,28 @@ TEST_F(ReliableChannelTest, DeliversEveryMessageOnceInOrderPerStream) {
   EXPECT_EQ(r.malformed, 0u);
 }
 
+TEST_F(ReliableChannelTest, TheOutboxIsTrimmedOnceTheReceiverHasAcknowledged) {
+  journal tx = open_journal("tx");
+  journal rx = open_journal("rx");
+  collector got;
+  reliable_receiver in(ctx_, rx, receiver_options(got));
+  reliable_sender out(ctx_, tx, sender_options());
+  for (int i = 1; i <= 50; ++i) ASSERT_TRUE(out.send("payments", std::to_string(i)));
+  ASSERT_TRUE(got.wait_count(50));
+  // The cursor and the trimming commit together: once the cursor shows 50, the trim is done.
+  const auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  std::optional<std::uint64_t> acked;
+  while (acked != 50u && std::chrono::steady_clock::now() < deadline)
+    acked = tx.cursor("frc.acked/billing/payments").value();
+  ASSERT_EQ(acked, 50u);
+  // Everything acknowledged is gone but the newest record, and the channel's last sequence stays.
+  const auto held = tx.read(out.outbox_stream("payments"), 1, 100);
+  ASSERT_TRUE(held);
+  ASSERT_EQ(held->records.size(), 1u);
+  EXPECT_EQ(held->records[0].seq, 50u);
+  EXPECT_EQ(tx.last_seq(out.outbox_stream("payments")).value(), 50u);
+}
+
 TEST_F(ReliableChannelTest, ResumesWhereTheReceiverLeftOffAfterItRestarts) {
   journal tx = open_journal("tx");
   collector got;

@@ -30,14 +30,16 @@ check_report check(const delivery_history& h, delivery_mode mode) {
   for (const auto& [stream, sends] : h.sends_)
     for (const auto& s : sends) r.sent += s.completed ? 1 : 0;
 
-  // Streams delivered to: order, duplicates, phantoms.
+  // Streams delivered to: order, duplicates, gaps, phantoms.
   for (const auto& [stream, seen] : h.deliveries_) {
     r.delivered += seen.size();
     std::unordered_map<std::string_view, std::size_t> position;  // id -> its place in the sends
-    if (auto it = h.sends_.find(stream); it != h.sends_.end())
-      for (std::size_t i = 0; i < it->second.size(); ++i) position.emplace(it->second[i].id, i);
+    const auto sends = h.sends_.find(stream);
+    if (sends != h.sends_.end())
+      for (std::size_t i = 0; i < sends->second.size(); ++i) position.emplace(sends->second[i].id, i);
     std::unordered_map<std::string_view, std::size_t> times;
     std::size_t highest = 0;  // one past the place of the latest first delivery
+    std::size_t next = 0;     // one past the place of the previous delivery
     for (const auto& id : seen) {
       auto pos = position.find(id);
       if (pos == position.end()) {
@@ -45,6 +47,18 @@ check_report check(const delivery_history& h, delivery_mode mode) {
         note(stream, id, "delivered but never sent");
         continue;
       }
+      // A jump forward may pass over sends that never arrived (attempts that were never made
+      // durable; lost or late ones are counted below) but not over one delivered before: a
+      // redelivery repeats everything from where it starts.
+      for (std::size_t q = next; q < pos->second; ++q) {
+        const std::string& skipped = sends->second[q].id;
+        if (times.contains(skipped)) {
+          ++r.gaps;
+          note(stream, id, "delivered next in a redelivery that left out " + skipped);
+          break;
+        }
+      }
+      next = pos->second + 1;
       if (++times[id] > 1) {
         ++r.duplicated;
         if (mode == delivery_mode::effectively_once) note(stream, id, "delivered again");
@@ -73,7 +87,7 @@ check_report check(const delivery_history& h, delivery_mode mode) {
     }
   }
 
-  r.ok_ = r.lost == 0 && r.reordered == 0 && r.phantoms == 0 &&
+  r.ok_ = r.lost == 0 && r.reordered == 0 && r.phantoms == 0 && r.gaps == 0 &&
           (mode == delivery_mode::at_least_once || r.duplicated == 0);
   return r;
 }
@@ -81,7 +95,8 @@ check_report check(const delivery_history& h, delivery_mode mode) {
 std::string check_report::describe() const {
   std::ostringstream out;
   out << sent << " sends completed, " << delivered << " deliveries: " << lost << " lost, " << duplicated
-      << " duplicated, " << reordered << " out of order, " << phantoms << " never sent.";
+      << " duplicated, " << reordered << " out of order, " << gaps << " redeliveries with a gap, " << phantoms
+      << " never sent.";
   for (const auto& f : examples) out << "\n  " << f.stream << " / " << f.id << ": " << f.what;
   return out.str();
 }

@@ -23,7 +23,9 @@
 namespace fabric::testing {
 
 enum class delivery_mode {
-  at_least_once,     ///< duplicates are allowed (and counted); loss, disorder and phantoms are not
+  /// Duplicates are allowed (and counted) where a restart repeats what was delivered, from a
+  /// point on and in order; loss, disorder, gaps and phantoms are not.
+  at_least_once,
   effectively_once,  ///< no duplicate either
 };
 
@@ -60,6 +62,9 @@ struct check_report {
   std::size_t duplicated = 0;  ///< deliveries beyond the first of an id
   std::size_t reordered = 0;   ///< first deliveries that came after a later send's
   std::size_t phantoms = 0;    ///< deliveries of ids never sent nor attempted
+  /// Deliveries that jumped forward over a message already delivered earlier: a redelivery
+  /// after a restart must repeat from a point on, never leave out part of what it repeats.
+  std::size_t gaps = 0;
   std::vector<finding> examples;  ///< the first few findings, for the failure message
 
   /// True when the history keeps every promise of the mode it was checked under.

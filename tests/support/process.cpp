@@ -65,6 +65,15 @@ bool child_process::read_until(std::string_view needle, std::chrono::millisecond
   return true;
 }
 
+bool child_process::read_until(const std::function<bool(std::string_view)>& done, std::chrono::milliseconds bound) {
+  const auto deadline = clock_type::now() + bound;
+  while (!done(out)) {
+    const auto left = deadline - clock_type::now();
+    if (left <= 0ms || !pump(left)) return done(out);
+  }
+  return true;
+}
+
 void child_process::signal(int sig) {
   if (pid_ > 0) ::kill(pid_, sig);
 }

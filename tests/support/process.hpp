@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,10 @@ class child_process {
   /// Collects output until stdout contains `needle`. Returns false if `bound` passes first or
   /// the child closes its output.
   bool read_until(std::string_view needle, std::chrono::milliseconds bound = std::chrono::seconds(10));
+  /// Collects output until `done(out)` holds, for output awaited by its content rather than by
+  /// one fixed string. The same bounds and result.
+  bool read_until(const std::function<bool(std::string_view out)>& done,
+                  std::chrono::milliseconds bound = std::chrono::seconds(10));
   /// Sends `sig` to the child.
   void signal(int sig);
   pid_t pid() const noexcept { return pid_; }

@@ -74,6 +74,33 @@ TEST(DeliveryCheckerTest, ARedeliveryFromEarlierIsADuplicateNotADisorder) {
   EXPECT_EQ(r.reordered, 0U);
 }
 
+TEST(DeliveryCheckerTest, ARedeliveryThatLeavesOutAMessageFailsInBothModes) {
+  // 1 2 3, then a restart repeats 2 and jumps to 4: the receiver lost track of 3.
+  delivery_history h;
+  for (const char* id : {"1", "2", "3", "4"}) h.sent("s", id);
+  for (const char* id : {"1", "2", "3", "2", "4"}) h.delivered("s", id);
+  for (auto mode : {delivery_mode::at_least_once, delivery_mode::effectively_once}) {
+    const auto r = check(h, mode);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.gaps, 1U);
+    EXPECT_EQ(r.lost, 0U);
+    EXPECT_EQ(r.reordered, 0U);
+    ASSERT_FALSE(r.examples.empty());
+    EXPECT_EQ(r.examples.back().what, "delivered next in a redelivery that left out 3");
+  }
+}
+
+TEST(DeliveryCheckerTest, AJumpOverAnAttemptThatNeverArrivedIsNoGap) {
+  delivery_history h;
+  h.sent("s", "1");
+  h.attempted("s", "2");  // never made durable, so never sent
+  h.sent("s", "3");
+  for (const char* id : {"1", "3", "1", "3"}) h.delivered("s", id);
+  const auto r = check(h, delivery_mode::at_least_once);
+  EXPECT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(r.gaps, 0U);
+}
+
 TEST(DeliveryCheckerTest, DisorderFails) {
   delivery_history h;
   for (const char* id : {"1", "2", "3"}) h.sent("s", id);
