@@ -35,6 +35,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fabric {
@@ -427,6 +428,16 @@ class journal {
   /// Returns: the value, nullopt when the key (or the table) does not exist, or an LMDB error.
   /// Throws: fabric::error(invalid_argument) for a bad table name or key.
   result<std::optional<std::string>> get(std::string_view table, std::string_view key) const;
+  /// The entries of `table` as last committed, in key order (bytewise), from the first key
+  /// after `after` (empty: from the first key) on, at most `max`, in one short read
+  /// transaction. To list a large table, call again with the last key returned as `after`
+  /// until fewer than `max` come back.
+  /// Returns: the (key, value) pairs (none when the table does not exist), or an LMDB error
+  /// (category "lmdb") when the table could not be read.
+  /// Throws: fabric::error(invalid_argument) for a bad table name or an `after` over 511 bytes.
+  result<std::vector<std::pair<std::string, std::string>>> table_entries(std::string_view table,
+                                                                          std::string_view after = {},
+                                                                          std::size_t max = 1000) const;
 
   /// Reads records of `stream` from `from_seq` on, at most `max_records` and (after the first
   /// record) about `max_bytes` of payload, in one short read transaction.

@@ -1,6 +1,7 @@
 // Application state kept beside the streams: tables of keys and values, and named consumer
 // offsets (cursors), written through a journal_txn so they commit with whatever else the
-// application does, and read back by the journal's readers.
+// application does, and read back by the journal's readers (a key, or a table's entries in key
+// order).
 //
 //   t/<table>  : app-key (1-511 octets) -> app-value
 //   x/cursors  : cursor-name (1-255 octets) -> u64le seq
@@ -102,6 +103,37 @@ result<std::optional<std::string>> journal::get(std::string_view table, std::str
     if (rc == MDB_NOTFOUND) return answer{};
     if (rc != 0) return lmdb_error(rc);
     return answer(std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+  });
+}
+
+result<std::vector<std::pair<std::string, std::string>>> journal::table_entries(std::string_view table,
+                                                                                std::string_view after,
+                                                                                std::size_t max) const {
+  if (after.size() > 511) throw error(errc::invalid_argument, "journal table keys are 1-511 bytes");
+  using answer = std::vector<std::pair<std::string, std::string>>;
+  return impl_->read_in(table_db(table), answer{}, [&](MDB_txn* t, MDB_dbi dbi) -> result<answer> {
+    answer entries;
+    if (max == 0) return entries;
+    int rc = 0;
+    journal_detail::cursor c(t, dbi, rc);
+    if (rc != 0) return lmdb_error(rc);
+    MDB_val k = to_val(after.data(), after.size());
+    MDB_val v{};
+    if (after.empty()) {
+      rc = c.get(k, v, MDB_FIRST);
+    } else {
+      rc = c.get(k, v, MDB_SET_RANGE);
+      // SET_RANGE lands on `after` itself when it exists; the page starts past it.
+      if (rc == 0 && std::string_view(static_cast<const char*>(k.mv_data), k.mv_size) == after)
+        rc = c.get(k, v, MDB_NEXT);
+    }
+    for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+      entries.emplace_back(std::string(static_cast<const char*>(k.mv_data), k.mv_size),
+                           std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+      if (entries.size() >= max) return entries;
+    }
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc);
+    return entries;
   });
 }
 

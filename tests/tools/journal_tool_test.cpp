@@ -1,8 +1,12 @@
 // Tests of fabric-journal, run as a child process against journals built with the library: each
 // subcommand's output and exit code, --json well-formedness, corrupt records and refusals.
 #include <fabric/journal.hpp>
+#include <fabric/reliable_channel.hpp>
 
+#include "core/byte_order.hpp"
 #include "journal/record.hpp"
+#include "reliability/frc_receiver.hpp"
+#include "reliability/frc_sender.hpp"
 #include "support/damaged_journal.hpp"
 #include "support/process.hpp"
 #include "support/support.hpp"
@@ -13,17 +17,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -206,7 +215,7 @@ class JournalToolTest : public ::testing::Test {
 TEST_F(JournalToolTest, HelpIsAvailableForTheToolAndEverySubcommand) {
   const auto top = run_tool({"--help"});
   EXPECT_EQ(top.code, 0);
-  for (const char* sub : {"stats", "streams", "tail", "dump", "verify", "compact"}) {
+  for (const char* sub : {"stats", "streams", "channels", "tail", "dump", "verify", "compact"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     const auto help = run_tool({sub, "--help"});
     EXPECT_EQ(help.code, 0) << sub;
@@ -804,6 +813,363 @@ TEST_F(JournalToolTest, DlqRequeueIsRefusedWhileAnotherProcessWritesTheJournal) 
   const auto r = run_tool({"dlq", "requeue", path(), "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("open for writing in another process"), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+// ---- reliable channels
+
+namespace {
+
+using fabric::journal_txn;
+
+std::string be64(std::uint64_t v) {
+  std::string bytes(8, '\0');
+  fabric::detail::store_be(v, bytes.data());
+  return bytes;
+}
+
+std::string hex16(std::uint64_t v) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
+  return buffer;
+}
+
+// The incarnation a reliable channel keeps in the journal at `dir` (0 when none).
+std::uint64_t incarnation_in(const fs::path& dir) {
+  auto j = journal::open(dir, fabric::testing::fast_journal_options());
+  const auto value = j.get("frc.identity", "incarnation").value();
+  if (!value || value->size() != 8) return 0;
+  return fabric::detail::load_be<std::uint64_t>(value->data());
+}
+
+// The state FRC/1 leaves in a journal that both sends and receives, written as the library
+// writes it: sending to billing (payments: 7 sent, 4 acknowledged; refunds: welcomed, nothing
+// sent yet) and receiving from two senders, one of them replaced once.
+constexpr std::uint64_t own_incarnation = 0x0123456789abcdefULL;
+constexpr std::uint64_t billing_incarnation = 0xfedcba9876543210ULL;
+constexpr std::uint64_t shop_incarnation = 0x1111222233334444ULL;
+constexpr std::uint64_t web_incarnation = 0x00000000000000aaULL;
+
+void write_channel_state(const fs::path& dir) {
+  auto j = journal::open(dir, fabric::testing::fast_journal_options());
+  for (int i = 1; i <= 7; ++i)
+    ASSERT_TRUE(j.append_wait("frc.out/billing/payments", fabric::frc::encode_outbox(0, "p" + std::to_string(i))));
+  ASSERT_TRUE(j.transact([](journal_txn& t) {
+    t.put("frc.identity", "incarnation", be64(own_incarnation));
+    t.set_cursor("frc.acked/billing/payments", 4);
+    t.put("frc.peers", "billing/payments", be64(billing_incarnation));
+    t.put("frc.peers", "billing/refunds", be64(billing_incarnation));
+    const std::string shop = fabric::frc::channel_key("shop", "orders");
+    t.put("frc.in", shop, fabric::frc::encode_record({shop_incarnation, 42}));
+    t.put("frc.expired", shop, fabric::frc::encode_seqs({40, 41}));
+    t.put("frc.history", shop, std::string(24, '\x01'));
+    const std::string web = fabric::frc::channel_key("web", "orders/eu");
+    t.put("frc.in", web, fabric::frc::encode_record({web_incarnation, 3}));
+  }));
+}
+
+TEST_F(JournalToolTest, ChannelsShowsEachChannelSendingAndReceivingAndTheJournalsIncarnation) {
+  write_channel_state(dir_.path());
+  const auto r = run_tool({"channels", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out),
+            (std::vector<std::string>{
+                "incarnation  0123456789abcdef",
+                "",
+                "SEND TO  STREAM    LAST  ACKED  BACKLOG  RECEIVER INCARNATION",
+                "billing  payments     7      4        3  fedcba9876543210",
+                "billing  refunds      0      0        0  fedcba9876543210",
+                "",
+                "RECEIVE FROM  STREAM     SENDER INCARNATION  TAKEN  EXPIRED KEPT  REPLACED",
+                "shop          orders     1111222233334444       42             2         1",
+                "web           orders/eu  00000000000000aa        3             0         0"}))
+      << r.out;
+}
+
+TEST_F(JournalToolTest, ChannelsJsonGivesEveryPositionWithIncarnationsAsHex) {
+  write_channel_state(dir_.path());
+  const auto r = run_tool({"--json", "channels", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(json_checker::well_formed(r.out)) << r.out;
+  EXPECT_EQ(r.out,
+            R"({"channels":{"incarnation":"0123456789abcdef","sending":[)"
+            R"({"receiver":"billing","stream":"payments","last_seq":7,"acked":4,"backlog":3,"receiver_incarnation":"fedcba9876543210"},)"
+            R"({"receiver":"billing","stream":"refunds","last_seq":0,"acked":0,"backlog":0,"receiver_incarnation":"fedcba9876543210"}],)"
+            R"("receiving":[)"
+            R"({"sender":"shop","stream":"orders","sender_incarnation":"1111222233334444","taken":42,"expired_kept":2,"replaced_incarnations":1},)"
+            R"({"sender":"web","stream":"orders/eu","sender_incarnation":"00000000000000aa","taken":3,"expired_kept":0,"replaced_incarnations":0}]}})"
+            "\n");
+}
+
+TEST_F(JournalToolTest, StatsShowsTheReliableChannelsAfterTheStreams) {
+  write_channel_state(dir_.path());
+  const auto r = run_tool({"stats", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto at = r.out.find("\nreliable channels\nincarnation  0123456789abcdef\n");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_LT(r.out.find("frc.out/billing/payments      1     7        7"), at) << r.out;
+  EXPECT_NE(r.out.find("billing  payments     7      4        3  fedcba9876543210", at), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("shop          orders     1111222233334444       42             2         1", at),
+            std::string::npos)
+      << r.out;
+
+  const auto json = run_tool({"stats", path(), "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_TRUE(json_checker::well_formed(json.out)) << json.out;
+  EXPECT_TRUE(has_field(json.out, "channels", R"({"incarnation":"0123456789abcdef","sending":[{"receiver":"billing")"))
+      << json.out;
+  EXPECT_NE(json.out.find(R"("last_seq":7,"acked":4,"backlog":3)"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find(R"("taken":42,"expired_kept":2,"replaced_incarnations":1)"), std::string::npos) << json.out;
+}
+
+TEST_F(JournalToolTest, AJournalNoChannelHasUsedHasNoChannelsToShow) {
+  append("orders", "order", 2);
+  const auto r = run_tool({"channels", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "incarnation  none (no reliable channel has used this journal)\n");
+  const auto json = run_tool({"channels", path(), "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(json.out, "{\"channels\":{\"incarnation\":null,\"sending\":[],\"receiving\":[]}}\n");
+  const auto stats = run_tool({"stats", path()});
+  ASSERT_EQ(stats.code, 0) << stats.err;
+  EXPECT_EQ(stats.out.find("reliable channels"), std::string::npos) << stats.out;
+  const auto stats_json = run_tool({"--json", "stats", path()});
+  EXPECT_TRUE(has_field(stats_json.out, "channels", R"({"incarnation":null,"sending":[],"receiving":[]})"))
+      << stats_json.out;
+}
+
+TEST_F(JournalToolTest, DamagedChannelStateIsReportedAsDamageNotShown) {
+  const std::vector<std::function<void(journal_txn&)>> damage{
+      [](journal_txn& t) { t.put("frc.identity", "incarnation", "short"); },
+      [](journal_txn& t) { t.put("frc.identity", "incarnation", be64(0)); },
+      [](journal_txn& t) { t.put("frc.peers", "billing/payments", "1234"); },
+      [](journal_txn& t) { t.put("frc.in", fabric::frc::channel_key("shop", "orders"), be64(7)); },
+      [](journal_txn& t) { t.put("frc.in", std::string("\x09shop", 5), std::string(16, '\x01')); },
+      [](journal_txn& t) { t.put("frc.expired", fabric::frc::channel_key("shop", "orders"), "123"); },
+      [](journal_txn& t) { t.put("frc.history", fabric::frc::channel_key("shop", "orders"), std::string(25, 'h')); },
+  };
+  for (std::size_t i = 0; i < damage.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    temp_dir dir;
+    write_channel_state(dir.path());
+    {
+      auto j = journal::open(dir.path(), fabric::testing::fast_journal_options());
+      ASSERT_TRUE(j.transact(damage[i]));
+    }
+    for (const char* sub : {"channels", "stats"}) {
+      const auto r = run_tool({sub, dir.path().string()});
+      EXPECT_EQ(r.code, 2) << sub << ": " << r.out << r.err;
+      EXPECT_NE(r.err.find("fabric-journal: damaged reliable-channel state: "), std::string::npos) << r.err;
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+}
+
+// What a receiver's handler saw, shared with the test's thread.
+class deliveries {
+ public:
+  void add(const fabric::reliable_delivery& d) {
+    std::lock_guard lock(mu_);
+    seen_[std::string(d.body)] = d.seq;
+    cv_.notify_all();
+  }
+  /// The sequence `body` was delivered with, waiting for it at most wait_bound (0: not delivered).
+  std::uint64_t wait_for(const std::string& body) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, fabric::testing::wait_bound, [&] { return seen_.count(body) > 0; });
+    const auto it = seen_.find(body);
+    return it == seen_.end() ? 0 : it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::uint64_t> seen_;
+};
+
+class JournalToolChannelTest : public JournalToolTest {
+ protected:
+  JournalToolChannelTest() : endpoint_("ipc://" + (dir_.path() / "rx.sock").string()) {}
+
+  fabric::reliable_sender_options sender_options() const {
+    fabric::reliable_sender_options o;
+    o.name = "orders";
+    o.receiver = "billing";
+    o.endpoint = endpoint_;
+    o.heartbeat = 200ms;
+    o.reconnect_interval = 10ms;
+    o.reconnect_interval_max = 100ms;
+    o.retransmit_interval = 300ms;
+    o.send_timeout = fabric::testing::wait_bound;
+    return o;
+  }
+
+  fabric::reliable_receiver_options receiver_options() {
+    fabric::reliable_receiver_options o;
+    o.endpoint = endpoint_;
+    o.heartbeat = 200ms;
+    o.on_message = [this](const fabric::reliable_delivery& d) { got_.add(d); };
+    o.on_notice = [this](const fabric::channel_notice& n) {
+      if (n.what == fabric::channel_notice::kind::sender_replaced) replaced_at_ = n.to;
+    };
+    return o;
+  }
+
+  journal open_journal(const std::string& name) {
+    return journal::open(dir_.path() / name, fabric::testing::fast_journal_options());
+  }
+
+  // Waits until `tx`'s acknowledged cursor for billing/payments reaches `seq`: the sender writes
+  // it shortly after the ACK arrives.
+  static bool acked_through(const journal& tx, std::uint64_t seq) {
+    const auto deadline = clock_type::now() + fabric::testing::wait_bound;
+    for (;;) {
+      const auto acked = tx.cursor("frc.acked/billing/payments");
+      if (acked && acked->value_or(0) >= seq) return true;
+      if (clock_type::now() >= deadline) return false;
+      std::this_thread::yield();
+    }
+  }
+
+  fabric::context ctx_;
+  std::string endpoint_;
+  deliveries got_;
+  std::atomic<std::uint64_t> replaced_at_{0};
+};
+
+TEST_F(JournalToolChannelTest, ChannelsShowsWhereARealSenderAndReceiverStand) {
+  {
+    journal tx = open_journal("tx");
+    journal rx = open_journal("rx");
+    fabric::reliable_receiver in(ctx_, rx, receiver_options());
+    fabric::reliable_sender out(ctx_, tx, sender_options());
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE(out.send("payments", "payment " + std::to_string(i)));
+    ASSERT_EQ(got_.wait_for("payment 5"), 5u);
+    ASSERT_TRUE(acked_through(tx, 5));
+  }
+  const auto tx_incarnation = incarnation_in(dir_.path() / "tx");
+  const auto rx_incarnation = incarnation_in(dir_.path() / "rx");
+  ASSERT_NE(tx_incarnation, 0u);
+  ASSERT_NE(rx_incarnation, 0u);
+
+  const auto sender = run_tool({"channels", (dir_.path() / "tx").string()});
+  ASSERT_EQ(sender.code, 0) << sender.err;
+  EXPECT_EQ(lines_of(sender.out), (std::vector<std::string>{
+                                      "incarnation  " + hex16(tx_incarnation),
+                                      "",
+                                      "SEND TO  STREAM    LAST  ACKED  BACKLOG  RECEIVER INCARNATION",
+                                      "billing  payments     5      5        0  " + hex16(rx_incarnation)}))
+      << sender.out;
+
+  const auto receiver = run_tool({"--json", "channels", (dir_.path() / "rx").string()});
+  ASSERT_EQ(receiver.code, 0) << receiver.err;
+  EXPECT_EQ(receiver.out, R"({"channels":{"incarnation":")" + hex16(rx_incarnation) +
+                              R"(","sending":[],"receiving":[{"sender":"orders","stream":"payments","sender_incarnation":")" +
+                              hex16(tx_incarnation) +
+                              R"(","taken":5,"expired_kept":0,"replaced_incarnations":0}]}})" + "\n");
+}
+
+TEST_F(JournalToolTest, ChannelResetPrintsTheOldAndNewIncarnationAndKeepsTheNewOne) {
+  write_channel_state(dir_.path());
+  const auto r = run_tool({"channel", "reset", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto first = incarnation_in(dir_.path());
+  EXPECT_NE(first, 0u);
+  EXPECT_NE(first, own_incarnation);
+  EXPECT_EQ(lines_of(r.out), (std::vector<std::string>{"reset the incarnation of " + path(),
+                                                       "old  " + hex16(own_incarnation), "new  " + hex16(first)}));
+
+  const auto json = run_tool({"--json", "channel", "reset", path()});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const auto second = incarnation_in(dir_.path());
+  EXPECT_NE(second, first);
+  EXPECT_EQ(json.out, R"({"path":")" + path() + R"(","old_incarnation":")" + hex16(first) +
+                          R"(","new_incarnation":")" + hex16(second) + "\"}\n");
+  // Only the incarnation changes: every channel keeps its position.
+  const auto channels = run_tool({"channels", path()});
+  EXPECT_NE(channels.out.find("billing  payments     7      4        3"), std::string::npos) << channels.out;
+}
+
+TEST_F(JournalToolTest, ChannelResetReplacesADamagedIncarnation) {
+  append("orders", "order", 1);
+  {
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
+    ASSERT_TRUE(j.transact([](journal_txn& t) { t.put("frc.identity", "incarnation", "abc"); }));
+  }
+  const auto r = run_tool({"channel", "reset", path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("old  damaged (3 bytes: 616263)"), std::string::npos) << r.out;
+  EXPECT_NE(incarnation_in(dir_.path()), 0u);
+}
+
+TEST_F(JournalToolTest, ChannelResetRefusesAJournalNoChannelHasUsed) {
+  append("orders", "order", 1);
+  const auto r = run_tool({"channel", "reset", path()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no reliable channel has used " + path() + ": it has no incarnation to reset"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(incarnation_in(dir_.path()), 0u);
+  EXPECT_EQ(run_tool({"channel", "reset", (dir_.path() / "nowhere").string()}).code, 1);
+  EXPECT_EQ(run_tool({"channel", path()}).code, 64);  // reset must be named
+}
+
+TEST_F(JournalToolTest, ChannelResetIsRefusedWhileAnotherProcessWritesTheJournal) {
+  write_channel_state(dir_.path());
+  {
+    // This test process holds the journal open for writing, as a running service would.
+    auto j = journal::open(dir_.path(), fabric::testing::fast_journal_options());
+    const auto r = run_tool({"channel", "reset", path()});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("open for writing in another process"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  EXPECT_EQ(incarnation_in(dir_.path()), own_incarnation);
+}
+
+// The remedy end to end (docs/reliable-channel.md, section 7): a sender journal restored from
+// an older copy is refused as sender-regressed until channel reset gives it a new incarnation;
+// then its receiver takes it from its acknowledged cursor on.
+TEST_F(JournalToolChannelTest, ChannelResetLetsAReceiverTakeASenderRestoredFromAnOlderCopy) {
+  journal rx = open_journal("rx");
+  fabric::reliable_receiver in(ctx_, rx, receiver_options());
+  {
+    journal tx = open_journal("tx");
+    fabric::reliable_sender out(ctx_, tx, sender_options());
+    for (int i = 1; i <= 2; ++i) ASSERT_TRUE(out.send("payments", "payment " + std::to_string(i)));
+    ASSERT_TRUE(acked_through(tx, 2));
+    fs::create_directories(dir_.path() / "backup");
+    ASSERT_TRUE(tx.copy_to(dir_.path() / "backup"));
+    for (int i = 3; i <= 5; ++i) ASSERT_TRUE(out.send("payments", "payment " + std::to_string(i)));
+    ASSERT_EQ(got_.wait_for("payment 5"), 5u);
+  }
+  const std::string backup = (dir_.path() / "backup").string();
+  const auto before = incarnation_in(backup);
+  {
+    journal tx = journal::open(backup, fabric::testing::fast_journal_options());
+    fabric::reliable_sender out(ctx_, tx, sender_options());
+    const auto deadline = clock_type::now() + fabric::testing::wait_bound;
+    fabric::reliable_sender_stats s;
+    do {
+      s = out.stats();
+    } while ((s.channels.empty() || s.channels[0].refusals == 0) && clock_type::now() < deadline);
+    ASSERT_FALSE(s.channels.empty());
+    ASSERT_GT(s.channels[0].refusals, 0u);
+    EXPECT_EQ(s.channels[0].refusal.rfind("sender-regressed", 0), 0u) << s.channels[0].refusal;
+  }
+
+  const auto reset = run_tool({"channel", "reset", backup});
+  ASSERT_EQ(reset.code, 0) << reset.err;
+  EXPECT_NE(reset.out.find("old  " + hex16(before)), std::string::npos) << reset.out;
+
+  journal tx = journal::open(backup, fabric::testing::fast_journal_options());
+  fabric::reliable_sender out(ctx_, tx, sender_options());
+  const auto seq = out.send("payments", "payment after the restore");
+  ASSERT_TRUE(seq) << seq.error().message();
+  EXPECT_EQ(*seq, 3u);
+  EXPECT_EQ(got_.wait_for("payment after the restore"), 3u);
+  EXPECT_EQ(replaced_at_.load(), 5u);  // the old incarnation ended where the receiver had taken it
 }
 
 }  // namespace

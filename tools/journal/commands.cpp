@@ -1,5 +1,6 @@
-// fabric-journal's subcommands. They only read the journal (compact writes a copy elsewhere), and
-// refuse a directory that is not already a journal, because journal::open would create one.
+// fabric-journal's subcommands. Most only read the journal (compact writes a copy elsewhere; dlq
+// requeue and discard and channel reset change it, with its service stopped), and all refuse a
+// directory that is not already a journal, because journal::open would create one.
 #include "commands.hpp"
 
 #include "output.hpp"
@@ -16,13 +17,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <map>
+#include <optional>
+#include <random>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 namespace fabric::journal_tool {
@@ -133,20 +139,30 @@ json stream_infos_json(const std::vector<journal_stream_info>& infos) {
   return streams;
 }
 
+// Rows under a header row, columns two spaces apart, each aligned as `align` says: 'l' for
+// names (left), 'r' for numbers (right). The last column is not padded on the right.
+void print_table(const std::vector<std::vector<std::string>>& rows, std::string_view align) {
+  std::vector<std::size_t> widths(align.size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) line += "  ";
+      const std::string pad(widths[c] - row[c].size(), ' ');
+      if (align[c] == 'r') line += pad + row[c];
+      else line += c + 1 == row.size() ? row[c] : row[c] + pad;
+    }
+    std::cout << line << '\n';
+  }
+}
+
 void print_stream_table(const std::vector<journal_stream_info>& infos) {
   std::vector<std::vector<std::string>> rows{{"STREAM", "FIRST", "LAST", "RECORDS"}};
   for (const auto& info : infos)
     rows.push_back({info.name, seq_or_dash(info, info.first_seq), seq_or_dash(info, info.last_seq),
                     std::to_string(info.records)});
-  std::size_t widths[4] = {};
-  for (const auto& row : rows)
-    for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
-  for (const auto& row : rows) {
-    std::string line = row[0] + std::string(widths[0] - row[0].size(), ' ');
-    for (std::size_t c = 1; c < 4; ++c)  // numbers right-aligned
-      line += "  " + std::string(widths[c] - row[c].size(), ' ') + row[c];
-    std::cout << line << '\n';
-  }
+  print_table(rows, "lrrr");
 }
 
 // Prints records as dump and tail show them: one line each, or one JSON object per line.
@@ -245,11 +261,235 @@ void install_stop_handlers() {
 
 }  // namespace
 
+// ---- reliable channels: where each stands, as its journal records it
+
+namespace {
+
+// Where FRC/1 keeps a peer's state (docs/reliable-channel.md, section 6; written by
+// src/reliability/reliable_sender.cpp and reliable_receiver.cpp). Integers are big-endian.
+constexpr std::string_view identity_table = "frc.identity";
+constexpr std::string_view identity_key = "incarnation";  // 8 octets, never 0
+constexpr std::string_view outbox_prefix = "frc.out/";     // + receiver "/" stream: a stream
+constexpr std::string_view acked_prefix = "frc.acked/";    // + receiver "/" stream: a cursor
+constexpr std::string_view peers_table = "frc.peers";      // receiver "/" stream -> 8 octets
+// The receiver's tables are keyed by a channel key: one octet of the sender name's length, the
+// sender name, the stream.
+constexpr std::string_view in_table = "frc.in";            // -> sender incarnation, taken
+constexpr std::string_view expired_table = "frc.expired";  // -> 8 octets per kept expiry
+constexpr std::string_view history_table = "frc.history";  // -> 24 octets per replaced incarnation
+constexpr std::size_t in_record_size = 16;
+constexpr std::size_t history_entry_size = 24;
+// Table entries are listed a page at a time, so no read transaction lives long.
+constexpr std::size_t table_page = 1024;
+
+std::uint64_t load_be64(std::string_view bytes) noexcept {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[i]);
+  return v;
+}
+
+// Incarnations are random 64-bit identities: shown as 16 hex digits, which JSON keeps exactly
+// where a number past 2^53 would not survive every parser.
+std::string incarnation_text(std::uint64_t incarnation) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(incarnation));
+  return buffer;
+}
+
+json incarnation_json(std::uint64_t incarnation) {
+  return incarnation == 0 ? json(nullptr) : json(incarnation_text(incarnation));
+}
+
+// A value that FRC/1 could not have written: the journal is damaged (exit code 2).
+[[noreturn]] void damaged_value(std::string_view table, const std::string& whose, std::size_t size,
+                                const std::string& expected) {
+  throw damaged_journal("damaged reliable-channel state: table " + std::string(table) + ", " + whose + ": " +
+                        std::to_string(size) + " bytes where " + expected + " belong");
+}
+
+template <class T>
+T value_or_fail(result<T> r, const std::string& what) {
+  if (!r) throw tool_error("cannot read " + what + ": " + r.error().message());
+  return std::move(*r);
+}
+
+// A channel this journal sends on (section 6.1).
+struct sending_channel {
+  std::string receiver;
+  std::string stream;
+  std::uint64_t last = 0;                  // the outbox's last sequence
+  std::uint64_t acked = 0;                 // everything up to here is acknowledged
+  std::uint64_t receiver_incarnation = 0;  // 0: no receiver has welcomed it yet
+  std::uint64_t backlog() const noexcept { return last > acked ? last - acked : 0; }
+};
+
+// A channel this journal receives on (section 6.2).
+struct receiving_channel {
+  std::string sender;
+  std::string stream;
+  std::uint64_t sender_incarnation = 0;
+  std::uint64_t taken = 0;         // everything up to here is durably taken
+  std::uint64_t expired_kept = 0;  // expiries not yet known to the sender
+  std::uint64_t replaced = 0;      // earlier sender incarnations in the history
+};
+
+struct channel_positions {
+  std::uint64_t incarnation = 0;  // 0: no reliable channel has used the journal
+  std::vector<sending_channel> sending;
+  std::vector<receiving_channel> receiving;
+  bool empty() const noexcept { return incarnation == 0 && sending.empty() && receiving.empty(); }
+};
+
+// Every entry of `table`, a page at a time.
+void for_each_entry(const journal& j, std::string_view table,
+                    const std::function<void(const std::string& key, const std::string& value)>& fn) {
+  std::string after;
+  for (;;) {
+    const auto page = value_or_fail(j.table_entries(table, after, table_page), "table " + std::string(table));
+    for (const auto& [key, value] : page) fn(key, value);
+    if (page.size() < table_page) return;
+    after = page.back().first;
+  }
+}
+
+std::uint64_t read_incarnation(const journal& j) {
+  const auto value = value_or_fail(j.get(identity_table, identity_key), "the journal's incarnation");
+  if (!value) return 0;
+  if (value->size() != 8 || load_be64(*value) == 0)
+    damaged_value(identity_table, "key incarnation", value->size(), "8 (not all zero)");
+  return load_be64(*value);
+}
+
+std::vector<sending_channel> read_sending(const journal& j) {
+  // A channel has an outbox stream once it has sent, and a receiver incarnation once welcomed:
+  // either says it exists. Both are named <receiver>/<stream>, and a receiver name has no '/'.
+  std::map<std::string, sending_channel> by_name;
+  const auto add = [&](const std::string& name) {
+    const auto slash = name.find('/');
+    if (slash == 0 || slash == std::string::npos || slash + 1 == name.size()) return;
+    auto& c = by_name[name];
+    c.receiver = name.substr(0, slash);
+    c.stream = name.substr(slash + 1);
+  };
+  for (const auto& stream : value_or_fail(j.streams(), "the journal's streams"))
+    if (stream.size() > outbox_prefix.size() && stream.compare(0, outbox_prefix.size(), outbox_prefix) == 0)
+      add(stream.substr(outbox_prefix.size()));
+  std::map<std::string, std::uint64_t> seen;
+  for_each_entry(j, peers_table, [&](const std::string& key, const std::string& value) {
+    if (value.size() != 8) damaged_value(peers_table, "key " + key, value.size(), "8");
+    seen[key] = load_be64(value);
+    add(key);
+  });
+  std::vector<sending_channel> channels;
+  for (auto& [name, c] : by_name) {
+    // The cursor first: the outbox's last sequence, read after it, is at least as far on, so
+    // a sender working meanwhile cannot make the backlog look negative.
+    auto acked = j.cursor(std::string(acked_prefix) + name);
+    if (acked.is(errc::malformed)) throw damaged_journal("damaged reliable-channel state: cursor " +
+                                                         std::string(acked_prefix) + name + " does not decode");
+    c.acked = value_or_fail(std::move(acked), "cursor " + std::string(acked_prefix) + name).value_or(0);
+    const std::string outbox = std::string(outbox_prefix) + name;
+    c.last = value_or_fail(j.last_seq(outbox), "stream " + outbox).value_or(0);
+    if (const auto it = seen.find(name); it != seen.end()) c.receiver_incarnation = it->second;
+    channels.push_back(std::move(c));
+  }
+  return channels;
+}
+
+std::vector<receiving_channel> read_receiving(const journal& j) {
+  std::vector<receiving_channel> channels;
+  for_each_entry(j, in_table, [&](const std::string& key, const std::string& value) {
+    const std::size_t sender_size = key.empty() ? 0 : static_cast<unsigned char>(key[0]);
+    if (sender_size == 0 || key.size() < 1 + sender_size + 1)
+      throw damaged_journal("damaged reliable-channel state: table frc.in holds a key (" + to_hex(key) +
+                            ") that names no sender and stream");
+    receiving_channel c;
+    c.sender = key.substr(1, sender_size);
+    c.stream = key.substr(1 + sender_size);
+    const std::string whose = "channel " + c.sender + "/" + c.stream;
+    if (value.size() != in_record_size || load_be64(value) == 0)
+      damaged_value(in_table, whose, value.size(), "16 (a non-zero incarnation and taken)");
+    c.sender_incarnation = load_be64(value);
+    c.taken = load_be64(std::string_view(value).substr(8));
+    if (const auto kept = value_or_fail(j.get(expired_table, key), "table frc.expired for " + whose)) {
+      if (kept->size() % 8 != 0) damaged_value(expired_table, whose, kept->size(), "a multiple of 8");
+      c.expired_kept = kept->size() / 8;
+    }
+    if (const auto history = value_or_fail(j.get(history_table, key), "table frc.history for " + whose)) {
+      if (history->size() % history_entry_size != 0)
+        damaged_value(history_table, whose, history->size(), "a multiple of 24");
+      c.replaced = history->size() / history_entry_size;
+    }
+    channels.push_back(std::move(c));
+  });
+  // Keys sort by the sender name's length first; people look for a name.
+  std::sort(channels.begin(), channels.end(), [](const receiving_channel& a, const receiving_channel& b) {
+    return std::tie(a.sender, a.stream) < std::tie(b.sender, b.stream);
+  });
+  return channels;
+}
+
+channel_positions read_channels(const journal& j) {
+  channel_positions p;
+  p.incarnation = read_incarnation(j);
+  p.sending = read_sending(j);
+  p.receiving = read_receiving(j);
+  return p;
+}
+
+json channels_json(const channel_positions& p) {
+  json sending = json::array();
+  for (const auto& c : p.sending)
+    sending.push_back({{"receiver", c.receiver},
+                       {"stream", c.stream},
+                       {"last_seq", c.last},
+                       {"acked", c.acked},
+                       {"backlog", c.backlog()},
+                       {"receiver_incarnation", incarnation_json(c.receiver_incarnation)}});
+  json receiving = json::array();
+  for (const auto& c : p.receiving)
+    receiving.push_back({{"sender", c.sender},
+                         {"stream", c.stream},
+                         {"sender_incarnation", incarnation_json(c.sender_incarnation)},
+                         {"taken", c.taken},
+                         {"expired_kept", c.expired_kept},
+                         {"replaced_incarnations", c.replaced}});
+  return {{"incarnation", incarnation_json(p.incarnation)},
+          {"sending", std::move(sending)},
+          {"receiving", std::move(receiving)}};
+}
+
+void print_channels(const channel_positions& p) {
+  std::cout << "incarnation  "
+            << (p.incarnation != 0 ? incarnation_text(p.incarnation) : "none (no reliable channel has used this journal)")
+            << '\n';
+  if (!p.sending.empty()) {
+    std::vector<std::vector<std::string>> rows{{"SEND TO", "STREAM", "LAST", "ACKED", "BACKLOG", "RECEIVER INCARNATION"}};
+    for (const auto& c : p.sending)
+      rows.push_back({c.receiver, c.stream, std::to_string(c.last), std::to_string(c.acked), std::to_string(c.backlog()),
+                      c.receiver_incarnation != 0 ? incarnation_text(c.receiver_incarnation) : "-"});
+    std::cout << '\n';
+    print_table(rows, "llrrrl");
+  }
+  if (!p.receiving.empty()) {
+    std::vector<std::vector<std::string>> rows{
+        {"RECEIVE FROM", "STREAM", "SENDER INCARNATION", "TAKEN", "EXPIRED KEPT", "REPLACED"}};
+    for (const auto& c : p.receiving)
+      rows.push_back({c.sender, c.stream, incarnation_text(c.sender_incarnation), std::to_string(c.taken),
+                      std::to_string(c.expired_kept), std::to_string(c.replaced)});
+    std::cout << '\n';
+    print_table(rows, "lllrrr");
+  }
+}
+
+}  // namespace
+
 int run_stats(const options& o) {
   const journal j = open_existing(o.dir);
   const auto infos = j.stream_infos().value();
   const auto counters = j.stats();
   const std::uint64_t size = file_bytes(data_file(o.dir));
+  const channel_positions channels = read_channels(j);
   std::uint64_t records = 0;
   for (const auto& info : infos) records += info.records;
   if (o.json) {
@@ -258,7 +498,8 @@ int run_stats(const options& o) {
                 {"map_size_bytes", counters.map_size},
                 {"stream_count", infos.size()},
                 {"records", records},
-                {"streams", stream_infos_json(infos)}});
+                {"streams", stream_infos_json(infos)},
+                {"channels", channels_json(channels)}});
     return exit_ok;
   }
   std::cout << "journal    " << o.dir << '\n'
@@ -270,6 +511,18 @@ int run_stats(const options& o) {
     std::cout << '\n';
     print_stream_table(infos);
   }
+  if (!channels.empty()) {
+    std::cout << "\nreliable channels\n";
+    print_channels(channels);
+  }
+  return exit_ok;
+}
+
+int run_channels(const options& o) {
+  const journal j = open_existing(o.dir);
+  const channel_positions channels = read_channels(j);
+  if (o.json) print_json({{"channels", channels_json(channels)}});
+  else print_channels(channels);
   return exit_ok;
 }
 
@@ -537,7 +790,16 @@ namespace {
 // owns the journal running, the open is refused (one writer at a time) and the message says so.
 journal open_for_writing(const std::string& dir) {
   require_journal_dir(dir);
-  return journal::open(dir);
+  try {
+    return journal::open(dir);
+  } catch (const error& e) {
+    // The library's advice (open read-only) does not fit a command that must write.
+    if (e.code() == errc::invalid_state)
+      throw tool_error(dir + " is open for writing in another process: stop the service that uses it, then run "
+                       "this again");
+    if (e.code() == errc::malformed) throw damaged_journal(message_of(e));
+    throw;
+  }
 }
 
 }  // namespace
@@ -575,6 +837,55 @@ int run_dlq_discard(const options& o) {
     }
   }
   return code;
+}
+
+namespace {
+
+std::uint64_t draw_incarnation() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return v;
+}
+
+}  // namespace
+
+// Rule 2 of section 7: a sender whose journal was restored from an older copy would reuse
+// sequences its receivers hold as taken, and they refuse it (sender-regressed). A new
+// incarnation makes each receiver take the sender's channels afresh from their acknowledged
+// cursors (rule 3). Running services keep their incarnation in memory, so the journal must not
+// be open for writing elsewhere: the journal's lock refuses the open then.
+int run_channel_reset(const options& o) {
+  journal j = open_for_writing(o.dir);
+  std::optional<std::string> before;
+  std::uint64_t after = 0;
+  const auto done = j.transact([&](journal_txn& t) {
+    // The journal may run this more than once: every run starts afresh.
+    before.reset();
+    after = 0;
+    auto have = t.get(identity_table, identity_key);
+    if (!have || !*have) return;  // a failed read fails the transaction; nothing to reset
+    before = **have;
+    const std::uint64_t old = before->size() == 8 ? load_be64(*before) : 0;
+    do after = draw_incarnation();
+    while (after == old);
+    std::string bytes(8, '\0');
+    for (std::size_t i = 0; i < 8; ++i) bytes[i] = static_cast<char>(after >> (56 - 8 * i));
+    t.put(identity_table, identity_key, bytes);
+  });
+  if (!done) throw tool_error("cannot reset the incarnation of " + o.dir + ": " + done.error().message());
+  if (!before)
+    throw tool_error("no reliable channel has used " + o.dir +
+                     ": it has no incarnation to reset (a channel draws one when it first opens the journal)");
+  const std::uint64_t old = before->size() == 8 ? load_be64(*before) : 0;
+  if (o.json) {
+    print_json({{"path", o.dir}, {"old_incarnation", incarnation_json(old)}, {"new_incarnation", incarnation_text(after)}});
+    return exit_ok;
+  }
+  std::cout << "reset the incarnation of " << o.dir << '\n'
+            << "old  " << (old != 0 ? incarnation_text(old) : "damaged (" + std::to_string(before->size()) + " bytes: " + to_hex(*before) + ")") << '\n'
+            << "new  " << incarnation_text(after) << '\n';
+  return exit_ok;
 }
 
 }  // namespace fabric::journal_tool

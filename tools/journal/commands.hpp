@@ -53,5 +53,7 @@ int run_compact(const options& o);
 int run_dlq_list(const options& o);
 int run_dlq_requeue(const options& o);
 int run_dlq_discard(const options& o);
+int run_channels(const options& o);
+int run_channel_reset(const options& o);
 
 }  // namespace fabric::journal_tool

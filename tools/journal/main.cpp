@@ -1,5 +1,6 @@
-// fabric-journal: look inside a fabric journal directory (stats, streams, tail, dump), check every
-// record (verify) and write a compacted copy (compact), for operators and scripts (--json).
+// fabric-journal: look inside a fabric journal directory (stats, streams, channels, tail, dump),
+// check every record (verify), write a compacted copy (compact), and repair what operators repair
+// (dlq, channel reset), for operators and scripts (--json).
 #include "commands.hpp"
 
 #include <fabric/version.hpp>
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   using namespace fabric::journal_tool;
   options o;
   CLI::App app{std::string("fabric-journal ") + fabric::version_string +
-               ": inspect, verify and compact a fabric journal directory"};
+               ": inspect, verify, compact and repair a fabric journal directory"};
   app.require_subcommand(1);
   // Lets --json follow the subcommand too: fabric-journal dump DIR -s S --json.
   app.fallthrough();
@@ -37,13 +38,19 @@ int main(int argc, char** argv) {
 
   std::map<std::string, std::function<int(const options&)>> commands;
 
-  auto* stats = app.add_subcommand("stats", "size on disk, map size, and every stream's extent");
+  auto* stats = app.add_subcommand(
+      "stats", "size on disk, map size, every stream's extent, and every reliable channel's position");
   add_dir(stats);
   commands["stats"] = run_stats;
 
   auto* streams = app.add_subcommand("streams", "one line per stream: name, first seq, last seq, records");
   add_dir(streams);
   commands["streams"] = run_streams;
+
+  auto* channels = app.add_subcommand(
+      "channels", "the journal's incarnation and each reliable channel's position, sending and receiving");
+  add_dir(channels);
+  commands["channels"] = run_channels;
 
   auto* tail = app.add_subcommand("tail", "the last records of a stream, and with --follow the new ones");
   add_dir(tail);
@@ -93,6 +100,15 @@ int main(int argc, char** argv) {
   add_dir(dlq_discard);
   dlq_discard->add_option("ids", o.ids, "dead-letter ids")->required();
   commands["discard"] = run_dlq_discard;
+
+  auto* channel = app.add_subcommand("channel", "repair a journal's reliable channels");
+  channel->require_subcommand(1);
+  auto* channel_reset = channel->add_subcommand(
+      "reset",
+      "give the journal a new incarnation: the remedy for a sender refused as sender-regressed after "
+      "its journal was restored from an older copy (needs the journal's service stopped)");
+  add_dir(channel_reset);
+  commands["reset"] = run_channel_reset;
 
   try {
     app.parse(argc, argv);

@@ -118,6 +118,7 @@ TEST(JournalReadErrorTest, EveryReadReportsAnErrorWhenItCannotBeginAReadTransact
 
   EXPECT_EQ(j.cursor("c").error(), readers_full);
   EXPECT_EQ(j.get("t", "k").error(), readers_full);
+  EXPECT_EQ(j.table_entries("t").error(), readers_full);
   EXPECT_EQ(j.seen({"p", "s", 1, {}}).error(), readers_full);
   EXPECT_EQ(j.dead_letters().error(), readers_full);
   EXPECT_EQ(j.scheduled_count().error(), readers_full);
@@ -131,6 +132,7 @@ TEST(JournalReadErrorTest, EveryReadReportsAnErrorWhenItCannotBeginAReadTransact
   hog.release();
   EXPECT_EQ(j.cursor("c").value(), 1u);
   EXPECT_EQ(j.get("t", "k").value(), "v");
+  EXPECT_EQ(j.table_entries("t").value().size(), 1u);
   EXPECT_TRUE(j.seen({"p", "s", 1, {}}).value());
   EXPECT_EQ(j.dead_letters().value().size(), 1u);
 }
@@ -152,9 +154,11 @@ TEST(JournalReadErrorTest, AReadOnlyJournalReportsAnErrorForWhatItReadsFromDisk)
   EXPECT_EQ(reader.cursor("c").error(), readers_full);
   EXPECT_EQ(reader.seen({"p", "s", 1, {}}).error(), readers_full);
   EXPECT_EQ(reader.stream_infos().error(), readers_full);
+  EXPECT_EQ(reader.table_entries("t").error(), readers_full);
 
   hog.release();
   EXPECT_EQ(reader.last_seq("s").value(), 2u);
+  EXPECT_EQ(reader.table_entries("t").value(), (std::vector<std::pair<std::string, std::string>>{{"k", "v"}}));
   EXPECT_EQ(reader.retention("s").value()->max_records, 10u);
 }
 

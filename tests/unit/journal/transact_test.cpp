@@ -9,6 +9,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -86,6 +88,36 @@ TEST(JournalTransactTest, TablesPutGetAndErase) {
     EXPECT_FALSE(t.erase("missing-table", "k"));
   }));
   EXPECT_FALSE(j.get("t", "k").value());
+}
+
+TEST(JournalTransactTest, TableEntriesListsATableInKeyOrderPageByPage) {
+  using entries = std::vector<std::pair<std::string, std::string>>;
+  temp_dir dir;
+  {
+    auto j = journal::open(dir.path(), fast_journal_options());
+    EXPECT_TRUE(j.table_entries("t").value().empty());  // no such table yet
+    ASSERT_TRUE(j.transact([&](journal_txn& t) {
+      for (const char* k : {"b", "a", "c\x01", "c", "d"}) t.put("t", k, std::string("v-") + k);
+      t.put("other", "a", "elsewhere");
+    }));
+    EXPECT_EQ(j.table_entries("t").value(),
+              (entries{{"a", "v-a"}, {"b", "v-b"}, {"c", "v-c"}, {"c\x01", "v-c\x01"}, {"d", "v-d"}}));
+    // Pages: each starts after the last key of the one before, whether that key exists or not.
+    EXPECT_EQ(j.table_entries("t", {}, 2).value(), (entries{{"a", "v-a"}, {"b", "v-b"}}));
+    EXPECT_EQ(j.table_entries("t", "b", 2).value(), (entries{{"c", "v-c"}, {"c\x01", "v-c\x01"}}));
+    EXPECT_EQ(j.table_entries("t", "c\x01", 2).value(), (entries{{"d", "v-d"}}));
+    EXPECT_EQ(j.table_entries("t", "bb", 1).value(), (entries{{"c", "v-c"}}));
+    EXPECT_TRUE(j.table_entries("t", "d").value().empty());
+    EXPECT_TRUE(j.table_entries("t", {}, 0).value().empty());
+    EXPECT_THROW((void)j.table_entries(""), fabric::error);
+    EXPECT_THROW((void)j.table_entries("t", std::string(512, 'k')), fabric::error);
+    ASSERT_TRUE(j.transact([](journal_txn& t) { EXPECT_TRUE(t.erase("t", "b")); }));
+  }
+  // A read-only journal (a tool beside the service) lists what was committed, erasures included.
+  auto reader = journal::open(dir.path(), {.read_only = true});
+  EXPECT_EQ(reader.table_entries("t", "a").value(), (entries{{"c", "v-c"}, {"c\x01", "v-c\x01"}, {"d", "v-d"}}));
+  EXPECT_EQ(reader.table_entries("other").value(), (entries{{"a", "elsewhere"}}));
+  EXPECT_TRUE(reader.table_entries("missing").value().empty());
 }
 
 TEST(JournalTransactTest, BadNamesThrowInsideTheTransaction) {
