@@ -170,16 +170,16 @@ TEST(ReportFamilies, AnUndeclaredBenchGetsAFamilyOfItsOwnWithCharts) {
   for (const std::int64_t window : {1, 16, 256}) {
     for (const char* impl : {"fabric", "raw_channel"}) {
       run one;
-      one.set("bench", "reliable").set("impl", impl).set("window", window).set("reps", 1);
+      one.set("bench", "gossip").set("impl", impl).set("window", window).set("reps", 1);
       one.set("msgs_per_s", (impl[0] == 'f' ? 900.0 : 1000.0) * static_cast<double>(window));
       one.set("p50_us", 10.0).set("p99_us", 20.0).set("max_us", 30.0);
       r.runs.push_back(one);
     }
   }
   const std::string text = summary_text(r);
-  EXPECT_NE(text.find("reliable (vs raw_channel)"), std::string::npos) << text;
+  EXPECT_NE(text.find("gossip (vs raw_channel)"), std::string::npos) << text;
   EXPECT_NE(text.find("throughput   0.90   3 workloads"), std::string::npos) << text;
-  const std::string part = section(html_text(r), "reliable");
+  const std::string part = section(html_text(r), "gossip");
   EXPECT_NE(part.find("<title>Throughput by window"), std::string::npos) << part;
   EXPECT_NE(part.find("<title>Latency percentiles"), std::string::npos) << part;
 }
