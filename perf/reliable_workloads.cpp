@@ -248,6 +248,15 @@ void send_all(reliable_sender& out, const spec& s, std::uint64_t count, Before b
   if (failed) throw std::runtime_error("a send failed");
 }
 
+// Sends `warm` messages and waits for their acknowledgement: connections, journals and
+// allocators are then warm, and what is measured starts behind them.
+void warm_up(bench_sender& sender, const spec& s, std::uint64_t warm) {
+  send_all(sender.get(), s, warm, [](std::uint64_t) {});
+  if (!sender.wait_acked(warm, clock::now() + s.timeout))
+    throw std::runtime_error("warm-up not acknowledged: " + sender.describe());
+  (void)sender.take_latency();
+}
+
 std::uint64_t warmup_for(std::uint64_t count) { return std::min<std::uint64_t>(10'000, count / 10 + 1); }
 
 }  // namespace
@@ -261,10 +270,7 @@ outcome throughput(const std::filesystem::path& dir, const spec& s) {
   {
     journal j = journal::open(dir / "tx", journal_settings(s.mode, s.count + warm, s.size));
     bench_sender sender(ctx, j, ep, s);
-    send_all(sender.get(), s, warm, [](std::uint64_t) {});
-    if (!sender.wait_acked(warm, clock::now() + s.timeout))
-      throw std::runtime_error("warm-up not acknowledged: " + sender.describe());
-    (void)sender.take_latency();
+    warm_up(sender, s, warm);
     const auto t0 = clock::now();
     send_all(sender.get(), s, s.count, [&](std::uint64_t i) {
       if (i % 64 == 0) sender.sample(warm + i, clock::now());
@@ -288,9 +294,7 @@ outcome open_loop(const std::filesystem::path& dir, const spec& s) {
   {
     journal j = journal::open(dir / "tx", journal_settings(s.mode, s.count + warm, s.size));
     bench_sender sender(ctx, j, ep, s);
-    send_all(sender.get(), s, warm, [](std::uint64_t) {});
-    if (!sender.wait_acked(warm, clock::now() + s.timeout)) throw std::runtime_error("warm-up not acknowledged");
-    (void)sender.take_latency();
+    warm_up(sender, s, warm);
     const auto t0 = clock::now();
     const auto gap = std::chrono::duration<double>(1.0 / s.rate);
     send_all(sender.get(), s, s.count, [&](std::uint64_t i) {

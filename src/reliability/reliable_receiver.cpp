@@ -6,6 +6,7 @@
 
 #include "core/byte_order.hpp"
 #include "core/driver.hpp"
+#include "reliability/channel_support.hpp"
 #include "reliability/frc_faults.hpp"
 #include "reliability/frc_receiver.hpp"
 
@@ -20,10 +21,6 @@
 #include <unordered_map>
 
 namespace fabric {
-namespace detail {
-std::uint64_t journal_incarnation(journal& j);
-}  // namespace detail
-
 namespace frc::faults {
 namespace {
 std::atomic<bool> early_ack{false};
@@ -48,11 +45,6 @@ enum class token_kind : std::uint64_t { committed = 1, retry = 2, acknowledged =
 constexpr std::uint64_t make_token(token_kind k, std::uint64_t id) { return (static_cast<std::uint64_t>(k) << 56) | id; }
 constexpr token_kind kind_of(std::uint64_t token) { return static_cast<token_kind>(token >> 56); }
 constexpr std::uint64_t id_of(std::uint64_t token) { return token & ((std::uint64_t{1} << 56) - 1); }
-
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string what_of(std::exception_ptr e) {
   try {
@@ -106,8 +98,7 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
 
   ~impl() override {
     driver.stop();
-    std::unique_lock lock(outstanding_mu);
-    outstanding_cv.wait(lock, [this] { return outstanding.load() == 0; });
+    calls.wait();
   }
 
   static reliable_receiver_options checked(reliable_receiver_options o) {
@@ -134,13 +125,6 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
 
   void log_line(log_level level, const std::string& line) {
     if (options.log) options.log(level, line);
-  }
-  void hold() { ++outstanding; }
-  void release() {
-    if (--outstanding == 0) {
-      std::lock_guard lock(outstanding_mu);
-      outstanding_cv.notify_all();
-    }
   }
 
   // ---- the store
@@ -275,7 +259,7 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
 
   void submit(const std::shared_ptr<work>& w) {
     w->failed_at.reset();
-    hold();
+    calls.hold();
     j.transact(
         [this, w](journal_txn& t) { write(*w, t); },
         [this, w](result<void> r, std::exception_ptr thrown) {
@@ -288,14 +272,14 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
             done.push(make_token(token_kind::committed, w->batch.id),
                       r ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(r.error()));
           }
-          release();
+          calls.release();
         });
   }
 
   // Runs on the journal's writer thread, possibly more than once: it only reads `w` and the
   // options, and records a handler's failure in `w` before the transaction aborts.
   void write(work& w, journal_txn& t) {
-    const std::int64_t now_ns = wall_now_ns();
+    const std::int64_t now_ns = detail::wall_now_ns();
     for (std::size_t ui = 0; ui < w.batch.updates.size(); ++ui) {
       const frc::commit_update& u = w.batch.updates[ui];
       for (std::size_t ei = 0; ei < u.entries.size(); ++ei) {
@@ -418,9 +402,7 @@ struct reliable_receiver::impl final : frc::receiver_store, detail::machine_sink
   std::mutex snapshot_mu;
   reliable_receiver_stats snapshot;
 
-  std::atomic<int> outstanding{0};
-  std::mutex outstanding_mu;
-  std::condition_variable outstanding_cv;
+  detail::journal_calls calls;  // journal calls whose completions refer to this
 
   frc::receiver_machine machine;
   detail::driver driver;  // last: stopped before what it drives is destroyed

@@ -5,6 +5,7 @@
 #include <fabric/reliable_channel.hpp>
 
 #include "core/driver.hpp"
+#include "reliability/channel_support.hpp"
 #include "reliability/frc_sender.hpp"
 
 #include <fabric/completion_queue.hpp>
@@ -17,7 +18,6 @@
 #include <deque>
 #include <limits>
 #include <mutex>
-#include <random>
 #include <unordered_map>
 
 namespace fabric {
@@ -26,8 +26,6 @@ namespace {
 using detail::time_point;
 using std::chrono::milliseconds;
 
-constexpr std::string_view identity_table = "frc.identity";
-constexpr std::string_view identity_key = "incarnation";
 constexpr std::string_view peers_table = "frc.peers";
 // A receiver name and a stream together, so that every name derived from them stays within the
 // journal's 255-byte bound ("frc.acked/" + receiver + "/" + stream).
@@ -46,45 +44,7 @@ constexpr std::size_t channel_of(std::uint64_t token) {
   return static_cast<std::size_t>(token & ((std::uint64_t{1} << 56) - 1));
 }
 
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
-
-namespace detail {
-
-std::uint64_t draw_incarnation() {
-  std::random_device rd;
-  std::uint64_t v = 0;
-  while (v == 0) v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  return v;
-}
-
-/// The incarnation kept in `j` (table frc.identity), drawn and stored the first time.
-std::uint64_t journal_incarnation(journal& j) {
-  std::uint64_t inc = 0;
-  auto done = j.transact([&](journal_txn& t) {
-    inc = 0;
-    auto have = t.get(identity_table, identity_key);
-    if (!have) return;  // the transaction fails with the read
-    if (*have && have->value().size() == 8) {
-      for (const char c : **have) inc = (inc << 8) | static_cast<unsigned char>(c);
-      if (inc != 0) return;
-    }
-    inc = draw_incarnation();
-    std::string bytes(8, '\0');
-    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<char>(inc >> (56 - 8 * i));
-    t.put(identity_table, identity_key, bytes);
-  });
-  if (!done)
-    throw error(errc::io_error, "reliable channel: cannot read or create the journal's incarnation: " +
-                                    done.error().message());
-  return inc;
-}
-
-}  // namespace detail
 
 struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   // What application threads and the machine's thread share about one channel.
@@ -146,15 +106,10 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
 
   ~impl() override {
     driver.stop();
-    wait_outstanding();
+    calls.wait();
     // The last cursors, so that a restart sends again as little as it can.
     write_acks();
-    wait_outstanding();
-  }
-
-  void wait_outstanding() {
-    std::unique_lock lock(outstanding_mu);
-    outstanding_cv.wait(lock, [this] { return outstanding.load() == 0; });
+    calls.wait();
   }
 
   static reliable_sender_options checked(reliable_sender_options o) {
@@ -226,10 +181,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
       auto acked = j.cursor(c->cursor);
       auto last = j.last_seq(c->outbox);
       auto seen = j.get(peers_table, c->peer_key);
-      std::uint64_t receiver_seen = 0;
-      if (seen && *seen && (*seen)->size() == 8) {
-        for (const char b : **seen) receiver_seen = (receiver_seen << 8) | static_cast<unsigned char>(b);
-      }
+      const std::uint64_t receiver_seen = seen && *seen ? detail::from_be64(**seen) : 0;
       const std::uint64_t a = acked && *acked ? **acked : 0;
       const std::uint64_t l = std::max(a, last && *last ? **last : 0);
       machine.add_channel(frc::channel_start{.stream = c->stream, .acked = a, .last = l, .receiver_seen = receiver_seen},
@@ -269,17 +221,17 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   }
 
   std::int64_t expiry(const send_options& o) const {
-    return o.ttl.count() > 0 ? wall_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(o.ttl).count() : 0;
+    return o.ttl.count() > 0 ? detail::wall_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(o.ttl).count() : 0;
   }
 
   static bool delayed(const send_options& o) {
     const auto at = std::chrono::duration_cast<std::chrono::nanoseconds>(o.deliver_at.time_since_epoch()).count();
-    return o.deliver_at.time_since_epoch().count() != 0 && at > wall_now_ns();
+    return o.deliver_at.time_since_epoch().count() != 0 && at > detail::wall_now_ns();
   }
 
   // Once the journal has the messages: the machine learns of them, then the application.
   journal::append_callback completion(admitted a, std::uint64_t n, send_callback cb) {
-    hold();
+    calls.hold();
     return [this, a, n, cb = std::move(cb)](result<std::uint64_t> r) {
       if (!r) {
         a.c->submitted -= n;
@@ -288,7 +240,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
         done.push(make_token(token_kind::appended, a.ch), *r + n - 1);
       }
       cb(std::move(r));
-      release();
+      calls.release();
     };
   }
 
@@ -391,7 +343,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     }
     pending_acks.clear();
     ack_in_flight = true;
-    hold();
+    calls.hold();
     j.transact(
         [batch](journal_txn& t) {
           for (const auto& w : *batch) {
@@ -402,13 +354,13 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
         [this](result<void> r, std::exception_ptr thrown) {
           done.push(make_token(token_kind::acknowledged, 0),
                     r && !thrown ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(errc::io_error));
-          release();
+          calls.release();
         });
   }
 
   void withdraw(std::size_t ch, std::uint64_t first, std::uint64_t last, std::string_view reason) override {
     shared_channel& c = channel(ch);
-    hold();
+    calls.hold();
     j.transact(
         [outbox = c.outbox, first, last, why = std::string(reason)](journal_txn& t) {
           for (std::uint64_t s = first; s <= last; ++s) (void)t.dead_letter(outbox, s, why, 0);
@@ -416,19 +368,17 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
         [this, ch, last](result<void> r, std::exception_ptr thrown) {
           done.push(make_token(token_kind::withdrawn, ch),
                     r && !thrown ? result<std::uint64_t>(last) : result<std::uint64_t>(errc::io_error));
-          release();
+          calls.release();
         });
   }
 
   void receiver_seen(std::size_t ch, std::uint64_t incarnation) override {
-    std::string bytes(8, '\0');
-    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<char>(incarnation >> (56 - 8 * i));
-    hold();
-    j.transact([key = channel(ch).peer_key, bytes](journal_txn& t) { t.put(peers_table, key, bytes); },
-               [this](result<void>, std::exception_ptr) { release(); });
+    calls.hold();
+    j.transact([key = channel(ch).peer_key, bytes = detail::be64(incarnation)](journal_txn& t) { t.put(peers_table, key, bytes); },
+               [this](result<void>, std::exception_ptr) { calls.release(); });
   }
 
-  std::int64_t wall_ns() const override { return wall_now_ns(); }
+  std::int64_t wall_ns() const override { return detail::wall_now_ns(); }
 
   // ---- the sink, on the machine's thread
 
@@ -534,7 +484,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     s.malformed = m.malformed + oversized;
     s.protocol_errors = m.protocol_errors;
     s.journal_errors = journal_errors;
-    const std::int64_t wall = wall_now_ns();
+    const std::int64_t wall = detail::wall_now_ns();
     for (std::size_t ch = 0; ch < machine.channels(); ++ch) {
       const frc::sender_channel_stats c = machine.channel_stats(ch);
       sender_channel_info i;
@@ -565,15 +515,6 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
 
   void log_line(log_level level, const std::string& line) {
     if (options.log) options.log(level, line);
-  }
-
-  // Journal operations in flight hold `this` in their callbacks: the destructor waits for them.
-  void hold() { ++outstanding; }
-  void release() {
-    if (--outstanding == 0) {
-      std::lock_guard lock(outstanding_mu);
-      outstanding_cv.notify_all();
-    }
   }
 
   reliable_sender_options options;
@@ -607,9 +548,7 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   std::mutex snapshot_mu;
   reliable_sender_stats snapshot;
 
-  std::atomic<int> outstanding{0};
-  std::mutex outstanding_mu;
-  std::condition_variable outstanding_cv;
+  detail::journal_calls calls;  // journal calls whose completions refer to this
 
   frc::sender_machine machine;
   detail::driver driver;  // last: stopped before what it drives is destroyed
