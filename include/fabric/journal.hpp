@@ -213,6 +213,14 @@ struct journal_record {
   std::string payload;
 };
 
+/// One record as journal::read_views() hands it over: the payload is a view into the journal's
+/// map, valid only during the call.
+struct journal_record_view {
+  std::uint64_t seq = 0;
+  std::int64_t timestamp_ns = 0;
+  std::string_view payload;
+};
+
 /// A record that failed its checks, with where it is.
 struct journal_corruption {
   std::string stream;
@@ -446,6 +454,17 @@ class journal {
   result<journal_chunk> read(std::string_view stream, std::uint64_t from_seq,
                              std::size_t max_records = 1024,
                              std::size_t max_bytes = std::size_t{4} << 20) const;
+
+  /// As read(), without copying: calls `fn` for each record (checked as read() checks it) inside
+  /// the read transaction, so a reader that copies the payload once into a buffer of its own
+  /// (a message frame) saves the copy and the allocation read() makes. `fn` must be quick and
+  /// must not call into the journal.
+  /// Returns: the next sequence to read (as journal_chunk::next_seq), errc::malformed at a
+  /// record that fails its checks (the records before it were handed over), or the errors of
+  /// read().
+  result<std::uint64_t> read_views(std::string_view stream, std::uint64_t from_seq, std::size_t max_records,
+                                   std::size_t max_bytes,
+                                   const std::function<void(const journal_record_view&)>& fn) const;
 
   /// Calls `fn` for each record of `stream` from `from_seq` on, reading in bounded chunks so no
   /// read transaction lives long; `fn` returns false to stop early.

@@ -49,6 +49,42 @@ result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_
   return chunk;
 }
 
+result<std::uint64_t> journal::read_views(std::string_view stream, std::uint64_t from_seq, std::size_t max_records,
+                                          std::size_t max_bytes,
+                                          const std::function<void(const journal_record_view&)>& fn) const {
+  if (!valid_stream_name(stream)) return errc::invalid_argument;
+  std::uint64_t next = std::max<std::uint64_t>(from_seq, 1);
+  int rc = 0;
+  const auto dbi = impl_->find_dbi(db_name(stream), &rc);
+  if (rc != 0) return lmdb_error(rc);
+  if (!dbi || max_records == 0) return next;
+
+  auto reading = impl_->begin_read(rc);
+  if (!reading) return lmdb_error(rc);
+  txn& t = reading->t;
+  journal_detail::cursor c(t.get(), *dbi, rc);
+  if (rc != 0) return lmdb_error(rc);
+  std::byte key_bytes[8];
+  encode_seq_key(next, key_bytes);
+  MDB_val key = to_val(key_bytes, sizeof key_bytes);
+  MDB_val value{};
+  std::size_t bytes = 0;
+  std::size_t records = 0;
+  for (rc = c.get(key, value, MDB_SET_RANGE); rc == 0; rc = c.get(key, value, MDB_NEXT)) {
+    std::uint64_t seq = 0;
+    record_view view;
+    if (!decode_seq_key(to_span(key), seq) || decode_record(stream, seq, to_span(value), view) != record_fault::none)
+      return errc::malformed;
+    if (records > 0 && bytes + view.payload.size() > max_bytes) break;
+    bytes += view.payload.size();
+    fn(journal_record_view{seq, view.timestamp_ns, view.payload});
+    next = seq + 1;
+    if (++records >= max_records) break;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc);
+  return next;
+}
+
 result<std::uint64_t> journal::replay(std::string_view stream, std::uint64_t from_seq,
                                       const std::function<bool(const journal_record&)>& fn,
                                       const std::function<void(const journal_corruption&)>& on_corrupt) const {

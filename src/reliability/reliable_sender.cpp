@@ -285,27 +285,30 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
                              std::vector<frc::outbox_record>& out) override {
     shared_channel& c = channel(ch);
     const std::size_t want = static_cast<std::size_t>(to - from + 1);
-    auto chunk = j.read(c.outbox, from, want, max_bytes);
-    if (!chunk) return chunk.error();
-    if (chunk->corruption) {
-      log_line(log_level::error, "reliable sender: outbox " + c.outbox + " has a damaged record at " +
-                                     std::to_string(chunk->corruption->seq) + ": " + chunk->corruption->what);
-      return errc::malformed;
-    }
-    std::uint64_t covered = to;
-    if (!chunk->records.empty() && chunk->records.size() < want && chunk->records.back().seq < to)
-      covered = chunk->records.back().seq;  // cut short by bytes, or the stream ends: read on from there
-    for (auto& r : chunk->records) {
-      if (r.seq > to) break;
+    std::size_t seen = 0;
+    std::uint64_t last_seen = 0;
+    // Each body is copied once, from the journal's map into its frame.
+    auto next = j.read_views(c.outbox, from, want, max_bytes, [&](const journal_record_view& r) {
+      ++seen;
+      last_seen = r.seq;
+      if (r.seq > to) return;
       std::int64_t expires = 0;
       std::string_view body;
       if (!frc::decode_outbox(r.payload, expires, body)) {
         ++journal_errors;  // not a record this sender wrote: skipped as withdrawn
-        continue;
+        return;
       }
       out.push_back(frc::outbox_record{r.seq, expires, frame(body.data(), body.size())});
+    });
+    if (!next) {
+      if (next.is(errc::malformed))
+        log_line(log_level::error, "reliable sender: outbox " + c.outbox + " has a damaged record at or after " +
+                                       std::to_string(from));
+      return next.error();
     }
-    return covered;
+    // Cut short by bytes, or the stream ends: what was read is known, read on from there.
+    if (seen > 0 && seen < want && last_seen < to) return last_seen;
+    return to;
   }
 
   std::uint64_t oldest_held(std::size_t ch) override {
