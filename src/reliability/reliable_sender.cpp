@@ -193,8 +193,10 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     c->outbox = "frc.out/" + options.receiver + "/" + c->stream;
     c->cursor = "frc.acked/" + options.receiver + "/" + c->stream;
     c->peer_key = options.receiver + "/" + c->stream;
-    // The outbox keeps what the receiver has not acknowledged; the rest is trimmed.
-    auto kept = j.set_retention(c->outbox, retention_policy{.ack_cursors = {c->cursor}});
+    // The outbox keeps what the receiver has not acknowledged; the rest is trimmed. Retention
+    // trims only records over a limit, and never past the cursor: with a limit of one record,
+    // everything acknowledged but the newest record is over it. A cursor alone trims nothing.
+    auto kept = j.set_retention(c->outbox, retention_policy{.max_records = 1, .ack_cursors = {c->cursor}});
     if (!kept) return kept.error();
     auto acked = j.cursor(c->cursor);
     if (!acked) return acked.error();
