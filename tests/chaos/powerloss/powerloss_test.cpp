@@ -942,10 +942,10 @@ outcome run_channel(const channel_settings& s) {
   const outcome out = crash_images(events, points, s.variants, seed, scratch.path(), fs::canonical(scratch.path()) / "channel",
                                    label, checks);
   const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("[ powerloss ] %s: %zu events (%zu writes, %zu syncs, %zu acknowledgements), %zu crash points, %zu images "
-              "in %.1f s: %zu points failed (%zu images lost completed work, %zu damaged; %zu lacked a journal); "
-              "seed %llu\n",
-              label.c_str(), events.size(), log.writes, log.syncs, log.acked_marks, out.points, out.images, seconds,
+  std::printf("[ powerloss ] %s (%u ms interval, %u in flight, window %llu): %zu events (%zu writes, %zu syncs, %zu "
+              "acknowledgements), %zu crash points, %zu images in %.1f s: %zu points failed (%zu images lost completed "
+              "work, %zu damaged; %zu lacked a journal); seed %llu\n",
+              label.c_str(), s.interval_ms, s.in_flight, static_cast<unsigned long long>(s.window), events.size(), log.writes, log.syncs, log.acked_marks, out.points, out.images, seconds,
               out.failed_points, out.lost, out.damaged, out.without_journal,
               static_cast<unsigned long long>(env_number("FABRIC_POWERLOSS_SEED", default_seed)));
   for (const auto& [note, images] : out.notes) std::printf("[ powerloss ]   %zu images passed where %s\n", images, note.c_str());
