@@ -361,6 +361,39 @@ TEST_F(ReliableChannelTest, ADelayedMessageIsDeliveredWhenDueBehindThoseSentMean
 
 namespace {
 
+// The outbox keeps only what the receiver has not acknowledged: a sender whose outbox were never
+// trimmed would hold every message it ever sent.
+TEST_F(ReliableChannelTest, AStoppingSenderWritesItsLastCursorAndTheOutboxIsTrimmedThrough) {
+  journal tx = open_journal("tx");
+  journal rx = open_journal("rx");
+  collector got;
+  reliable_receiver in(ctx_, rx, receiver_options(got));
+  std::mutex mu;
+  std::condition_variable moved;
+  std::uint64_t acked = 0;
+  reliable_sender_options so = sender_options();
+  so.on_acknowledged = [&](std::string_view, std::uint64_t a) {
+    std::lock_guard lock(mu);
+    acked = a;
+    moved.notify_all();
+  };
+  std::string outbox;
+  {
+    reliable_sender out(ctx_, tx, so);
+    outbox = out.outbox_stream("payments");
+    for (int i = 1; i <= 50; ++i) ASSERT_TRUE(out.send("payments", "p" + std::to_string(i)));
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(moved.wait_for(lock, wait_bound, [&] { return acked == 50; }));
+  }  // a stopping sender writes its last acknowledged cursor
+  auto cursor = tx.cursor("frc.acked/billing/payments");
+  ASSERT_TRUE(cursor);
+  EXPECT_EQ(cursor->value_or(0), 50u);
+  auto left = tx.read(outbox, 1, 100);
+  ASSERT_TRUE(left);
+  // Retention trims through the cursor; it may keep the newest record.
+  EXPECT_LE(left->records.size(), 1u) << "the first record left is " << left->records.front().seq;
+}
+
 TEST_F(ReliableChannelTest, ManualModeCommitsOnlyWhatTheApplicationAcknowledged) {
   journal tx = open_journal("tx");
   collector got;
