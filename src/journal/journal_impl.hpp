@@ -206,6 +206,14 @@ struct journal::impl {
   /// Begins a read transaction. Returns nullopt with LMDB's code in `rc` when it cannot.
   std::optional<read_txn> begin_read(int& rc) const;
 
+  /// reads.cpp: hands each record of `stream` from `from_seq` on to `fn`, checked, inside one
+  /// read transaction: at most `max_records`, and after the first about `max_bytes` of payload.
+  /// Stops at a record that fails its checks, describing it in `corrupt`. Returns the next
+  /// sequence to read, or an LMDB error.
+  result<std::uint64_t> scan(std::string_view stream, std::uint64_t from_seq, std::size_t max_records,
+                             std::size_t max_bytes, const std::function<void(const journal_record_view&)>& fn,
+                             std::optional<journal_corruption>& corrupt);
+
   /// The handle of database `full_name` if it exists (read-only: opened on first use, since
   /// the writing process may have created it since). Returns nullopt when it does not exist,
   /// or with the LMDB code in `*rc` (when given) when it could not be looked for.

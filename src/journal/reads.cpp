@@ -10,56 +10,17 @@ namespace fabric {
 
 using namespace journal_detail;
 
-result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_seq,
-                                    std::size_t max_records, std::size_t max_bytes) const {
-  if (!valid_stream_name(stream)) return errc::invalid_argument;
-  journal_chunk chunk;
-  chunk.next_seq = std::max<std::uint64_t>(from_seq, 1);
-  int rc = 0;
-  const auto dbi = impl_->find_dbi(db_name(stream), &rc);
-  if (rc != 0) return lmdb_error(rc);
-  if (!dbi || max_records == 0) return chunk;
-
-  auto reading = impl_->begin_read(rc);
-  if (!reading) return lmdb_error(rc);
-  txn& t = reading->t;
-  journal_detail::cursor c(t.get(), *dbi, rc);
-  if (rc != 0) return lmdb_error(rc);
-  std::byte key_bytes[8];
-  encode_seq_key(chunk.next_seq, key_bytes);
-  MDB_val key = to_val(key_bytes, sizeof key_bytes);
-  MDB_val value{};
-  std::size_t bytes = 0;
-  for (rc = c.get(key, value, MDB_SET_RANGE); rc == 0; rc = c.get(key, value, MDB_NEXT)) {
-    std::uint64_t seq = 0;
-    record_view view;
-    record_fault fault = decode_seq_key(to_span(key), seq) ? decode_record(stream, seq, to_span(value), view)
-                                                            : record_fault::too_short;
-    if (fault != record_fault::none) {
-      chunk.corruption = journal_corruption{std::string(stream), seq, std::string(to_string(fault))};
-      break;
-    }
-    if (!chunk.records.empty() && bytes + view.payload.size() > max_bytes) break;
-    bytes += view.payload.size();
-    chunk.records.push_back({seq, view.timestamp_ns, std::string(view.payload)});
-    chunk.next_seq = seq + 1;
-    if (chunk.records.size() >= max_records) break;
-  }
-  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc);
-  return chunk;
-}
-
-result<std::uint64_t> journal::read_views(std::string_view stream, std::uint64_t from_seq, std::size_t max_records,
-                                          std::size_t max_bytes,
-                                          const std::function<void(const journal_record_view&)>& fn) const {
-  if (!valid_stream_name(stream)) return errc::invalid_argument;
+result<std::uint64_t> journal::impl::scan(std::string_view stream, std::uint64_t from_seq,
+                                         std::size_t max_records, std::size_t max_bytes,
+                                         const std::function<void(const journal_record_view&)>& fn,
+                                         std::optional<journal_corruption>& corrupt) {
   std::uint64_t next = std::max<std::uint64_t>(from_seq, 1);
   int rc = 0;
-  const auto dbi = impl_->find_dbi(db_name(stream), &rc);
+  const auto dbi = find_dbi(db_name(stream), &rc);
   if (rc != 0) return lmdb_error(rc);
   if (!dbi || max_records == 0) return next;
 
-  auto reading = impl_->begin_read(rc);
+  auto reading = begin_read(rc);
   if (!reading) return lmdb_error(rc);
   txn& t = reading->t;
   journal_detail::cursor c(t.get(), *dbi, rc);
@@ -73,8 +34,13 @@ result<std::uint64_t> journal::read_views(std::string_view stream, std::uint64_t
   for (rc = c.get(key, value, MDB_SET_RANGE); rc == 0; rc = c.get(key, value, MDB_NEXT)) {
     std::uint64_t seq = 0;
     record_view view;
-    if (!decode_seq_key(to_span(key), seq) || decode_record(stream, seq, to_span(value), view) != record_fault::none)
-      return errc::malformed;
+    const record_fault fault = decode_seq_key(to_span(key), seq)
+                                   ? decode_record(stream, seq, to_span(value), view)
+                                   : record_fault::too_short;
+    if (fault != record_fault::none) {
+      corrupt = journal_corruption{std::string(stream), seq, std::string(to_string(fault))};
+      break;
+    }
     if (records > 0 && bytes + view.payload.size() > max_bytes) break;
     bytes += view.payload.size();
     fn(journal_record_view{seq, view.timestamp_ns, view.payload});
@@ -82,6 +48,31 @@ result<std::uint64_t> journal::read_views(std::string_view stream, std::uint64_t
     if (++records >= max_records) break;
   }
   if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc);
+  return next;
+}
+
+result<journal_chunk> journal::read(std::string_view stream, std::uint64_t from_seq,
+                                    std::size_t max_records, std::size_t max_bytes) const {
+  if (!valid_stream_name(stream)) return errc::invalid_argument;
+  journal_chunk chunk;
+  auto next = impl_->scan(
+      stream, from_seq, max_records, max_bytes,
+      [&chunk](const journal_record_view& r) {
+        chunk.records.push_back({r.seq, r.timestamp_ns, std::string(r.payload)});
+      },
+      chunk.corruption);
+  if (!next) return next.error();
+  chunk.next_seq = *next;
+  return chunk;
+}
+
+result<std::uint64_t> journal::read_views(std::string_view stream, std::uint64_t from_seq, std::size_t max_records,
+                                          std::size_t max_bytes,
+                                          const std::function<void(const journal_record_view&)>& fn) const {
+  if (!valid_stream_name(stream)) return errc::invalid_argument;
+  std::optional<journal_corruption> corrupt;
+  auto next = impl_->scan(stream, from_seq, max_records, max_bytes, fn, corrupt);
+  if (next && corrupt) return errc::malformed;
   return next;
 }
 
