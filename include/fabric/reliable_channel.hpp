@@ -219,8 +219,9 @@ enum class delivery_mode {
   effectively_once,
   /// The handler runs on the receiver's thread and the application acknowledges later, from any
   /// thread (reliable_receiver::acknowledge, cumulative per channel); the mark is committed once
-  /// every message handed over is acknowledged. At most max_batch messages are handed over
-  /// before they are: acknowledge within that, or the channel waits.
+  /// every message handed over is acknowledged. Messages are handed over in batches of at most
+  /// max_batch (whatever had arrived), and the next batch comes once the whole of the last one is
+  /// acknowledged: acknowledge what you are handed, or the receiver waits.
   manual,
 };
 

@@ -138,7 +138,11 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   // ---- channels
 
   // Opens (or finds) the channel of `stream`, from any thread.
-  result<std::size_t> open_channel(std::string_view stream) {
+  // Opens (or finds) the channel of `stream`, from any thread. `in_transaction`: called inside a
+  // transaction of this journal, on its writer thread, where the journal must not be called;
+  // the channel is then new to the journal too (every outbox the journal held was opened at
+  // construction), so it starts from nothing.
+  result<std::size_t> open_channel(std::string_view stream, bool in_transaction = false) {
     std::lock_guard lock(channels_mu);
     if (const auto it = index.find(std::string(stream)); it != index.end()) return it->second;
     if (stream.empty() || stream.size() + options.receiver.size() > max_receiver_and_stream)
@@ -148,17 +152,14 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
     c->outbox = "frc.out/" + options.receiver + "/" + c->stream;
     c->cursor = "frc.acked/" + options.receiver + "/" + c->stream;
     c->peer_key = options.receiver + "/" + c->stream;
-    // The outbox keeps what the receiver has not acknowledged; the rest is trimmed. The journal
-    // trims only beyond a limit (a cursor only holds records back), so the limit is the least
-    // there is, one record: everything acknowledged goes but the newest record.
-    auto kept = j.set_retention(c->outbox, retention_policy{.max_records = 1, .ack_cursors = {c->cursor}});
-    if (!kept) return kept.error();
-    auto acked = j.cursor(c->cursor);
-    if (!acked) return acked.error();
-    auto last = j.last_seq(c->outbox);
-    if (!last) return last.error();
-    c->acked = acked->value_or(0);
-    c->submitted = std::max(last->value_or(0), c->acked.load());
+    if (!in_transaction) {
+      auto acked = j.cursor(c->cursor);
+      if (!acked) return acked.error();
+      auto last = j.last_seq(c->outbox);
+      if (!last) return last.error();
+      c->acked = acked->value_or(0);
+      c->submitted = std::max(last->value_or(0), c->acked.load());
+    }
     shared.push_back(std::move(c));
     index.emplace(std::string(stream), shared.size() - 1);
     return shared.size() - 1;
@@ -177,6 +178,15 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
         std::lock_guard lock(channels_mu);
         if (machine.channels() >= shared.size()) return;
         c = shared[machine.channels()].get();
+      }
+      // The outbox keeps what the receiver has not acknowledged; the rest is trimmed. The journal
+      // trims only beyond a limit (a cursor only holds records back), so the limit is the least
+      // there is, one record: everything acknowledged goes but the newest record.
+      auto kept = j.set_retention(c->outbox, retention_policy{.max_records = 1, .ack_cursors = {c->cursor}});
+      if (!kept) {
+        ++journal_errors;
+        log_line(log_level::error, "reliable sender: cannot set the retention of " + c->outbox + ": " +
+                                       kept.error().message() + "; acknowledged messages stay in it");
       }
       auto acked = j.cursor(c->cursor);
       auto last = j.last_seq(c->outbox);
@@ -446,8 +456,14 @@ struct reliable_sender::impl final : frc::sender_store, detail::machine_sink {
   void poll(time_point now) {
     sync_channels(now);
     for (std::size_t ch = 0; ch < machine.channels(); ++ch) {
-      auto last = j.last_seq(channel(ch).outbox);
-      if (last && *last) machine.on_appended(ch, **last, now);
+      shared_channel& c = channel(ch);
+      auto last = j.last_seq(c.outbox);
+      if (!last || !*last) continue;
+      machine.on_appended(ch, **last, now);
+      // Messages appended in the application's own transactions count in the backlog too.
+      std::uint64_t sub = c.submitted.load();
+      while (sub < **last && !c.submitted.compare_exchange_weak(sub, **last)) {
+      }
     }
     poll_at = now + std::min<detail::machine_clock::duration>(milliseconds(250), options.retransmit_interval);
   }
@@ -629,7 +645,7 @@ std::future<result<std::uint64_t>> reliable_sender::send_batch(std::string_view 
 
 std::uint64_t reliable_sender::send(journal_txn& t, std::string_view stream, std::string_view body,
                                     const send_options& o) {
-  auto ch = impl_->open_channel(stream);
+  auto ch = impl_->open_channel(stream, true);
   if (!ch) throw error(errc::invalid_argument, "reliable sender: bad stream name");
   if (o.deliver_at.time_since_epoch().count() != 0)
     throw error(errc::invalid_argument, "reliable sender: a delayed message cannot be sent in a transaction");
