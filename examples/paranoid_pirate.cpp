@@ -28,9 +28,11 @@ constexpr int requests = 20;
 void work(std::stop_token stop, fabric::context& ctx, std::string endpoint, std::string name, int crash_on,
           std::atomic<int>& handled, std::atomic<bool>& failed) {
   try {
+    // Liveness 10 (a second of silence): generous, so that a busy machine's scheduling stall is
+    // not taken for a dead peer; the crash below is still found well within the client's timeout.
     fabric::ppp::worker w(ctx, {.endpoint = std::move(endpoint),
                                 .heartbeat_interval = 100ms,
-                                .liveness = 3,
+                                .liveness = 10,
                                 .reconnect_interval = 100ms,
                                 .reconnect_interval_max = 1000ms});
     for (int n = 1; !stop.stop_requested();) {
@@ -70,7 +72,7 @@ void run(transport kind) {
   fabric::ppp::queue queue(ctx, {.frontend = where.bind_address("frontend"),
                                  .backend = where.bind_address("backend"),
                                  .heartbeat_interval = 100ms,
-                                 .liveness = 3});
+                                 .liveness = 10});
   queue.start();
   std::printf("queue: clients on %s, workers on %s\n", queue.frontend_endpoint().c_str(),
               queue.backend_endpoint().c_str());
