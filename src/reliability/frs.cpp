@@ -1,0 +1,455 @@
+// FRS/1 codec: the strict parsers that keep hostile or broken peers away from the publisher's and
+// the subscriber's machines, and the builders that check the grammar's bounds before sending.
+#include "reliability/frs.hpp"
+
+#include "core/byte_order.hpp"
+
+#include <fabric/error.hpp>
+
+#include <limits>
+
+namespace fabric::frs {
+namespace {
+
+constexpr std::uint64_t max_seq = std::numeric_limits<std::uint64_t>::max();
+
+// Frames after the command byte, for the commands of fixed shape.
+constexpr std::size_t live_frames = 4;
+constexpr std::size_t beacon_frames = 2;
+constexpr std::size_t heartbeat_frames = 2;
+constexpr std::size_t fetch_frames = 4;
+constexpr std::size_t end_frames = 4;
+constexpr std::size_t gone_frames = 4;
+constexpr std::size_t refuse_frames = 3;
+// Frames after the command byte before BATCH's first body: request, publisher-inc, first-seq,
+// times.
+constexpr std::size_t batch_head = 4;
+
+bool valid_stream(std::string_view name) noexcept {
+  return !name.empty() && name.size() <= max_stream_size && name.front() != '\0';
+}
+
+bool valid_heartbeat(std::uint32_t ms) noexcept { return ms >= 1 && ms <= max_heartbeat_ms; }
+
+bool valid_count(std::uint32_t count) noexcept { return count >= 1 && count <= max_count; }
+
+bool valid_code(std::string_view code) noexcept {
+  if (code.empty() || code.size() > max_code_size) return false;
+  for (const char c : code) {
+    if ((c < 'a' || c > 'z') && c != '-') return false;
+  }
+  return true;
+}
+
+// Whether `count` messages from `first` stay within the sequence space (count >= 1).
+bool fits(std::uint64_t first, std::size_t count) noexcept {
+  return count - 1 <= max_seq - first;
+}
+
+bool is_subscriber_command(command c) noexcept {
+  return c == command::fetch || c == command::fetch_time;
+}
+
+// Reads the integer frame `i`; false when the frame is not exactly its width.
+template <class T>
+bool read(const message& m, std::size_t i, T& out) noexcept {
+  const frame& f = m[i];
+  if (f.size() != sizeof(T)) return false;
+  out = detail::load_be<T>(static_cast<const char*>(f.data()));
+  return true;
+}
+
+fault read_inc(const message& m, std::size_t i, std::uint64_t& inc) noexcept {
+  if (!read(m, i, inc)) return fault::bad_width;
+  return inc == 0 ? fault::zero_incarnation : fault::none;
+}
+
+fault read_seq(const message& m, std::size_t i, std::uint64_t& seq) noexcept {
+  if (!read(m, i, seq)) return fault::bad_width;
+  return seq == 0 ? fault::zero_sequence : fault::none;
+}
+
+// The frame count of a command of fixed shape: `rest` frames follow its command byte.
+fault exactly(std::size_t rest, std::size_t want) noexcept {
+  if (rest < want) return fault::truncated;
+  if (rest > want) return fault::extra_frames;
+  return fault::none;
+}
+
+// Checks the header at frame `at`, recording it in `p`.
+fault read_header(const message& m, std::size_t at, parsed& p) noexcept {
+  if (at >= m.size()) return fault::no_header;
+  p.header = m.view(at);
+  if (p.header == header) return fault::none;
+  return p.header.starts_with(header_family) ? fault::unknown_version : fault::unknown_header;
+}
+
+// The command byte at frame `at`, or 0 (no command) when the frame is missing or not one byte.
+std::uint8_t command_byte(const message& m, std::size_t at) noexcept {
+  if (at >= m.size() || m[at].size() != 1) return 0;
+  return static_cast<std::uint8_t>(m.view(at)[0]);
+}
+
+// Parses LIVE, BEACON or HEARTBEAT; the header (frame 1) is already checked.
+fault parse_live_command(const message& m, parsed& p) noexcept {
+  const std::size_t rest = m.size() > 3 ? m.size() - 3 : 0;
+  constexpr std::size_t f = 3;  // the first frame after the command byte
+  const std::string_view topic = m.view(0);
+  fault e = fault::none;
+  switch (command_byte(m, 2)) {
+    case static_cast<std::uint8_t>(command::live): {
+      p.what = command::live;
+      if ((e = exactly(rest, live_frames)) != fault::none) return e;
+      if (!valid_stream(topic)) return fault::bad_stream;
+      p.stream = topic;
+      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
+      if ((e = read_seq(m, f + 1, p.live.seq)) != fault::none) return e;
+      if (!read(m, f + 2, p.live.time_ns)) return fault::bad_width;
+      p.live.body = m.view(f + 3);
+      p.live.body_frame = &m[f + 3];
+      return fault::none;
+    }
+    case static_cast<std::uint8_t>(command::beacon):
+      p.what = command::beacon;
+      if ((e = exactly(rest, beacon_frames)) != fault::none) return e;
+      if (!valid_stream(topic)) return fault::bad_stream;
+      p.stream = topic;
+      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
+      return read(m, f + 1, p.last) ? fault::none : fault::bad_width;
+    case static_cast<std::uint8_t>(command::heartbeat):
+      p.what = command::heartbeat;
+      if ((e = exactly(rest, heartbeat_frames)) != fault::none) return e;
+      if (topic != heartbeat_topic) return fault::bad_topic;
+      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
+      if (!read(m, f + 1, p.heartbeat_ms)) return fault::bad_width;
+      return valid_heartbeat(p.heartbeat_ms) ? fault::none : fault::bad_heartbeat;
+    default:
+      return fault::bad_command;
+  }
+}
+
+// Parses a replay command whose byte is frame `at`; the header before it is already checked.
+// Evaluates each check in the order the header file promises: count, then left to right.
+fault parse_replay_command(const message& m, std::size_t at, parsed& p) noexcept {
+  const std::size_t n = m.size();
+  const std::size_t rest = n > at + 1 ? n - at - 1 : 0;
+  const std::size_t f = at + 1;  // the first frame after the command byte
+  fault e = fault::none;
+  const std::uint8_t c = command_byte(m, at);
+  switch (c) {
+    case static_cast<std::uint8_t>(command::fetch):
+    case static_cast<std::uint8_t>(command::fetch_time): {
+      p.what = static_cast<command>(c);
+      if ((e = exactly(rest, fetch_frames)) != fault::none) return e;
+      if (!read(m, f, p.request)) return fault::bad_width;
+      p.fetch.stream = m.view(f + 1);
+      if (!valid_stream(p.fetch.stream)) return fault::bad_stream;
+      p.stream = p.fetch.stream;
+      if (p.what == command::fetch) {
+        if ((e = read_seq(m, f + 2, p.fetch.from)) != fault::none) return e;
+      } else if (!read(m, f + 2, p.fetch.from)) {
+        return fault::bad_width;
+      }
+      if (!read(m, f + 3, p.fetch.max_count)) return fault::bad_width;
+      return valid_count(p.fetch.max_count) ? fault::none : fault::bad_max_count;
+    }
+    case static_cast<std::uint8_t>(command::batch): {
+      p.what = command::batch;
+      // Count first: a BATCH of 50,000 frames costs one comparison, not a scan.
+      if (rest < batch_head + 1) return fault::truncated;
+      const std::size_t bodies = rest - batch_head;
+      if (bodies > max_bodies) return fault::too_many_bodies;
+      if (!read(m, f, p.request)) return fault::bad_width;
+      if ((e = read_inc(m, f + 1, p.publisher_inc)) != fault::none) return e;
+      std::uint64_t first = 0;
+      if ((e = read_seq(m, f + 2, first)) != fault::none) return e;
+      if (!fits(first, bodies)) return fault::sequence_overflow;
+      if (m[f + 3].size() != 8 * bodies) return fault::bad_width;
+      p.batch = batch_view(first, &m[f + 3],
+                           std::span<const frame>(m.frames()).subspan(f + batch_head));
+      return fault::none;
+    }
+    case static_cast<std::uint8_t>(command::end):
+      p.what = command::end;
+      if ((e = exactly(rest, end_frames)) != fault::none) return e;
+      if (!read(m, f, p.request)) return fault::bad_width;
+      if ((e = read_inc(m, f + 1, p.publisher_inc)) != fault::none) return e;
+      if ((e = read_seq(m, f + 2, p.end.next_seq)) != fault::none) return e;
+      return read(m, f + 3, p.end.last) ? fault::none : fault::bad_width;
+    case static_cast<std::uint8_t>(command::gone):
+      p.what = command::gone;
+      if ((e = exactly(rest, gone_frames)) != fault::none) return e;
+      if (!read(m, f, p.request)) return fault::bad_width;
+      if ((e = read_inc(m, f + 1, p.publisher_inc)) != fault::none) return e;
+      if ((e = read_seq(m, f + 2, p.gone.from_seq)) != fault::none) return e;
+      if (!read(m, f + 3, p.gone.first_held)) return fault::bad_width;
+      return p.gone.first_held > p.gone.from_seq ? fault::none : fault::first_held_too_low;
+    case static_cast<std::uint8_t>(command::refuse):
+      p.what = command::refuse;
+      if ((e = exactly(rest, refuse_frames)) != fault::none) return e;
+      if (!read(m, f, p.request)) return fault::bad_width;
+      p.refuse.code = m.view(f + 1);
+      if (!valid_code(p.refuse.code)) return fault::bad_code;
+      p.refuse.reason = m.view(f + 2);
+      if (p.refuse.reason.size() > max_reason_size) return fault::reason_too_long;
+      return fault::none;
+    default:
+      return fault::bad_command;
+  }
+}
+
+enum class side : bool { publisher, subscriber };
+
+parsed parse_replay(const message& m, std::size_t at, side s) noexcept {
+  parsed p;
+  if ((p.error = read_header(m, at, p)) != fault::none) return p;
+  p.error = parse_replay_command(m, at + 1, p);
+  if (p.error == fault::none && (s == side::publisher) != is_subscriber_command(p.what)) {
+    p.error = fault::wrong_direction;
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+void require(bool ok, const char* what) {
+  if (!ok) throw fabric::error(errc::invalid_argument, what);
+}
+
+void require_stream(std::string_view stream) {
+  require(valid_stream(stream), "frs: a stream name must be 1..255 octets, not starting with 0x00");
+}
+
+void require_inc(std::uint64_t inc) {
+  require(inc != 0, "frs: a publisher incarnation must be non-zero");
+}
+
+template <class T>
+void push(message& out, T v) {
+  char bytes[sizeof(T)];
+  detail::store_be(v, bytes);
+  out.push_back(std::string_view(bytes, sizeof bytes));
+}
+
+// Clears `out` and writes [first |] "FRS01" | command; `more` frames are to follow. `first` is
+// the topic on the live feed and the routing id on the ROUTER.
+void start(message& out, const std::string_view* first, command c, std::size_t more) {
+  out.clear();
+  out.reserve((first != nullptr ? 3 : 2) + more);
+  if (first != nullptr) out.push_back(*first);
+  out.push_back(header);
+  push(out, static_cast<std::uint8_t>(c));
+}
+
+void live_head(message& out, std::string_view stream, std::uint64_t publisher_inc,
+               std::uint64_t seq, std::uint64_t time_ns) {
+  require_stream(stream);
+  require_inc(publisher_inc);
+  require(seq != 0, "frs: sequences start at 1");
+  start(out, &stream, command::live, live_frames);
+  push(out, publisher_inc);
+  push(out, seq);
+  push(out, time_ns);
+}
+
+void fetch_command(message& out, command c, std::uint32_t request, const fetch_fields& f) {
+  require_stream(f.stream);
+  require(c == command::fetch_time || f.from != 0, "frs: sequences start at 1");
+  require(valid_count(f.max_count), "frs: max-count must be 1..1024");
+  start(out, nullptr, c, fetch_frames);
+  push(out, request);
+  out.push_back(f.stream);
+  push(out, f.from);
+  push(out, f.max_count);
+}
+
+}  // namespace
+
+std::error_code code_of(fault f) noexcept {
+  switch (f) {
+    case fault::none: return {};
+    case fault::unknown_version: return make_error_code(errc::not_supported);
+    case fault::wrong_direction: return make_error_code(errc::protocol_error);
+    default: return make_error_code(errc::malformed);
+  }
+}
+
+std::string_view describe(fault f) noexcept {
+  switch (f) {
+    case fault::none: return "well-formed";
+    case fault::no_routing_id: return "no routing id frame";
+    case fault::no_topic: return "no topic frame";
+    case fault::no_header: return "no header frame";
+    case fault::unknown_header: return "the header is not FRS";
+    case fault::unknown_version: return "an FRS header of a version other than FRS01";
+    case fault::bad_command: return "the command frame is not one command byte of this feed";
+    case fault::wrong_direction: return "a command that does not travel in this direction";
+    case fault::truncated: return "fewer frames than the command needs";
+    case fault::extra_frames: return "frames after the end of the command";
+    case fault::too_many_bodies: return "a BATCH of more than 1024 bodies";
+    case fault::bad_width: return "an integer frame of the wrong width";
+    case fault::bad_stream: return "the stream name is empty, over 255 octets or begins with 0x00";
+    case fault::bad_topic: return "a HEARTBEAT on a topic other than 0x00";
+    case fault::zero_incarnation: return "a publisher incarnation of 0";
+    case fault::zero_sequence: return "a sequence of 0";
+    case fault::sequence_overflow: return "BATCH bodies past sequence 2^64-1";
+    case fault::first_held_too_low: return "GONE's first-held is not above its from-seq";
+    case fault::bad_max_count: return "max-count outside 1 to 1024";
+    case fault::bad_heartbeat: return "heartbeat-ms outside 1 to 3,600,000";
+    case fault::bad_code: return "the refusal code is not 1 to 32 of a-z and -";
+    case fault::reason_too_long: return "the reason is over 255 octets";
+  }
+  return "unknown fault";
+}
+
+batch_entry batch_view::operator[](std::size_t i) const noexcept {
+  const frame& body = bodies_[i];
+  return {first_seq_ + i,
+          detail::load_be<std::uint64_t>(static_cast<const char*>(times_->data()) + 8 * i),
+          view(body), body};
+}
+
+parsed parse_live(const message& m) noexcept {
+  parsed p;
+  if (m.empty()) {
+    p.error = fault::no_topic;
+    return p;
+  }
+  if ((p.error = read_header(m, 1, p)) != fault::none) return p;
+  p.error = parse_live_command(m, p);
+  return p;
+}
+
+parsed parse_at_publisher(const message& m) noexcept {
+  if (m.empty()) {
+    parsed p;
+    p.error = fault::no_routing_id;
+    return p;
+  }
+  parsed p = parse_replay(m, 1, side::publisher);
+  p.peer = m.view(0);
+  return p;
+}
+
+parsed parse_at_subscriber(const message& m) noexcept {
+  return parse_replay(m, 0, side::subscriber);
+}
+
+void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
+                std::uint64_t seq, std::uint64_t time_ns, std::string_view body) {
+  live_head(out, stream, publisher_inc, seq, time_ns);
+  out.push_back(body);
+}
+
+void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
+                std::uint64_t seq, std::uint64_t time_ns, frame&& body) {
+  live_head(out, stream, publisher_inc, seq, time_ns);
+  out.push_back(std::move(body));
+}
+
+void write_beacon(message& out, std::string_view stream, std::uint64_t publisher_inc,
+                  std::uint64_t last) {
+  require_stream(stream);
+  require_inc(publisher_inc);
+  start(out, &stream, command::beacon, beacon_frames);
+  push(out, publisher_inc);
+  push(out, last);
+}
+
+void write_heartbeat(message& out, std::uint64_t publisher_inc, std::uint32_t heartbeat_ms) {
+  require_inc(publisher_inc);
+  require(valid_heartbeat(heartbeat_ms), "frs: heartbeat-ms must be 1..3,600,000");
+  start(out, &heartbeat_topic, command::heartbeat, heartbeat_frames);
+  push(out, publisher_inc);
+  push(out, heartbeat_ms);
+}
+
+void write_fetch(message& out, std::uint32_t request, const fetch_fields& f) {
+  fetch_command(out, command::fetch, request, f);
+}
+
+void write_fetch_time(message& out, std::uint32_t request, const fetch_fields& f) {
+  fetch_command(out, command::fetch_time, request, f);
+}
+
+batch_writer::batch_writer(message& out, std::string_view peer, std::uint32_t request,
+                           std::uint64_t publisher_inc, std::uint64_t first_seq)
+    : out_(out), first_seq_(first_seq) {
+  require_inc(publisher_inc);
+  require(first_seq != 0, "frs: sequences start at 1");
+  start(out_, &peer, command::batch, batch_head + 1);
+  push(out_, request);
+  push(out_, publisher_inc);
+  push(out_, first_seq);
+  out_.emplace_back();  // the times, written by finish()
+}
+
+bool batch_writer::full() const noexcept {
+  return bodies_ >= max_bodies || !fits(first_seq_, bodies_ + 1);
+}
+
+void batch_writer::push_time(std::uint64_t time_ns) {
+  require(!full(), "frs: a BATCH holds at most 1024 bodies, within sequence 2^64-1");
+  detail::store_be(time_ns, times_ + 8 * bodies_);
+  ++bodies_;
+}
+
+void batch_writer::add(std::uint64_t time_ns, std::string_view body) {
+  push_time(time_ns);
+  out_.push_back(body);
+}
+
+void batch_writer::add(std::uint64_t time_ns, frame&& body) {
+  push_time(time_ns);
+  out_.push_back(std::move(body));
+}
+
+void batch_writer::share(std::uint64_t time_ns, frame& body) {
+  push_time(time_ns);
+  out_.emplace_back().copy(body);
+}
+
+void batch_writer::finish() {
+  require(bodies_ > 0, "frs: a BATCH holds at least one body");
+  out_[6].rebuild(times_, 8 * bodies_);
+}
+
+void write_end(message& out, std::string_view peer, std::uint32_t request,
+               std::uint64_t publisher_inc, const end_fields& end) {
+  require_inc(publisher_inc);
+  require(end.next_seq != 0, "frs: sequences start at 1");
+  start(out, &peer, command::end, end_frames);
+  push(out, request);
+  push(out, publisher_inc);
+  push(out, end.next_seq);
+  push(out, end.last);
+}
+
+void write_gone(message& out, std::string_view peer, std::uint32_t request,
+                std::uint64_t publisher_inc, const gone_fields& gone) {
+  require_inc(publisher_inc);
+  require(gone.from_seq != 0, "frs: sequences start at 1");
+  require(gone.first_held > gone.from_seq, "frs: GONE's first-held must be above its from-seq");
+  start(out, &peer, command::gone, gone_frames);
+  push(out, request);
+  push(out, publisher_inc);
+  push(out, gone.from_seq);
+  push(out, gone.first_held);
+}
+
+void write_refuse(message& out, std::string_view peer, std::uint32_t request,
+                  const refuse_fields& refuse) {
+  require(valid_code(refuse.code), "frs: a refusal code must be 1..32 of a-z and -");
+  require(refuse.reason.size() <= max_reason_size, "frs: a reason must be at most 255 octets");
+  start(out, &peer, command::refuse, refuse_frames);
+  push(out, request);
+  out.push_back(refuse.code);
+  out.push_back(refuse.reason);
+}
+
+void write_version_refusal(message& out, std::string_view peer) {
+  write_refuse(out, peer, 0, {version_code, versions_spoken});
+}
+
+}  // namespace fabric::frs
