@@ -3,15 +3,17 @@
 #include "reliability/frc.hpp"
 
 #include "core/byte_order.hpp"
+#include "reliability/wire_frames.hpp"
 
 #include <fabric/error.hpp>
-
-#include <limits>
 
 namespace fabric::frc {
 namespace {
 
-constexpr std::uint64_t max_seq = std::numeric_limits<std::uint64_t>::max();
+using detail::wire::fits;
+using detail::wire::push;
+using detail::wire::read;
+using detail::wire::require;
 
 // Frames after the command byte, for the commands of fixed shape.
 constexpr std::size_t hello_frames = 8;
@@ -29,18 +31,7 @@ bool valid_name(std::string_view name) noexcept {
 
 bool valid_heartbeat(std::uint32_t ms) noexcept { return ms >= 1 && ms <= max_heartbeat_ms; }
 
-bool valid_code(std::string_view code) noexcept {
-  if (code.empty() || code.size() > max_code_size) return false;
-  for (const char c : code) {
-    if ((c < 'a' || c > 'z') && c != '-') return false;
-  }
-  return true;
-}
-
-// Whether `count` entries from `first` stay within the sequence space (count >= 1).
-bool fits(std::uint64_t first, std::size_t count) noexcept {
-  return count - 1 <= max_seq - first;
-}
+bool valid_code(std::string_view code) noexcept { return detail::wire::valid_code(code, max_code_size); }
 
 bool is_sender_command(command c) noexcept {
   return c == command::hello || c == command::data || c == command::skip;
@@ -49,15 +40,6 @@ bool is_sender_command(command c) noexcept {
 bool is_receiver_command(command c) noexcept {
   return c == command::welcome || c == command::ack || c == command::nack ||
          c == command::refuse;
-}
-
-// Reads the integer frame `i`; false when the frame is not exactly its width.
-template <class T>
-bool read(const message& m, std::size_t i, T& out) noexcept {
-  const frame& f = m[i];
-  if (f.size() != sizeof(T)) return false;
-  out = detail::load_be<T>(static_cast<const char*>(f.data()));
-  return true;
 }
 
 fault read_link(const message& m, std::size_t i, std::uint32_t& link) noexcept {
@@ -219,28 +201,13 @@ parsed parse_from(const message& m, std::size_t at, side s) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Builders
 
-void require(bool ok, const char* what) {
-  if (!ok) throw fabric::error(errc::invalid_argument, what);
-}
-
 void require_link(std::uint32_t link) {
   require(link != 0, "frc: link 0 is reserved for a REFUSE of the whole connection");
 }
 
-template <class T>
-void push(message& out, T v) {
-  char bytes[sizeof(T)];
-  detail::store_be(v, bytes);
-  out.push_back(std::string_view(bytes, sizeof bytes));
-}
-
 // Clears `out` and writes [peer |] "FRC01" | command; `more` frames are to follow.
 void start(message& out, const std::string_view* peer, command c, std::size_t more) {
-  out.clear();
-  out.reserve((peer != nullptr ? 3 : 2) + more);
-  if (peer != nullptr) out.push_back(*peer);
-  out.push_back(header);
-  push(out, static_cast<std::uint8_t>(c));
+  detail::wire::start(out, peer, header, static_cast<std::uint8_t>(c), more);
 }
 
 void goodbye(message& out, const std::string_view* peer, const std::uint32_t* link) {

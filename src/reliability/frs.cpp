@@ -3,15 +3,17 @@
 #include "reliability/frs.hpp"
 
 #include "core/byte_order.hpp"
+#include "reliability/wire_frames.hpp"
 
 #include <fabric/error.hpp>
-
-#include <limits>
 
 namespace fabric::frs {
 namespace {
 
-constexpr std::uint64_t max_seq = std::numeric_limits<std::uint64_t>::max();
+using detail::wire::fits;
+using detail::wire::push;
+using detail::wire::read;
+using detail::wire::require;
 
 // Frames after the command byte, for the commands of fixed shape.
 constexpr std::size_t live_frames = 4;
@@ -33,30 +35,10 @@ bool valid_heartbeat(std::uint32_t ms) noexcept { return ms >= 1 && ms <= max_he
 
 bool valid_count(std::uint32_t count) noexcept { return count >= 1 && count <= max_count; }
 
-bool valid_code(std::string_view code) noexcept {
-  if (code.empty() || code.size() > max_code_size) return false;
-  for (const char c : code) {
-    if ((c < 'a' || c > 'z') && c != '-') return false;
-  }
-  return true;
-}
-
-// Whether `count` messages from `first` stay within the sequence space (count >= 1).
-bool fits(std::uint64_t first, std::size_t count) noexcept {
-  return count - 1 <= max_seq - first;
-}
+bool valid_code(std::string_view code) noexcept { return detail::wire::valid_code(code, max_code_size); }
 
 bool is_subscriber_command(command c) noexcept {
   return c == command::fetch || c == command::fetch_time;
-}
-
-// Reads the integer frame `i`; false when the frame is not exactly its width.
-template <class T>
-bool read(const message& m, std::size_t i, T& out) noexcept {
-  const frame& f = m[i];
-  if (f.size() != sizeof(T)) return false;
-  out = detail::load_be<T>(static_cast<const char*>(f.data()));
-  return true;
 }
 
 fault read_inc(const message& m, std::size_t i, std::uint64_t& inc) noexcept {
@@ -213,10 +195,6 @@ parsed parse_replay(const message& m, std::size_t at, side s) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Builders
 
-void require(bool ok, const char* what) {
-  if (!ok) throw fabric::error(errc::invalid_argument, what);
-}
-
 void require_stream(std::string_view stream) {
   require(valid_stream(stream), "frs: a stream name must be 1..255 octets, not starting with 0x00");
 }
@@ -225,21 +203,10 @@ void require_inc(std::uint64_t inc) {
   require(inc != 0, "frs: a publisher incarnation must be non-zero");
 }
 
-template <class T>
-void push(message& out, T v) {
-  char bytes[sizeof(T)];
-  detail::store_be(v, bytes);
-  out.push_back(std::string_view(bytes, sizeof bytes));
-}
-
 // Clears `out` and writes [first |] "FRS01" | command; `more` frames are to follow. `first` is
 // the topic on the live feed and the routing id on the ROUTER.
 void start(message& out, const std::string_view* first, command c, std::size_t more) {
-  out.clear();
-  out.reserve((first != nullptr ? 3 : 2) + more);
-  if (first != nullptr) out.push_back(*first);
-  out.push_back(header);
-  push(out, static_cast<std::uint8_t>(c));
+  detail::wire::start(out, first, header, static_cast<std::uint8_t>(c), more);
 }
 
 void live_head(message& out, std::string_view stream, std::uint64_t publisher_inc,
