@@ -1,10 +1,12 @@
-// Plain cppzmq helpers for tests that speak a protocol frame by frame, independent of fabric's
-// socket classes: send a list of strings as one multipart message, receive one with a bound.
+// Plain helpers for tests that speak a protocol frame by frame, independent of fabric's socket
+// classes: integer frames as protocol grammars write them, lists of frames joined, and (over
+// cppzmq) a list of strings sent as one multipart message and one received with a bound.
 #pragma once
 
 #include <zmq.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +14,24 @@
 namespace fabric::testing {
 
 using raw_frames = std::vector<std::string>;
+
+/// The frame of an unsigned integer, big-endian, of its own width.
+inline std::string u32(std::uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[static_cast<std::size_t>(i)] = static_cast<char>(v >> (24 - 8 * i));
+  return s;
+}
+inline std::string u64(std::uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[static_cast<std::size_t>(i)] = static_cast<char>(v >> (56 - 8 * i));
+  return s;
+}
+
+/// `a` followed by `b`.
+inline raw_frames join(raw_frames a, const raw_frames& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 
 /// Sends `frames` as one message.
 inline void send_frames(zmq::socket_t& s, const raw_frames& frames) {

@@ -8,6 +8,7 @@
 
 #include <fabric/error.hpp>
 
+#include "support/raw_frames.hpp"
 #include "support/support.hpp"
 
 #include <gtest/gtest.h>
@@ -34,22 +35,9 @@ constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 message make(const frames& parts) { return testing::message_of(parts); }
 frames frames_of(const message& m) { return testing::to_strings(m); }
 
-std::string u32(std::uint32_t v) {
-  std::string s;
-  detail::append_be(s, v);
-  return s;
-}
-
-std::string u64(std::uint64_t v) {
-  std::string s;
-  detail::append_be(s, v);
-  return s;
-}
-
-frames join(frames a, const frames& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using testing::join;
+using testing::u32;
+using testing::u64;
 
 // The parsers' views must not outlive their message: a temporary does not compile.
 template <class M>
