@@ -7,7 +7,7 @@
 //   HEADER             = "FRQ01"
 //   ; worker -> producer, DEALER -> ROUTER (the ROUTER's routing id goes first)
 //   hello              = HEADER %x01 worker-name worker-inc queue capacity heartbeat-ms
-//   capacity           = HEADER %x02 window
+//   capacity-cmd       = HEADER %x02 window
 //   result             = HEADER %x03 producer-inc task-id attempt status body
 //   extend             = HEADER %x04 producer-inc task-id attempt extend-ms
 //   worker-heartbeat   = HEADER %x05
