@@ -280,9 +280,14 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
     return;
   }
   if (st.incarnation != publisher_inc_) {
-    adopt_incarnation(st, now);  // the answer is about another journal's sequences
-    serve_waiting(now);
-    return;
+    // A stream that knew no incarnation yet takes this one and the answer is its own; one of
+    // another journal's sequences is replaced and the answer is about those.
+    const bool replaced = st.incarnation != 0;
+    adopt_incarnation(st, now);
+    if (replaced) {
+      serve_waiting(now);
+      return;
+    }
   }
   const std::uint64_t asked = st.asked_from;
 
