@@ -512,7 +512,7 @@ void subscriber_machine::on_tick(time_point now) {
     st.retry_at = time_point::max();
     it = refused_.erase(it);
     if (st.state == mode::refused) st.state = st.next == 0 && !st.by_time ? mode::waiting : mode::catching_up;
-    if (st.state == mode::catching_up) fetch(st, now);
+    if (st.state == mode::catching_up && !st.request) fetch(st, now);
   }
   serve_waiting(now);
 }
