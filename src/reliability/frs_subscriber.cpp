@@ -343,6 +343,13 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
     } else if (next > st.next) {
       ++stats_.protocol_errors;  // END says it has nothing from where we asked: it cannot skip
     }
+    // Live messages held past the publisher's last cannot follow this END: they went out after
+    // it was written (replay brings them back) or the publisher no longer holds them. Kept, they
+    // would have the stream ask again at every END, as fast as the answers come.
+    while (!st.held.empty() && st.held.rbegin()->first > p.end.last) {
+      st.held.erase(std::prev(st.held.end()));
+      ++st.counts.held_dropped;
+    }
     after_answer(st, true, now);
     return;
   }
