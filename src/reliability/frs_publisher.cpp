@@ -205,6 +205,10 @@ void publisher_machine::refuse(std::string_view peer, std::uint32_t request, std
 
 void publisher_machine::on_tick(detail::time_point now) {
   if (now < tick_at_) return;
+  // What a failed journal read left unpublished: a quiet stream has no durable notice to come.
+  for (auto& [name, st] : streams_) {
+    if (st.published < st.durable) publish(name, st);
+  }
   write_heartbeat(out_, s_.incarnation, static_cast<std::uint32_t>(s_.heartbeat.count()));
   if (!sink_.send(pub_port, std::move(out_))) ++stats_.send_failures;
   ++stats_.heartbeats;

@@ -280,9 +280,14 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
     return;
   }
   if (st.incarnation != publisher_inc_) {
-    adopt_incarnation(st, now);  // the answer is about another journal's sequences
-    serve_waiting(now);
-    return;
+    // A stream that knew no incarnation yet takes this one and the answer is its own; one of
+    // another journal's sequences is replaced and the answer is about those.
+    const bool replaced = st.incarnation != 0;
+    adopt_incarnation(st, now);
+    if (replaced) {
+      serve_waiting(now);
+      return;
+    }
   }
   const std::uint64_t asked = st.asked_from;
 
@@ -337,6 +342,13 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
       st.next = next;
     } else if (next > st.next) {
       ++stats_.protocol_errors;  // END says it has nothing from where we asked: it cannot skip
+    }
+    // Live messages held past the publisher's last cannot follow this END: they went out after
+    // it was written (replay brings them back) or the publisher no longer holds them. Kept, they
+    // would have the stream ask again at every END, as fast as the answers come.
+    while (!st.held.empty() && st.held.rbegin()->first > p.end.last) {
+      st.held.erase(std::prev(st.held.end()));
+      ++st.counts.held_dropped;
     }
     after_answer(st, true, now);
     return;
@@ -507,7 +519,7 @@ void subscriber_machine::on_tick(time_point now) {
     st.retry_at = time_point::max();
     it = refused_.erase(it);
     if (st.state == mode::refused) st.state = st.next == 0 && !st.by_time ? mode::waiting : mode::catching_up;
-    if (st.state == mode::catching_up) fetch(st, now);
+    if (st.state == mode::catching_up && !st.request) fetch(st, now);
   }
   serve_waiting(now);
 }
