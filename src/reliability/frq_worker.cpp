@@ -233,8 +233,8 @@ void worker_machine::on_message(message&& m, time_point now) {
     liveness_.on_message(now, false);  // alive, but this connection is no good
     return on_refuse(p, now);
   }
-  liveness_.on_message(now);
   if (p.what == command::welcome) {
+    liveness_.on_message(now);
     if (state_ != worker_state::joining) {
       ++stats_.ignored;
       return;
@@ -242,9 +242,13 @@ void worker_machine::on_message(message&& m, time_point now) {
     return on_welcome(p, now);
   }
   if (state_ == worker_state::joining) {
-    ++stats_.ignored;  // nothing but WELCOME or REFUSE answers a HELLO
+    // Nothing but WELCOME or REFUSE answers a HELLO, and nothing else counts as one: a worker
+    // whose WELCOME was lost must not be kept joining by the TASKs and heartbeats that follow
+    // it; it joins again on a fresh connection once liveness intervals pass.
+    ++stats_.ignored;
     return;
   }
+  liveness_.on_message(now);
   if (p.producer_inc != producer_inc_) {
     ++stats_.foreign;
     return;

@@ -227,6 +227,23 @@ TEST_F(FrqWorkerTest, NoWelcomeWithinLivenessIntervalsReconnectsAfterBackOff) {
   EXPECT_EQ(sink.take(command::hello).size(), 1u);
 }
 
+TEST_F(FrqWorkerTest, ALostWelcomeIsNotHiddenByTheTasksAndHeartbeatsThatFollowIt) {
+  machine().on_tick(now);
+  (void)sink.take();
+  for (int i = 0; i < 6; ++i) {  // the WELCOME was lost; the producer thinks it welcomed us
+    advance(500ms);
+    task({1, 1});
+    heartbeat();
+  }
+  EXPECT_TRUE(app.tasks.empty()) << "not welcome yet";
+  EXPECT_EQ(sink.closes, 1) << "no WELCOME within three intervals: a fresh connection";
+  advance(1000ms);
+  EXPECT_EQ(sink.take(command::hello).size(), 1u);
+  welcome();
+  task({1, 1});
+  EXPECT_EQ(app.tasks.size(), 1u);
+}
+
 TEST_F(FrqWorkerTest, TasksGoToTheApplicationAndResendsAreDropped) {
   join();
   task({7, 1});
