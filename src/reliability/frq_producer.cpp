@@ -104,6 +104,9 @@ result<void> producer_machine::send(std::string_view peer, time_point now) {
   if (!r) {
     ++stats_.send_failures;
     out_.clear();
+    // The worker's connection is gone: it is lost, once the caller is done with its loops.
+    if (worker* w = r.is(errc::peer_unreachable) ? find_worker(peer) : nullptr)
+      lost_.push_back(worker_key(w->name, w->queue));
     return r;
   }
   if (worker* w = find_worker(peer)) w->heartbeat_at = now + s_.heartbeat;
@@ -155,13 +158,9 @@ void producer_machine::send_task(worker& w, task& t, time_point now) {
     t.delivered = true;
     return;
   }
-  // Handled once the caller is done with its loops: an unreachable worker is lost; a full one
-  // gets the task back, uncounted, since it never left.
-  if (r.is(errc::peer_unreachable)) {
-    lost_.push_back(worker_key(w.name, w.queue));
-  } else {
-    unsent_.push_back({w.queue, t.id, t.attempt});
-  }
+  // A full worker gets the task back, uncounted, since it never left, once the caller is done
+  // with its loops (send() has noted an unreachable one as lost).
+  if (!r.is(errc::peer_unreachable)) unsent_.push_back({w.queue, t.id, t.attempt});
 }
 
 // ---- workers

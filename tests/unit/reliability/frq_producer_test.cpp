@@ -656,6 +656,18 @@ TEST_F(FrqProducerTest, AnUnreachableWorkerIsLostAndAFullOneGetsNothingCounted) 
   EXPECT_EQ(sink.take(command::task).size(), 1u);
 }
 
+TEST_F(FrqProducerTest, AHeartbeatThatFindsTheWorkerUnreachableLosesItCounted) {
+  join();
+  enqueue(1);
+  ASSERT_EQ(handed().size(), 1u);
+  sink.unreachable.insert("p1");
+  advance(1000ms);
+  EXPECT_EQ(machine().stats().workers, 0u);
+  EXPECT_EQ(machine().stats().workers_lost, 1u);
+  commit_all();
+  EXPECT_EQ(store.tasks["jobs"][1].counted, 1u) << "its TASK had gone out: counted, worker lost";
+}
+
 TEST_F(FrqProducerTest, HigherPrioritiesGoFirstAndTiesGoToTheLowerTaskId) {
   enqueue(1, 5);
   enqueue(2, 0);
