@@ -90,15 +90,18 @@ void publisher_machine::on_message(message&& m, detail::time_point now) {
     return;
   }
   ++stats_.fetches;
-  const auto it = streams_.find(p.stream);
-  if (it == streams_.end() || !store_.allowed(p.peer, p.stream)) {
+  if (!store_.allowed(p.peer, p.stream)) {
     refuse(p.peer, p.request, unknown_stream, "no such stream");
     return;
   }
+  // A stream nothing was published on yet is empty, not unknown: streams come into being with
+  // their first message, and a subscriber may start first.
+  const auto it = streams_.find(p.stream);
+  const std::uint64_t last = it == streams_.end() ? 0 : it->second.durable;
   if (p.what == command::fetch) {
-    answer_fetch(p, it->second.durable);
+    answer_fetch(p, last);
   } else {
-    answer_fetch_time(p, it->second.durable);
+    answer_fetch_time(p, last);
   }
 }
 

@@ -332,7 +332,10 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
     if (st.next == 0) {
       st.next = next;  // a FETCH-TIME past the end
       st.by_time = false;
-    } else if (next < st.next) {
+    } else if (next < st.next && st.next == asked) {
+      // Behind what was asked, with nothing delivered since asking: the publisher lost messages
+      // it had published (a journal restored from an older copy). An END behind a position the
+      // live feed moved on meanwhile is merely older than those live messages.
       report(stream_event{.what = stream_event::kind::publisher_regressed,
                           .stream = st.name,
                           .from = st.next,
@@ -340,7 +343,7 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
                           .old_incarnation = st.incarnation,
                           .new_incarnation = st.incarnation});
       st.next = next;
-    } else if (next > st.next) {
+    } else if (next > st.next && st.next == asked) {
       ++stats_.protocol_errors;  // END says it has nothing from where we asked: it cannot skip
     }
     // Live messages held past the publisher's last cannot follow this END: they went out after

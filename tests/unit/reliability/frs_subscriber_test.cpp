@@ -541,6 +541,21 @@ TEST_F(FrsSubscriberTest, AnEndBehindThePositionIsReportedAsRegressed) {
   EXPECT_EQ(store.seqs(), (seq_list{6}));
 }
 
+TEST_F(FrsSubscriberTest, AnEndOvertakenByTheLiveFeedIsNotARegression) {
+  // The END was written before the publisher's first message; the live feed got here first.
+  from_seq(1);
+  follow();
+  const sent_fetch f = fetched(1);
+  live("s", 1);
+  live("s", 2);
+  end(f.request, 1, 0);
+  EXPECT_TRUE(events().empty());
+  EXPECT_EQ(stream().state, "live");
+  EXPECT_EQ(stream().next, 3U);
+  live("s", 3);
+  EXPECT_EQ(store.seqs(), (seq_list{1, 2, 3}));
+}
+
 TEST_F(FrsSubscriberTest, ABeaconBehindTheLivePositionIsReportedAsRegressed) {
   live("s", 9);
   beacon("s", 5);
