@@ -14,14 +14,14 @@ namespace {
 constexpr std::string_view identity_table = "frc.identity";
 constexpr std::string_view identity_key = "incarnation";
 
+}  // namespace
+
 std::uint64_t draw_incarnation() {
   std::random_device rd;
   std::uint64_t v = 0;
   while (v == 0) v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   return v;
 }
-
-}  // namespace
 
 std::string be64(std::uint64_t v) {
   std::string bytes(8, '\0');

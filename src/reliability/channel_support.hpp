@@ -18,6 +18,9 @@ namespace fabric::detail {
 /// Throws: fabric::error(io_error) when it cannot be read or stored.
 std::uint64_t journal_incarnation(journal& j);
 
+/// A random non-zero incarnation, for a process that keeps none in a journal (a task worker).
+std::uint64_t draw_incarnation();
+
 /// 8 octets, big-endian: how the channels store a 64-bit value in a journal table.
 std::string be64(std::uint64_t v);
 /// The value of 8 octets written by be64(); 0 for any other length.
