@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 namespace fabric {
@@ -41,7 +42,7 @@ constexpr std::size_t max_queue_name = 255 - finished_prefix.size();
 // Done and dead rows are kept this many tasks below the watermark, so that a worker's repeated
 // RESULT for a task just finished is still answered `recorded`.
 constexpr std::uint64_t keep_rows = 4096;
-// The fixed header of a task record: priority, deliver-at, ttl-deadline, enqueued-time.
+// The fixed header of a task record: priority, deliver-at, ttl (ns, from the append), enqueued-time.
 constexpr std::size_t header_size = 1 + 8 + 8 + 8;
 
 enum class token_kind : std::uint64_t { durable = 1, committed = 2, flush = 3 };
@@ -56,13 +57,12 @@ std::int64_t ns_of(std::chrono::system_clock::time_point t) {
 std::string encode_task(const submit_options& o, std::string_view body) {
   const std::int64_t now = detail::wall_now_ns();
   const std::int64_t deliver_at = o.not_before.time_since_epoch().count() == 0 ? 0 : ns_of(o.not_before);
-  const std::int64_t ttl_deadline =
-      o.ttl.count() > 0 ? now + std::chrono::duration_cast<std::chrono::nanoseconds>(o.ttl).count() : 0;
+  const std::int64_t ttl = std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(o.ttl).count(), 0);
   std::string out;
   out.reserve(header_size + body.size());
   out.push_back(static_cast<char>(o.priority));
   out += detail::be64(static_cast<std::uint64_t>(deliver_at));
-  out += detail::be64(static_cast<std::uint64_t>(ttl_deadline));
+  out += detail::be64(static_cast<std::uint64_t>(ttl));
   out += detail::be64(static_cast<std::uint64_t>(now));
   out += body;
   return out;
@@ -256,11 +256,13 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
       return false;
     }
     const std::int64_t deliver_at = static_cast<std::int64_t>(detail::load_be<std::uint64_t>(v.payload.data() + 1));
-    const std::int64_t ttl_deadline = static_cast<std::int64_t>(detail::load_be<std::uint64_t>(v.payload.data() + 9));
+    // The time to live runs from the record's append: a dead-lettered task requeued (a new
+    // record) has all of it again.
+    const std::int64_t ttl = static_cast<std::int64_t>(detail::load_be<std::uint64_t>(v.payload.data() + 9));
     out.id = v.seq;
     out.priority = static_cast<std::uint8_t>(v.payload[0]);
     out.deliver_at = deliver_at == 0 ? time_point::min() : machine_time(deliver_at, now, wall_now);
-    out.expires_at = ttl_deadline == 0 ? time_point::max() : machine_time(ttl_deadline, now, wall_now);
+    out.expires_at = ttl <= 0 ? time_point::max() : machine_time(v.timestamp_ns + ttl, now, wall_now);
     out.enqueued_ns = detail::load_be<std::uint64_t>(v.payload.data() + 17);
     out.body = frame(v.payload.data() + header_size, v.payload.size() - header_size);
     out.attempt = r.attempt;
@@ -280,15 +282,15 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
     const std::int64_t wall_now = detail::wall_now_ns();
     for (;;) {
       bool failed = false;
-      std::vector<std::pair<std::uint64_t, std::string>> records;
+      std::vector<std::tuple<std::uint64_t, std::int64_t, std::string>> records;
       auto next = j.read_views(q->stream, from, 1024, std::size_t{8} << 20, [&](const journal_record_view& v) {
-        records.emplace_back(v.seq, std::string(v.payload));
+        records.emplace_back(v.seq, v.timestamp_ns, std::string(v.payload));
       });
       if (!next && !next.is(errc::malformed)) return next.error();
-      for (auto& [seq, payload] : records) {
+      for (auto& [seq, stamp, payload] : records) {
         if (out.size() >= want) return false;
         frq::task_record r;
-        const journal_record_view v{.seq = seq, .timestamp_ns = 0, .payload = payload};
+        const journal_record_view v{.seq = seq, .timestamp_ns = stamp, .payload = payload};
         if (decode(*q, v, now, wall_now, r, failed)) out.push_back(std::move(r));
         if (failed) return errc::io_error;
         from = seq + 1;
@@ -466,10 +468,10 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
     queue_state& q = queues[qi];
     const std::int64_t wall_now = detail::wall_now_ns();
     while (q.told < through) {
-      std::vector<std::pair<std::uint64_t, std::string>> records;
+      std::vector<std::tuple<std::uint64_t, std::int64_t, std::string>> records;
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(through - q.told, 1024));
       auto next = j.read_views(q.stream, q.told + 1, want, std::size_t{8} << 20, [&](const journal_record_view& v) {
-        if (v.seq <= through) records.emplace_back(v.seq, std::string(v.payload));
+        if (v.seq <= through) records.emplace_back(v.seq, v.timestamp_ns, std::string(v.payload));
       });
       if (!next && !next.is(errc::malformed)) {
         ++journal_errors;
@@ -479,10 +481,10 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
         q.told = through;
         break;
       }
-      for (auto& [seq, payload] : records) {
+      for (auto& [seq, stamp, payload] : records) {
         bool failed = false;
         frq::task_record r;
-        const journal_record_view v{.seq = seq, .timestamp_ns = 0, .payload = payload};
+        const journal_record_view v{.seq = seq, .timestamp_ns = stamp, .payload = payload};
         if (decode(q, v, now, wall_now, r, failed)) machine.on_enqueued(q.name, std::move(r), now);
         q.told = seq;
       }

@@ -210,6 +210,36 @@ TEST_F(TaskQueueTest, AFailingTaskIsRetriedThenDeadLetteredWithTheReason) {
   EXPECT_NE(reasons["reject"].find("never valid"), std::string::npos) << reasons["reject"];
 }
 
+TEST_F(TaskQueueTest, ARequeuedDeadLetterRunsAgainAfterARestart) {
+  // What `fabric-journal dlq requeue` does, with the producer stopped: the task comes back as a
+  // new record of its queue, and a TTL counts from then.
+  journal j = open_journal();
+  std::atomic<bool> accept{false};
+  auto handler = [&accept](const fabric::task& t) -> std::string {
+    if (!accept) throw fabric::task_rejected("not now");
+    return "ran " + std::string(t.body);
+  };
+  std::uint64_t dead = 0;
+  {
+    task_producer p(ctx_, j, producer_options());
+    task_worker w(ctx_, worker_options("w", handler));
+    ASSERT_TRUE(p.submit("jobs", "retry me", {.ttl = 60s}));
+    ASSERT_TRUE(eventually([&] { return p.stats().queues.at(0).dead_lettered == 1; }));
+    auto dl = j.dead_letters();
+    ASSERT_TRUE(dl && dl->size() == 1);
+    dead = dl->front().id;
+  }
+  auto again = j.requeue(dead);
+  ASSERT_TRUE(again);
+  accept = true;
+  task_producer p(ctx_, j, producer_options());
+  task_worker w(ctx_, worker_options("w", handler));
+  ASSERT_TRUE(eventually([&] { return completed(p) == 1; }));
+  auto r = j.get("results", std::to_string(*again));
+  ASSERT_TRUE(r && *r);
+  EXPECT_EQ(**r, "ran retry me");
+}
+
 TEST_F(TaskQueueTest, AVanishedWorkersTaskGoesToAnother) {
   journal j = open_journal();
   task_producer p(ctx_, j, producer_options());
