@@ -9,6 +9,7 @@
 #include "core/byte_order.hpp"
 #include "core/driver.hpp"
 #include "reliability/channel_support.hpp"
+#include "reliability/frs_faults.hpp"
 #include "reliability/frs_subscriber.hpp"
 
 #include <fabric/completion_queue.hpp>
@@ -16,6 +17,7 @@
 #include <fabric/pub_sub.hpp>
 #include <fabric/router_dealer.hpp>
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -24,6 +26,14 @@
 #include <unordered_map>
 
 namespace fabric {
+namespace frs::faults {
+namespace {
+std::atomic<bool> one_too_far{false};
+}  // namespace
+void set_position_one_too_far(bool on) noexcept { one_too_far = on; }
+bool position_one_too_far() noexcept { return one_too_far; }
+}  // namespace frs::faults
+
 namespace {
 
 using detail::time_point;
@@ -186,7 +196,11 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
     return k;
   }
 
-  static std::string encode_position(const frs::position& p) { return detail::be64(p.incarnation) + detail::be64(p.next); }
+  static std::string encode_position(const frs::position& p) {
+    // The planted bug (frs_faults.hpp): the position written skips the next message.
+    const std::uint64_t next = p.next + (frs::faults::position_one_too_far() ? 1 : 0);
+    return detail::be64(p.incarnation) + detail::be64(next);
+  }
 
   // The streams with a position under this subscriber's name.
   std::vector<std::string> stored_streams() {
