@@ -58,10 +58,11 @@ using support::crc32c;
 
 // Record format version 2: the CRC covers the stream's name after its length byte, the key, then
 // the value after the CRC field (docs/journal-format.md).
-std::uint32_t record_crc(const unsigned char key[8], const unsigned char* value, std::size_t size) noexcept {
-  const auto length = static_cast<unsigned char>(stream_name.size());
+std::uint32_t record_crc(const unsigned char key[8], const unsigned char* value, std::size_t size,
+                         std::string_view stream = stream_name) noexcept {
+  const auto length = static_cast<unsigned char>(stream.size());
   std::uint32_t c = crc32c(0, &length, 1);
-  c = crc32c(c, stream_name.data(), stream_name.size());
+  c = crc32c(c, stream.data(), stream.size());
   return crc32c(crc32c(c, key, 8), value + 4, size - 4);
 }
 
@@ -123,7 +124,7 @@ class raw_txn {
   MDB_txn* txn_ = nullptr;
 };
 
-std::string db_name() { return "s/" + std::string(stream_name); }
+std::string db_name(std::string_view stream = stream_name) { return "s/" + std::string(stream); }
 
 // Appends record `seq` inside `t`.
 void raw_put(MDB_txn* t, MDB_dbi dbi, std::uint64_t seq, std::int64_t timestamp_ns, std::string_view payload) {
@@ -456,11 +457,12 @@ replay_outcome fabric_replay(const fs::path& dir, std::uint64_t expected) {
   return {seconds_between(start, end), *delivered};
 }
 
-replay_outcome raw_replay(const fs::path& dir, std::size_t map_size, std::uint64_t expected) {
+replay_outcome raw_replay(const fs::path& dir, std::size_t map_size, std::uint64_t expected,
+                          std::string_view stream) {
   raw_env env(dir, durability::none, map_size);
   raw_txn t(env.get(), MDB_RDONLY);
   MDB_dbi dbi = 0;
-  check(mdb_dbi_open(t.get(), db_name().c_str(), 0, &dbi), "mdb_dbi_open");
+  check(mdb_dbi_open(t.get(), db_name(stream).c_str(), 0, &dbi), "mdb_dbi_open");
   std::uint64_t records = 0;
   std::uint64_t touched = 0;
   const std::int64_t start = now_ns();
@@ -471,8 +473,9 @@ replay_outcome raw_replay(const fs::path& dir, std::size_t map_size, std::uint64
   int rc = mdb_cursor_get(c, &key, &value, MDB_FIRST);
   for (; rc == 0; rc = mdb_cursor_get(c, &key, &value, MDB_NEXT)) {
     const auto* v = static_cast<const unsigned char*>(value.mv_data);
+    const auto* k = static_cast<const unsigned char*>(key.mv_data);
     if (key.mv_size != 8 || value.mv_size < header_size ||
-        support::load_le<std::uint32_t>(v) != record_crc(static_cast<const unsigned char*>(key.mv_data), v, value.mv_size))
+        support::load_le<std::uint32_t>(v) != record_crc(k, v, value.mv_size, stream))
       throw std::runtime_error("raw LMDB replay: record " + std::to_string(records + 1) + " fails its check");
     touched += (value.mv_size - header_size) + v[header_size];
     ++records;

@@ -94,8 +94,8 @@ std::uint64_t fill_for_replay(const std::filesystem::path& dir, std::size_t size
 /// Opens the journal in `dir` and times journal::replay of the whole stream (opening excluded).
 replay_outcome fabric_replay(const std::filesystem::path& dir, std::uint64_t expected);
 /// Opens the same environment with raw LMDB and times one cursor walk (MDB_FIRST, MDB_NEXT) over
-/// the stream's database, checking each record's CRC-32C as the journal does.
+/// the database of `stream`, checking each record's CRC-32C as the journal does.
 replay_outcome raw_replay(const std::filesystem::path& dir, std::size_t map_size,
-                          std::uint64_t expected);
+                          std::uint64_t expected, std::string_view stream = stream_name);
 
 }  // namespace fabric::perf::journal_bench

@@ -64,6 +64,21 @@ const std::vector<family>& known_families() {
        // The closed loop keeps a window of messages in flight: its latency is that window's
        // queue. Only one message at a time is compared on latency.
        .compare_latency = [](const run& r) { return r.text("op") == "one"; }},
+      {.name = "stream",
+       .title = "Streams: durable publish/subscribe beside raw PUB/SUB and raw LMDB",
+       .benches = {"stream"},
+       .baseline = "raw",
+       .baseline_title = "raw PUB/SUB (fan-out), raw LMDB (catch-up)",
+       .unit = "messages",
+       .note = "A stream_publisher over a journal here, its subscribers in a child process over tcp "
+               "on loopback, each getting every sequence in order; fan-out is messages/s per "
+               "subscriber beside raw libzmq PUB/SUB to as many, catch-up is a backlog fetched by "
+               "replay beside one raw LMDB read of the same records.",
+       .chart_by = {"op", "mode"},
+       .x_axes = {"subscribers"},
+       .example = {{"op", "fanout"}, {"mode", "periodic"}, {"subscribers", "4"}},
+       // Only the open loop measures latency, and it has no baseline.
+       .compare_latency = {}},
   };
   return all;
 }
