@@ -226,10 +226,11 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
   }
 
   const std::uint64_t seq = p.live.seq;
-  frame& body = const_cast<frame&>(*p.live.body_frame);  // the message is ours: its frames are free to take
+  frame& holder = const_cast<frame&>(*p.live.body_frame);  // the message is ours: its frames are free to take
+  const std::string_view body = p.live.body;
   if (st.next == 0) {
     if (st.by_time) {
-      hold(st, seq, p.live.time_ns, std::move(body));
+      hold(st, seq, p.live.time_ns, std::move(holder), body);
       return;
     }
     st.next = seq;  // latest: this is the first message
@@ -240,7 +241,7 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
     return;
   }
   if (seq == st.next && !backlog_full()) {
-    deliver(st, seq, p.live.time_ns, body, false);
+    deliver(st, seq, p.live.time_ns, holder, body, false);
     deliver_held(st);
     return;
   }
@@ -248,7 +249,7 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
     if (seq > st.next) ++st.counts.gaps;
     st.state = mode::catching_up;
   }
-  hold(st, seq, p.live.time_ns, std::move(body));
+  hold(st, seq, p.live.time_ns, std::move(holder), body);
   catch_up(st, now);
 }
 
@@ -321,7 +322,7 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
         continue;
       }
       if (e.seq != st.next || backlog_full()) break;
-      deliver(st, e.seq, e.time_ns, const_cast<frame&>(e.body_frame), true);
+      deliver(st, e.seq, e.time_ns, const_cast<frame&>(e.body_frame), e.body, true);
     }
     after_answer(st, false, now);
     return;
@@ -378,13 +379,14 @@ void subscriber_machine::on_answer(const parsed& p, time_point now) {
 
 // ---------------------------------------------------------------------------------- delivery
 
-void subscriber_machine::deliver(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame& body,
-                                 bool replayed) {
+void subscriber_machine::deliver(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame& holder,
+                                 std::string_view body, bool replayed) {
   store_.deliver(delivery{.stream = st.name,
                           .incarnation = st.incarnation,
                           .seq = seq,
                           .time_ns = time_ns,
                           .body = body,
+                          .holder = holder,
                           .replayed = replayed});
   st.next = seq + 1;
   ++st.counts.delivered;
@@ -400,12 +402,17 @@ void subscriber_machine::deliver_held(stream_state& st) {
       continue;
     }
     if (first->first != st.next || backlog_full()) return;
-    deliver(st, first->first, first->second.time_ns, first->second.body, false);
+    held_message& h = first->second;
+    const std::string_view body(static_cast<const char*>(h.holder.data()) + h.offset, h.holder.size() - h.offset);
+    deliver(st, first->first, h.time_ns, h.holder, body, false);
     st.held.erase(first);
   }
 }
 
-void subscriber_machine::hold(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame&& body) {
+void subscriber_machine::hold(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame&& holder,
+                              std::string_view body) {
+  // An offset, not a view: moving a small frame moves its bytes.
+  const auto offset = static_cast<std::size_t>(body.data() - static_cast<const char*>(holder.data()));
   if (st.held.contains(seq)) {
     ++st.counts.duplicates;
     return;
@@ -416,7 +423,7 @@ void subscriber_machine::hold(stream_state& st, std::uint64_t seq, std::uint64_t
     if (seq > st.held.rbegin()->first) return;
     st.held.erase(std::prev(st.held.end()));
   }
-  st.held.emplace(seq, held_message{time_ns, std::move(body)});
+  st.held.emplace(seq, held_message{time_ns, std::move(holder), offset});
 }
 
 void subscriber_machine::after_answer(stream_state& st, bool at_end, time_point now) {

@@ -58,8 +58,10 @@ struct delivery {
   std::uint64_t incarnation = 0;
   std::uint64_t seq = 0;
   std::uint64_t time_ns = 0;
-  /// The body's frame: the store may share it (zmq copy) or move it out; it is not used after.
-  frame& body;
+  std::string_view body;
+  /// The frame that holds the body's bytes (on the live feed, with the command's fields before
+  /// them): the store may share it (zmq copy) rather than copy the body; it is not used after.
+  frame& holder;
   bool replayed = false;  ///< came by FETCH rather than live
 };
 
@@ -178,7 +180,8 @@ class subscriber_machine {
   enum class mode : std::uint8_t { waiting, live, catching_up, refused };
   struct held_message {
     std::uint64_t time_ns;
-    frame body;
+    frame holder;          // the frame the body is in
+    std::size_t offset;    // where the body starts in it
   };
   struct stream_state {
     std::string name;
@@ -203,9 +206,10 @@ class subscriber_machine {
   // is of a retired incarnation and must be dropped.
   bool check_incarnation(std::uint64_t inc, detail::time_point now);
   void adopt_incarnation(stream_state& st, detail::time_point now);
-  void deliver(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame& body, bool replayed);
+  void deliver(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame& holder, std::string_view body,
+               bool replayed);
   void deliver_held(stream_state& st);
-  void hold(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame&& body);
+  void hold(stream_state& st, std::uint64_t seq, std::uint64_t time_ns, frame&& holder, std::string_view body);
   // After an answer: held messages delivered where they continue, then live again (`at_end`:
   // the publisher had nothing more) or another FETCH.
   void after_answer(stream_state& st, bool at_end, detail::time_point now);

@@ -83,7 +83,8 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
     std::uint64_t seq;
     std::uint64_t time_ns;
     bool replayed;
-    frame body;
+    frame holder;        // the frame the body is in
+    std::size_t offset;  // where the body starts in it
     std::uint32_t attempts = 0;
     bool skip = false;
     std::string failure{};
@@ -264,13 +265,14 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
                 .seq = d.seq,
                 .time_ns = d.time_ns,
                 .replayed = d.replayed,
-                .body = frame()};
-      p.body.copy(d.body);  // shares the bytes; no copy
+                .holder = frame(),
+                .offset = static_cast<std::size_t>(d.body.data() - static_cast<const char*>(d.holder.data()))};
+      p.holder.copy(d.holder);  // shares the bytes; no copy
       waiting.push_back(std::move(p));
       submit_if_idle();
       return;
     }
-    const std::string_view body(static_cast<const char*>(d.body.data()), d.body.size());
+    const std::string_view body = d.body;
     for (std::uint32_t attempt = 1;; ++attempt) {
       try {
         options.on_message(message_of(d.stream, d.seq, d.time_ns, body, d.replayed, attempt));
@@ -430,7 +432,7 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
           w->failed_at.reset();
           for (std::size_t i = 0; i < w->items.size(); ++i) {
             pending& p = w->items[i];
-            const std::string_view body(static_cast<const char*>(p.body.data()), p.body.size());
+            const std::string_view body(static_cast<const char*>(p.holder.data()) + p.offset, p.holder.size() - p.offset);
             if (p.skip) {
               t.append(failed_stream, failed_record(p.stream, p.seq, p.failure, body));
               continue;

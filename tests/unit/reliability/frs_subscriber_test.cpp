@@ -86,7 +86,7 @@ class fake_store final : public subscriber_store {
     return std::optional<position>(it->second);
   }
   void deliver(const delivery& d) override {
-    out.push_back({std::string(d.stream), d.incarnation, d.seq, d.time_ns, std::string(view(d.body)), d.replayed});
+    out.push_back({std::string(d.stream), d.incarnation, d.seq, d.time_ns, std::string(d.body), d.replayed});
   }
   std::size_t backlog() const noexcept override { return pending; }
   void report(const stream_event& e) override { events.push_back(e); }
