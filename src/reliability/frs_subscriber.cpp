@@ -53,7 +53,7 @@ subscriber_machine::subscriber_machine(const subscriber_settings& s, detail::mac
 subscriber_machine::stream_state* subscriber_machine::find_or_start(std::string_view name, time_point now,
                                                                     bool& created) {
   created = false;
-  if (auto it = streams_.find(std::string(name)); it != streams_.end()) return &it->second;
+  if (auto it = streams_.find(name); it != streams_.end()) return &it->second;
   if (streams_.size() >= s_.max_streams) return nullptr;
   auto stored = store_.load(name);
   if (!stored) {

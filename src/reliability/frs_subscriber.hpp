@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -224,7 +225,12 @@ class subscriber_machine {
   subscriber_settings s_;
   detail::machine_sink& sink_;
   subscriber_store& store_;
-  std::unordered_map<std::string, stream_state> streams_;
+  // Looked up by a view of each live message's topic: no string is built per message.
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view n) const noexcept { return std::hash<std::string_view>{}(n); }
+  };
+  std::unordered_map<std::string, stream_state, name_hash, std::equal_to<>> streams_;
   std::unordered_map<std::uint32_t, std::string> requests_;  // FETCH in flight -> stream
   std::vector<std::string> waiting_;  // streams that want a FETCH but found no room
   std::uint32_t next_request_ = 1;

@@ -284,8 +284,15 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
         break;
       }
     }
-    positions[std::string(d.stream)] = frs::position{d.incarnation, d.seq + 1};
-    dirty = true;
+    if (options.mode == stream_delivery::at_least_once) {
+      // The last stream's entry is kept at hand: no lookup, no string built, per message.
+      if (last_position == nullptr || last_stream != d.stream) {
+        last_stream = std::string(d.stream);
+        last_position = &positions[last_stream];
+      }
+      *last_position = frs::position{d.incarnation, d.seq + 1};
+      dirty = true;
+    }
   }
 
   static stream_message message_of(std::string_view stream, std::uint64_t seq, std::uint64_t time_ns,
@@ -551,7 +558,9 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
   completion_queue done;
 
   // Positions reached (at_most_once, at_least_once): what load() answers for a stream met again.
-  std::unordered_map<std::string, frs::position> positions;
+  std::unordered_map<std::string, frs::position> positions;  // at_least_once
+  frs::position* last_position = nullptr;  // positions' entry of the last stream delivered
+  std::string last_stream;
   bool dirty = false;
   bool positions_in_flight = false;
   time_point commit_at{};

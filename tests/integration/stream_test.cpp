@@ -209,8 +209,12 @@ TEST_F(StreamTest, LatestStartDeliversOnlyWhatComesAfterJoining) {
   journal j = open_journal("pub");
   stream_publisher pub(ctx_, j, publisher_options());
   publish_n(pub, "ticks", 1, 100);
-
+  // Sent live (to nobody) before the subscriber exists: "latest" is then 101.
   collector c;
+  ASSERT_TRUE(c.wait([&] {
+    const auto s = pub.stats();
+    return !s.streams.empty() && s.streams[0].published == 100;
+  }));
   stream_subscriber sub(ctx_, subscriber_options(c, {"ticks"}, stream_start::latest()));
   // The position is learned from a beacon (the stream is quiet) or the first live message.
   ASSERT_TRUE(c.wait([&] {
