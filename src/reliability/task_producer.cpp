@@ -14,6 +14,7 @@
 #include "core/byte_order.hpp"
 #include "core/driver.hpp"
 #include "reliability/channel_support.hpp"
+#include "reliability/frq_faults.hpp"
 #include "reliability/frq_producer.hpp"
 
 #include <fabric/completion_queue.hpp>
@@ -28,6 +29,14 @@
 #include <unordered_map>
 
 namespace fabric {
+namespace frq::faults {
+namespace {
+std::atomic<bool> forget_done{false};
+}  // namespace
+void set_forget_done_tasks(bool on) noexcept { forget_done = on; }
+bool forget_done_tasks() noexcept { return forget_done; }
+}  // namespace frq::faults
+
 namespace {
 
 using detail::time_point;
@@ -238,7 +247,7 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
       failed_read = true;
       return false;
     }
-    if (*done_row) {
+    if (*done_row && !frq::faults::forget_done_tasks()) {
       q.finished.insert(v.seq);
       return false;
     }
