@@ -79,6 +79,21 @@ const std::vector<family>& known_families() {
        .example = {{"op", "fanout"}, {"mode", "periodic"}, {"subscribers", "4"}},
        // Only the open loop measures latency, and it has no baseline.
        .compare_latency = {}},
+      {.name = "queue",
+       .title = "Task queues: the reliable work queue beside a raw PUSH/PULL pipeline",
+       .benches = {"queue"},
+       .baseline = "raw",
+       .baseline_title = "raw PUSH/PULL pipeline",
+       .unit = "tasks",
+       .note = "A task_producer over a journal here, its task_workers in a child process over tcp "
+               "on loopback, each task completed once and recorded in the producer's journal; "
+               "beside a raw ventilator PUSH to as many worker PULL/PUSH threads and a sink PULL, "
+               "the same window of tasks outstanding.",
+       .chart_by = {"op", "mode"},
+       .x_axes = {"workers"},
+       .example = {{"op", "thr"}, {"mode", "sync"}, {"workers", "4"}},
+       // Both sides keep the same window of tasks outstanding, so their latencies are compared.
+       .compare_latency = {}},
   };
   return all;
 }
