@@ -226,10 +226,12 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
   }
 
   const std::uint64_t seq = p.live.seq;
-  frame& body = const_cast<frame&>(*p.live.body_frame);  // the message is ours: its frames are free to take
+  // The body sits in the packed frame after the LIVE's fields: it becomes a frame of its own,
+  // copied once, and only for a message that is delivered or held.
+  const auto body_of = [&p] { return frame(p.live.body.data(), p.live.body.size()); };
   if (st.next == 0) {
     if (st.by_time) {
-      hold(st, seq, p.live.time_ns, std::move(body));
+      hold(st, seq, p.live.time_ns, body_of());
       return;
     }
     st.next = seq;  // latest: this is the first message
@@ -240,6 +242,7 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
     return;
   }
   if (seq == st.next && !backlog_full()) {
+    frame body = body_of();
     deliver(st, seq, p.live.time_ns, body, false);
     deliver_held(st);
     return;
@@ -248,7 +251,7 @@ void subscriber_machine::on_live(const parsed& p, time_point now) {
     if (seq > st.next) ++st.counts.gaps;
     st.state = mode::catching_up;
   }
-  hold(st, seq, p.live.time_ns, std::move(body));
+  hold(st, seq, p.live.time_ns, body_of());
   catch_up(st, now);
 }
 
