@@ -15,10 +15,15 @@ using detail::wire::push;
 using detail::wire::read;
 using detail::wire::require;
 
-// Frames after the command byte, for the commands of fixed shape.
-constexpr std::size_t live_frames = 4;
-constexpr std::size_t beacon_frames = 2;
-constexpr std::size_t heartbeat_frames = 2;
+// The live feed's packed frame: where its fields sit.
+constexpr std::size_t command_at = 5;  // after "FRS01"
+constexpr std::size_t inc_at = 6;
+constexpr std::size_t after_inc = 14;  // LIVE's seq, BEACON's last, HEARTBEAT's heartbeat-ms
+constexpr std::size_t time_at = 22;    // LIVE's time
+static_assert(command_at == header.size() && time_at + 8 == live_body_offset &&
+              after_inc + 8 == beacon_frame_size && after_inc + 4 == heartbeat_frame_size);
+
+// Frames after the command byte, for the replay commands of fixed shape.
 constexpr std::size_t fetch_frames = 4;
 constexpr std::size_t end_frames = 4;
 constexpr std::size_t gone_frames = 4;
@@ -72,38 +77,55 @@ std::uint8_t command_byte(const message& m, std::size_t at) noexcept {
   return static_cast<std::uint8_t>(m.view(at)[0]);
 }
 
-// Parses LIVE, BEACON or HEARTBEAT; the header (frame 1) is already checked.
+template <class T>
+T load(std::string_view packed, std::size_t at) noexcept {
+  return detail::load_be<T>(packed.data() + at);
+}
+
+// The size of a packed frame of fixed size.
+fault exactly_octets(std::size_t size, std::size_t want) noexcept {
+  if (size < want) return fault::truncated;
+  if (size > want) return fault::extra_frames;
+  return fault::none;
+}
+
+// Parses LIVE, BEACON or HEARTBEAT: the frame count (two) is already checked. Evaluates each
+// check in the order the header file promises: header, command, size, topic, then the fields.
 fault parse_live_command(const message& m, parsed& p) noexcept {
-  const std::size_t rest = m.size() > 3 ? m.size() - 3 : 0;
-  constexpr std::size_t f = 3;  // the first frame after the command byte
   const std::string_view topic = m.view(0);
+  const std::string_view packed = m.view(1);
+  p.header = packed.substr(0, header.size());
+  if (p.header != header) {
+    return p.header.starts_with(header_family) ? fault::unknown_version : fault::unknown_header;
+  }
+  if (packed.size() == command_at) return fault::bad_command;
   fault e = fault::none;
-  switch (command_byte(m, 2)) {
-    case static_cast<std::uint8_t>(command::live): {
+  switch (static_cast<std::uint8_t>(packed[command_at])) {
+    case static_cast<std::uint8_t>(command::live):
       p.what = command::live;
-      if ((e = exactly(rest, live_frames)) != fault::none) return e;
+      if (packed.size() < live_body_offset) return fault::truncated;
       if (!valid_stream(topic)) return fault::bad_stream;
       p.stream = topic;
-      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
-      if ((e = read_seq(m, f + 1, p.live.seq)) != fault::none) return e;
-      if (!read(m, f + 2, p.live.time_ns)) return fault::bad_width;
-      p.live.body = m.view(f + 3);
-      p.live.body_frame = &m[f + 3];
+      if ((p.publisher_inc = load<std::uint64_t>(packed, inc_at)) == 0) return fault::zero_incarnation;
+      if ((p.live.seq = load<std::uint64_t>(packed, after_inc)) == 0) return fault::zero_sequence;
+      p.live.time_ns = load<std::uint64_t>(packed, time_at);
+      p.live.body = packed.substr(live_body_offset);
+      p.live.body_frame = &m[1];
       return fault::none;
-    }
     case static_cast<std::uint8_t>(command::beacon):
       p.what = command::beacon;
-      if ((e = exactly(rest, beacon_frames)) != fault::none) return e;
+      if ((e = exactly_octets(packed.size(), beacon_frame_size)) != fault::none) return e;
       if (!valid_stream(topic)) return fault::bad_stream;
       p.stream = topic;
-      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
-      return read(m, f + 1, p.last) ? fault::none : fault::bad_width;
+      if ((p.publisher_inc = load<std::uint64_t>(packed, inc_at)) == 0) return fault::zero_incarnation;
+      p.last = load<std::uint64_t>(packed, after_inc);
+      return fault::none;
     case static_cast<std::uint8_t>(command::heartbeat):
       p.what = command::heartbeat;
-      if ((e = exactly(rest, heartbeat_frames)) != fault::none) return e;
+      if ((e = exactly_octets(packed.size(), heartbeat_frame_size)) != fault::none) return e;
       if (topic != heartbeat_topic) return fault::bad_topic;
-      if ((e = read_inc(m, f, p.publisher_inc)) != fault::none) return e;
-      if (!read(m, f + 1, p.heartbeat_ms)) return fault::bad_width;
+      if ((p.publisher_inc = load<std::uint64_t>(packed, inc_at)) == 0) return fault::zero_incarnation;
+      p.heartbeat_ms = load<std::uint32_t>(packed, after_inc);
       return valid_heartbeat(p.heartbeat_ms) ? fault::none : fault::bad_heartbeat;
     default:
       return fault::bad_command;
@@ -209,15 +231,20 @@ void start(message& out, const std::string_view* first, command c, std::size_t m
   detail::wire::start(out, first, header, static_cast<std::uint8_t>(c), more);
 }
 
-void live_head(message& out, std::string_view stream, std::uint64_t publisher_inc,
-               std::uint64_t seq, std::uint64_t time_ns) {
-  require_stream(stream);
-  require_inc(publisher_inc);
-  require(seq != 0, "frs: sequences start at 1");
-  start(out, &stream, command::live, live_frames);
-  push(out, publisher_inc);
-  push(out, seq);
-  push(out, time_ns);
+// Clears `out` and writes topic | a packed frame of `size` octets, its header, command byte and
+// publisher-inc filled in; returns the packed frame's octets, for the caller to fill the rest.
+char* start_packed(message& out, std::string_view topic, command c, std::uint64_t publisher_inc,
+                   std::size_t size) {
+  out.clear();
+  out.reserve(2);
+  out.push_back(topic);
+  out.push_back(frame(size));
+  // Taken once the frame is in place: ZeroMQ keeps a small frame's octets inside the frame.
+  char* packed = static_cast<char*>(out.back().data());
+  header.copy(packed, header.size());
+  packed[command_at] = static_cast<char>(c);
+  detail::store_be(publisher_inc, packed + inc_at);
+  return packed;
 }
 
 void fetch_command(message& out, command c, std::uint32_t request, const fetch_fields& f) {
@@ -250,10 +277,11 @@ std::string_view describe(fault f) noexcept {
     case fault::no_header: return "no header frame";
     case fault::unknown_header: return "the header is not FRS";
     case fault::unknown_version: return "an FRS header of a version other than FRS01";
-    case fault::bad_command: return "the command frame is not one command byte of this feed";
+    case fault::bad_command: return "no command byte of this feed where the command belongs";
     case fault::wrong_direction: return "a command that does not travel in this direction";
-    case fault::truncated: return "fewer frames than the command needs";
-    case fault::extra_frames: return "frames after the end of the command";
+    case fault::truncated: return "fewer frames or octets than the command needs";
+    case fault::extra_frames:
+      return "more frames, or more octets in a fixed-size packed frame, than the command takes";
     case fault::too_many_bodies: return "a BATCH of more than 1024 bodies";
     case fault::bad_width: return "an integer frame of the wrong width";
     case fault::bad_stream: return "the stream name is empty, over 255 octets or begins with 0x00";
@@ -281,10 +309,13 @@ parsed parse_live(const message& m) noexcept {
   parsed p;
   if (m.empty()) {
     p.error = fault::no_topic;
-    return p;
+  } else if (m.size() == 1) {
+    p.error = fault::no_header;
+  } else if (m.size() > 2) {
+    p.error = fault::extra_frames;
+  } else {
+    p.error = parse_live_command(m, p);
   }
-  if ((p.error = read_header(m, 1, p)) != fault::none) return p;
-  p.error = parse_live_command(m, p);
   return p;
 }
 
@@ -305,31 +336,30 @@ parsed parse_at_subscriber(const message& m) noexcept {
 
 void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
                 std::uint64_t seq, std::uint64_t time_ns, std::string_view body) {
-  live_head(out, stream, publisher_inc, seq, time_ns);
-  out.push_back(body);
-}
-
-void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
-                std::uint64_t seq, std::uint64_t time_ns, frame&& body) {
-  live_head(out, stream, publisher_inc, seq, time_ns);
-  out.push_back(std::move(body));
+  require_stream(stream);
+  require_inc(publisher_inc);
+  require(seq != 0, "frs: sequences start at 1");
+  char* packed =
+      start_packed(out, stream, command::live, publisher_inc, live_body_offset + body.size());
+  detail::store_be(seq, packed + after_inc);
+  detail::store_be(time_ns, packed + time_at);
+  body.copy(packed + live_body_offset, body.size());
 }
 
 void write_beacon(message& out, std::string_view stream, std::uint64_t publisher_inc,
                   std::uint64_t last) {
   require_stream(stream);
   require_inc(publisher_inc);
-  start(out, &stream, command::beacon, beacon_frames);
-  push(out, publisher_inc);
-  push(out, last);
+  char* packed = start_packed(out, stream, command::beacon, publisher_inc, beacon_frame_size);
+  detail::store_be(last, packed + after_inc);
 }
 
 void write_heartbeat(message& out, std::uint64_t publisher_inc, std::uint32_t heartbeat_ms) {
   require_inc(publisher_inc);
   require(valid_heartbeat(heartbeat_ms), "frs: heartbeat-ms must be 1..3,600,000");
-  start(out, &heartbeat_topic, command::heartbeat, heartbeat_frames);
-  push(out, publisher_inc);
-  push(out, heartbeat_ms);
+  char* packed =
+      start_packed(out, heartbeat_topic, command::heartbeat, publisher_inc, heartbeat_frame_size);
+  detail::store_be(heartbeat_ms, packed + after_inc);
 }
 
 void write_fetch(message& out, std::uint32_t request, const fetch_fields& f) {

@@ -2,13 +2,15 @@
 // parsers for every command, with no sockets and no clocks, so that the publisher's and the
 // subscriber's machines stay pure. This file is the code of the grammar in section 4.
 //
-// Frame grammar (one token = one ZeroMQ frame; integers unsigned, big-endian, of the stated width):
+// Frame grammar (one token = one ZeroMQ frame, except inside a packed frame; integers unsigned,
+// big-endian, of the stated width):
 //
 //   HEADER     = "FRS01"
-//   ; live feed, PUB -> SUB: the topic frame first
-//   live       = stream HEADER %x01 publisher-inc seq time body
-//   beacon     = stream HEADER %x02 publisher-inc last
-//   heartbeat  = %x00 HEADER %x03 publisher-inc heartbeat-ms
+//   ; live feed, PUB -> SUB: the topic frame, then one packed frame holding the rest, its tokens
+//   ; laid end to end (each frame is a message part on every subscriber's pipe: the hot path)
+//   live       = stream live-frame        ; live-frame      = HEADER %x01 publisher-inc seq time body
+//   beacon     = stream beacon-frame      ; beacon-frame    = HEADER %x02 publisher-inc last
+//   heartbeat  = %x00 heartbeat-frame     ; heartbeat-frame = HEADER %x03 publisher-inc heartbeat-ms
 //   ; replay endpoint, DEALER -> ROUTER (the ROUTER's routing id goes first)
 //   fetch      = HEADER %x11 request stream from-seq max-count
 //   fetch-time = HEADER %x12 request stream from-time max-count
@@ -25,12 +27,16 @@
 //   request = 4 octets    max-count = 4 octets, 1 .. 1024   heartbeat-ms = 4 octets, 1 .. 3,600,000
 //   code = 1..32 of [a-z-]   reason = 0..255 octets   body = any octets
 //
+// A live-frame is 30 octets and the body; a beacon-frame exactly 22, a heartbeat-frame exactly 18.
+//
 // The grammar is canonical: a message the parsers accept is exactly what the builders write for
-// the values parsed, byte for byte. A parser checks the header and the command byte, then the
-// frame count of the command (fault truncated, extra_frames or too_many_bodies), then its frames
-// left to right, each frame's width before its value; the first fault found is the one reported.
-// On the live feed the topic frame is judged after the count, since what it may hold depends on
-// the command. `reason` is UTF-8 meant for people and is not checked beyond its length.
+// the values parsed, byte for byte. A replay parser checks the header and the command byte, then
+// the frame count of the command (fault truncated, extra_frames or too_many_bodies), then its
+// frames left to right, each frame's width before its value. The live parser checks the frame
+// count first (no_topic, no_header, extra_frames), then the packed frame's header, its command
+// byte and its size (truncated, extra_frames), then the topic, since what it may hold depends on
+// the command, then the packed fields left to right. The first fault found is the one reported.
+// `reason` is UTF-8 meant for people and is not checked beyond its length.
 //
 // Thread safety: stateless functions over values; safe from any thread.
 #pragma once
@@ -62,8 +68,14 @@ inline constexpr std::size_t max_code_size = 32;
 inline constexpr std::size_t max_bodies = 1024;      ///< bodies in one BATCH
 inline constexpr std::uint32_t max_count = 1024;     ///< a FETCH's max-count
 inline constexpr std::uint32_t max_heartbeat_ms = 3'600'000;
+/// Where a LIVE's body starts in its packed frame (parsed::live.body_frame): after the header,
+/// the command byte, publisher-inc, seq and time.
+inline constexpr std::size_t live_body_offset = 30;
+inline constexpr std::size_t beacon_frame_size = 22;     ///< a BEACON's packed frame, exactly
+inline constexpr std::size_t heartbeat_frame_size = 18;  ///< a HEARTBEAT's packed frame, exactly
 
-/// The command byte (the frame after the header). Wire values: must not change.
+/// The command byte (the frame after the header; on the live feed, the octet after it in the
+/// packed frame). Wire values: must not change.
 enum class command : std::uint8_t {
   live = 0x01,
   beacon = 0x02,
@@ -82,15 +94,19 @@ enum class fault : std::uint8_t {
   none = 0,
   no_routing_id,       ///< at the publisher: no frame at all (a ROUTER always adds the routing id)
   no_topic,            ///< on the live feed: no frame at all
-  no_header,           ///< no frame where the header belongs
+  no_header,           ///< no frame where the header (on the live feed, the packed frame) belongs
   unknown_header,      ///< a header that is not FRS at all: garbage, dropped without a reply
   unknown_version,     ///< a header starting "FRS" but not "FRS01" (the publisher answers
-                       ///< REFUSE `version`; a subscriber drops and counts it)
+                       ///< REFUSE `version`; a subscriber drops and counts it). On the live feed,
+                       ///< a packed frame that starts "FRS" but not "FRS01"
   bad_command,         ///< the command frame is missing, not one byte, or not a command of the
-                       ///< feed it arrived on (live commands on the replay endpoint and back)
+                       ///< feed it arrived on (live commands on the replay endpoint and back); on
+                       ///< the live feed, no octet after "FRS01" or not a live command there
   wrong_direction,     ///< well-formed, but a replay command that travels the other way
-  truncated,           ///< fewer frames than the command needs (BATCH: no body)
-  extra_frames,        ///< more frames than the command takes
+  truncated,           ///< fewer frames than the command needs (BATCH: no body), or fewer
+                       ///< octets in a packed frame
+  extra_frames,        ///< more frames, or more octets in a fixed-size packed frame, than the
+                       ///< command takes
   too_many_bodies,     ///< a BATCH with more than 1024 bodies
   bad_width,           ///< an integer frame that is not exactly its width (BATCH's times: not
                        ///< eight octets per body)
@@ -118,7 +134,8 @@ struct live_view {
   std::uint64_t seq = 0;                ///< >= 1
   std::uint64_t time_ns = 0;            ///< when the publisher's journal took it
   std::string_view body;                ///< the body's bytes, inside the message
-  const frame* body_frame = nullptr;    ///< the body's frame: share it rather than copy it
+  /// The packed frame (frame 1) that holds the body, which starts at live_body_offset in it.
+  const frame* body_frame = nullptr;
 };
 
 /// A FETCH's or FETCH-TIME's fields after the request, as built and as parsed.
@@ -212,7 +229,9 @@ struct parsed {
   fault error = fault::none;
   command what = command::heartbeat;
   std::string_view peer;    ///< parse_at_publisher: frame 0, the subscriber's routing id
-  std::string_view header;  ///< the header frame as received
+  /// The header frame as received; on the live feed, the packed frame's first five octets (fewer
+  /// when it is shorter).
+  std::string_view header;
   /// LIVE and BEACON: the topic frame, the stream's name; FETCH and FETCH-TIME: their stream.
   std::string_view stream;
   std::uint32_t request = 0;        ///< every replay command
@@ -229,7 +248,7 @@ struct parsed {
   explicit operator bool() const noexcept { return error == fault::none; }
 };
 
-/// Parses what a SUB received: topic | "FRS01" | command.... Accepts LIVE, BEACON and HEARTBEAT;
+/// Parses what a SUB received: topic | "FRS01" command.... Accepts LIVE, BEACON and HEARTBEAT;
 /// anything else fails with the fault that says why. Constant work, a fixed number of frames
 /// examined; allocates nothing.
 parsed parse_live(const message& m) noexcept;
@@ -259,16 +278,17 @@ parsed parse_at_subscriber(message&& m) = delete;
 // forbids is a bug in the caller and throws fabric::error(errc::invalid_argument), leaving `out`
 // in an unspecified but valid state.
 
-/// Publisher (PUB): stream | "FRS01" | 0x01 | publisher-inc | seq | time | body, the body copied.
+// The live feed's builders write the topic frame and one packed frame filled in place: a LIVE's
+// packed frame is one allocation, a BEACON's or a HEARTBEAT's none (ZeroMQ keeps it inline).
+
+/// Publisher (PUB): stream | "FRS01" 0x01 publisher-inc seq time body, the body copied once into
+/// the packed frame.
 void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
                 std::uint64_t seq, std::uint64_t time_ns, std::string_view body);
-/// Publisher (PUB): as above, the body frame moved in.
-void write_live(message& out, std::string_view stream, std::uint64_t publisher_inc,
-                std::uint64_t seq, std::uint64_t time_ns, frame&& body);
-/// Publisher (PUB): stream | "FRS01" | 0x02 | publisher-inc | last.
+/// Publisher (PUB): stream | "FRS01" 0x02 publisher-inc last.
 void write_beacon(message& out, std::string_view stream, std::uint64_t publisher_inc,
                   std::uint64_t last);
-/// Publisher (PUB): 0x00 | "FRS01" | 0x03 | publisher-inc | heartbeat-ms.
+/// Publisher (PUB): 0x00 | "FRS01" 0x03 publisher-inc heartbeat-ms.
 void write_heartbeat(message& out, std::uint64_t publisher_inc, std::uint32_t heartbeat_ms);
 
 /// Subscriber (DEALER): "FRS01" | 0x11 | request | stream | from-seq | max-count.

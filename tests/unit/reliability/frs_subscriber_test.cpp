@@ -837,8 +837,8 @@ TEST_F(FrsSubscriberTest, LivenessUsesTheAssumedIntervalUntilAHeartbeatAnnounces
 TEST_F(FrsSubscriberTest, MalformedAndWrongDirectionInputIsDroppedAndCounted) {
   live("s", 1);
   (void)store.seqs();
-  on_live(testing::message_of({"s", "FRS01", "\x01"}));
-  on_live(testing::message_of({"s", "FRS02", "\x01", testing::u64(inc_a), testing::u64(2), testing::u64(0), "x"}));
+  on_live(testing::message_of({"s", "FRS01\x01"}));
+  on_live(testing::message_of({"s", "FRS02\x01" + testing::u64(inc_a) + testing::u64(2) + testing::u64(0) + "x"}));
   on_live(message{});
   machine().on_message(fetch_port, testing::message_of({"garbage"}), now);
   EXPECT_EQ(machine().stats().malformed, 4U);
