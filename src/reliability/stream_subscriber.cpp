@@ -120,7 +120,9 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
     // Begin with the streams named, and every stream this subscriber has a position for.
     const time_point now = detail::machine_clock::now();
     for (const auto& s : options.streams) machine.follow(s, now);
-    for (const auto& s : stored_streams()) machine.follow(s, now);
+    for (const auto& s : stored_streams()) {
+      if (follows(s)) machine.follow(s, now);  // not a stream it no longer follows
+    }
   }
 
   ~impl() override {
