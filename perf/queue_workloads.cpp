@@ -1,6 +1,7 @@
 // The queue workloads: this process submits and collects, a child fabric-perf runs the workers.
 #include "queue_workloads.hpp"
 
+#include "child_lines.hpp"
 #include "journal_workloads.hpp"
 
 #include <fabric/context.hpp>
@@ -56,101 +57,26 @@ class workers_child {
  public:
   workers_child(const std::string& impl, const std::string& endpoint, const std::string& result_endpoint,
                 const spec& s)
-      : timeout_(s.timeout) {
-    int in[2];
-    int out[2];
-    if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    if (pipe2(out, O_CLOEXEC) != 0) {
-      ::close(in[0]);
-      ::close(in[1]);
-      throw std::runtime_error("pipe failed");
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::vector<std::string> words{"/proc/self/exe", "queue-workers", "--impl", impl,
-                                   "--endpoint", endpoint, "--workers", std::to_string(s.workers),
-                                   "--capacity", std::to_string(s.capacity)};
+      : child_(arguments(impl, endpoint, result_endpoint, s), "the workers", s.timeout) {}
+
+  // Waits for "ready": every worker is made.
+  void wait_ready() { child_.expect("ready"); }
+  // Closes its stdin, which stops the workers and ends it, and reaps it (within the timeout).
+  void finish() { child_.finish(); }
+
+ private:
+  static std::vector<std::string> arguments(const std::string& impl, const std::string& endpoint,
+                                            const std::string& result_endpoint, const spec& s) {
+    std::vector<std::string> words{"queue-workers", "--impl", impl, "--endpoint", endpoint,
+                                   "--workers", std::to_string(s.workers), "--capacity", std::to_string(s.capacity)};
     if (!result_endpoint.empty()) {
       words.emplace_back("--result-endpoint");
       words.push_back(result_endpoint);
     }
-    std::vector<char*> argv;
-    for (auto& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[0]);
-    ::close(out[1]);
-    to_child_ = in[1];
-    from_child_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error(std::string("cannot start the workers: ") + std::strerror(rc));
-    }
+    return words;
   }
 
-  ~workers_child() {
-    if (to_child_ >= 0) ::close(to_child_);
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (from_child_ >= 0) ::close(from_child_);
-  }
-
-  workers_child(const workers_child&) = delete;
-  workers_child& operator=(const workers_child&) = delete;
-
-  // Waits for "ready": every worker is made.
-  void wait_ready() {
-    const std::string line = read_line();
-    if (line != "ready") throw std::runtime_error("the workers said: " + line);
-  }
-
-  // Closes its stdin, which stops the workers and ends it, and reaps it (within the timeout).
-  void finish() {
-    ::close(to_child_);
-    to_child_ = -1;
-    std::string rest;
-    try {
-      rest = read_line();
-    } catch (const std::exception&) {
-      // End of output: it exited without a word, as it should.
-    }
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (!rest.empty()) throw std::runtime_error("the workers said: " + rest);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("the workers failed");
-  }
-
- private:
-  std::string read_line() {
-    const auto deadline = clock::now() + timeout_;
-    for (;;) {
-      if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        return line;
-      }
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
-      if (left <= 0) throw std::runtime_error("the workers did not answer in time");
-      pollfd p{from_child_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      char chunk[512];
-      const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
-      if (n <= 0) throw std::runtime_error("the workers ended early");
-      buffer_.append(chunk, static_cast<std::size_t>(n));
-    }
-  }
-
-  milliseconds timeout_;
-  pid_t pid_ = -1;
-  int to_child_ = -1;
-  int from_child_ = -1;
-  std::string buffer_;
+  line_child child_;
 };
 
 // Per task number: when it was submitted, when its completion came, and how many times.

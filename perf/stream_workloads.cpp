@@ -1,6 +1,7 @@
 // The stream workloads: this process publishes, a child fabric-perf subscribes.
 #include "stream_workloads.hpp"
 
+#include "child_lines.hpp"
 #include "journal_workloads.hpp"
 
 #include <fabric/context.hpp>
@@ -67,64 +68,14 @@ class subscribers_child {
  public:
   subscribers_child(const std::string& impl, const std::string& endpoint, const std::string& replay_endpoint,
                     const spec& s, std::uint64_t total, std::uint64_t warm, bool times)
-      : timeout_(s.timeout) {
-    int in[2];
-    int out[2];
-    if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    if (pipe2(out, O_CLOEXEC) != 0) {
-      ::close(in[0]);
-      ::close(in[1]);
-      throw std::runtime_error("pipe failed");
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::vector<std::string> words{"/proc/self/exe", "stream-subscribers", "--impl", impl, "--endpoint", endpoint,
-                                   "--subscribers", std::to_string(s.subscribers), "--total", std::to_string(total),
-                                   "--warm", std::to_string(warm), "--timeout-ms",
-                                   std::to_string(s.timeout.count())};
-    if (!replay_endpoint.empty()) {
-      words.emplace_back("--replay-endpoint");
-      words.push_back(replay_endpoint);
-    }
-    if (times) words.emplace_back("--times");
-    std::vector<char*> argv;
-    for (auto& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[0]);
-    ::close(out[1]);
-    to_child_ = in[1];
-    from_child_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error(std::string("cannot start the subscribers: ") + std::strerror(rc));
-    }
-  }
-
-  ~subscribers_child() {
-    if (to_child_ >= 0) ::close(to_child_);
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (from_child_ >= 0) ::close(from_child_);
-  }
-
-  subscribers_child(const subscribers_child&) = delete;
-  subscribers_child& operator=(const subscribers_child&) = delete;
+      : child_(arguments(impl, endpoint, replay_endpoint, s, total, warm, times), "the subscribers", s.timeout) {}
 
   // Waits for "ready": every subscriber holds the warm-up.
-  void wait_ready() {
-    const std::string line = read_line();
-    if (line != "ready") throw std::runtime_error("the subscribers said: " + line);
-  }
+  void wait_ready() { child_.expect("ready"); }
 
   // Waits for every subscriber to hold the last message.
   child_report wait_done() {
-    const std::string line = read_line();
+    const std::string line = child_.read_line();
     child_report r;
     long start = 0;
     long last = 0;
@@ -141,52 +92,36 @@ class subscribers_child {
   std::vector<std::pair<std::uint64_t, std::int64_t>> delivery_times() {
     std::vector<std::pair<std::uint64_t, std::int64_t>> out;
     unsigned long n = 0;
-    if (std::sscanf(read_line().c_str(), "delivered %lu", &n) != 1)
+    if (std::sscanf(child_.read_line().c_str(), "delivered %lu", &n) != 1)
       throw std::runtime_error("the subscribers did not report delivery times");
     out.reserve(n);
     for (unsigned long i = 0; i < n; ++i) {
       unsigned long seq = 0;
       long ns = 0;
-      if (std::sscanf(read_line().c_str(), "%lu %ld", &seq, &ns) == 2) out.emplace_back(seq, ns);
+      if (std::sscanf(child_.read_line().c_str(), "%lu %ld", &seq, &ns) == 2) out.emplace_back(seq, ns);
     }
     return out;
   }
 
   // Closes its stdin, which ends it, and reaps it.
-  void finish() {
-    ::close(to_child_);
-    to_child_ = -1;
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("the subscribers failed");
-  }
+  void finish() { child_.finish(); }
 
  private:
-  std::string read_line() {
-    const auto deadline = clock::now() + timeout_;
-    for (;;) {
-      if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        return line;
-      }
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
-      if (left <= 0) throw std::runtime_error("the subscribers did not answer in time");
-      pollfd p{from_child_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      char chunk[4096];
-      const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
-      if (n <= 0) throw std::runtime_error("the subscribers ended early");
-      buffer_.append(chunk, static_cast<std::size_t>(n));
+  static std::vector<std::string> arguments(const std::string& impl, const std::string& endpoint,
+                                            const std::string& replay_endpoint, const spec& s, std::uint64_t total,
+                                            std::uint64_t warm, bool times) {
+    std::vector<std::string> words{"stream-subscribers", "--impl", impl, "--endpoint", endpoint,
+                                   "--subscribers", std::to_string(s.subscribers), "--total", std::to_string(total),
+                                   "--warm", std::to_string(warm), "--timeout-ms", std::to_string(s.timeout.count())};
+    if (!replay_endpoint.empty()) {
+      words.emplace_back("--replay-endpoint");
+      words.push_back(replay_endpoint);
     }
+    if (times) words.emplace_back("--times");
+    return words;
   }
 
-  milliseconds timeout_;
-  pid_t pid_ = -1;
-  int to_child_ = -1;
-  int from_child_ = -1;
-  std::string buffer_;
+  line_child child_;
 };
 
 stream_publisher_options publisher_settings() {
