@@ -7,6 +7,11 @@
 
 #include <fabric/error.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <new>
+
 namespace fabric::frs {
 namespace {
 
@@ -28,9 +33,8 @@ constexpr std::size_t fetch_frames = 4;
 constexpr std::size_t end_frames = 4;
 constexpr std::size_t gone_frames = 4;
 constexpr std::size_t refuse_frames = 3;
-// Frames after the command byte before BATCH's first body: request, publisher-inc, first-seq,
-// times.
-constexpr std::size_t batch_head = 4;
+// Frames after BATCH's command byte: request, publisher-inc, first-seq, entries.
+constexpr std::size_t batch_frames = 4;
 
 bool valid_stream(std::string_view name) noexcept {
   return !name.empty() && name.size() <= max_stream_size && name.front() != '\0';
@@ -80,6 +84,24 @@ std::uint8_t command_byte(const message& m, std::size_t at) noexcept {
 template <class T>
 T load(std::string_view packed, std::size_t at) noexcept {
   return detail::load_be<T>(packed.data() + at);
+}
+
+// Walks BATCH's entries frame once, counting its entries: each must be whole, there must be one
+// at least and at most 1024. Stops at the 1025th entry, so that the work is bounded however
+// large the frame.
+fault count_entries(std::string_view entries, std::size_t& count) noexcept {
+  count = 0;
+  if (entries.empty()) return fault::truncated;
+  std::size_t at = 0;
+  while (at < entries.size()) {
+    const std::size_t left = entries.size() - at;
+    if (left < batch_entry_head) return fault::truncated;
+    const std::size_t length = detail::load_be<std::uint32_t>(entries.data() + at + 8);
+    if (left - batch_entry_head < length) return fault::truncated;
+    if (++count > max_bodies) return fault::too_many_bodies;
+    at += batch_entry_head + length;
+  }
+  return fault::none;
 }
 
 // The size of a packed frame of fixed size.
@@ -159,18 +181,15 @@ fault parse_replay_command(const message& m, std::size_t at, parsed& p) noexcept
     }
     case static_cast<std::uint8_t>(command::batch): {
       p.what = command::batch;
-      // Count first: a BATCH of 50,000 frames costs one comparison, not a scan.
-      if (rest < batch_head + 1) return fault::truncated;
-      const std::size_t bodies = rest - batch_head;
-      if (bodies > max_bodies) return fault::too_many_bodies;
+      if ((e = exactly(rest, batch_frames)) != fault::none) return e;
       if (!read(m, f, p.request)) return fault::bad_width;
       if ((e = read_inc(m, f + 1, p.publisher_inc)) != fault::none) return e;
       std::uint64_t first = 0;
       if ((e = read_seq(m, f + 2, first)) != fault::none) return e;
-      if (!fits(first, bodies)) return fault::sequence_overflow;
-      if (m[f + 3].size() != 8 * bodies) return fault::bad_width;
-      p.batch = batch_view(first, &m[f + 3],
-                           std::span<const frame>(m.frames()).subspan(f + batch_head));
+      std::size_t count = 0;
+      if ((e = count_entries(m.view(f + 3), count)) != fault::none) return e;
+      if (!fits(first, count)) return fault::sequence_overflow;
+      p.batch = batch_view(first, &m[f + 3], count);
       return fault::none;
     }
     case static_cast<std::uint8_t>(command::end):
@@ -279,16 +298,17 @@ std::string_view describe(fault f) noexcept {
     case fault::unknown_version: return "an FRS header of a version other than FRS01";
     case fault::bad_command: return "no command byte of this feed where the command belongs";
     case fault::wrong_direction: return "a command that does not travel in this direction";
-    case fault::truncated: return "fewer frames or octets than the command needs";
+    case fault::truncated:
+      return "fewer frames or octets than the command needs, or a BATCH entry cut short";
     case fault::extra_frames:
       return "more frames, or more octets in a fixed-size packed frame, than the command takes";
-    case fault::too_many_bodies: return "a BATCH of more than 1024 bodies";
+    case fault::too_many_bodies: return "a BATCH of more than 1024 entries";
     case fault::bad_width: return "an integer frame of the wrong width";
     case fault::bad_stream: return "the stream name is empty, over 255 octets or begins with 0x00";
     case fault::bad_topic: return "a HEARTBEAT on a topic other than 0x00";
     case fault::zero_incarnation: return "a publisher incarnation of 0";
     case fault::zero_sequence: return "a sequence of 0";
-    case fault::sequence_overflow: return "BATCH bodies past sequence 2^64-1";
+    case fault::sequence_overflow: return "BATCH entries past sequence 2^64-1";
     case fault::first_held_too_low: return "GONE's first-held is not above its from-seq";
     case fault::bad_max_count: return "max-count outside 1 to 1024";
     case fault::bad_heartbeat: return "heartbeat-ms outside 1 to 3,600,000";
@@ -298,11 +318,24 @@ std::string_view describe(fault f) noexcept {
   return "unknown fault";
 }
 
+batch_entry batch_view::entry_at(std::size_t i, std::size_t at) const noexcept {
+  const char* entry = static_cast<const char*>(entries_->data()) + at;
+  return {first_seq_ + i, detail::load_be<std::uint64_t>(entry),
+          std::string_view(entry + batch_entry_head, detail::load_be<std::uint32_t>(entry + 8)),
+          *entries_};
+}
+
+batch_view::iterator& batch_view::iterator::operator++() noexcept {
+  const char* entry = static_cast<const char*>(batch_->entries_->data()) + at_;
+  at_ += batch_entry_head + detail::load_be<std::uint32_t>(entry + 8);
+  ++i_;
+  return *this;
+}
+
 batch_entry batch_view::operator[](std::size_t i) const noexcept {
-  const frame& body = bodies_[i];
-  return {first_seq_ + i,
-          detail::load_be<std::uint64_t>(static_cast<const char*>(times_->data()) + 8 * i),
-          view(body), body};
+  iterator it = begin();
+  for (std::size_t k = 0; k < i; ++k) ++it;
+  return *it;
 }
 
 parsed parse_live(const message& m) noexcept {
@@ -375,41 +408,48 @@ batch_writer::batch_writer(message& out, std::string_view peer, std::uint32_t re
     : out_(out), first_seq_(first_seq) {
   require_inc(publisher_inc);
   require(first_seq != 0, "frs: sequences start at 1");
-  start(out_, &peer, command::batch, batch_head + 1);
+  start(out_, &peer, command::batch, batch_frames);
   push(out_, request);
   push(out_, publisher_inc);
   push(out_, first_seq);
-  out_.emplace_back();  // the times, written by finish()
 }
+
+batch_writer::~batch_writer() { std::free(buffer_); }
 
 bool batch_writer::full() const noexcept {
-  return bodies_ >= max_bodies || !fits(first_seq_, bodies_ + 1);
-}
-
-void batch_writer::push_time(std::uint64_t time_ns) {
-  require(!full(), "frs: a BATCH holds at most 1024 bodies, within sequence 2^64-1");
-  detail::store_be(time_ns, times_ + 8 * bodies_);
-  ++bodies_;
+  return count_ >= max_bodies || !fits(first_seq_, count_ + 1);
 }
 
 void batch_writer::add(std::uint64_t time_ns, std::string_view body) {
-  push_time(time_ns);
-  out_.push_back(body);
-}
-
-void batch_writer::add(std::uint64_t time_ns, frame&& body) {
-  push_time(time_ns);
-  out_.push_back(std::move(body));
-}
-
-void batch_writer::share(std::uint64_t time_ns, frame& body) {
-  push_time(time_ns);
-  out_.emplace_back().copy(body);
+  require(!finished_, "frs: a BATCH takes no entry once finished");
+  require(!full(), "frs: a BATCH holds at most 1024 entries, within sequence 2^64-1");
+  require(body.size() <= std::numeric_limits<std::uint32_t>::max(),
+          "frs: a BATCH entry's body must be at most 2^32-1 octets");
+  const std::size_t need = used_ + batch_entry_head + body.size();
+  if (need > capacity_) {
+    const std::size_t grown = std::max({need, 2 * capacity_, std::size_t{4096}});
+    void* bigger = std::realloc(buffer_, grown);
+    if (bigger == nullptr) throw std::bad_alloc();
+    buffer_ = static_cast<char*>(bigger);
+    capacity_ = grown;
+  }
+  char* entry = buffer_ + used_;
+  detail::store_be(time_ns, entry);
+  detail::store_be(static_cast<std::uint32_t>(body.size()), entry + 8);
+  if (!body.empty()) body.copy(entry + batch_entry_head, body.size());
+  used_ = need;
+  ++count_;
 }
 
 void batch_writer::finish() {
-  require(bodies_ > 0, "frs: a BATCH holds at least one body");
-  out_[6].rebuild(times_, 8 * bodies_);
+  require(!finished_, "frs: a BATCH is finished once");
+  require(count_ > 0, "frs: a BATCH holds at least one entry");
+  // The buffer becomes the frame's own, not copied: ZeroMQ frees it once the frame is done with.
+  frame entries(buffer_, used_, [](void* data, void*) { std::free(data); }, nullptr);
+  buffer_ = nullptr;
+  capacity_ = 0;
+  finished_ = true;
+  out_.push_back(std::move(entries));
 }
 
 void write_end(message& out, std::string_view peer, std::uint32_t request,

@@ -2,8 +2,8 @@
 // parsers for every command, with no sockets and no clocks, so that the publisher's and the
 // subscriber's machines stay pure. This file is the code of the grammar in section 4.
 //
-// Frame grammar (one token = one ZeroMQ frame, except inside a packed frame; integers unsigned,
-// big-endian, of the stated width):
+// Frame grammar (one token = one ZeroMQ frame, except inside a packed frame or BATCH's entries
+// frame; integers unsigned, big-endian, of the stated width):
 //
 //   HEADER     = "FRS01"
 //   ; live feed, PUB -> SUB: the topic frame, then one packed frame holding the rest, its tokens
@@ -15,7 +15,7 @@
 //   fetch      = HEADER %x11 request stream from-seq max-count
 //   fetch-time = HEADER %x12 request stream from-time max-count
 //   ; replay endpoint, ROUTER -> DEALER
-//   batch      = HEADER %x21 request publisher-inc first-seq times 1*1024body
+//   batch      = HEADER %x21 request publisher-inc first-seq entries
 //   end        = HEADER %x22 request publisher-inc next-seq last
 //   gone       = HEADER %x23 request publisher-inc from-seq first-held
 //   refuse     = HEADER %x24 request code reason
@@ -23,7 +23,10 @@
 //   stream = 1..255 octets, not beginning with 0x00      publisher-inc = 8 octets, non-zero
 //   seq, first-seq, from-seq, next-seq = 8 octets >= 1   last = 8 octets (0: nothing yet)
 //   first-held = 8 octets > from-seq   time, from-time = 8 octets, ns since the Unix epoch
-//   times = 8 octets per body that follows; BATCH's last body is at most sequence 2^64-1
+//   entries = 1*1024entry, in ONE frame, the entries laid end to end (each frame is a message
+//     part: one frame for the whole BATCH lets a subscriber catch up at the speed of reading)
+//   entry = time length body   length = 4 octets, the body's size; the lengths account for the
+//     entries frame exactly. BATCH's last entry is at most sequence 2^64-1
 //   request = 4 octets    max-count = 4 octets, 1 .. 1024   heartbeat-ms = 4 octets, 1 .. 3,600,000
 //   code = 1..32 of [a-z-]   reason = 0..255 octets   body = any octets
 //
@@ -35,7 +38,9 @@
 // frames left to right, each frame's width before its value. The live parser checks the frame
 // count first (no_topic, no_header, extra_frames), then the packed frame's header, its command
 // byte and its size (truncated, extra_frames), then the topic, since what it may hold depends on
-// the command, then the packed fields left to right. The first fault found is the one reported.
+// the command, then the packed fields left to right. BATCH's entries frame is walked last, entry
+// by entry (truncated for an empty frame or an entry cut short, too_many_bodies at a whole 1025th
+// entry), then its sequences (sequence_overflow). The first fault found is the one reported.
 // `reason` is UTF-8 meant for people and is not checked beyond its length.
 //
 // Thread safety: stateless functions over values; safe from any thread.
@@ -46,7 +51,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
-#include <span>
 #include <string_view>
 #include <system_error>
 
@@ -65,7 +69,9 @@ inline constexpr std::string_view heartbeat_topic{"\0", 1};
 inline constexpr std::size_t max_stream_size = 255;
 inline constexpr std::size_t max_reason_size = 255;
 inline constexpr std::size_t max_code_size = 32;
-inline constexpr std::size_t max_bodies = 1024;      ///< bodies in one BATCH
+inline constexpr std::size_t max_bodies = 1024;      ///< entries in one BATCH
+/// What a BATCH entry takes besides its body: time (8 octets) and length (4 octets).
+inline constexpr std::size_t batch_entry_head = 12;
 inline constexpr std::uint32_t max_count = 1024;     ///< a FETCH's max-count
 inline constexpr std::uint32_t max_heartbeat_ms = 3'600'000;
 /// Where a LIVE's body starts in its packed frame (parsed::live.body_frame): after the header,
@@ -103,18 +109,18 @@ enum class fault : std::uint8_t {
                        ///< feed it arrived on (live commands on the replay endpoint and back); on
                        ///< the live feed, no octet after "FRS01" or not a live command there
   wrong_direction,     ///< well-formed, but a replay command that travels the other way
-  truncated,           ///< fewer frames than the command needs (BATCH: no body), or fewer
-                       ///< octets in a packed frame
+  truncated,           ///< fewer frames than the command needs, or fewer octets in a packed
+                       ///< frame; BATCH: an empty entries frame, or an entry cut short (its
+                       ///< time and length, or its body, run past the frame)
   extra_frames,        ///< more frames, or more octets in a fixed-size packed frame, than the
                        ///< command takes
-  too_many_bodies,     ///< a BATCH with more than 1024 bodies
-  bad_width,           ///< an integer frame that is not exactly its width (BATCH's times: not
-                       ///< eight octets per body)
+  too_many_bodies,     ///< a BATCH whose entries frame holds a whole 1025th entry
+  bad_width,           ///< an integer frame that is not exactly its width
   bad_stream,          ///< a stream name that is empty, over 255 octets or begins with 0x00
   bad_topic,           ///< a HEARTBEAT whose topic is not the one octet 0x00
   zero_incarnation,    ///< a publisher-inc of 0
   zero_sequence,       ///< a seq, first-seq, from-seq or next-seq of 0
-  sequence_overflow,   ///< BATCH's bodies run past sequence 2^64-1
+  sequence_overflow,   ///< BATCH's entries run past sequence 2^64-1
   first_held_too_low,  ///< GONE's first-held is not above its from-seq
   bad_max_count,       ///< max-count outside 1 .. 1024
   bad_heartbeat,       ///< heartbeat-ms outside 1 .. 3,600,000
@@ -171,53 +177,60 @@ struct refuse_fields {
 struct batch_entry {
   std::uint64_t seq;        ///< first-seq + the entry's index
   std::uint64_t time_ns;    ///< when the publisher's journal took it
-  std::string_view body;    ///< the body's bytes, inside the message
-  const frame& body_frame;  ///< the body's frame: share it (zmq copy) rather than copy its bytes
+  std::string_view body;    ///< the body's bytes, inside the entries frame
+  /// The entries frame, which holds this body among the others: share it (zmq copy) rather than
+  /// copy the body's bytes.
+  const frame& body_frame;
 };
 
-/// A BATCH's messages as a view over its times frame and its body frames: nothing is copied or
-/// allocated.
+/// A BATCH's messages as a view over its entries frame, which the parser has walked once and
+/// found to hold size() well-formed entries: nothing is copied or allocated.
 class batch_view {
  public:
+  /// Walks the entries from the first: each step reads one entry's time and length.
   class iterator {
    public:
     using iterator_category = std::input_iterator_tag;
     using value_type = batch_entry;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    iterator(const batch_view* batch, std::size_t i) noexcept : batch_(batch), i_(i) {}
-    batch_entry operator*() const noexcept { return (*batch_)[i_]; }
-    iterator& operator++() noexcept { ++i_; return *this; }
-    iterator operator++(int) noexcept { iterator was = *this; ++i_; return was; }
-    bool operator==(const iterator&) const = default;
+    iterator(const batch_view* batch, std::size_t i, std::size_t at) noexcept
+        : batch_(batch), i_(i), at_(at) {}
+    batch_entry operator*() const noexcept { return batch_->entry_at(i_, at_); }
+    iterator& operator++() noexcept;
+    iterator operator++(int) noexcept { iterator was = *this; ++*this; return was; }
+    bool operator==(const iterator& o) const noexcept { return i_ == o.i_; }
 
    private:
     const batch_view* batch_ = nullptr;
-    std::size_t i_ = 0;
+    std::size_t i_ = 0;   // the entry's index
+    std::size_t at_ = 0;  // where the entry starts in the entries frame
   };
 
   batch_view() = default;
-  /// `times`: 8 octets per body (the parser checked it); `bodies`: the body frames.
-  batch_view(std::uint64_t first_seq, const frame* times, std::span<const frame> bodies) noexcept
-      : first_seq_(first_seq), times_(times), bodies_(bodies) {}
+  /// `entries`: the entries frame, which the parser found to hold `count` entries exactly.
+  batch_view(std::uint64_t first_seq, const frame* entries, std::size_t count) noexcept
+      : first_seq_(first_seq), entries_(entries), count_(count) {}
   std::uint64_t first_seq() const noexcept { return first_seq_; }
   /// The last message's sequence. Precondition: !empty().
-  std::uint64_t last_seq() const noexcept { return first_seq_ + size() - 1; }
-  std::size_t size() const noexcept { return bodies_.size(); }
-  bool empty() const noexcept { return bodies_.empty(); }
-  /// The i-th message. Precondition: i < size().
+  std::uint64_t last_seq() const noexcept { return first_seq_ + count_ - 1; }
+  std::size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+  /// The i-th message, found by walking from the first entry: O(i). Iterate to visit them all.
+  /// Precondition: i < size().
   batch_entry operator[](std::size_t i) const noexcept;
-  iterator begin() const noexcept { return {this, 0}; }
-  iterator end() const noexcept { return {this, size()}; }
-  /// The times frame itself, inside the parsed message; nullptr when nothing was parsed.
-  const frame* times_frame() const noexcept { return times_; }
-  /// The body frames themselves, inside the parsed message.
-  std::span<const frame> frames() const noexcept { return bodies_; }
+  iterator begin() const noexcept { return {this, 0, 0}; }
+  iterator end() const noexcept { return {this, count_, 0}; }
+  /// The entries frame itself, inside the parsed message; nullptr when nothing was parsed.
+  const frame* entries_frame() const noexcept { return entries_; }
 
  private:
+  // The entry of index `i` that starts at octet `at` of the entries frame.
+  batch_entry entry_at(std::size_t i, std::size_t at) const noexcept;
+
   std::uint64_t first_seq_ = 0;
-  const frame* times_ = nullptr;
-  std::span<const frame> bodies_;
+  const frame* entries_ = nullptr;
+  std::size_t count_ = 0;
 };
 
 /// One message, parsed without copying a byte: the views point into the message's frames and
@@ -259,7 +272,7 @@ parsed parse_live(message&& m) = delete;
 /// and FETCH-TIME; a well-formed BATCH, END, GONE or REFUSE fails with fault::wrong_direction,
 /// anything else with the fault that says why. `peer` is set whenever the message has a frame, so
 /// that a fault::unknown_version can be answered with write_version_refusal(). The frame count is
-/// judged before any scan, so that at most 1,031 frames are examined however many arrive;
+/// judged before any scan, so that at most seven frames are examined however many arrive;
 /// allocates nothing.
 parsed parse_at_publisher(const message& m) noexcept;
 /// The views would outlive a temporary message.
@@ -267,7 +280,8 @@ parsed parse_at_publisher(message&& m) = delete;
 
 /// Parses what a subscriber's DEALER received: "FRS01" | command.... Accepts BATCH, END, GONE and
 /// REFUSE; a well-formed FETCH or FETCH-TIME fails with fault::wrong_direction. Same costs as
-/// parse_at_publisher.
+/// parse_at_publisher, but for a BATCH's entries frame, walked once: at most 1,025 entries are
+/// examined however many it holds.
 parsed parse_at_subscriber(const message& m) noexcept;
 /// The views would outlive a temporary message.
 parsed parse_at_subscriber(message&& m) = delete;
@@ -296,42 +310,45 @@ void write_fetch(message& out, std::uint32_t request, const fetch_fields& fetch)
 /// Subscriber (DEALER): "FRS01" | 0x12 | request | stream | from-time | max-count.
 void write_fetch_time(message& out, std::uint32_t request, const fetch_fields& fetch);
 
-/// Publisher (ROUTER): a BATCH built message by message into `out`, so that bodies are moved or
-/// shared into place rather than copied where the caller has them as frames:
-/// peer | "FRS01" | 0x21 | request | publisher-inc | first-seq | times | body{1..1024}.
-/// The times frame is written by finish(), which the caller must call once the last body is in
-/// and before sending; `out` must not be changed meanwhile.
+/// Publisher (ROUTER): a BATCH built message by message into `out`:
+/// peer | "FRS01" | 0x21 | request | publisher-inc | first-seq | entries.
+/// Each body is copied once, into a heap buffer that finish() hands to the entries frame as it is
+/// (the frame frees it): no final copy. finish() must be called once the last body is in and
+/// before sending; `out` must not be changed meanwhile. The caller bounds the bytes of a BATCH
+/// itself (bytes() says how many the entries take so far).
 class batch_writer {
  public:
-  /// Clears `out` and writes the BATCH's first seven frames. Throws on a publisher_inc or
+  /// Clears `out` and writes the BATCH's first six frames. Throws on a publisher_inc or
   /// first_seq of 0.
   batch_writer(message& out, std::string_view peer, std::uint32_t request,
                std::uint64_t publisher_inc, std::uint64_t first_seq);
+  ~batch_writer();
+  batch_writer(const batch_writer&) = delete;
+  batch_writer& operator=(const batch_writer&) = delete;
 
-  /// Appends a message whose body is a copy of `body`.
+  /// Appends a message whose body is a copy of `body`. Throws when the BATCH already holds 1024
+  /// entries, when the next message's sequence would pass 2^64-1 (full() says both beforehand),
+  /// or when `body` is over 2^32-1 octets.
   void add(std::uint64_t time_ns, std::string_view body);
-  /// Appends a message whose body frame is moved in.
-  void add(std::uint64_t time_ns, frame&& body);
-  /// Appends a message whose body frame shares `body`'s bytes (zmq_msg_copy: no byte is copied,
-  /// and `body` keeps them, e.g. for a cache of recent messages).
-  void share(std::uint64_t time_ns, frame& body);
-  /// Each add() or share() throws when the BATCH already holds 1024 bodies, or when the next
-  /// message's sequence would pass 2^64-1; full() says so beforehand.
   bool full() const noexcept;
-  /// Writes the times frame: the BATCH is complete. Throws when it holds no body.
+  /// Appends the entries frame: the BATCH is complete. Throws when it holds no entry, or when
+  /// called twice.
   void finish();
 
-  std::size_t size() const noexcept { return bodies_; }
+  std::size_t size() const noexcept { return count_; }
+  /// The octets the entries frame holds so far: 12 per entry and the bodies.
+  std::size_t bytes() const noexcept { return used_; }
   /// The sequence the next message would carry (meaningless once full() for overflow).
-  std::uint64_t next_seq() const noexcept { return first_seq_ + bodies_; }
+  std::uint64_t next_seq() const noexcept { return first_seq_ + count_; }
 
  private:
-  void push_time(std::uint64_t time_ns);
-
   message& out_;
   std::uint64_t first_seq_;
-  std::size_t bodies_ = 0;
-  char times_[8 * max_bodies];
+  std::size_t count_ = 0;
+  bool finished_ = false;
+  char* buffer_ = nullptr;  // malloc'd: handed to the entries frame by finish()
+  std::size_t used_ = 0;
+  std::size_t capacity_ = 0;
 };
 
 /// Publisher (ROUTER): peer | "FRS01" | 0x22 | request | publisher-inc | next-seq | last.

@@ -61,7 +61,8 @@ struct delivery {
   std::uint64_t time_ns = 0;
   std::string_view body;
   /// The frame that holds the body's bytes (on the live feed, with the command's fields before
-  /// them): the store may share it (zmq copy) rather than copy the body; it is not used after.
+  /// them; in a BATCH, among the other entries): the store may share it (zmq copy) rather than
+  /// copy the body, keeping the body's offset and size in it; it is not used after.
   frame& holder;
   bool replayed = false;  ///< came by FETCH rather than live
 };
@@ -182,7 +183,7 @@ class subscriber_machine {
   struct held_message {
     std::uint64_t time_ns;
     frame holder;          // the frame the body is in
-    std::size_t offset;    // where the body starts in it
+    std::size_t offset;    // where the body starts in it; it runs to the end (only LIVE is held)
   };
   struct stream_state {
     std::string name;

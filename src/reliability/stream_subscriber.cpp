@@ -85,6 +85,7 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
     bool replayed;
     frame holder;        // the frame the body is in
     std::size_t offset;  // where the body starts in it
+    std::size_t size;    // the body's octets (a BATCH's entries frame holds other bodies after)
     std::uint32_t attempts = 0;
     bool skip = false;
     std::string failure{};
@@ -182,7 +183,7 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
     s.linger = milliseconds(0);
     s.send_hwm = 1000;
     s.recv_hwm = 1000;
-    s.max_frames = 8 + frs::max_bodies;  // a BATCH: seven frames and its bodies
+    s.max_frames = 8;  // a BATCH, END or GONE is six frames, its entries packed in one
     s.security = o.security;
     return s;
   }
@@ -268,7 +269,8 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
                 .time_ns = d.time_ns,
                 .replayed = d.replayed,
                 .holder = frame(),
-                .offset = static_cast<std::size_t>(d.body.data() - static_cast<const char*>(d.holder.data()))};
+                .offset = static_cast<std::size_t>(d.body.data() - static_cast<const char*>(d.holder.data())),
+                .size = d.body.size()};
       p.holder.copy(d.holder);  // shares the bytes; no copy
       waiting.push_back(std::move(p));
       submit_if_idle();
@@ -441,7 +443,7 @@ struct stream_subscriber::impl final : frs::subscriber_store, detail::machine_si
           w->failed_at.reset();
           for (std::size_t i = 0; i < w->items.size(); ++i) {
             pending& p = w->items[i];
-            const std::string_view body(static_cast<const char*>(p.holder.data()) + p.offset, p.holder.size() - p.offset);
+            const std::string_view body(static_cast<const char*>(p.holder.data()) + p.offset, p.size);
             if (p.skip) {
               t.append(failed_stream, failed_record(p.stream, p.seq, p.failure, body));
               continue;

@@ -95,8 +95,11 @@ TEST(Frs, BuildersProduceTheExactFramesOfTheSpec) {
     w.add(2, ""s);
     w.finish();
   }
+  // BATCH: one entries frame, each entry its time, its length and its body.
   EXPECT_EQ(frames_of(m), (frames{"peer", "FRS01", "\x21", u32(11), u64(inc), u64(5),
-                                  "\x11\x12\x13\x14\x15\x16\x17\x18\0\0\0\0\0\0\0\x02"s, "a", ""}));
+                                  "\x11\x12\x13\x14\x15\x16\x17\x18\0\0\0\x01"
+                                  "a\0\0\0\0\0\0\0\x02\0\0\0\0"s}));
+  EXPECT_EQ(m[6].size(), 2 * batch_entry_head + 1);
   write_end(m, "peer", 12, inc, {8, 7});
   EXPECT_EQ(frames_of(m), (frames{"peer", "FRS01", "\x22", u32(12), u64(inc), u64(8), u64(7)}));
   write_gone(m, "peer", 13, inc, {1, 100});
@@ -212,10 +215,17 @@ TEST(Frs, BatchRoundTripsEveryMessageInOrder) {
       {0, "first"}, {1, ""}, {max_u64, std::string(100000, 'x')}, {250, "a\0b"s}};
   message built;
   batch_writer w(built, "rid", 77, inc, 41);
-  for (const auto& [time, body] : entries) w.add(time, body);
+  std::size_t octets = 0;
+  for (const auto& [time, body] : entries) {
+    w.add(time, body);
+    octets += batch_entry_head + body.size();
+    EXPECT_EQ(w.bytes(), octets);
+  }
   w.finish();
   EXPECT_EQ(w.size(), entries.size());
   EXPECT_EQ(w.next_seq(), 45U);
+  ASSERT_EQ(built.size(), 7U) << "six frames and the routing id, whatever the entries";
+  EXPECT_EQ(built[6].size(), octets);
   const message m = delivered(std::move(built));
   const parsed p = parse_at_subscriber(m);
   ASSERT_TRUE(p) << describe(p.error);
@@ -224,55 +234,80 @@ TEST(Frs, BatchRoundTripsEveryMessageInOrder) {
   EXPECT_EQ(p.request, 77U);
   EXPECT_EQ(p.publisher_inc, inc);
   ASSERT_EQ(p.batch.size(), entries.size());
+  EXPECT_FALSE(p.batch.empty());
   EXPECT_EQ(p.batch.first_seq(), 41U);
   EXPECT_EQ(p.batch.last_seq(), 44U);
+  EXPECT_EQ(p.batch.entries_frame(), &m[5]);
+  // Views, not copies: each body inside the one entries frame, after its time and length.
+  const char* const entries_at = static_cast<const char*>(m[5].data());
   std::size_t i = 0;
+  std::size_t at = 0;
   for (const batch_entry e : p.batch) {
     EXPECT_EQ(e.seq, 41 + i);
     EXPECT_EQ(e.time_ns, entries[i].first);
     EXPECT_EQ(e.body, entries[i].second);
-    EXPECT_EQ(&e.body_frame, &m[6 + i]);
-    EXPECT_EQ(e.body.data(), m[6 + i].data());
+    EXPECT_EQ(&e.body_frame, &m[5]);
+    EXPECT_EQ(e.body.data(), entries_at + at + batch_entry_head);
+    const batch_entry by_index = p.batch[i];
+    EXPECT_EQ(by_index.seq, e.seq);
+    EXPECT_EQ(by_index.time_ns, e.time_ns);
+    EXPECT_EQ(by_index.body.data(), e.body.data());
+    EXPECT_EQ(by_index.body.size(), e.body.size());
+    at += batch_entry_head + e.body.size();
     ++i;
   }
   EXPECT_EQ(i, entries.size());
-  EXPECT_EQ(p.batch.times_frame(), &m[5]);
-  EXPECT_EQ(p.batch.frames().data(), &m[6]);
+  EXPECT_EQ(at, m[5].size()) << "the entries account for the frame exactly";
+  auto it = p.batch.begin();
+  EXPECT_EQ((*it++).seq, 41U);
+  EXPECT_EQ((*it).seq, 42U);
 }
 
-TEST(Frs, BatchMovesAndSharesBodiesWithoutCopyingThem) {
-  const std::string big(64 * 1024, 'b');
-  frame moved = make_frame(big);
-  frame kept = make_frame(big);
-  const void* moved_bytes = moved.data();
+TEST(Frs, BatchWriterHandsItsBufferToTheEntriesFrame) {
+  // Large bodies make the buffer grow several times; the frame takes what it holds at finish().
+  const std::string big(256 * 1024, 'b');
   message built;
-  batch_writer w(built, "rid", 1, inc, 1);
-  w.add(10, std::move(moved));
-  w.share(20, kept);
-  w.finish();
-  EXPECT_EQ(built[7].data(), moved_bytes);
-  EXPECT_EQ(built[8].data(), kept.data()) << "shared, not copied";
-  EXPECT_EQ(view(kept), big) << "the shared frame keeps its bytes";
+  {
+    batch_writer w(built, "rid", 1, inc, 1);
+    for (int k = 0; k < 8; ++k) w.add(static_cast<std::uint64_t>(k), big);
+    w.finish();
+    EXPECT_THROW(w.finish(), fabric::error) << "one entries frame";
+    EXPECT_THROW(w.add(9, "late"), fabric::error) << "no entry once finished";
+    EXPECT_EQ(w.bytes(), 8 * (batch_entry_head + big.size()));
+  }  // the writer is gone: the frame owns the bytes
+  ASSERT_EQ(built.size(), 7U);
+  EXPECT_EQ(built[6].size(), 8 * (batch_entry_head + big.size()));
   const message m = delivered(std::move(built));
   const parsed p = parse_at_subscriber(m);
   ASSERT_TRUE(p) << describe(p.error);
-  ASSERT_EQ(p.batch.size(), 2U);
-  EXPECT_EQ(p.batch[0].body.data(), moved_bytes);
-  EXPECT_EQ(p.batch[1].body.data(), kept.data());
-  EXPECT_EQ(p.batch[1].time_ns, 20U);
+  ASSERT_EQ(p.batch.size(), 8U);
+  for (const batch_entry e : p.batch) {
+    EXPECT_EQ(e.body, big);
+    EXPECT_EQ(e.time_ns, e.seq - 1);
+  }
+  // A writer dropped before finish() frees its buffer and leaves no entries frame.
+  message dropped;
+  {
+    batch_writer w(dropped, "rid", 1, inc, 1);
+    w.add(0, big);
+  }
+  EXPECT_EQ(dropped.size(), 6U);
 }
 
-TEST(Frs, BatchHoldsUpTo1024BodiesAndStopsAtTheLastSequence) {
+TEST(Frs, BatchHoldsUpTo1024EntriesAndStopsAtTheLastSequence) {
   message built;
   batch_writer w(built, "rid", 1, inc, 1);
+  std::size_t octets = 0;
   for (std::size_t i = 0; i < max_bodies; ++i) {
     EXPECT_FALSE(w.full());
     w.add(i, std::to_string(i));
+    octets += batch_entry_head + std::to_string(i).size();
   }
   EXPECT_TRUE(w.full());
   EXPECT_THROW(w.add(0, "one more"), fabric::error);
   w.finish();
-  EXPECT_EQ(built[6].size(), 8 * max_bodies);
+  ASSERT_EQ(built.size(), 7U);
+  EXPECT_EQ(built[6].size(), octets);
   const message m = delivered(std::move(built));
   const parsed p = parse_at_subscriber(m);
   ASSERT_TRUE(p) << describe(p.error);
@@ -280,6 +315,13 @@ TEST(Frs, BatchHoldsUpTo1024BodiesAndStopsAtTheLastSequence) {
   EXPECT_EQ(p.batch.last_seq(), max_bodies);
   EXPECT_EQ(p.batch[1023].body, "1023");
   EXPECT_EQ(p.batch[1023].time_ns, 1023U);
+  EXPECT_EQ(p.batch[1023].seq, 1024U);
+
+  // One entry more, packed by hand, is one too many.
+  std::string over = std::string(view(m[5]));
+  over += u64(0) + u32(1) + "x";
+  const message too_many = make({"FRS01", "\x21", u32(1), u64(inc), u64(1), over});
+  EXPECT_EQ(parse_at_subscriber(too_many).error, fault::too_many_bodies);
 
   // The sequence space ends at 2^64-1: a BATCH may reach it, not pass it.
   message edge;
@@ -293,6 +335,9 @@ TEST(Frs, BatchHoldsUpTo1024BodiesAndStopsAtTheLastSequence) {
   const parsed q = parse_at_subscriber(e);
   ASSERT_TRUE(q) << describe(q.error);
   EXPECT_EQ(q.batch.last_seq(), max_u64);
+  std::string past = std::string(view(e[5])) + u64(0) + u32(1) + "c";
+  const message overflowing = make({"FRS01", "\x21", u32(1), u64(inc), u64(max_u64 - 1), past});
+  EXPECT_EQ(parse_at_subscriber(overflowing).error, fault::sequence_overflow);
 }
 
 TEST(Frs, EndGoneAndRefuseRoundTripAtTheSubscriber) {
@@ -418,6 +463,7 @@ TEST(Frs, BuildersRefuseWhatTheGrammarForbids) {
   {
     batch_writer empty(m, "rid", 1, inc, 1);
     EXPECT_THROW(empty.finish(), fabric::error);
+    EXPECT_EQ(m.size(), 6U) << "no entries frame for an empty BATCH";
   }
   EXPECT_THROW(write_end(m, "rid", 1, 0, {1, 0}), fabric::error);
   EXPECT_THROW(write_end(m, "rid", 1, inc, {0, 0}), fabric::error);
@@ -495,10 +541,22 @@ const frames an_end{"FRS01", "\x22", R, I, u64(4), u64(3)};
 const frames a_gone{"FRS01", "\x23", R, I, u64(1), u64(5)};
 const frames a_refuse{"FRS01", "\x24", R, "malformed", ""};
 
+// One BATCH entry: its time, its length and its body.
+std::string entry(std::uint64_t time, std::string_view body) {
+  return u64(time) + u32(static_cast<std::uint32_t>(body.size())) + std::string(body);
+}
+
+// A BATCH of `n` entries, each the body "b", as the DEALER receives it: the entries frame is 5.
 frames batch_of(std::uint64_t first, std::size_t n) {
-  frames f{"FRS01", "\x21", R, I, u64(first), std::string(8 * n, '\0')};
-  for (std::size_t i = 0; i < n; ++i) f.push_back("b");
-  return f;
+  std::string entries;
+  for (std::size_t i = 0; i < n; ++i) entries += entry(i, "b");
+  return {"FRS01", "\x21", R, I, u64(first), entries};
+}
+constexpr std::size_t entries_frame = 5;
+
+// A valid BATCH with its entries frame replaced.
+frames batch_with(std::uint64_t first, std::string entries) {
+  return with(batch_of(first, 1), entries_frame, std::move(entries));
 }
 
 frames without_first(frames f) {
@@ -625,22 +683,38 @@ std::vector<bad_input> bad_inputs() {
       {"FetchTimeMaxCount1025", P, with(a_fetch_time, 6, u32(max_count + 1)),
        fault::bad_max_count},
       // BATCH
-      {"BatchWithoutBodies", S, batch_of(1, 0), fault::truncated},
+      {"BatchWithoutEntriesFrame", S, {"FRS01", "\x21", R, I, u64(1)}, fault::truncated},
       {"BatchWithoutFirstSeq", S, {"FRS01", "\x21", R, I}, fault::truncated},
-      {"BatchTimesWithoutBody", S, {"FRS01", "\x21", R, I, u64(1), u64(0)}, fault::truncated},
-      {"Batch1025Bodies", S, batch_of(1, max_bodies + 1), fault::too_many_bodies},
+      {"BatchExtraFrame", S, join(batch_of(1, 1), {entry(0, "b")}), fault::extra_frames},
+      {"BatchOfTimesAndABodyFrame", S, {"FRS01", "\x21", R, I, u64(1), u64(0), "b"},
+       fault::extra_frames},
       {"BatchRequestOfFiveOctets", S, with(batch_of(1, 1), 2, "12345"), fault::bad_width},
       {"BatchIncarnationOfFourOctets", S, with(batch_of(1, 1), 3, u32(1)), fault::bad_width},
       {"BatchZeroIncarnation", S, with(batch_of(1, 1), 3, u64(0)), fault::zero_incarnation},
       {"BatchFirstSeqOfFourOctets", S, with(batch_of(1, 1), 4, u32(1)), fault::bad_width},
       {"BatchZeroFirstSeq", S, batch_of(0, 1), fault::zero_sequence},
+      {"BatchZeroFirstSeqBeforeACutEntry", S, with(batch_of(0, 1), entries_frame, u64(0)),
+       fault::zero_sequence},
+      {"BatchEmptyEntriesFrame", S, batch_of(1, 0), fault::truncated},
+      {"BatchEntryOfItsTimeOnly", S, batch_with(1, u64(0)), fault::truncated},
+      {"BatchEntryOfElevenOctets", S, batch_with(1, entry(0, "").substr(0, 11)), fault::truncated},
+      {"BatchBodyCutShort", S, batch_with(1, entry(0, "body").substr(0, 15)), fault::truncated},
+      {"BatchLengthPastTheFrame", S, batch_with(1, u64(0) + u32(0xffffffff) + "b"),
+       fault::truncated},
+      {"BatchOctetsLeftOver", S, batch_with(1, entry(0, "b") + "xyz"), fault::truncated},
+      {"BatchSecondEntryCutShort", S, batch_with(1, entry(0, "b") + entry(1, "bb").substr(0, 13)),
+       fault::truncated},
+      {"Batch1025Entries", S, batch_of(1, max_bodies + 1), fault::too_many_bodies},
+      {"Batch1024EntriesAndOctetsLeftOver", S,
+       with(batch_of(1, max_bodies), entries_frame, batch_of(1, max_bodies)[entries_frame] + "xy"),
+       fault::truncated},
+      {"Batch1025EntriesBeforeOverflow", S, batch_of(max_u64, max_bodies + 1),
+       fault::too_many_bodies},
+      {"BatchCutEntryBeforeOverflow", S,
+       batch_with(max_u64, entry(0, "b") + entry(1, "b").substr(0, 5)), fault::truncated},
       {"BatchPastTheLastSequence", S, batch_of(max_u64, 2), fault::sequence_overflow},
-      {"BatchTimesForFewerBodies", S, join(batch_of(1, 2), {"b"}), fault::bad_width},
-      {"BatchTimesForMoreBodies", S, with(batch_of(1, 1), 5, std::string(16, '\0')),
-       fault::bad_width},
-      {"BatchTimesOfFourOctetsPerBody", S, with(batch_of(1, 2), 5, std::string(8, '\0')),
-       fault::bad_width},
-      {"BatchTimesOfNoOctets", S, with(batch_of(1, 1), 5, ""), fault::bad_width},
+      {"Batch1024PastTheLastSequence", S, batch_of(max_u64 - 1022, max_bodies),
+       fault::sequence_overflow},
       // END
       {"EndTruncated", S, {"FRS01", "\x22", R, I, u64(4)}, fault::truncated},
       {"EndExtraFrame", S, join(an_end, {""}), fault::extra_frames},
@@ -721,6 +795,9 @@ TEST(Frs, TheValidMessagesOfTheTableParse) {
            {a_live, at::live}, {a_beacon, at::live}, {a_heartbeat, at::live},
            {a_fetch, at::publisher}, {a_fetch_time, at::publisher},
            {batch_of(1, 1), at::subscriber}, {batch_of(max_u64, 1), at::subscriber},
+           {batch_of(1, max_bodies), at::subscriber},
+           {batch_of(max_u64 - 1023, max_bodies), at::subscriber},
+           {batch_with(1, entry(0, "") + entry(1, std::string(70000, 'x'))), at::subscriber},
            {an_end, at::subscriber}, {a_gone, at::subscriber}, {a_refuse, at::subscriber}}) {
     const message m = make(f);
     const parsed p = parse_on(where, m);
@@ -768,8 +845,15 @@ bool check(const frames& f, at where) {
   EXPECT_NO_THROW(again = rebuilt(p, where)) << "accepted what a builder refuses";
   EXPECT_EQ(again, f) << "accepted what no builder writes";
   if (p.what == command::batch) {
-    EXPECT_GE(p.batch.frames().data(), m.frames().data());
-    EXPECT_LE(p.batch.frames().data() + p.batch.frames().size(), m.frames().data() + m.size());
+    // Every body a view inside the entries frame, which is a frame of the message.
+    const frame* entries = p.batch.entries_frame();
+    EXPECT_EQ(entries, &m[m.size() - 1]);
+    const char* begin = static_cast<const char*>(entries->data());
+    for (const batch_entry e : p.batch) {
+      EXPECT_EQ(&e.body_frame, entries);
+      EXPECT_GE(e.body.data(), begin);
+      EXPECT_LE(e.body.data() + e.body.size(), begin + entries->size());
+    }
   }
   return true;
 }
@@ -819,7 +903,19 @@ TEST(Frs, TruncationsAndRandomFramesNeverCrashNorPassUnlessCanonical) {
       const frames prefix(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
       for (const at s : sockets) (void)check(prefix, s);
     }
-    // Each frame cut short, octet by octet: the live feed's fields share one frame.
+    // Where BATCH's entries end in its entries frame: the only places it may be cut and parse.
+    std::set<std::size_t> entry_ends;
+    const bool batch = where == at::subscriber && f.size() > 1 && f[1] == "\x21";
+    if (batch) {
+      const message m = make(f);
+      const parsed p = parse_at_subscriber(m);
+      ASSERT_TRUE(p);
+      std::size_t end = 0;
+      for (const batch_entry e : p.batch) entry_ends.insert(end += batch_entry_head + e.body.size());
+      ASSERT_GE(entry_ends.size(), 3U) << "the cuts below should split entries in several ways";
+    }
+    // Each frame cut short, octet by octet: the live feed's fields share one frame, and BATCH's
+    // entries another.
     for (std::size_t i = 0; i < f.size(); ++i) {
       for (std::size_t n = 0; n < f[i].size(); ++n) {
         frames cut = f;
@@ -827,6 +923,10 @@ TEST(Frs, TruncationsAndRandomFramesNeverCrashNorPassUnlessCanonical) {
         const bool accepted = check(cut, where);
         EXPECT_FALSE(accepted && where == at::live && i == 1 && n < live_body_offset)
             << "a live-feed command shorter than its fields parsed";
+        EXPECT_FALSE(accepted && batch && i == entries_frame && entry_ends.count(n) == 0)
+            << "a BATCH entry cut short at octet " << n << " parsed";
+        EXPECT_FALSE(!accepted && batch && i == entries_frame && entry_ends.count(n) == 1)
+            << "a BATCH of whole entries, cut at octet " << n << ", did not parse";
       }
     }
   }
@@ -837,7 +937,8 @@ TEST(Frs, TruncationsAndRandomFramesNeverCrashNorPassUnlessCanonical) {
       "\x23", "\x24", u32(0), u32(1), u32(1024), u32(1025), u32(max_heartbeat_ms + 1), u64(0),
       u64(1), u64(4), u64(max_u64), std::string(16, '\0'), "version", "malformed", long_stream,
       "1234567", "FRS01\x01"s + u64(inc) + u64(1) + u64(0), "FRS01\x02"s + u64(inc) + u64(0),
-      "FRS01\x03"s + u64(inc) + u32(1), "FRS01\x03"s + u64(inc) + u32(0)};
+      "FRS01\x03"s + u64(inc) + u32(1), "FRS01\x03"s + u64(inc) + u32(0), entry(0, "b"),
+      entry(1, "") + entry(2, "cc"), u64(0) + u32(0xffffffff)};
   const auto pick = [&](std::size_t n) {
     return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
   };
