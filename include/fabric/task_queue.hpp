@@ -76,6 +76,10 @@ struct submit_options {
   std::chrono::system_clock::time_point not_before{};
   /// Dead-lettered ("expired") if not handed out within this long of submit. 0 = no limit.
   std::chrono::milliseconds ttl{0};
+  /// This task's deadline per attempt, instead of the queue's (0: the queue's; at most 24 h).
+  std::chrono::milliseconds deadline{0};
+  /// This task's attempts before it is dead-lettered, instead of the queue's (0: the queue's).
+  std::uint32_t max_attempts = 0;
 };
 
 /// A task's completion, as on_result sees it. The views are valid during the call only.

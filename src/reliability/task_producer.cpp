@@ -51,8 +51,9 @@ constexpr std::size_t max_queue_name = 255 - finished_prefix.size();
 // Done and dead rows are kept this many tasks below the watermark, so that a worker's repeated
 // RESULT for a task just finished is still answered `recorded`.
 constexpr std::uint64_t keep_rows = 4096;
-// The fixed header of a task record: priority, deliver-at, ttl (ns, from the append), enqueued-time.
-constexpr std::size_t header_size = 1 + 8 + 8 + 8;
+// The fixed header of a task record: priority, deliver-at, ttl (ns, from the append),
+// enqueued-time, then the task's own deadline (ms) and max attempts (0: the queue's).
+constexpr std::size_t header_size = 1 + 8 + 8 + 8 + 4 + 4;
 
 enum class token_kind : std::uint64_t { durable = 1, committed = 2, flush = 3 };
 constexpr std::uint64_t make_token(token_kind k, std::uint64_t id) { return (static_cast<std::uint64_t>(k) << 56) | id; }
@@ -62,6 +63,14 @@ constexpr std::uint64_t id_of(std::uint64_t token) { return token & ((std::uint6
 std::int64_t ns_of(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+
+std::string u32(std::uint32_t v) {
+  char b[4];
+  detail::store_be(v, b);
+  return std::string(b, 4);
+}
+
+std::uint32_t u32_of(std::string_view b) { return detail::load_be<std::uint32_t>(b.data()); }
 
 std::string encode_task(const submit_options& o, std::string_view body) {
   const std::int64_t now = detail::wall_now_ns();
@@ -73,6 +82,8 @@ std::string encode_task(const submit_options& o, std::string_view body) {
   out += detail::be64(static_cast<std::uint64_t>(deliver_at));
   out += detail::be64(static_cast<std::uint64_t>(ttl));
   out += detail::be64(static_cast<std::uint64_t>(now));
+  out += u32(static_cast<std::uint32_t>(std::clamp<std::int64_t>(o.deadline.count(), 0, frq::max_deadline_ms)));
+  out += u32(o.max_attempts);
   out += body;
   return out;
 }
@@ -90,14 +101,6 @@ std::string row_key(std::string_view queue, std::uint64_t id) {
   k += detail::be64(id);
   return k;
 }
-
-std::string u32(std::uint32_t v) {
-  char b[4];
-  detail::store_be(v, b);
-  return std::string(b, 4);
-}
-
-std::uint32_t u32_of(std::string_view b) { return detail::load_be<std::uint32_t>(b.data()); }
 
 enum class row_state : std::uint8_t { waiting = 0, running = 1, dead = 2 };
 
@@ -273,6 +276,8 @@ struct task_producer::impl final : frq::producer_store, detail::machine_sink {
     out.deliver_at = deliver_at == 0 ? time_point::min() : machine_time(deliver_at, now, wall_now);
     out.expires_at = ttl <= 0 ? time_point::max() : machine_time(v.timestamp_ns + ttl, now, wall_now);
     out.enqueued_ns = detail::load_be<std::uint64_t>(v.payload.data() + 17);
+    out.deadline_ms = u32_of(v.payload.substr(25, 4));
+    out.max_attempts = u32_of(v.payload.substr(29, 4));
     out.body = frame(v.payload.data() + header_size, v.payload.size() - header_size);
     out.attempt = r.attempt;
     out.counted = r.counted;

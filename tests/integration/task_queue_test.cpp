@@ -205,7 +205,7 @@ TEST_F(TaskQueueTest, AFailingTaskIsRetriedThenDeadLetteredWithTheReason) {
   ASSERT_TRUE(dl);
   ASSERT_EQ(dl->size(), 2u);
   std::map<std::string, std::string> reasons;
-  for (const auto& d : *dl) reasons[d.payload.substr(25)] = d.reason;
+  for (const auto& d : *dl) reasons[d.payload.substr(33)] = d.reason;  // after the record's header
   EXPECT_NE(reasons["poison"].find("cannot parse"), std::string::npos) << reasons["poison"];
   EXPECT_NE(reasons["reject"].find("never valid"), std::string::npos) << reasons["reject"];
 }
@@ -299,6 +299,23 @@ TEST_F(TaskQueueTest, AnAttemptPastItsDeadlineIsTakenBackAndItsLateResultDropped
   auto r = j.get("results", std::to_string(first.first));
   ASSERT_TRUE(r && *r);
   EXPECT_EQ(**r, "on time");
+}
+
+TEST_F(TaskQueueTest, ATasksOwnDeadlineAndAttemptsOverrideTheQueues) {
+  journal j = open_journal();
+  task_producer p(ctx_, j, producer_options(60s, 5));
+  std::atomic<int> seen{0};
+  task_worker_options silent = worker_options("silent", {});
+  silent.on_task = {};
+  silent.on_task_async = [&seen](const fabric::task&) { ++seen; };  // never answers
+  task_worker w(ctx_, silent);
+  // Its own 100 ms deadline, twice, then dead: the queue's 60 s and 5 attempts do not apply.
+  ASSERT_TRUE(p.submit("jobs", "quick", {.deadline = 100ms, .max_attempts = 2}));
+  ASSERT_TRUE(eventually([&] { return p.stats().queues.at(0).dead_lettered == 1; }));
+  EXPECT_EQ(seen.load(), 2);
+  auto dl = j.dead_letters();
+  ASSERT_TRUE(dl && dl->size() == 1);
+  EXPECT_NE(dl->front().reason.find("deadline"), std::string::npos) << dl->front().reason;
 }
 
 TEST_F(TaskQueueTest, ARestartedProducerResumesItsTasks) {
