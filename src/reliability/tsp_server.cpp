@@ -1,0 +1,618 @@
+#include "reliability/tsp_server.hpp"
+
+#include <fabric/error.hpp>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+namespace fabric::tsp {
+
+using detail::time_point;
+
+namespace {
+
+// A request read back from the journal is let go after this much failing, to try again.
+constexpr std::chrono::milliseconds read_retry{1000};
+// At most this many waiting requests are looked at per dispatch pass, so a long queue for a
+// service whose answer is awaited does not make every event cost its length.
+constexpr std::size_t max_scan = 4096;
+
+std::size_t status_index(status s) noexcept {
+  switch (s) {
+    case status::ok: return 0;
+    case status::pending: return 1;
+    case status::unknown: return 2;
+    case status::error: return 3;
+  }
+  return 3;
+}
+
+}  // namespace
+
+std::string_view service_name(service_kind k) noexcept {
+  switch (k) {
+    case service_kind::request: return request_service;
+    case service_kind::reply: return reply_service;
+    case service_kind::close: return close_service;
+    case service_kind::keyed_request: return keyed_request_service;
+  }
+  return request_service;
+}
+
+std::string_view to_string(change_kind k) noexcept {
+  switch (k) {
+    case change_kind::stored: return "stored";
+    case change_kind::attempt: return "attempt";
+    case change_kind::replied: return "replied";
+    case change_kind::given_up: return "given up";
+    case change_kind::closed: return "closed";
+    case change_kind::removed: return "removed";
+  }
+  return "?";
+}
+
+server_machine::server_machine(const server_settings& s, server_io& io, server_store& store)
+    : s_(s), io_(io), store_(store) {
+  if (s_.max_in_flight == 0 || s_.max_in_flight > 1'000'000)
+    throw error(errc::invalid_argument, "titanic: max_in_flight must be between 1 and 1000000");
+  if (s_.dispatch_timeout <= std::chrono::milliseconds::zero() || s_.dispatch_timeout > std::chrono::hours(24))
+    throw error(errc::invalid_argument, "titanic: dispatch_timeout must be between 1 ms and 24 h");
+  if (s_.max_attempts == 0) throw error(errc::invalid_argument, "titanic: max_attempts must be at least 1");
+  if (s_.retry_base <= std::chrono::milliseconds::zero() || s_.retry_max < s_.retry_base ||
+      s_.retry_max > std::chrono::hours(24))
+    throw error(errc::invalid_argument, "titanic: retry back-off must satisfy 0 < base <= max <= 24 h");
+  if (s_.request_ttl < std::chrono::milliseconds::zero())
+    throw error(errc::invalid_argument, "titanic: request_ttl must not be negative");
+  if (s_.service_check_interval <= std::chrono::milliseconds::zero())
+    throw error(errc::invalid_argument, "titanic: service_check_interval must be positive");
+  if (s_.sweep_interval <= std::chrono::milliseconds::zero())
+    throw error(errc::invalid_argument, "titanic: sweep_interval must be positive");
+  if (s_.max_in_memory == 0 || s_.page == 0 || s_.max_batch == 0)
+    throw error(errc::invalid_argument, "titanic: max_in_memory, page and max_batch must be positive");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Titanic requests
+
+void server_machine::on_request(origin&& from, message&& body, time_point now) {
+  ++stats_.received[static_cast<std::size_t>(from.kind)];
+  switch (from.kind) {
+    case service_kind::request:
+    case service_kind::keyed_request: {
+      const bool keyed = from.kind == service_kind::keyed_request;
+      const parsed_request p = keyed ? parse_keyed_request(body) : parse_request(body);
+      if (!p) {
+        ++stats_.malformed;
+        answer_status(from, status::unknown, describe(p.error));
+        break;
+      }
+      const std::string key(p.key);
+      const std::string service(p.service);
+      auto& frames = body.frames();
+      frames.erase(frames.begin(), frames.begin() + (keyed ? 2 : 1));
+      on_store_request(std::move(from), key, service, std::move(body), now);
+      break;
+    }
+    case service_kind::reply:
+    case service_kind::close: {
+      const parsed_uuid_request p = parse_uuid_request(body);
+      if (!p) {
+        ++stats_.malformed;
+        answer_status(from, status::unknown, describe(p.error));
+        break;
+      }
+      if (from.kind == service_kind::reply) {
+        on_reply_request(std::move(from), p.id);
+      } else {
+        on_close_request(std::move(from), p.id);
+      }
+      break;
+    }
+  }
+  act(now);
+}
+
+void server_machine::on_store_request(origin&& from, std::string_view key, std::string_view service,
+                                      message&& body, time_point now) {
+  if (!key.empty()) {
+    // The same key again while its request is being stored: answered with it, once durable.
+    if (const auto it = keys_pending_.find(key); it != keys_pending_.end()) {
+      ++stats_.keyed_again;
+      for (auto& f : gathering_followups_) {
+        if (f.kind == change_kind::stored && f.id == it->second) {
+          f.also.push_back(std::move(from));
+          return;
+        }
+      }
+      for (auto& f : committing_followups_) {
+        if (f.kind == change_kind::stored && f.id == it->second) {
+          f.also.push_back(std::move(from));
+          return;
+        }
+      }
+      return;  // not reached: a pending key always has its followup
+    }
+    auto known = store_.find_key(key);
+    if (!known) {
+      ++stats_.store_errors;
+      answer_status(from, status::error, "the journal could not be read");
+      return;
+    }
+    if (*known) {
+      ++stats_.keyed_again;
+      answer_uuid(from, **known);
+      return;
+    }
+  }
+  const uuid id = uuid::random();
+  request_change c{.kind = change_kind::stored, .id = id, .key = std::string(key),
+                   .service = std::string(service), .body = std::move(body)};
+  followup f{.kind = change_kind::stored, .id = id, .reply_to = std::move(from), .key = std::string(key),
+             .service = std::string(service)};
+  if (s_.request_ttl > std::chrono::milliseconds::zero()) f.expires_at = now + s_.request_ttl;
+  if (!key.empty()) keys_pending_.emplace(std::string(key), id);
+  queue_change(std::move(c), std::move(f));
+}
+
+void server_machine::on_reply_request(origin&& from, const uuid& id) {
+  if (open_.contains(id)) {
+    answer_status(from, status::pending);
+    return;
+  }
+  auto found = store_.lookup(id);
+  if (!found) {
+    ++stats_.store_errors;
+    answer_status(from, status::error, "the journal could not be read");
+    return;
+  }
+  switch (found->what) {
+    case request_lookup::state::unknown:
+      answer_status(from, status::unknown);
+      return;
+    case request_lookup::state::open:
+      answer_status(from, status::pending);
+      return;
+    case request_lookup::state::given_up:
+      answer_status(from, status::error, found->reason.empty() ? "given up" : found->reason);
+      return;
+    case request_lookup::state::replied: {
+      if (found->reply.empty()) found->reply.push_back(std::string_view{});
+      message out;
+      write_reply_reply(out, std::move(found->reply));
+      ++stats_.answered[status_index(status::ok)];
+      io_.answer(from, std::move(out));
+      return;
+    }
+  }
+}
+
+void server_machine::on_close_request(origin&& from, const uuid& id) {
+  if (const auto it = open_.find(id); it != open_.end()) unschedule(id, it->second, phase::finishing);
+  queue_change({.kind = change_kind::closed, .id = id}, {.kind = change_kind::closed, .id = id, .reply_to = std::move(from)});
+}
+
+void server_machine::answer_status(const origin& to, status s, std::string_view text) {
+  message out;
+  switch (to.kind) {
+    case service_kind::request:
+    case service_kind::keyed_request: write_request_reply(out, s, text); break;
+    case service_kind::reply: write_reply_reply(out, s, text); break;
+    case service_kind::close: write_close_reply(out, s, text); break;
+  }
+  ++stats_.answered[status_index(s)];
+  io_.answer(to, std::move(out));
+}
+
+void server_machine::answer_uuid(const origin& to, const uuid& id) {
+  message out;
+  write_request_reply(out, id);
+  ++stats_.answered[status_index(status::ok)];
+  io_.answer(to, std::move(out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services' answers
+
+void server_machine::on_dispatch_reply(std::uint64_t id, message&& body, time_point now) {
+  const auto d = dispatches_.find(id);
+  if (d == dispatches_.end()) {
+    ++stats_.late_replies;
+    return;
+  }
+  const uuid rid = d->second;
+  entry& e = open_.at(rid);
+  unschedule(rid, e, phase::finishing);
+  auto& svc = services_[e.service];
+  svc.what = service_state::known::present;  // a worker answered: evidence enough
+  svc.checked = now;
+  if (body.size() > max_body_frames) {
+    give_up(rid, e, "the service's reply has more than " + std::to_string(max_body_frames) + " frames", false);
+  } else {
+    if (body.empty()) body.push_back(std::string_view{});
+    ++stats_.replies;
+    queue_change({.kind = change_kind::replied, .id = rid, .body = std::move(body)},
+                 {.kind = change_kind::replied, .id = rid});
+  }
+  act(now);
+}
+
+void server_machine::on_dispatch_expired(std::uint64_t id, time_point now) {
+  const auto d = dispatches_.find(id);
+  if (d == dispatches_.end()) return;  // answered, or timed out by the machine's own clock
+  const uuid rid = d->second;
+  timed_out(rid, open_.at(rid), now);
+  act(now);
+}
+
+void server_machine::timed_out(const uuid& id, entry& e, time_point now) {
+  ++stats_.dispatch_timeouts;
+  unschedule(id, e, phase::waiting);
+  services_[e.service].what = service_state::known::unknown;  // ask again before the next one
+  ++e.attempts;
+  if (e.attempts >= s_.max_attempts) {
+    give_up(id, e,
+            "service " + e.service + " did not answer " + std::to_string(e.attempts) +
+                (e.attempts == 1 ? " dispatch" : " dispatches"),
+            false);
+    return;
+  }
+  queue_change({.kind = change_kind::attempt, .id = id, .attempts = e.attempts},
+               {.kind = change_kind::attempt, .id = id});
+  make_waiting(id, e, backoff(e.attempts, now), now);
+}
+
+void server_machine::on_service_status(std::string_view service, bool has_workers, time_point now) {
+  auto it = services_.find(service);
+  if (it == services_.end()) return;  // never asked about: nothing waits for it
+  it->second.what = has_workers ? service_state::known::present : service_state::known::absent;
+  it->second.checked = now;
+  act(now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commits
+
+void server_machine::queue_change(request_change&& c, followup&& f) {
+  gathering_.changes.push_back(std::move(c));
+  gathering_followups_.push_back(std::move(f));
+}
+
+void server_machine::maybe_commit() {
+  if (in_commit_ != 0 || gathering_.changes.empty()) return;
+  commit_batch batch;
+  batch.id = next_batch_++;
+  batch.changes.swap(gathering_.changes);
+  committing_followups_.swap(gathering_followups_);
+  gathering_followups_.clear();
+  // Beyond max_batch, the rest go back to gather for the next commit, in order.
+  while (batch.changes.size() > s_.max_batch) {
+    gathering_.changes.push_back(std::move(batch.changes.back()));
+    batch.changes.pop_back();
+    gathering_followups_.push_back(std::move(committing_followups_.back()));
+    committing_followups_.pop_back();
+  }
+  std::reverse(gathering_.changes.begin(), gathering_.changes.end());
+  std::reverse(gathering_followups_.begin(), gathering_followups_.end());
+  in_commit_ = batch.id;
+  store_.commit(std::move(batch));
+}
+
+void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std::vector<std::uint64_t> seqs,
+                                  time_point now) {
+  if (batch != in_commit_ || in_commit_ == 0) return;
+  in_commit_ = 0;
+  auto followups = std::move(committing_followups_);
+  committing_followups_.clear();
+  if (!outcome) {
+    ++stats_.commit_failures;
+    for (auto& f : followups) {
+      if (f.kind == change_kind::stored) keys_pending_.erase(f.key);
+      if (f.reply_to) answer_status(*f.reply_to, status::error, "the journal could not write the request");
+      for (const auto& o : f.also) answer_status(o, status::error, "the journal could not write the request");
+    }
+    reload();
+    act(now);
+    return;
+  }
+  ++stats_.commits;
+  std::size_t next_seq = 0;
+  for (auto& f : followups) {
+    switch (f.kind) {
+      case change_kind::stored: {
+        const std::uint64_t seq = next_seq < seqs.size() ? seqs[next_seq] : 0;
+        ++next_seq;
+        ++stats_.stored;
+        if (!f.key.empty()) keys_pending_.erase(f.key);
+        if (f.reply_to) answer_uuid(*f.reply_to, f.id);
+        for (const auto& o : f.also) answer_uuid(o, f.id);
+        if (complete_ && open_.size() < s_.max_in_memory && seq != 0) {
+          if (!open_.contains(f.id)) {
+            entry& e = open_[f.id];
+            e.seq = seq;
+            e.service = std::move(f.service);
+            e.expires_at = f.expires_at;
+            track_ttl(f.id, e);
+            make_waiting(f.id, e, time_point::min(), now);
+          }
+          loaded_upto_ = std::max(loaded_upto_, seq);
+        } else {
+          complete_ = false;  // it waits in the journal, read in its turn
+        }
+        break;
+      }
+      case change_kind::attempt: break;
+      case change_kind::replied:
+      case change_kind::given_up: forget(f.id); break;
+      case change_kind::closed:
+        forget(f.id);
+        ++stats_.closed;
+        if (f.reply_to) answer_status(*f.reply_to, status::ok);
+        break;
+      case change_kind::removed: ++stats_.removed; break;
+    }
+  }
+  act(now);
+}
+
+// After a failed commit nothing in memory can be trusted to match the journal: forget it all and
+// read the open requests back. Dispatches in flight are let go (their requests go out again).
+void server_machine::reload() {
+  for (const auto& [id, rid] : dispatches_) io_.cancel(id);
+  dispatches_.clear();
+  open_.clear();
+  ready_.clear();
+  delayed_.clear();
+  deadlines_.clear();
+  ttls_.clear();
+  in_flight_ = 0;
+  complete_ = false;
+  loaded_upto_ = 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+void server_machine::on_tick(time_point now) {
+  // Dispatches the machine's own clock says are over (the io's expiry may come later).
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const uuid id = deadlines_.begin()->second;
+    timed_out(id, open_.at(id), now);
+  }
+  page_in(now);
+  sweep(now);
+  act(now);
+}
+
+time_point server_machine::next_tick() const noexcept {
+  time_point t = time_point::max();
+  if (!delayed_.empty()) t = std::min(t, delayed_.begin()->first);
+  if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
+  if (!ttls_.empty()) t = std::min(t, ttls_.begin()->first);
+  if (wants_page()) t = std::min(t, retry_read_);
+  t = std::min(t, next_sweep_);
+  if (requery_at_) t = std::min(t, *requery_at_);
+  return t;
+}
+
+void server_machine::act(time_point now) {
+  release_due(now);
+  expire_due(now);
+  dispatch_due(now);
+  maybe_commit();
+}
+
+void server_machine::release_due(time_point now) {
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    const uuid id = delayed_.begin()->second;
+    delayed_.erase(delayed_.begin());
+    const auto it = open_.find(id);
+    if (it == open_.end()) continue;
+    it->second.not_before = time_point::min();
+    ready_.emplace(it->second.seq, id);
+  }
+}
+
+void server_machine::expire_due(time_point now) {
+  while (!ttls_.empty() && ttls_.begin()->first <= now) {
+    const uuid id = ttls_.begin()->second;
+    ttls_.erase(ttls_.begin());
+    const auto it = open_.find(id);
+    if (it == open_.end() || it->second.at == phase::finishing) continue;
+    it->second.expires_at = time_point::max();
+    give_up(id, it->second, "its time to live passed before the service replied", true);
+  }
+}
+
+void server_machine::dispatch_due(time_point now) {
+  requery_at_.reset();
+  std::size_t scanned = 0;
+  for (auto it = ready_.begin(); it != ready_.end() && in_flight_ < s_.max_in_flight && scanned < max_scan;
+       ++scanned) {
+    const uuid id = it->second;
+    entry& e = open_.at(id);
+    service_state& svc = services_[e.service];
+    const bool fresh = now - svc.checked < s_.service_check_interval;
+    using known = service_state::known;
+    if (svc.what == known::asking) {
+      const time_point again = svc.asked + s_.service_check_interval;
+      if (now < again) {
+        requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
+        ++it;
+        continue;
+      }
+      svc.what = known::unknown;  // no answer: ask again
+    }
+    if (svc.what == known::unknown || !fresh) {
+      ++stats_.service_queries;
+      if (io_.query_service(e.service)) {
+        svc.what = known::asking;
+        svc.asked = now;
+      } else {
+        svc.what = known::unknown;
+      }
+      const time_point again = now + s_.service_check_interval;
+      requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
+      ++it;
+      continue;
+    }
+    if (svc.what == known::absent) {
+      ++stats_.no_workers;
+      ++e.backoffs;
+      it = ready_.erase(it);
+      e.at = phase::waiting;
+      e.not_before = backoff(e.backoffs, now);
+      delayed_.emplace(e.not_before, id);
+      continue;
+    }
+    auto body = store_.read_body(id, e.seq);
+    if (!body) {
+      ++stats_.store_errors;
+      it = ready_.erase(it);
+      e.not_before = now + read_retry;
+      delayed_.emplace(e.not_before, id);
+      continue;
+    }
+    auto sent = io_.dispatch(e.service, std::move(*body), s_.dispatch_timeout);
+    if (!sent) {
+      ++stats_.dispatch_failures;
+      const time_point again = now + std::chrono::milliseconds(10);
+      requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
+      break;  // back pressure: the rest wait too
+    }
+    it = ready_.erase(it);
+    e.at = phase::in_flight;
+    e.backoffs = 0;
+    e.dispatch = *sent;
+    e.deadline = now + s_.dispatch_timeout;
+    dispatches_.emplace(*sent, id);
+    deadlines_.emplace(e.deadline, id);
+    ++in_flight_;
+    ++stats_.dispatched;
+  }
+  if (scanned == max_scan && in_flight_ < s_.max_in_flight) requery_at_ = now;  // more to look at
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory and the journal
+
+bool server_machine::wants_page() const noexcept { return !complete_ && open_.size() <= s_.max_in_memory / 2; }
+
+void server_machine::page_in(time_point now) {
+  std::vector<open_request> batch;
+  while (wants_page() && now >= retry_read_) {
+    batch.clear();
+    const std::size_t room = s_.max_in_memory - open_.size();
+    auto done = store_.read_open(loaded_upto_, std::min(room, s_.page), batch);
+    if (!done) {
+      ++stats_.store_errors;
+      retry_read_ = now + read_retry;
+      return;
+    }
+    for (auto& r : batch) {
+      loaded_upto_ = std::max(loaded_upto_, r.seq);
+      if (open_.contains(r.id)) continue;  // stored by a commit whose completion is on its way
+      entry& e = open_[r.id];
+      e.seq = r.seq;
+      e.service = std::move(r.service);
+      e.attempts = r.attempts;
+      e.expires_at = r.expires_at;
+      track_ttl(r.id, e);
+      make_waiting(r.id, e, time_point::min(), now);
+    }
+    complete_ = *done;
+    if (batch.empty() && !complete_) {
+      retry_read_ = now + read_retry;  // nothing came, yet more is said to wait: do not spin
+      return;
+    }
+  }
+}
+
+void server_machine::sweep(time_point now) {
+  if (now < next_sweep_ || in_commit_ != 0 || !gathering_.changes.empty()) return;
+  auto due = store_.due_removals(s_.page);
+  if (!due) {
+    ++stats_.store_errors;
+    next_sweep_ = now + read_retry;
+    return;
+  }
+  for (auto& d : *due) {
+    if (open_.contains(d.id)) continue;
+    queue_change({.kind = change_kind::removed, .id = d.id, .index = std::move(d.index)},
+                 {.kind = change_kind::removed, .id = d.id});
+  }
+  // A full page: more are due, taken once these are durable.
+  next_sweep_ = due->size() >= s_.page ? now : now + s_.sweep_interval;
+}
+
+void server_machine::give_up(const uuid& id, entry& e, std::string reason, bool by_ttl) {
+  unschedule(id, e, phase::finishing);
+  ++stats_.given_up;
+  if (by_ttl) ++stats_.expired;
+  queue_change({.kind = change_kind::given_up, .id = id, .seq = e.seq, .attempts = e.attempts, .reason = std::move(reason)},
+               {.kind = change_kind::given_up, .id = id});
+}
+
+void server_machine::make_waiting(const uuid& id, entry& e, time_point at, time_point now) {
+  e.at = phase::waiting;
+  if (at <= now) {
+    e.not_before = time_point::min();
+    ready_.emplace(e.seq, id);
+  } else {
+    e.not_before = at;
+    delayed_.emplace(at, id);
+  }
+}
+
+// Takes `e` out of whatever schedule holds it (waiting, delayed, in flight) and puts it in `to`.
+void server_machine::unschedule(const uuid& id, entry& e, phase to) {
+  switch (e.at) {
+    case phase::waiting:
+      if (e.not_before == time_point::min()) {
+        ready_.erase({e.seq, id});
+      } else {
+        delayed_.erase({e.not_before, id});
+      }
+      break;
+    case phase::in_flight:
+      io_.cancel(e.dispatch);
+      dispatches_.erase(e.dispatch);
+      deadlines_.erase({e.deadline, id});
+      --in_flight_;
+      break;
+    case phase::finishing: break;
+  }
+  e.at = to;
+  e.not_before = time_point::min();
+  if (to == phase::finishing && e.expires_at != time_point::max()) {
+    ttls_.erase({e.expires_at, id});
+    e.expires_at = time_point::max();
+  }
+}
+
+void server_machine::track_ttl(const uuid& id, const entry& e) {
+  if (e.expires_at != time_point::max()) ttls_.emplace(e.expires_at, id);
+}
+
+void server_machine::forget(const uuid& id) {
+  const auto it = open_.find(id);
+  if (it == open_.end()) return;
+  unschedule(id, it->second, phase::finishing);
+  open_.erase(it);
+}
+
+time_point server_machine::backoff(std::uint32_t n, time_point now) const {
+  auto d = s_.retry_base;
+  for (std::uint32_t i = 1; i < n && d < s_.retry_max; ++i) d *= 2;
+  return now + std::min(d, s_.retry_max);
+}
+
+server_stats server_machine::stats() const noexcept {
+  server_stats s = stats_;
+  s.open = open_.size();
+  s.in_flight = in_flight_;
+  s.waiting_in_journal = complete_ ? 0 : 1;
+  return s;
+}
+
+}  // namespace fabric::tsp

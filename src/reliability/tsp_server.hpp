@@ -1,0 +1,323 @@
+// The 9/TSP (Titanic, docs/titanic.md) server: what it decides, with no sockets and no clocks.
+// Pure, in the vocabulary of core/machine.hpp: it is told what the Titanic services received,
+// what the services it dispatches to answered, what the journal made durable and what time it
+// is, and it acts through two interfaces: server_io (answers to Titanic clients, dispatches to
+// real services, mmi.service queries) and server_store (the journal).
+//
+// Every change of a request's durable state goes through one commit at a time, and nothing is
+// answered before the commit that carries it is durable: "200" and a UUID after the request is
+// stored, a reply offered only once stored, "200" to a close once the removal is. Changes that
+// arrive while a commit is in flight wait for the next one, so under load one commit (one fsync)
+// carries many requests, replies and closes.
+//
+//   titanic.request --commit--> waiting --dispatch--> in flight --reply, commit--> replied
+//                                  ^                      |                           |
+//                                  |  dispatch_timeout:   |           titanic.close   |
+//                                  '-- attempt counted ---'            or retention   v
+//                                                                              (removed)
+//   waiting / in flight --max_attempts timeouts or request_ttl--> given up (dead letter)
+//
+// Dispatch (section 4.2): waiting requests go out oldest first, at most `max_in_flight` at once.
+// Before a service is dispatched to, mmi.service is asked whether it has workers; the answer is
+// trusted for `service_check_interval`. A request whose service has no workers waits
+// `retry_base`, doubling up to `retry_max`, and is asked about again; those waits count no
+// attempt (a request waits for its service as long as its TTL allows: that is what Titanic is
+// for). A dispatch unanswered after `dispatch_timeout` counts an attempt; the request is not
+// dispatched again before then, so a slow service does not run it twice.
+//
+// Bounds: at most `max_in_memory` open requests are held in memory; the rest wait in the journal,
+// read in the order they were stored (server_store::read_open) as room frees, so the server
+// starts and serves with any number of requests stored. Everything else the machine holds is
+// bounded by what is in flight: the worker sessions' credit and `max_in_flight`.
+//
+// Thread safety: none; one thread drives a machine.
+#pragma once
+
+#include "core/machine.hpp"
+#include "reliability/tsp.hpp"
+
+#include <fabric/message.hpp>
+#include <fabric/result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace fabric::tsp {
+
+/// The services the server offers, one MDP worker session each.
+enum class service_kind : std::uint8_t { request = 0, reply = 1, close = 2, keyed_request = 3 };
+inline constexpr std::size_t service_kinds = 4;
+/// The MDP service name of `k`.
+std::string_view service_name(service_kind k) noexcept;
+
+/// Hashes a UUID by its first eight octets: the server's UUIDs are random (version 4), and the
+/// server's tables are keyed only by UUIDs it drew itself.
+struct uuid_hash {
+  std::size_t operator()(const uuid& u) const noexcept {
+    std::size_t h = 0;
+    for (std::size_t i = 0; i < sizeof h && i < u.bytes.size(); ++i) h = (h << 8) | u.bytes[i];
+    return h;
+  }
+};
+
+/// Where a Titanic client's request came from, so that its answer goes back the same way.
+struct origin {
+  service_kind kind = service_kind::request;
+  std::string client{};         ///< the MDP client address the broker gave
+  std::uint64_t connection = 0; ///< the worker session's connection it came on
+};
+
+/// An open (stored, not yet replied or given up) request as the store reads it back.
+struct open_request {
+  uuid id;
+  std::uint64_t seq = 0;        ///< its record in the requests stream
+  std::string service{};
+  std::uint32_t attempts = 0;   ///< dispatch timeouts counted so far
+  /// When its TTL runs out, in the machine's clock; time_point::max() for never.
+  detail::time_point expires_at = detail::time_point::max();
+};
+
+/// What the journal knows of a request that is not open in the machine's memory.
+struct request_lookup {
+  enum class state : std::uint8_t { unknown, open, replied, given_up };
+  state what = state::unknown;
+  message reply{};              ///< replied: the service's reply frames
+  std::string reason{};         ///< given_up: why
+};
+
+/// What one change of a commit does to one request.
+enum class change_kind : std::uint8_t {
+  stored,    ///< append the request's record; state open; index it (and its key)
+  attempt,   ///< the open request's attempt count is now `attempts`
+  replied,   ///< store `body` as its reply; state replied
+  given_up,  ///< dead-letter its record with `reason`; state given up
+  closed,    ///< remove the request, its reply and its key, whatever its state
+  removed,   ///< retention: remove a replied or given-up request (as closed), counted apart
+};
+std::string_view to_string(change_kind k) noexcept;
+
+struct request_change {
+  change_kind kind = change_kind::stored;
+  uuid id;
+  std::uint64_t seq = 0;        ///< given_up: its record; stored: filled in by the store
+  std::uint32_t attempts = 0;   ///< attempt, given_up
+  std::string key{};            ///< stored: the client's key, empty for none
+  std::string service{};        ///< stored
+  message body{};               ///< stored: the request's frames; replied: the reply's
+  std::string reason{};         ///< given_up
+  std::string index{};          ///< removed: the retention index entry the store listed
+};
+
+/// Everything one journal transaction writes, in order (a request may change more than once).
+struct commit_batch {
+  std::uint64_t id = 0;
+  std::vector<request_change> changes;
+};
+
+/// A replied or given-up request whose retention time has passed, as the store lists them.
+struct due_removal {
+  uuid id;
+  std::string index{};  ///< handed back in the `removed` change, for the store to erase
+};
+
+/// The server's side of the journal. The driver implements it over fabric::journal, tests over
+/// memory. Reads are synchronous (the journal's reads are short read transactions); commits are
+/// not.
+class server_store {
+ public:
+  virtual ~server_store() = default;
+  /// Appends to `out` at most `max` open requests stored after record `after`, in record order.
+  /// Returns: true when no open request is left after the last one appended; or the journal's
+  /// error (the machine tries again at its next tick).
+  virtual result<bool> read_open(std::uint64_t after, std::size_t max, std::vector<open_request>& out) = 0;
+  /// The body frames of open request `id`, whose record is `seq`.
+  virtual result<message> read_body(const uuid& id, std::uint64_t seq) = 0;
+  /// What the journal holds of `id`.
+  virtual result<request_lookup> lookup(const uuid& id) = 0;
+  /// The request stored with client key `key`, if any.
+  virtual result<std::optional<uuid>> find_key(std::string_view key) = 0;
+  /// Up to `max` replied or given-up requests whose retention time has passed, oldest first.
+  virtual result<std::vector<due_removal>> due_removals(std::size_t max) = 0;
+  /// Writes `batch` in one transaction without waiting, filling in each `stored` change's seq.
+  /// Once durable (or failed) the driver calls server_machine::on_committed with the seqs of the
+  /// stored changes, in order.
+  virtual void commit(commit_batch&& batch) = 0;
+};
+
+/// The server's sockets, as the machine sees them: the worker sessions and the MDP client.
+class server_io {
+ public:
+  virtual ~server_io() = default;
+  /// Sends `body` (a whole 9/TSP answer) back to the Titanic client at `to`. An answer that
+  /// cannot go (its connection was replaced since) is the io's to count: the client asks again.
+  virtual void answer(const origin& to, message&& body) = 0;
+  /// Sends a request to `service` as an MDP client, expiring after `timeout`.
+  /// Returns: the dispatch id later passed to on_dispatch_reply / on_dispatch_expired; or an
+  /// error (back pressure, closed), after which the machine tries again later.
+  virtual result<std::uint64_t> dispatch(std::string_view service, message&& body,
+                                         std::chrono::milliseconds timeout) = 0;
+  /// Asks the broker whether `service` has workers (8/MMI mmi.service); the answer comes to
+  /// on_service_status. Returns: an error when it could not be asked (tried again later).
+  virtual result<void> query_service(std::string_view service) = 0;
+  /// Forgets dispatch `id`: its reply, should it come, is not reported.
+  virtual void cancel(std::uint64_t id) noexcept = 0;
+};
+
+struct server_settings {
+  std::size_t max_in_flight = 64;
+  std::chrono::milliseconds dispatch_timeout{60'000};
+  std::uint32_t max_attempts = 5;            ///< dispatch timeouts before a request is given up
+  std::chrono::milliseconds retry_base{1000};
+  std::chrono::milliseconds retry_max{60'000};
+  std::chrono::milliseconds request_ttl{0};  ///< 0 = none
+  std::chrono::milliseconds service_check_interval{2500};
+  /// How often the store is asked for replies past their retention time.
+  std::chrono::milliseconds sweep_interval{60'000};
+  std::size_t max_in_memory = 100'000;
+  std::size_t page = 1024;                   ///< open requests read from the journal at once
+  std::size_t max_batch = 4096;              ///< changes one commit carries at most
+};
+
+struct server_stats {
+  std::uint64_t received[service_kinds] = {};  ///< Titanic requests, per service_kind
+  std::uint64_t malformed = 0;        ///< answered 400 for breaking the grammar
+  std::uint64_t stored = 0;           ///< requests stored (and answered 200 once durable)
+  std::uint64_t keyed_again = 0;      ///< keyed requests answered with a known request's UUID
+  std::uint64_t answered[4] = {};     ///< answers sent, by status 200, 300, 400, 500
+  std::uint64_t dispatched = 0;
+  std::uint64_t replies = 0;          ///< service replies stored
+  std::uint64_t late_replies = 0;     ///< service replies for a request no longer in flight
+  std::uint64_t dispatch_timeouts = 0;
+  std::uint64_t no_workers = 0;       ///< back-offs for a service without workers
+  std::uint64_t service_queries = 0;
+  std::uint64_t dispatch_failures = 0;  ///< dispatch() refused (back pressure): tried again
+  std::uint64_t given_up = 0;
+  std::uint64_t expired = 0;          ///< of which by TTL
+  std::uint64_t closed = 0;
+  std::uint64_t removed = 0;          ///< by retention
+  std::uint64_t commits = 0;
+  std::uint64_t commit_failures = 0;
+  std::uint64_t store_errors = 0;     ///< reads that failed (answered 500 or tried again)
+  // Now:
+  std::uint64_t open = 0;             ///< stored, not yet replied or given up (in memory)
+  std::uint64_t in_flight = 0;
+  std::uint64_t waiting_in_journal = 0;  ///< 1 when open requests wait in the journal beyond memory
+};
+
+class server_machine {
+ public:
+  /// Throws: fabric::error(invalid_argument) for settings out of range.
+  server_machine(const server_settings& s, server_io& io, server_store& store);
+
+  /// A Titanic client's request, received by the worker session of `from.kind`.
+  void on_request(origin&& from, message&& body, detail::time_point now);
+  /// A service answered dispatch `id`.
+  void on_dispatch_reply(std::uint64_t id, message&& body, detail::time_point now);
+  /// Dispatch `id` went unanswered for its timeout.
+  void on_dispatch_expired(std::uint64_t id, detail::time_point now);
+  /// The broker's answer to query_service(service).
+  void on_service_status(std::string_view service, bool has_workers, detail::time_point now);
+  /// Commit `batch` is durable (or failed); `seqs` are the records of its stored changes.
+  void on_committed(std::uint64_t batch, result<void> outcome, std::vector<std::uint64_t> seqs,
+                    detail::time_point now);
+  void on_tick(detail::time_point now);
+  detail::time_point next_tick() const noexcept;
+
+  server_stats stats() const noexcept;
+  const server_settings& settings() const noexcept { return s_; }
+
+ private:
+  enum class phase : std::uint8_t { waiting, in_flight, finishing };
+  struct entry {
+    std::uint64_t seq = 0;
+    std::string service;
+    std::uint32_t attempts = 0;
+    detail::time_point expires_at = detail::time_point::max();
+    // waiting: min() while in ready_, else its time in delayed_
+    detail::time_point not_before = detail::time_point::min();
+    phase at = phase::waiting;
+    std::uint64_t dispatch = 0;     // in flight: the dispatch id
+    detail::time_point deadline{};  // in flight: when it counts as unanswered
+    std::uint32_t backoffs = 0;     // no-worker waits since it was last dispatched
+  };
+  struct service_state {
+    enum class known : std::uint8_t { unknown, asking, present, absent };
+    known what = known::unknown;
+    detail::time_point checked{};
+    detail::time_point asked{};
+  };
+  // What to do once the commit carrying a change is durable: one per change, in order.
+  struct followup {
+    change_kind kind = change_kind::stored;
+    uuid id;
+    std::optional<origin> reply_to{};  // stored, closed: the client to answer
+    std::vector<origin> also{};        // stored: the same key again, meanwhile
+    std::string key{};
+    std::string service{};
+    detail::time_point expires_at = detail::time_point::max();
+  };
+
+  void on_store_request(origin&& from, std::string_view key, std::string_view service, message&& body,
+                        detail::time_point now);
+  void on_reply_request(origin&& from, const uuid& id);
+  void on_close_request(origin&& from, const uuid& id);
+  void answer_status(const origin& to, status s, std::string_view text = {});
+  void answer_uuid(const origin& to, const uuid& id);
+
+  void act(detail::time_point now);
+  void queue_change(request_change&& c, followup&& f);
+  void maybe_commit();
+  void reload();
+  void dispatch_due(detail::time_point now);
+  void release_due(detail::time_point now);
+  void expire_due(detail::time_point now);
+  void timed_out(const uuid& id, entry& e, detail::time_point now);
+  bool wants_page() const noexcept;
+  void page_in(detail::time_point now);
+  void sweep(detail::time_point now);
+  void give_up(const uuid& id, entry& e, std::string reason, bool by_ttl);
+  void make_waiting(const uuid& id, entry& e, detail::time_point at, detail::time_point now);
+  void unschedule(const uuid& id, entry& e, phase to);
+  void track_ttl(const uuid& id, const entry& e);
+  void forget(const uuid& id);
+  detail::time_point backoff(std::uint32_t n, detail::time_point now) const;
+
+  server_settings s_;
+  server_io& io_;
+  server_store& store_;
+
+  std::unordered_map<uuid, entry, uuid_hash> open_;           // open requests in memory
+  std::set<std::pair<std::uint64_t, uuid>> ready_;            // waiting and due, by record
+  std::set<std::pair<detail::time_point, uuid>> delayed_;     // waiting, not yet due
+  std::set<std::pair<detail::time_point, uuid>> deadlines_;   // in flight, by dispatch deadline
+  std::set<std::pair<detail::time_point, uuid>> ttls_;        // open, by TTL
+  std::unordered_map<std::uint64_t, uuid> dispatches_;        // dispatch id -> request
+  std::map<std::string, service_state, std::less<>> services_;
+  std::map<std::string, uuid, std::less<>> keys_pending_;     // keys being stored
+  std::optional<detail::time_point> requery_at_;              // a dispatch pass is due then
+
+  // Commits: one in flight, the next one gathering meanwhile.
+  std::uint64_t next_batch_ = 1;
+  std::uint64_t in_commit_ = 0;  // the batch in flight, 0 for none
+  commit_batch gathering_;
+  std::vector<followup> gathering_followups_;
+  std::vector<followup> committing_followups_;
+
+  bool complete_ = false;          // every open request of the journal is in memory
+  std::uint64_t loaded_upto_ = 0;  // open requests up to this record are in memory (or done)
+  detail::time_point retry_read_ = detail::time_point::min();
+  detail::time_point next_sweep_ = detail::time_point::min();
+  std::size_t in_flight_ = 0;
+  server_stats stats_;
+};
+
+}  // namespace fabric::tsp
