@@ -87,6 +87,11 @@ void server_machine::on_request(origin&& from, message&& body, time_point now) {
         answer_status(from, status::unknown, describe(p.error));
         break;
       }
+      if (body.byte_size() > s_.max_request_bytes) {
+        ++stats_.malformed;
+        answer_status(from, status::unknown, "the request is larger than the server takes");
+        break;
+      }
       const std::string key(p.key);
       const std::string service(p.service);
       auto& frames = body.frames();
@@ -295,6 +300,7 @@ void server_machine::maybe_commit() {
   std::reverse(gathering_.changes.begin(), gathering_.changes.end());
   std::reverse(gathering_followups_.begin(), gathering_followups_.end());
   in_commit_ = batch.id;
+  batch.in_flight = in_flight_;
   store_.commit(std::move(batch));
 }
 

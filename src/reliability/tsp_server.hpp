@@ -121,6 +121,8 @@ struct request_change {
 struct commit_batch {
   std::uint64_t id = 0;
   std::vector<request_change> changes;
+  /// Requests in flight when the commit was made, recorded for tools (fabric-journal stats).
+  std::uint64_t in_flight = 0;
 };
 
 /// A replied or given-up request whose retention time has passed, as the store lists them.
@@ -182,6 +184,8 @@ struct server_settings {
   std::chrono::milliseconds service_check_interval{2500};
   /// How often the store is asked for replies past their retention time.
   std::chrono::milliseconds sweep_interval{60'000};
+  /// The largest request stored (its body frames' bytes); a larger one is answered 400.
+  std::size_t max_request_bytes = std::size_t{16} << 20;
   std::size_t max_in_memory = 100'000;
   std::size_t page = 1024;                   ///< open requests read from the journal at once
   std::size_t max_batch = 4096;              ///< changes one commit carries at most
@@ -189,7 +193,7 @@ struct server_settings {
 
 struct server_stats {
   std::uint64_t received[service_kinds] = {};  ///< Titanic requests, per service_kind
-  std::uint64_t malformed = 0;        ///< answered 400 for breaking the grammar
+  std::uint64_t malformed = 0;        ///< answered 400: broke the grammar, or over max_request_bytes
   std::uint64_t stored = 0;           ///< requests stored (and answered 200 once durable)
   std::uint64_t keyed_again = 0;      ///< keyed requests answered with a known request's UUID
   std::uint64_t answered[4] = {};     ///< answers sent, by status 200, 300, 400, 500

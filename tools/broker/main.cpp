@@ -2,7 +2,9 @@
 // serves until SIGINT or SIGTERM, then stops cleanly and prints its final counters.
 #include <fabric/context.hpp>
 #include <fabric/log.hpp>
+#include <fabric/journal.hpp>
 #include <fabric/majordomo.hpp>
+#include <fabric/titanic.hpp>
 #include <fabric/version.hpp>
 #include <fabric_support/daemon.hpp>
 #include <fabric_support/duration.hpp>
@@ -11,7 +13,10 @@
 
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +47,7 @@ int main(int argc, char** argv) {
   long long service_idle_ms = o.service_idle_timeout.count();
   long long stats_ms = 0;
   log_level level = log_level::info;
+  std::string titanic_dir;
 
   CLI::App app{std::string("fabric-broker ") + fabric::version_string +
                ": a Majordomo (7/MDP, 8/MMI) broker; any MDP client or worker can use it"};
@@ -106,6 +112,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-worker-credit", o.max_worker_credit,
                  "most requests one worker holds at once (a larger credit in a READY is lowered)")
       ->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--titanic", titanic_dir,
+                 "also run the Titanic (9/TSP) service in this process, on this journal directory "
+                 "(sync durability, fabric-titanic's defaults; run fabric-titanic for its other settings)");
   app.footer("Listens on tcp://127.0.0.1:5555 (this host only) unless given --bind; use\n"
              "--bind tcp://*:5555 to serve other hosts. Stops cleanly on SIGINT or SIGTERM. Prints\n"
              "\"listening on <endpoint>\" on stdout for each bound endpoint once it serves.\n"
@@ -131,13 +140,29 @@ int main(int argc, char** argv) {
     fabric::context ctx;
     fabric::mdp::broker broker(ctx, o);
     for (const auto& ep : broker.endpoints()) std::cout << "listening on " << ep << std::endl;
+    // Titanic in the same process: a worker and client of the broker like any other, over the
+    // first endpoint (the journal is opened before anything is served from it).
+    std::optional<fabric::journal> titanic_journal;
+    std::unique_ptr<fabric::titanic::service> titanic;
+    if (!titanic_dir.empty()) {
+      std::filesystem::create_directories(titanic_dir);
+      titanic_journal.emplace(fabric::journal::open(titanic_dir));
+      fabric::titanic::service_options to;
+      to.broker = broker.endpoints().front();
+      to.heartbeat = o.heartbeat_interval;
+      to.log = [level](log_level l, std::string_view line) {
+        if (l >= level) log_to_stderr(l, line);
+      };
+      titanic = std::make_unique<fabric::titanic::service>(ctx, *titanic_journal, to);
+      if (level <= log_level::info) log_to_stderr(log_level::info, "titanic service on journal " + titanic_dir);
+    }
     if (level <= log_level::info)
       log_to_stderr(log_level::info, "fabric-broker " + std::string(fabric::version_string) + " serving");
 
     const auto stats_every = std::chrono::milliseconds(stats_ms);
     auto next_stats = std::chrono::steady_clock::now() + stats_every;
     int signal = 0;
-    while (broker.running()) {
+    while (broker.running() && (!titanic || titanic->running())) {
       signal = stop.wait_for(std::chrono::milliseconds(200));
       if (signal > 0) break;
       if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
@@ -146,9 +171,10 @@ int main(int argc, char** argv) {
       }
     }
     if (signal <= 0) {
-      // The broker thread ended on its own: that is a failure.
-      std::string why = "the broker thread stopped";
-      if (auto e = broker.failure()) {
+      // The broker's (or the Titanic service's) thread ended on its own: that is a failure.
+      const bool titanic_ended = titanic && !titanic->running();
+      std::string why = titanic_ended ? "the titanic service stopped" : "the broker thread stopped";
+      if (auto e = titanic_ended ? titanic->failure() : broker.failure()) {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& ex) {
@@ -162,6 +188,10 @@ int main(int argc, char** argv) {
     if (level <= log_level::info) {
       log_to_stderr(log_level::info, "received " + fabric::support::stop_signals::name(signal) + ", stopping");
       log_stats(broker);
+    }
+    if (titanic && !titanic->stop()) {
+      log_to_stderr(log_level::error, "the titanic service did not stop in time");
+      return 1;
     }
     if (!broker.stop()) {
       log_to_stderr(log_level::error, "the broker thread did not stop in time");

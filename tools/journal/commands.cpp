@@ -482,6 +482,92 @@ void print_channels(const channel_positions& p) {
   }
 }
 
+// ---- Titanic (docs/titanic.md, section 7): requests by state, read from tsp.state
+
+struct titanic_summary {
+  bool present = false;
+  std::uint64_t open = 0;
+  std::uint64_t replied = 0;
+  std::uint64_t given_up = 0;
+  std::uint64_t dead_letters = 0;   // in the dead-letter queue, from tsp.requests
+  std::uint64_t keys = 0;
+  std::optional<std::uint64_t> in_flight;  // as the service last wrote it
+  std::int64_t in_flight_at_ns = 0;
+  std::uint64_t damaged = 0;        // state rows that do not decode
+};
+
+titanic_summary read_titanic(const journal& j) {
+  titanic_summary t;
+  const auto count = [&j](std::string_view table, const std::function<void(const std::string&)>& fn) {
+    std::string after;
+    for (;;) {
+      auto page = j.table_entries(table, after, 1000);
+      if (!page || page->empty()) return;
+      for (const auto& [k, v] : *page) fn(v);
+      if (page->size() < 1000) return;
+      after = page->back().first;
+    }
+  };
+  count("tsp.state", [&t](const std::string& v) {
+    t.present = true;
+    switch (v.empty() ? 0 : static_cast<unsigned char>(v[0])) {
+      case 1: ++t.open; break;
+      case 2: ++t.replied; break;
+      case 3: ++t.given_up; break;
+      default: ++t.damaged;
+    }
+  });
+  count("tsp.keys", [&t](const std::string&) { ++t.keys; });
+  if (auto status = j.get("tsp.status", "in-flight"); status && *status && (*status)->size() == 16) {
+    const auto* b = reinterpret_cast<const unsigned char*>((*status)->data());
+    std::uint64_t n = 0;
+    std::uint64_t at = 0;
+    for (int i = 0; i < 8; ++i) n = (n << 8) | b[i];
+    for (int i = 8; i < 16; ++i) at = (at << 8) | b[i];
+    t.in_flight = n;
+    t.in_flight_at_ns = static_cast<std::int64_t>(at);
+    t.present = true;
+  }
+  std::uint64_t from = 1;
+  for (;;) {
+    auto dead = j.dead_letters(from, 1000);
+    if (!dead || dead->empty()) break;
+    for (const auto& d : *dead) {
+      if (d.stream == "tsp.requests") ++t.dead_letters;
+    }
+    from = dead->back().id + 1;
+    if (dead->size() < 1000) break;
+  }
+  return t;
+}
+
+json titanic_json(const titanic_summary& t) {
+  json doc = {{"open", t.open},
+              {"replied", t.replied},
+              {"given_up", t.given_up},
+              {"dead_letters", t.dead_letters},
+              {"keys", t.keys},
+              {"damaged_rows", t.damaged}};
+  if (t.in_flight) {
+    doc["in_flight"] = *t.in_flight;
+    doc["in_flight_at_ns"] = t.in_flight_at_ns;
+  }
+  return doc;
+}
+
+void print_titanic(const titanic_summary& t) {
+  std::cout << "open        " << t.open << "  (stored, waiting for or at their service)\n";
+  if (t.in_flight) {
+    std::cout << "in flight   " << *t.in_flight << "  (as the service last recorded it, "
+              << iso8601_utc(t.in_flight_at_ns) << ")\n";
+  }
+  std::cout << "replied     " << t.replied << "  (reply waiting to be collected)\n"
+            << "given up    " << t.given_up << "  (titanic.reply answers 500)\n"
+            << "dead letters " << t.dead_letters << "  (fabric-journal dlq list)\n"
+            << "keys        " << t.keys << '\n';
+  if (t.damaged != 0) std::cout << "damaged     " << t.damaged << " state rows\n";
+}
+
 }  // namespace
 
 int run_stats(const options& o) {
@@ -490,16 +576,19 @@ int run_stats(const options& o) {
   const auto counters = j.stats();
   const std::uint64_t size = file_bytes(data_file(o.dir));
   const channel_positions channels = read_channels(j);
+  const titanic_summary titanic = read_titanic(j);
   std::uint64_t records = 0;
   for (const auto& info : infos) records += info.records;
   if (o.json) {
-    print_json({{"path", o.dir},
+    json doc = {{"path", o.dir},
                 {"data_file_bytes", size},
                 {"map_size_bytes", counters.map_size},
                 {"stream_count", infos.size()},
                 {"records", records},
                 {"streams", stream_infos_json(infos)},
-                {"channels", channels_json(channels)}});
+                {"channels", channels_json(channels)}};
+    if (titanic.present) doc["titanic"] = titanic_json(titanic);
+    print_json(doc);
     return exit_ok;
   }
   std::cout << "journal    " << o.dir << '\n'
@@ -514,6 +603,10 @@ int run_stats(const options& o) {
   if (!channels.empty()) {
     std::cout << "\nreliable channels\n";
     print_channels(channels);
+  }
+  if (titanic.present) {
+    std::cout << "\ntitanic requests\n";
+    print_titanic(titanic);
   }
   return exit_ok;
 }

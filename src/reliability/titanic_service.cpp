@@ -1,0 +1,860 @@
+// fabric::titanic::service: the Titanic server machine (tsp_server.hpp) on the shared driver, with
+// its store over a fabric::journal and its io over one Majordomo worker session per Titanic
+// service and one Majordomo async client (docs/titanic.md).
+//
+// Journal layout (docs/titanic.md, section 7):
+//   stream tsp.requests   one record per request:
+//                           version(1) = 1 | uuid(16) | key-size(1) key | service-size(1) service |
+//                           frame-count(4) | { frame-size(4) frame }...     (big-endian)
+//   table tsp.state       uuid(16) -> state(1) seq(8) attempts(4) stored-ns(8) finished-ns(8)
+//                                     key-size(1) key service-size(1) service reason...
+//                         state 1 open, 2 replied, 3 given up
+//   table tsp.open        seq(8) -> uuid: open requests in the order they were stored
+//   table tsp.replies     uuid -> frame-count(4) { frame-size(4) frame }...
+//   table tsp.keys        key -> uuid
+//   table tsp.finished    finished-ns(8) uuid(16) -> "": replied and given-up requests, oldest
+//                         first, for reply_retention
+//   table tsp.status      "in-flight" -> count(8) ns(8): requests in flight at the last commit
+//   cursor tsp.scanned    the last record the service appended itself: a record past it was put
+//                         back from the dead-letter queue (fabric-journal dlq requeue) and is
+//                         opened again at start
+//   cursor tsp.trimmed    records up to it belong to no open request: the stream's retention
+//                         trims them
+#include <fabric/titanic.hpp>
+
+#include "core/byte_order.hpp"
+#include "core/driver.hpp"
+#include "reliability/channel_support.hpp"
+#include "reliability/mdp.hpp"
+#include "reliability/mdp_session.hpp"
+#include "reliability/tsp.hpp"
+#include "reliability/tsp_server.hpp"
+
+#include <fabric/completion_queue.hpp>
+#include <fabric/error.hpp>
+#include <fabric/majordomo_client.hpp>
+#include <fabric/router_dealer.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace fabric::titanic {
+
+using detail::time_point;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr std::uint8_t record_version = 1;
+constexpr std::uint8_t state_open = 1;
+constexpr std::uint8_t state_replied = 2;
+constexpr std::uint8_t state_given_up = 3;
+constexpr std::string_view scanned_cursor = "tsp.scanned";
+constexpr std::string_view trimmed_cursor = "tsp.trimmed";
+// "in-flight" -> requests in flight (8) and when (8, ns): for tools, written by every commit.
+constexpr std::string_view status_table = "tsp.status";
+// Frames on a Titanic socket beyond the body: MDP's header, command, address and delimiter.
+constexpr std::size_t envelope_frames = 8;
+// A service's late reply is let go this long after the machine's own dispatch deadline.
+constexpr milliseconds expiry_margin{1000};
+constexpr std::uint32_t fabric_broker_credit = 64;
+
+void put_u32(std::string& s, std::uint32_t v) {
+  unsigned char b[4];
+  detail::store_be(v, b);
+  s.append(reinterpret_cast<const char*>(b), 4);
+}
+void put_u64(std::string& s, std::uint64_t v) {
+  unsigned char b[8];
+  detail::store_be(v, b);
+  s.append(reinterpret_cast<const char*>(b), 8);
+}
+std::string be64(std::uint64_t v) {
+  std::string s;
+  put_u64(s, v);
+  return s;
+}
+std::string_view uuid_key(const tsp::uuid& id) {
+  return {reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size()};
+}
+
+// Reads a bounded, big-endian encoding front to back; every read checks the bytes left.
+struct reader {
+  std::string_view in;
+  bool ok = true;
+
+  bool take(std::size_t n, std::string_view& out) {
+    if (!ok || in.size() < n) return ok = false;
+    out = in.substr(0, n);
+    in.remove_prefix(n);
+    return true;
+  }
+  std::uint8_t u8() {
+    std::string_view b;
+    return take(1, b) ? static_cast<std::uint8_t>(b[0]) : 0;
+  }
+  std::uint32_t u32() {
+    std::string_view b;
+    return take(4, b) ? detail::load_be<std::uint32_t>(reinterpret_cast<const unsigned char*>(b.data())) : 0;
+  }
+  std::uint64_t u64() {
+    std::string_view b;
+    return take(8, b) ? detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(b.data())) : 0;
+  }
+  std::string_view sized8() {
+    std::string_view b;
+    (void)take(u8(), b);
+    return b;
+  }
+  bool id(tsp::uuid& out) {
+    std::string_view b;
+    if (!take(out.bytes.size(), b)) return false;
+    std::memcpy(out.bytes.data(), b.data(), b.size());
+    return true;
+  }
+  // frame-count(4) { frame-size(4) frame }...: at most tsp::max_body_frames frames.
+  bool frames(message& out) {
+    const std::uint32_t n = u32();
+    if (!ok || n > tsp::max_body_frames) return ok = false;
+    out.clear();
+    out.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::string_view f;
+      if (!take(u32(), f)) return false;
+      out.push_back(f);
+    }
+    return ok;
+  }
+};
+
+void put_frames(std::string& s, const message& m) {
+  put_u32(s, static_cast<std::uint32_t>(m.size()));
+  for (const auto& f : m) {
+    put_u32(s, static_cast<std::uint32_t>(f.size()));
+    s.append(static_cast<const char*>(f.data()), f.size());
+  }
+}
+
+std::string encode_record(const tsp::uuid& id, std::string_view key, std::string_view service, const message& body) {
+  std::string s;
+  s.reserve(32 + key.size() + service.size() + body.byte_size() + 4 * body.size());
+  s.push_back(static_cast<char>(record_version));
+  s.append(uuid_key(id));
+  s.push_back(static_cast<char>(key.size()));
+  s.append(key);
+  s.push_back(static_cast<char>(service.size()));
+  s.append(service);
+  put_frames(s, body);
+  return s;
+}
+
+struct record {
+  tsp::uuid id;
+  std::string_view key;
+  std::string_view service;
+};
+
+// Decodes a record's head; with `body`, its frames too.
+bool decode_record(std::string_view payload, record& out, message* body) {
+  reader r{payload};
+  if (r.u8() != record_version) return false;
+  if (!r.id(out.id)) return false;
+  out.key = r.sized8();
+  out.service = r.sized8();
+  if (!r.ok || out.service.empty()) return false;
+  if (body) return r.frames(*body) && r.in.empty();
+  return true;
+}
+
+struct state_row {
+  std::uint8_t state = state_open;
+  std::uint64_t seq = 0;
+  std::uint32_t attempts = 0;
+  std::int64_t stored_ns = 0;
+  std::int64_t finished_ns = 0;
+  std::string key{};
+  std::string service{};
+  std::string reason{};
+};
+
+std::string encode_state(const state_row& s) {
+  std::string out;
+  out.push_back(static_cast<char>(s.state));
+  put_u64(out, s.seq);
+  put_u32(out, s.attempts);
+  put_u64(out, static_cast<std::uint64_t>(s.stored_ns));
+  put_u64(out, static_cast<std::uint64_t>(s.finished_ns));
+  out.push_back(static_cast<char>(s.key.size()));
+  out += s.key;
+  out.push_back(static_cast<char>(s.service.size()));
+  out += s.service;
+  out += s.reason;
+  return out;
+}
+
+std::optional<state_row> decode_state(std::string_view v) {
+  reader r{v};
+  state_row s;
+  s.state = r.u8();
+  s.seq = r.u64();
+  s.attempts = r.u32();
+  s.stored_ns = static_cast<std::int64_t>(r.u64());
+  s.finished_ns = static_cast<std::int64_t>(r.u64());
+  s.key = std::string(r.sized8());
+  s.service = std::string(r.sized8());
+  if (!r.ok || s.state < state_open || s.state > state_given_up) return std::nullopt;
+  s.reason = std::string(r.in);
+  return s;
+}
+
+std::string finished_key(std::int64_t ns, const tsp::uuid& id) {
+  std::string k = be64(static_cast<std::uint64_t>(ns));
+  k.append(uuid_key(id));
+  return k;
+}
+
+std::int64_t wall_ns(const journal& j) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(j.options().clock().time_since_epoch()).count();
+}
+
+service_options checked(service_options o) {
+  const auto bad = [](const std::string& what) { throw error(errc::invalid_argument, "titanic service: " + what); };
+  if (o.broker.empty()) bad("give the broker's endpoint");
+  if (o.heartbeat < milliseconds(1) || o.heartbeat > std::chrono::hours(1)) bad("heartbeat must be 1 ms .. 1 h");
+  if (o.liveness < 1 || o.liveness > 1000) bad("liveness must be 1 .. 1000");
+  if (o.reconnect_initial < milliseconds(0) || o.reconnect_max < o.reconnect_initial ||
+      o.reconnect_max > std::chrono::hours(1))
+    bad("reconnect intervals must satisfy 0 <= initial <= max <= 1 h");
+  if (o.credit > 1024) bad("credit must be 0 (automatic) .. 1024");
+  if (o.reply_retention < std::chrono::seconds(1)) bad("reply_retention must be at least 1 s");
+  if (o.max_request_bytes == 0) bad("max_request_bytes must be positive");
+  return o;
+}
+
+}  // namespace
+
+struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_sink {
+  impl(context& c, journal& jr, service_options o)
+      : ctx(c),
+        j(jr),
+        options(checked(std::move(o))),
+        client(c, client_options(options)),
+        machine(machine_settings(options), *this, *this),
+        driver(c, "titanic service") {
+    for (std::size_t i = 0; i < tsp::service_kinds; ++i) {
+      if (!offered(i)) continue;
+      socket_options so = options.socket;
+      so.routing_id.clear();  // a fresh identity for every connection, given by the broker
+      so.immediate = false;   // READY must be queued before the connection completes
+      so.linger = milliseconds(100);  // long enough for a last DISCONNECT; nothing else waits
+      so.max_frames = tsp::max_body_frames + envelope_frames + 1;
+      dealers[i].emplace(c, so);
+    }
+    recover();
+    retention_policy keep;
+    keep.max_records = 1;
+    keep.ack_cursors = {std::string(trimmed_cursor)};
+    if (auto r = j.set_retention(service::requests_stream, keep); !r)
+      throw error(r.error(), "titanic service: the requests stream's retention could not be set");
+
+    for (std::size_t i = 0; i < tsp::service_kinds; ++i) {
+      if (!dealers[i]) continue;
+      driver.watch(*dealers[i], [this, i](message&& m, time_point now) {
+        last_now = now;
+        if (sessions[i]) sessions[i]->on_message(std::move(m), now);
+      });
+    }
+    reader_adapter.self = this;
+    driver.watch(reader_adapter, [this](message&&, time_point now) { on_client_reply(now); }, 256);
+    driver.watch_fd(done.fd(), [this](time_point now) { on_completions(now); });
+    driver.ticks([this](time_point now) { tick(now); }, [this] { return next_tick(); });
+    driver.commands([this](message&&) {
+      take_snapshot();
+      return message{};
+    });
+    // The broker's kind decides the credit: a first question to it tells (see start_sessions).
+    if (options.credit != 0) {
+      credit = options.credit;
+    } else {
+      send_probe();
+    }
+  }
+
+  void send_probe() {
+    auto id = client.send(mdp::mmi_service, message(tsp::request_service), options.heartbeat * 2);
+    if (id) {
+      probe = *id;
+    } else {
+      credit = 1;
+    }
+  }
+
+  ~impl() override {
+    driver.stop();
+    // DISCONNECT to the broker for each session, left to the sockets' linger to deliver (close()
+    // does not drop the connection from here on).
+    stopping = true;
+    for (auto& s : sessions) {
+      if (s) s->leave();
+    }
+    calls.wait();
+  }
+
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  bool offered(std::size_t i) const noexcept {
+    return static_cast<tsp::service_kind>(i) != tsp::service_kind::keyed_request || options.keyed_requests;
+  }
+
+  static mdp::async_client_options client_options(const service_options& o) {
+    mdp::async_client_options c;
+    c.broker = o.broker;
+    c.correlate = mdp::correlation::automatic;
+    c.probe_timeout = o.heartbeat;
+    c.max_outstanding = o.max_in_flight + 4096;  // dispatches, and the mmi.service questions
+    c.request_expiry = o.dispatch_timeout + expiry_margin;
+    c.socket = o.socket;
+    c.socket.routing_id.clear();
+    c.socket.max_frames = tsp::max_body_frames + envelope_frames + 1;
+    c.socket.send_hwm = 0;  // bounded by max_outstanding
+    c.socket.recv_hwm = 0;
+    return c;
+  }
+
+  static tsp::server_settings machine_settings(const service_options& o) {
+    tsp::server_settings s;
+    s.max_in_flight = o.max_in_flight;
+    s.dispatch_timeout = o.dispatch_timeout;
+    s.max_attempts = o.max_attempts;
+    s.retry_base = o.retry_base;
+    s.retry_max = o.retry_max;
+    s.request_ttl = o.request_ttl;
+    s.service_check_interval = o.service_check_interval;
+    s.sweep_interval = std::clamp(std::chrono::duration_cast<milliseconds>(o.reply_retention / 10),
+                                  milliseconds(100), milliseconds(60'000));
+    s.max_in_memory = o.max_in_memory;
+    s.max_request_bytes = o.max_request_bytes;
+    return s;
+  }
+
+  // ---- start: requests put back from the dead-letter queue are opened again
+
+  void recover() {
+    auto scanned = j.cursor(scanned_cursor);
+    if (!scanned) throw error(scanned.error(), "titanic service: the journal could not be read");
+    auto last = j.last_seq(service::requests_stream);
+    if (!last) throw error(last.error(), "titanic service: the journal could not be read");
+    const std::uint64_t from = scanned->value_or(0) + 1;
+    const std::uint64_t to = last->value_or(0);
+    if (from > to) return;
+    std::vector<std::pair<std::uint64_t, std::string>> put_back;
+    auto read = j.replay(service::requests_stream, from, [&](const journal_record& r) {
+      put_back.emplace_back(r.seq, r.payload);
+      return true;
+    });
+    if (!read) throw error(read.error(), "titanic service: the journal could not be read");
+    auto r = j.transact([&](journal_txn& t) {
+      const std::int64_t now = wall_ns(j);
+      for (const auto& [seq, payload] : put_back) {
+        record rec;
+        if (!decode_record(payload, rec, nullptr)) continue;  // not a request: left for retention
+        auto row = t.get(service::state_table, uuid_key(rec.id));
+        if (!row) return;
+        if (*row) {
+          auto s = decode_state(**row);
+          if (s && s->state != state_given_up) continue;  // open or replied already
+        }
+        state_row s{.state = state_open, .seq = seq, .stored_ns = now, .key = std::string(rec.key),
+                    .service = std::string(rec.service)};
+        t.put(service::state_table, uuid_key(rec.id), encode_state(s));
+        t.put(service::open_table, be64(seq), uuid_key(rec.id));
+        if (!rec.key.empty()) t.put(service::keys_table, rec.key, uuid_key(rec.id));
+      }
+      t.set_cursor(scanned_cursor, to);
+    });
+    if (!r) throw error(r.error(), "titanic service: requests put back could not be opened");
+  }
+
+  // ---- tsp::server_store
+
+  result<bool> read_open(std::uint64_t after, std::size_t max, std::vector<tsp::open_request>& out) override {
+    auto entries = j.table_entries(service::open_table, after == 0 ? std::string() : be64(after), max);
+    if (!entries) return entries.error();
+    const auto steady = detail::machine_clock::now();
+    const std::int64_t wall = wall_ns(j);
+    for (const auto& [k, v] : *entries) {
+      if (k.size() != 8 || v.size() != 16) {
+        ++damaged;
+        continue;
+      }
+      tsp::open_request o;
+      std::memcpy(o.id.bytes.data(), v.data(), 16);
+      o.seq = detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(k.data()));
+      auto row = j.get(service::state_table, v);
+      if (!row) return row.error();
+      if (!*row) continue;  // closed meanwhile
+      auto s = decode_state(**row);
+      if (!s || s->state != state_open) continue;
+      o.service = std::move(s->service);
+      o.attempts = s->attempts;
+      if (options.request_ttl > milliseconds::zero()) {
+        const std::int64_t left = s->stored_ns + std::chrono::nanoseconds(options.request_ttl).count() - wall;
+        o.expires_at = steady + std::chrono::nanoseconds(std::max<std::int64_t>(left, 0));
+      }
+      out.push_back(std::move(o));
+    }
+    return entries->size() < max;
+  }
+
+  result<message> read_body(const tsp::uuid& id, std::uint64_t seq) override {
+    message body;
+    bool found = false;
+    auto r = j.read_views(service::requests_stream, seq, 1, std::size_t{64} << 20, [&](const journal_record_view& v) {
+      record rec;
+      if (v.seq == seq && decode_record(v.payload, rec, &body) && rec.id == id) found = true;
+    });
+    if (!r) return r.error();
+    if (!found) {
+      ++damaged;
+      return errc::malformed;
+    }
+    return body;
+  }
+
+  result<tsp::request_lookup> lookup(const tsp::uuid& id) override {
+    tsp::request_lookup out;
+    auto row = j.get(service::state_table, uuid_key(id));
+    if (!row) return row.error();
+    if (!*row) return out;
+    auto s = decode_state(**row);
+    if (!s) {
+      ++damaged;
+      return errc::malformed;
+    }
+    switch (s->state) {
+      case state_open: out.what = tsp::request_lookup::state::open; break;
+      case state_given_up:
+        out.what = tsp::request_lookup::state::given_up;
+        out.reason = std::move(s->reason);
+        break;
+      default: {
+        auto rep = j.get(service::replies_table, uuid_key(id));
+        if (!rep) return rep.error();
+        if (!*rep) return out;  // removed meanwhile: unknown
+        reader rd{**rep};
+        if (!rd.frames(out.reply) || !rd.in.empty()) {
+          ++damaged;
+          return errc::malformed;
+        }
+        out.what = tsp::request_lookup::state::replied;
+      }
+    }
+    return out;
+  }
+
+  result<std::optional<tsp::uuid>> find_key(std::string_view key) override {
+    auto v = j.get(service::keys_table, key);
+    if (!v) return v.error();
+    if (!*v) return std::optional<tsp::uuid>();
+    if ((*v)->size() != 16) {
+      ++damaged;
+      return errc::malformed;
+    }
+    tsp::uuid id;
+    std::memcpy(id.bytes.data(), (*v)->data(), 16);
+    return std::optional<tsp::uuid>(id);
+  }
+
+  result<std::vector<tsp::due_removal>> due_removals(std::size_t max) override {
+    auto entries = j.table_entries(service::finished_table, {}, max);
+    if (!entries) return entries.error();
+    const std::int64_t before = wall_ns(j) - std::chrono::nanoseconds(options.reply_retention).count();
+    std::vector<tsp::due_removal> out;
+    for (auto& [k, v] : *entries) {
+      if (k.size() != 24) continue;
+      const auto ns = static_cast<std::int64_t>(detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(k.data())));
+      if (ns > before) break;
+      tsp::due_removal d;
+      std::memcpy(d.id.bytes.data(), k.data() + 8, 16);
+      d.index = std::move(k);
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+  void commit(tsp::commit_batch&& batch) override {
+    auto work = std::make_shared<tsp::commit_batch>(std::move(batch));
+    auto seqs = std::make_shared<std::vector<std::uint64_t>>();
+    std::optional<std::uint64_t> trim = trim_point();
+    commit_seqs = seqs;
+    calls.hold();
+    j.transact([this, work, seqs, trim](journal_txn& t) { write(t, *work, *seqs, trim); },
+               [this, id = work->id](result<void> outcome, std::exception_ptr thrown) {
+                 if (thrown) outcome = errc::io_error;
+                 done.push(id, outcome ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(outcome.error()));
+                 calls.release();
+               });
+  }
+
+  // Where the stream may be trimmed to: below the oldest open request. Read at most once a
+  // second, from what is committed (so never above what this commit could open).
+  std::optional<std::uint64_t> trim_point() {
+    const auto now = detail::machine_clock::now();
+    if (now < next_trim) return std::nullopt;
+    next_trim = now + std::chrono::seconds(1);
+    auto first = j.table_entries(service::open_table, {}, 1);
+    if (!first) return std::nullopt;
+    if (!first->empty() && first->front().first.size() == 8) {
+      const auto seq = detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(first->front().first.data()));
+      return seq - 1;
+    }
+    auto last = j.last_seq(service::requests_stream);
+    if (!last || !*last) return std::nullopt;
+    return **last;
+  }
+
+  // The transaction of one commit, on the journal's writer thread. A change that finds its
+  // request in another state than it expects (closed meanwhile) does nothing.
+  void write(journal_txn& t, const tsp::commit_batch& batch, std::vector<std::uint64_t>& seqs,
+             std::optional<std::uint64_t> trim) {
+    const std::int64_t now = wall_ns(j);
+    std::uint64_t last_stored = 0;
+    const auto row_of = [&](const tsp::uuid& id) -> std::optional<state_row> {
+      auto v = t.get(service::state_table, uuid_key(id));
+      if (!v) throw error(v.error(), "titanic service: the journal could not be read");
+      if (!*v) return std::nullopt;
+      return decode_state(**v);
+    };
+    for (const auto& c : batch.changes) {
+      switch (c.kind) {
+        case tsp::change_kind::stored: {
+          const std::uint64_t seq = t.append(service::requests_stream, encode_record(c.id, c.key, c.service, c.body));
+          state_row s{.state = state_open, .seq = seq, .stored_ns = now, .key = c.key, .service = c.service};
+          t.put(service::state_table, uuid_key(c.id), encode_state(s));
+          t.put(service::open_table, be64(seq), uuid_key(c.id));
+          if (!c.key.empty()) t.put(service::keys_table, c.key, uuid_key(c.id));
+          seqs.push_back(seq);
+          last_stored = seq;
+          break;
+        }
+        case tsp::change_kind::attempt: {
+          auto s = row_of(c.id);
+          if (!s || s->state != state_open) break;
+          s->attempts = c.attempts;
+          t.put(service::state_table, uuid_key(c.id), encode_state(*s));
+          break;
+        }
+        case tsp::change_kind::replied:
+        case tsp::change_kind::given_up: {
+          auto s = row_of(c.id);
+          if (!s || s->state != state_open) break;
+          t.erase(service::open_table, be64(s->seq));
+          s->finished_ns = now;
+          if (c.kind == tsp::change_kind::replied) {
+            s->state = state_replied;
+            std::string v;
+            put_frames(v, c.body);
+            t.put(service::replies_table, uuid_key(c.id), v);
+          } else {
+            s->state = state_given_up;
+            s->attempts = c.attempts;
+            s->reason = c.reason;
+            (void)t.dead_letter(service::requests_stream, s->seq, c.reason, c.attempts);
+          }
+          t.put(service::state_table, uuid_key(c.id), encode_state(*s));
+          t.put(service::finished_table, finished_key(now, c.id), {});
+          break;
+        }
+        case tsp::change_kind::closed:
+        case tsp::change_kind::removed: {
+          if (c.kind == tsp::change_kind::removed) t.erase(service::finished_table, c.index);
+          auto s = row_of(c.id);
+          if (!s) break;
+          t.erase(service::state_table, uuid_key(c.id));
+          if (s->state == state_open) {
+            t.erase(service::open_table, be64(s->seq));
+          } else {
+            t.erase(service::replies_table, uuid_key(c.id));
+            t.erase(service::finished_table, finished_key(s->finished_ns, c.id));
+          }
+          if (!s->key.empty()) {
+            auto k = t.get(service::keys_table, s->key);
+            if (k && *k && **k == uuid_key(c.id)) t.erase(service::keys_table, s->key);
+          }
+          break;
+        }
+      }
+    }
+    std::string status = be64(batch.in_flight);
+    status += be64(static_cast<std::uint64_t>(now));
+    t.put(status_table, "in-flight", status);
+    if (last_stored != 0) t.set_cursor(scanned_cursor, last_stored);
+    if (trim) t.set_cursor(trimmed_cursor, *trim);
+  }
+
+  // ---- tsp::server_io
+
+  void answer(const tsp::origin& to, message&& body) override {
+    auto& s = sessions[static_cast<std::size_t>(to.kind)];
+    if (!s || !s->reply(to.client, to.connection, std::move(body), last_now)) ++answers_dropped;
+  }
+
+  result<std::uint64_t> dispatch(std::string_view service, message&& body, milliseconds timeout) override {
+    return client.send(service, std::move(body), timeout + expiry_margin);
+  }
+
+  result<void> query_service(std::string_view service) override {
+    auto id = client.send(mdp::mmi_service, message(service), options.service_check_interval);
+    if (!id) return id.error();
+    queries.emplace(*id, std::string(service));
+    return {};
+  }
+
+  void cancel(std::uint64_t id) noexcept override { (void)client.cancel(id); }
+
+  // ---- detail::machine_sink: the worker sessions' sockets, one port each
+
+  result<void> send(detail::port p, message&& m) override {
+    auto& d = dealers[static_cast<std::size_t>(p)];
+    if (!d) return errc::closed;
+    return d->try_send(std::move(m));
+  }
+
+  void close(detail::port p) noexcept override {
+    const auto i = static_cast<std::size_t>(p);
+    if (!connected[i] || stopping) return;
+    try {
+      dealers[i]->disconnect(options.broker);
+    } catch (const std::exception&) {  // already gone
+    }
+    connected[i] = false;
+  }
+
+  // A fresh connection: the broker sees a new identity (the DEALER has none of its own).
+  result<void> open(detail::port p) override {
+    const auto i = static_cast<std::size_t>(p);
+    close(p);
+    try {
+      dealers[i]->connect(options.broker);
+    } catch (const error& e) {
+      return e.code();
+    }
+    connected[i] = true;
+    return {};
+  }
+
+  // ---- the machine's thread
+
+  // Opens the worker sessions once the credit is known.
+  void start_sessions(time_point now) {
+    for (std::size_t i = 0; i < tsp::service_kinds; ++i) {
+      if (!dealers[i]) continue;
+      mdp::session_settings s;
+      s.service = std::string(tsp::service_name(static_cast<tsp::service_kind>(i)));
+      s.credit = credit;
+      s.heartbeat = options.heartbeat;
+      s.liveness = options.liveness;
+      s.reconnect_initial = options.reconnect_initial;
+      s.reconnect_max = options.reconnect_max;
+      s.on = static_cast<detail::port>(i);
+      sessions[i].emplace(s, *this, [this, i](std::string_view client_addr, message&& body, std::uint64_t conn,
+                                              time_point at) {
+        machine.on_request({.kind = static_cast<tsp::service_kind>(i), .client = std::string(client_addr), .connection = conn},
+                           std::move(body), at);
+      });
+      sessions[i]->on_tick(now);
+    }
+  }
+
+  void on_client_reply(time_point now) {
+    last_now = now;
+    auto& r = reader_adapter.last;
+    if (probe && r.id == *probe) {
+      // Answered (by any broker), or unanswered three times: what the client learnt decides.
+      probe.reset();
+      if (r.status == mdp::async_client::reply_status::ok || client.correlating() || ++probe_tries >= 3) {
+        credit = client.correlating() ? fabric_broker_credit : 1;  // the sessions open at the next tick
+      } else {
+        send_probe();
+      }
+      return;
+    }
+    if (const auto q = queries.find(r.id); q != queries.end()) {
+      const std::string service = std::move(q->second);
+      queries.erase(q);
+      if (r.status == mdp::async_client::reply_status::ok && !r.body.empty()) {
+        const auto code = r.body.view(0);
+        if (code == mdp::mmi_found) {
+          machine.on_service_status(service, true, now);
+        } else if (code == mdp::mmi_not_found) {
+          machine.on_service_status(service, false, now);
+        }
+      }
+      return;
+    }
+    if (r.status == mdp::async_client::reply_status::ok) {
+      machine.on_dispatch_reply(r.id, std::move(r.body), now);
+    } else {
+      machine.on_dispatch_expired(r.id, now);
+    }
+  }
+
+  void on_completions(time_point now) {
+    last_now = now;
+    std::vector<std::pair<std::uint64_t, result<void>>> finished;
+    done.drain([&](completion_queue::completion c) {
+      finished.emplace_back(c.token, c.seq ? result<void>() : result<void>(c.seq.error()));
+    });
+    for (auto& [id, outcome] : finished) {
+      if (!outcome) ++commit_failures;
+      std::vector<std::uint64_t> seqs;
+      if (commit_seqs) seqs = std::move(*commit_seqs);
+      commit_seqs.reset();
+      machine.on_committed(id, std::move(outcome), std::move(seqs), now);
+    }
+  }
+
+  void tick(time_point now) {
+    last_now = now;
+    // Completions the client holds: expiries come out only when asked for.
+    if (client.next_deadline() && *client.next_deadline() <= now) {
+      while (reader_adapter.try_recv(scratch)) on_client_reply(now);
+    }
+    if (credit != 0 && !sessions_started) {
+      sessions_started = true;
+      start_sessions(now);
+    }
+    for (auto& s : sessions) {
+      if (s) s->on_tick(now);
+    }
+    machine.on_tick(now);
+  }
+
+  time_point next_tick() const {
+    time_point t = machine.next_tick();
+    for (const auto& s : sessions) {
+      if (s) t = std::min(t, s->next_tick());
+    }
+    if (const auto d = client.next_deadline()) t = std::min(t, *d);
+    if (credit != 0 && !sessions_started) t = time_point::min();
+    return t;
+  }
+
+  void take_snapshot() {
+    const auto m = machine.stats();
+    service_stats s;
+    s.requests = m.received[0] + m.received[3];
+    s.reply_requests = m.received[1];
+    s.close_requests = m.received[2];
+    s.malformed = m.malformed;
+    s.stored = m.stored;
+    s.keyed_again = m.keyed_again;
+    s.answered_200 = m.answered[0];
+    s.answered_300 = m.answered[1];
+    s.answered_400 = m.answered[2];
+    s.answered_500 = m.answered[3];
+    s.answers_dropped = answers_dropped;
+    s.dispatched = m.dispatched;
+    s.replies = m.replies;
+    s.late_replies = m.late_replies;
+    s.dispatch_timeouts = m.dispatch_timeouts;
+    s.no_workers = m.no_workers;
+    s.given_up = m.given_up;
+    s.expired = m.expired;
+    s.closed = m.closed;
+    s.removed = m.removed;
+    s.commits = m.commits;
+    s.commit_failures = commit_failures;
+    s.journal_errors = m.store_errors + damaged;
+    s.open = m.open;
+    s.in_flight = m.in_flight;
+    s.waiting_in_journal = m.waiting_in_journal != 0;
+    s.credit = credit;
+    for (const auto& ss : sessions) {
+      if (ss) s.worker_reconnects += ss->stats().connections > 0 ? ss->stats().connections - 1 : 0;
+    }
+    std::lock_guard lock(snapshot_mu);
+    snapshot = s;
+  }
+
+  // Lets the driver poll the async client's socket: each completion the client reports is one
+  // "message" (left in `last`), handled by on_client_reply.
+  struct client_reader {
+    impl* self = nullptr;
+    mdp::async_client::reply last;
+    zmq::socket_ref handle() const { return self->client.socket().handle(); }
+    result<void> try_recv(message&) { return self->client.try_recv(last); }
+  };
+
+  context& ctx;
+  journal& j;
+  service_options options;
+  mdp::async_client client;
+  std::array<std::optional<dealer>, tsp::service_kinds> dealers;
+  std::array<bool, tsp::service_kinds> connected{};
+  std::array<std::optional<mdp::worker_session>, tsp::service_kinds> sessions;  // after the dealers
+  std::unordered_map<std::uint64_t, std::string> queries;  // mmi.service questions in flight
+  std::optional<std::uint64_t> probe;  // the question whose answer decides the credit
+  int probe_tries = 0;
+  std::uint32_t credit = 0;
+  bool sessions_started = false;
+  bool stopping = false;
+  client_reader reader_adapter;
+  message scratch;
+  time_point last_now{};
+
+  completion_queue done;
+  std::shared_ptr<std::vector<std::uint64_t>> commit_seqs;
+  detail::journal_calls calls;
+  time_point next_trim{};
+
+  std::uint64_t answers_dropped = 0;
+  std::uint64_t commit_failures = 0;
+  std::atomic<std::uint64_t> damaged{0};
+  std::mutex snapshot_mu;
+  service_stats snapshot;
+
+  tsp::server_machine machine;
+  detail::driver driver;  // last: stopped before what it drives is destroyed
+};
+
+service::service(context& ctx, journal& j, service_options options, deferred_start_t)
+    : impl_(std::make_unique<impl>(ctx, j, std::move(options))) {}
+
+service::service(context& ctx, journal& j, service_options options)
+    : service(ctx, j, std::move(options), deferred_start) {
+  impl_->driver.start();
+}
+
+service::~service() = default;
+
+void service::start() { impl_->driver.start(); }
+result<void> service::run() { return impl_->driver.run(); }
+void service::request_stop() noexcept { impl_->driver.request_stop(); }
+void service::attach(reactor& r) { impl_->driver.attach(r); }
+bool service::detach(reactor& r) noexcept { return impl_->driver.detach(r); }
+bool service::stop(milliseconds timeout) noexcept { return impl_ ? impl_->driver.stop(timeout) : true; }
+bool service::running() const noexcept { return impl_->driver.running(); }
+std::exception_ptr service::failure() const noexcept { return impl_->driver.failure(); }
+const service_options& service::options() const noexcept { return impl_->options; }
+
+service_stats service::stats(milliseconds timeout) {
+  auto answer = impl_->driver.call(message{}, timeout);
+  if (!answer) {
+    if (answer.is(errc::timeout)) throw error(errc::timeout, "titanic service: its thread did not answer");
+    throw error(errc::invalid_state, "titanic service: not running");
+  }
+  std::lock_guard lock(impl_->snapshot_mu);
+  return impl_->snapshot;
+}
+
+}  // namespace fabric::titanic

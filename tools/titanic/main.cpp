@@ -1,0 +1,228 @@
+// fabric-titanic: the Titanic (9/TSP) service as a daemon. It opens its journal, registers with a
+// Majordomo broker as the worker for titanic.request, titanic.reply, titanic.close and
+// titanic.keyed-request, serves until SIGINT or SIGTERM, then stops cleanly: everything it
+// answered "200" is in the journal, and the next start resumes it.
+#include <fabric/context.hpp>
+#include <fabric/journal.hpp>
+#include <fabric/log.hpp>
+#include <fabric/titanic.hpp>
+#include <fabric/version.hpp>
+#include <fabric_support/daemon.hpp>
+#include <fabric_support/duration.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using fabric::log_level;
+using fabric::support::format_duration;
+using fabric::support::log_to_stderr;
+
+std::string to_json(const fabric::titanic::service_stats& s) {
+  std::string out = "{";
+  const auto field = [&out](std::string_view name, std::uint64_t v) {
+    if (out.size() > 1) out += ",";
+    out += "\"";
+    out += name;
+    out += "\":";
+    out += std::to_string(v);
+  };
+  field("requests", s.requests);
+  field("reply_requests", s.reply_requests);
+  field("close_requests", s.close_requests);
+  field("malformed", s.malformed);
+  field("stored", s.stored);
+  field("keyed_again", s.keyed_again);
+  field("answered_200", s.answered_200);
+  field("answered_300", s.answered_300);
+  field("answered_400", s.answered_400);
+  field("answered_500", s.answered_500);
+  field("answers_dropped", s.answers_dropped);
+  field("dispatched", s.dispatched);
+  field("replies", s.replies);
+  field("late_replies", s.late_replies);
+  field("dispatch_timeouts", s.dispatch_timeouts);
+  field("no_workers", s.no_workers);
+  field("given_up", s.given_up);
+  field("expired", s.expired);
+  field("closed", s.closed);
+  field("removed", s.removed);
+  field("commits", s.commits);
+  field("commit_failures", s.commit_failures);
+  field("journal_errors", s.journal_errors);
+  field("open", s.open);
+  field("in_flight", s.in_flight);
+  field("waiting_in_journal", s.waiting_in_journal ? 1 : 0);
+  field("credit", s.credit);
+  field("worker_reconnects", s.worker_reconnects);
+  return out + "}";
+}
+
+void log_stats(fabric::titanic::service& t) {
+  try {
+    log_to_stderr(log_level::info, "stats " + to_json(t.stats()));
+  } catch (const std::exception& e) {
+    log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  fabric::titanic::service_options o;
+  o.broker = "tcp://127.0.0.1:5555";
+  std::string dir;
+  std::string durability = "sync";
+  long long heartbeat_ms = o.heartbeat.count();
+  long long dispatch_timeout_ms = o.dispatch_timeout.count();
+  long long retry_base_ms = o.retry_base.count();
+  long long retry_max_ms = o.retry_max.count();
+  long long ttl_ms = 0;
+  long long retention_ms = std::chrono::duration_cast<std::chrono::milliseconds>(o.reply_retention).count();
+  long long stats_ms = 0;
+  log_level level = log_level::info;
+
+  CLI::App app{std::string("fabric-titanic ") + fabric::version_string +
+               ": a persistent request queue (9/TSP) on a Majordomo broker; any 9/TSP client can use it"};
+  app.set_version_flag("--version", std::string(fabric::version_string));
+  const CLI::Validator duration(
+      [](std::string& text) -> std::string {
+        const auto d = fabric::support::parse_duration(text);
+        if (!d) return "'" + text + "' is not a duration: use 250ms, 2.5s, 2m or a number of ms";
+        text = std::to_string(d->count());
+        return {};
+      },
+      "DURATION");
+  const auto interval_range = CLI::Range(1LL, 86'400'000LL);
+  const auto long_range = CLI::Range(0LL, 3650LL * 86'400'000LL);
+  app.add_option("-b,--broker", o.broker, "the broker's endpoint")->capture_default_str();
+  app.add_option("-j,--journal", dir, "the journal directory (created if missing)")->required();
+  app.add_option("--durability", durability,
+                 "when a request counts as stored: sync (on disk before \"200\"), periodic (synced "
+                 "within --sync-interval; a power cut may lose the last few), none (survives a "
+                 "process crash only)")
+      ->check(CLI::IsMember({"sync", "periodic", "none"}))
+      ->capture_default_str();
+  app.add_option("--heartbeat", heartbeat_ms, "heartbeat interval of the worker sessions")
+      ->transform(duration)->check(interval_range)->default_str(format_duration(o.heartbeat));
+  app.add_option("--liveness", o.liveness, "missed heartbeats before the broker is declared dead")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--credit", o.credit,
+                 "Titanic requests each worker session takes at once (0 = 64 with fabric-broker, "
+                 "1 with another 7/MDP broker)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_option("--max-in-flight", o.max_in_flight, "requests dispatched to services at once")
+      ->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  app.add_option("--dispatch-timeout", dispatch_timeout_ms,
+                 "how long a dispatched request may go unanswered before it counts an attempt and "
+                 "may be dispatched again")
+      ->transform(duration)->check(interval_range)->default_str(format_duration(o.dispatch_timeout));
+  app.add_option("--max-attempts", o.max_attempts, "unanswered dispatches before a request is given up")
+      ->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  app.add_option("--retry-base", retry_base_ms, "first wait before a request is tried again")
+      ->transform(duration)->check(interval_range)->default_str(format_duration(o.retry_base));
+  app.add_option("--retry-max", retry_max_ms, "longest wait before a request is tried again")
+      ->transform(duration)->check(interval_range)->default_str(format_duration(o.retry_max));
+  app.add_option("--request-ttl", ttl_ms, "give a request up this long after it was stored (0 = never)")
+      ->transform(duration)->check(long_range)->default_str("0");
+  app.add_option("--reply-retention", retention_ms, "remove replies never closed this long after they came")
+      ->transform(duration)->check(CLI::Range(1000LL, 3650LL * 86'400'000LL))
+      ->default_str(format_duration(o.reply_retention));
+  app.add_option("--max-request-bytes", o.max_request_bytes, "the largest request stored")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--log-level", level, "debug, info, warning, error or off")
+      ->transform(CLI::Validator(
+          [](std::string& text) -> std::string {
+            const auto parsed = fabric::support::parse_log_level(text);
+            if (!parsed) return "'" + text + "' is not a log level: use debug, info, warning, error or off";
+            text = std::to_string(static_cast<int>(*parsed));
+            return {};
+          },
+          "LEVEL"))
+      ->default_str(std::string(fabric::support::to_string(level)));
+  app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
+      ->transform(duration)->check(long_range)->default_str("0");
+  app.footer("Connects to tcp://127.0.0.1:5555 unless given --broker. Stops cleanly on SIGINT or\n"
+             "SIGTERM. Prints \"serving\" on stdout once its journal is open and it runs.\n"
+             "Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 64;
+  }
+
+  o.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  o.dispatch_timeout = std::chrono::milliseconds(dispatch_timeout_ms);
+  o.retry_base = std::chrono::milliseconds(retry_base_ms);
+  o.retry_max = std::chrono::milliseconds(retry_max_ms);
+  o.request_ttl = std::chrono::milliseconds(ttl_ms);
+  o.reply_retention = std::chrono::milliseconds(retention_ms);
+  if (o.retry_max < o.retry_base) {
+    std::cerr << "--retry-max must not be below --retry-base\n";
+    return 64;
+  }
+  o.log = [level](log_level l, std::string_view line) {
+    if (l >= level) log_to_stderr(l, line);
+  };
+
+  try {
+    fabric::support::stop_signals stop;
+    fabric::journal_options jo;
+    jo.mode = durability == "sync"       ? fabric::durability::sync
+              : durability == "periodic" ? fabric::durability::periodic
+                                         : fabric::durability::none;
+    std::filesystem::create_directories(dir);
+    fabric::journal j = fabric::journal::open(dir, jo);
+    fabric::context ctx;
+    fabric::titanic::service t(ctx, j, o);
+    std::cout << "serving" << std::endl;
+    if (level <= log_level::info)
+      log_to_stderr(log_level::info, "fabric-titanic " + std::string(fabric::version_string) + " serving on broker " +
+                                         o.broker + ", journal " + dir + " (" + durability + ")");
+
+    const auto stats_every = std::chrono::milliseconds(stats_ms);
+    auto next_stats = std::chrono::steady_clock::now() + stats_every;
+    int signal = 0;
+    while (t.running()) {
+      signal = stop.wait_for(std::chrono::milliseconds(200));
+      if (signal > 0) break;
+      if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
+        next_stats += stats_every;
+        log_stats(t);
+      }
+    }
+    if (signal <= 0) {
+      std::string why = "the service thread stopped";
+      if (auto e = t.failure()) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          why += ": ";
+          why += ex.what();
+        }
+      }
+      log_to_stderr(log_level::error, why);
+      return 1;
+    }
+    if (level <= log_level::info) {
+      log_to_stderr(log_level::info, "received " + fabric::support::stop_signals::name(signal) + ", stopping");
+      log_stats(t);
+    }
+    if (!t.stop()) {
+      log_to_stderr(log_level::error, "the service thread did not stop in time");
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    log_to_stderr(log_level::error, e.what());
+    return 1;
+  }
+}
