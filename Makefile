@@ -20,8 +20,9 @@ build: configure
 # libzmq, then the journal beside raw LMDB in a temporary directory it removes, then Majordomo
 # beside a raw DEALER/ROUTER echo, then reliable channels between two processes beside raw LMDB,
 # then streams (fan-out beside raw PUB/SUB, catch-up by replay beside raw LMDB), then the work
-# queue beside a raw PUSH/PULL pipeline; short enough for a first look (full runs:
-# build/ci/perf/fabric-perf suite, ... journal, ... stream, ... queue). Each
+# queue beside a raw PUSH/PULL pipeline, then Titanic beside Majordomo and raw LMDB; short enough
+# for a first look (full runs:
+# build/ci/perf/fabric-perf suite, ... journal, ... stream, ... queue, ... titanic). Each
 # family writes its JSON; the last step merges them into one summary on the screen and one
 # page, $(BUILD)/perf-report.html.
 run: build
@@ -32,14 +33,15 @@ run: build
 	$(BUILD)/perf/fabric-perf reliable --quick --json $(BUILD)/perf-reliable.json
 	$(BUILD)/perf/fabric-perf stream --quick --json $(BUILD)/perf-stream.json
 	$(BUILD)/perf/fabric-perf queue --quick --json $(BUILD)/perf-queue.json
+	$(BUILD)/perf/fabric-perf titanic --quick --json $(BUILD)/perf-titanic.json
 	@echo
 	@echo "results: $(BUILD)/perf-results.{json,csv}, $(BUILD)/perf-journal.json," \
 	  "$(BUILD)/perf-majordomo.json, $(BUILD)/perf-reliable.json, $(BUILD)/perf-stream.json" \
-	  "and $(BUILD)/perf-queue.json"
+	  "$(BUILD)/perf-queue.json and $(BUILD)/perf-titanic.json"
 	@echo
 	@$(BUILD)/perf/fabric-perf report $(BUILD)/perf-results.json $(BUILD)/perf-journal.json \
 	  $(BUILD)/perf-majordomo.json $(BUILD)/perf-reliable.json $(BUILD)/perf-stream.json \
-	  $(BUILD)/perf-queue.json --html $(BUILD)/perf-report.html
+	  $(BUILD)/perf-queue.json $(BUILD)/perf-titanic.json --html $(BUILD)/perf-report.html
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)

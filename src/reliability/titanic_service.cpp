@@ -65,7 +65,7 @@ constexpr std::string_view status_table = "tsp.status";
 constexpr std::size_t envelope_frames = 8;
 // A service's late reply is let go this long after the machine's own dispatch deadline.
 constexpr milliseconds expiry_margin{1000};
-constexpr std::uint32_t fabric_broker_credit = 64;
+constexpr std::uint32_t fabric_broker_credit = 1024;
 
 void put_u32(std::string& s, std::uint32_t v) {
   unsigned char b[4];
