@@ -156,6 +156,7 @@ void server_machine::on_store_request(origin&& from, std::string_view key, std::
   followup f{.kind = change_kind::stored, .id = id, .reply_to = std::move(from), .key = std::string(key),
              .service = std::string(service)};
   if (s_.request_ttl > std::chrono::milliseconds::zero()) f.expires_at = now + s_.request_ttl;
+  c.expires_at = f.expires_at;  // kept with the request, so a reload keeps its TTL
   if (!key.empty()) keys_pending_.emplace(std::string(key), id);
   queue_change(std::move(c), std::move(f));
 }
@@ -396,7 +397,9 @@ time_point server_machine::next_tick() const noexcept {
   if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
   if (!ttls_.empty()) t = std::min(t, ttls_.begin()->first);
   if (wants_page()) t = std::min(t, retry_read_);
-  t = std::min(t, next_sweep_);
+  // A sweep waits for the commit in flight (see sweep()); asking for a tick meanwhile would only
+  // spin. The commit's completion makes next_sweep_ due again.
+  if (in_commit_ == 0 && gathering_.changes.empty()) t = std::min(t, next_sweep_);
   if (requery_at_) t = std::min(t, *requery_at_);
   return t;
 }
@@ -433,6 +436,7 @@ void server_machine::expire_due(time_point now) {
 void server_machine::dispatch_due(time_point now) {
   requery_at_.reset();
   std::size_t scanned = 0;
+  bool moved = false;  // some request left ready_ in this pass
   for (auto it = ready_.begin(); it != ready_.end() && in_flight_ < s_.max_in_flight && scanned < max_scan;
        ++scanned) {
     const uuid id = it->second;
@@ -466,6 +470,7 @@ void server_machine::dispatch_due(time_point now) {
       ++stats_.no_workers;
       ++e.backoffs;
       it = ready_.erase(it);
+      moved = true;
       e.at = phase::waiting;
       e.not_before = backoff(e.backoffs, now);
       delayed_.emplace(e.not_before, id);
@@ -475,6 +480,7 @@ void server_machine::dispatch_due(time_point now) {
     if (!body) {
       ++stats_.store_errors;
       it = ready_.erase(it);
+      moved = true;
       e.not_before = now + read_retry;
       delayed_.emplace(e.not_before, id);
       continue;
@@ -487,6 +493,7 @@ void server_machine::dispatch_due(time_point now) {
       break;  // back pressure: the rest wait too
     }
     it = ready_.erase(it);
+    moved = true;
     e.at = phase::in_flight;
     e.backoffs = 0;
     e.dispatch = *sent;
@@ -496,7 +503,10 @@ void server_machine::dispatch_due(time_point now) {
     ++in_flight_;
     ++stats_.dispatched;
   }
-  if (scanned == max_scan && in_flight_ < s_.max_in_flight) requery_at_ = now;  // more to look at
+  // More to look at, once this pass moved some out of the way. A pass that moved none would scan
+  // the same requests again (all awaiting their service's answer): that waits for the answer, or
+  // requery_at_, rather than spinning.
+  if (scanned == max_scan && moved && in_flight_ < s_.max_in_flight) requery_at_ = now;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,13 +552,16 @@ void server_machine::sweep(time_point now) {
     next_sweep_ = now + read_retry;
     return;
   }
+  bool queued = false;
   for (auto& d : *due) {
     if (open_.contains(d.id)) continue;
     queue_change({.kind = change_kind::removed, .id = d.id, .index = std::move(d.index)},
                  {.kind = change_kind::removed, .id = d.id});
+    queued = true;
   }
-  // A full page: more are due, taken once these are durable.
-  next_sweep_ = due->size() >= s_.page ? now : now + s_.sweep_interval;
+  // A full page: more are due, taken once these are durable. A full page with nothing to remove
+  // would be listed again as it is: that waits an interval rather than spinning.
+  next_sweep_ = due->size() >= s_.page && queued ? now : now + s_.sweep_interval;
 }
 
 void server_machine::give_up(const uuid& id, entry& e, std::string reason, bool by_ttl) {

@@ -115,6 +115,9 @@ struct request_change {
   message body{};               ///< stored: the request's frames; replied: the reply's
   std::string reason{};         ///< given_up
   std::string index{};          ///< removed: the retention index entry the store listed
+  /// stored: when its TTL runs out, in the machine's clock (time_point::max() for never), for
+  /// read_open to give back after a restart or a failed commit.
+  detail::time_point expires_at = detail::time_point::max();
 };
 
 /// Everything one journal transaction writes, in order (a request may change more than once).
