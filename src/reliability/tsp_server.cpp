@@ -315,6 +315,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
     ++stats_.commit_failures;
     for (auto& f : followups) {
       if (f.kind == change_kind::stored) keys_pending_.erase(f.key);
+      if (f.kind == change_kind::removed) --removals_pending_;  // listed again at the next sweep
       if (f.reply_to) answer_status(*f.reply_to, status::error, "the journal could not write the request");
       for (const auto& o : f.also) answer_status(o, status::error, "the journal could not write the request");
     }
@@ -356,7 +357,10 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
         ++stats_.closed;
         if (f.reply_to) answer_status(*f.reply_to, status::ok);
         break;
-      case change_kind::removed: ++stats_.removed; break;
+      case change_kind::removed:
+        ++stats_.removed;
+        --removals_pending_;
+        break;
     }
   }
   act(now);
@@ -397,9 +401,9 @@ time_point server_machine::next_tick() const noexcept {
   if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
   if (!ttls_.empty()) t = std::min(t, ttls_.begin()->first);
   if (wants_page()) t = std::min(t, retry_read_);
-  // A sweep waits for the commit in flight (see sweep()); asking for a tick meanwhile would only
-  // spin. The commit's completion makes next_sweep_ due again.
-  if (in_commit_ == 0 && gathering_.changes.empty()) t = std::min(t, next_sweep_);
+  // A sweep waits for the removals it queued (see sweep()); asking for a tick meanwhile would
+  // only spin. Their commit's completion makes next_sweep_ due again.
+  if (removals_pending_ == 0) t = std::min(t, next_sweep_);
   if (requery_at_) t = std::min(t, *requery_at_);
   return t;
 }
@@ -545,7 +549,10 @@ void server_machine::page_in(time_point now) {
 }
 
 void server_machine::sweep(time_point now) {
-  if (now < next_sweep_ || in_commit_ != 0 || !gathering_.changes.empty()) return;
+  // One page at a time: the next is listed once this one's removals are durable, so none is
+  // listed twice. Other commits do not hold it up (a removal of a request closed meanwhile finds
+  // nothing to remove), so retention keeps up under any load.
+  if (now < next_sweep_ || removals_pending_ != 0) return;
   auto due = store_.due_removals(s_.page);
   if (!due) {
     ++stats_.store_errors;
@@ -557,6 +564,7 @@ void server_machine::sweep(time_point now) {
     if (open_.contains(d.id)) continue;
     queue_change({.kind = change_kind::removed, .id = d.id, .index = std::move(d.index)},
                  {.kind = change_kind::removed, .id = d.id});
+    ++removals_pending_;
     queued = true;
   }
   // A full page: more are due, taken once these are durable. A full page with nothing to remove

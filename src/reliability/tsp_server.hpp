@@ -324,6 +324,7 @@ class server_machine {
   detail::time_point retry_read_ = detail::time_point::min();
   detail::time_point next_sweep_ = detail::time_point::min();
   std::size_t in_flight_ = 0;
+  std::size_t removals_pending_ = 0;  // removed changes queued, not yet durable
   server_stats stats_;
 };
 

@@ -1207,19 +1207,16 @@ TEST_F(TitanicServer, RetentionPageOfOpenRequestsOnlyWaitsAnInterval) {
   EXPECT_EQ(machine->next_tick(), now + 2500ms) << "the service query, then the next sweep";
 }
 
-TEST_F(TitanicServer, SweepDueWhileACommitIsInFlightWaitsForItWithoutSpinning) {
+TEST_F(TitanicServer, SweepGoesAheadWhileOtherCommitsAreInFlight) {
   start();
   const std::size_t sweeps = store.sweeps;
   now += 60s;
   request("echo", {"a"});  // its commit is in flight when the sweep falls due
   tick();
-  EXPECT_EQ(store.sweeps, sweeps);
-  now += 5ms;
-  tick();
+  EXPECT_EQ(store.sweeps, sweeps + 1) << "retention is not held up by other traffic";
+  EXPECT_GT(machine->next_tick(), now);
   complete();
-  EXPECT_LE(machine->next_tick(), now) << "the sweep it waited for";
-  tick();
-  EXPECT_EQ(store.sweeps, sweeps + 1);
+  EXPECT_GT(machine->next_tick(), now);
 }
 
 // ---------------------------------------------------------------------------------------------
