@@ -10,7 +10,8 @@
 //   rtt    full round trips with 1 and 4 workers: post, the worker runs it, titanic.reply until
 //          "200" (first asked 1 ms after the "200", then backing off to 16 ms), titanic.close;
 //          requests/s and latency from post to close, beside Majordomo request/reply with the
-//          asynchronous client and as many workers
+//          asynchronous client and as many workers (each worker taking --credit requests at
+//          once on both sides, fabric's broker extension)
 #include "bench.hpp"
 #include "harness/histogram.hpp"
 #include "harness/stats.hpp"
@@ -54,6 +55,7 @@ struct titanic_cli {
   std::uint64_t count = 0;  // 0: a default per op
   std::vector<int> workers{1, 4};
   std::size_t window = 1024;
+  std::uint32_t worker_credit = 64;  // echo workers' credit, both sides (fabric's broker extension)
   std::string dir;
   bool quick = false;
 };
@@ -73,9 +75,10 @@ durability parse_mode(const std::string& name) {
 // torn down in reverse order.
 class rig {
  public:
-  rig(const std::filesystem::path& dir, durability mode, int workers) {
+  rig(const std::filesystem::path& dir, durability mode, int workers, std::uint32_t worker_credit) {
     mdp::broker_options bo;
     bo.endpoints = {"tcp://127.0.0.1:*"};
+    bo.max_worker_credit = 1024;  // what the Titanic service asks for: one commit carries more
     broker_ = std::make_unique<mdp::broker>(ctx_, bo);
     endpoint_ = broker_->endpoints().at(0);
     journal_options jo;
@@ -87,8 +90,8 @@ class rig {
     to.max_in_flight = 256;
     titanic_ = std::make_unique<titanic::service>(ctx_, *journal_, to);
     for (int i = 0; i < workers; ++i) {
-      workers_.emplace_back([this] {
-        mdp::worker w(ctx_, {.broker = endpoint_, .service = "echo"});
+      workers_.emplace_back([this, worker_credit] {
+        mdp::worker w(ctx_, {.broker = endpoint_, .service = "echo", .credit = worker_credit});
         (void)w.serve([](mdp::worker::request& r) { return std::move(r.body); }, [this] { return stop_.load(); },
                       milliseconds(20));
       });
@@ -165,7 +168,7 @@ void expect_ok(const mdp::async_client::reply& rep, std::string_view what) {
 // `count` keyed posts, `window` outstanding; no worker: requests are stored and wait.
 outcome measure_post(const std::filesystem::path& dir, durability mode, std::size_t size, std::uint64_t count,
                      std::size_t window) {
-  rig r(dir, mode, 0);
+  rig r(dir, mode, 0, 1);
   wait_ready(r, milliseconds(10'000));
   mdp::async_client c(r.ctx(), {.broker = r.endpoint(), .correlate = mdp::correlation::request_id,
                                  .max_outstanding = window + 1, .request_expiry = milliseconds(30'000)});
@@ -197,8 +200,8 @@ outcome measure_post(const std::filesystem::path& dir, durability mode, std::siz
 // Full round trips: post, poll titanic.reply (from 1 ms after the "200", doubling to 16 ms while
 // "300"), close.
 outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size_t size, std::uint64_t count,
-                    std::size_t window, int workers) {
-  rig r(dir, mode, workers);
+                    std::size_t window, int workers, std::uint32_t credit) {
+  rig r(dir, mode, workers, credit);
   wait_ready(r, milliseconds(10'000));
   mdp::async_client c(r.ctx(), {.broker = r.endpoint(), .correlate = mdp::correlation::request_id,
                                  .max_outstanding = window * 2 + 1, .request_expiry = milliseconds(30'000)});
@@ -365,7 +368,8 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
       double m = 0;
       for (int turn = 0; turn < (raw ? 2 : 1); ++turn) {
         if ((turn + rep) % 2 == 0) {
-          outcome out = measure_rtt(tmp.sub("titanic"), parse_mode(o.mode), o.size, rtt_count(o), o.window, workers);
+          outcome out = measure_rtt(tmp.sub("titanic"), parse_mode(o.mode), o.size, rtt_count(o), o.window, workers,
+                                    o.worker_credit);
           f = out.rate();
           rates.push_back(f);
           lat.push_back(std::move(out.latency));
@@ -374,6 +378,7 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
           sp.impl = mb::side::fabric;
           sp.client = mb::client_kind::async;
           sp.workers = workers;
+          sp.worker_credit = static_cast<int>(o.worker_credit);
           sp.size = o.size;
           sp.count = rtt_count(o);
           sp.warmup = std::max<std::uint64_t>(100, rtt_count(o) / 10);
@@ -392,6 +397,7 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
   }
   run f = base_run("rtt", "fabric", o, reps);
   f.set("workers", static_cast<std::int64_t>(workers));
+  f.set("credit", static_cast<std::int64_t>(o.worker_credit));
   f.set("count", static_cast<std::int64_t>(rtt_count(o)));
   f.set("window", static_cast<std::int64_t>(o.window));
   set_summary(f, "msgs_per_s", rates);
@@ -401,6 +407,7 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
   if (!raw) return;
   run m = base_run("rtt", "majordomo", o, reps);
   m.set("workers", static_cast<std::int64_t>(workers));
+  m.set("credit", static_cast<std::int64_t>(o.worker_credit));
   m.set("count", static_cast<std::int64_t>(rtt_count(o)));
   m.set("window", static_cast<std::int64_t>(o.window));
   set_summary(m, "msgs_per_s", mdp_rates);
@@ -434,6 +441,9 @@ void register_titanic_benchmarks(CLI::App& app, session& s) {
   sub->add_option("--workers", opts.workers, "echo workers for rtt, one run each")
       ->delimiter(',')
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  sub->add_option("--credit", opts.worker_credit, "each echo worker's credit (1: plain 7/MDP), both sides")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   sub->add_option("-w,--window", opts.window, "requests outstanding at once (post, rtt)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))

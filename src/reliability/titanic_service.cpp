@@ -65,6 +65,8 @@ constexpr std::string_view status_table = "tsp.status";
 constexpr std::size_t envelope_frames = 8;
 // A service's late reply is let go this long after the machine's own dispatch deadline.
 constexpr milliseconds expiry_margin{1000};
+// What the worker sessions ask of fabric's broker, which lowers it to its own bound
+// (broker_options::max_worker_credit, 256 by default): the requests one commit can carry.
 constexpr std::uint32_t fabric_broker_credit = 1024;
 
 void put_u32(std::string& s, std::uint32_t v) {
@@ -256,6 +258,11 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       so.immediate = false;   // READY must be queued before the connection completes
       so.linger = milliseconds(100);  // long enough for a last DISCONNECT; nothing else waits
       so.max_frames = tsp::max_body_frames + envelope_frames + 1;
+      // Both ways bounded by the credit (the requests the broker may hand over, and the answers
+      // to them, which one commit can release all at once): a high-water mark below it would
+      // make the socket refuse answers that have nowhere else to wait.
+      so.send_hwm = 0;
+      so.recv_hwm = 0;
       dealers[i].emplace(c, so);
     }
     recover();

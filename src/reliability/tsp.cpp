@@ -4,7 +4,14 @@
 
 #include <fabric/error.hpp>
 
-#include <random>
+#include <pthread.h>
+#include <sys/random.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <system_error>
 #include <utility>
 
 namespace fabric::tsp {
@@ -92,13 +99,53 @@ void append(message& out, message&& body) {
 
 }  // namespace
 
-uuid uuid::random() {
-  std::random_device source;
-  uuid u;
-  for (std::size_t i = 0; i < u.bytes.size(); i += 4) {
-    const std::uint32_t r = source();
-    for (std::size_t k = 0; k < 4; ++k) u.bytes[i + k] = static_cast<std::uint8_t>(r >> (8 * k));
+namespace {
+
+// Bumped in every child after a fork, so a child never hands out the bytes its parent's buffer
+// still holds: the two would draw the same UUIDs.
+std::atomic<std::uint64_t> fork_generation{0};
+void note_fork() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+// Random octets from the kernel's generator (getrandom), fetched 4 KiB at a time: one system call
+// per 256 UUIDs rather than one (or a file opened) per UUID.
+struct random_pool {
+  std::array<std::uint8_t, 4096> bytes{};
+  std::size_t used = bytes.size();
+  std::uint64_t generation = 0;
+
+  void take(std::uint8_t* out, std::size_t n) {
+    const std::uint64_t now = fork_generation.load(std::memory_order_relaxed);
+    if (now != generation || used + n > bytes.size()) {
+      refill();
+      generation = now;
+    }
+    std::memcpy(out, bytes.data() + used, n);
+    std::memset(bytes.data() + used, 0, n);  // handed out once
+    used += n;
   }
+
+  void refill() {
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+      const ssize_t r = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw error(std::error_code(errno, std::system_category()), "tsp: no random octets for a UUID");
+      }
+      got += static_cast<std::size_t>(r);
+    }
+    used = 0;
+  }
+};
+
+}  // namespace
+
+uuid uuid::random() {
+  static std::once_flag registered;
+  std::call_once(registered, [] { (void)::pthread_atfork(nullptr, nullptr, note_fork); });
+  thread_local random_pool pool;
+  uuid u;
+  pool.take(u.bytes.data(), u.bytes.size());
   u.bytes[6] = static_cast<std::uint8_t>((u.bytes[6] & 0x0f) | 0x40);  // version 4
   u.bytes[8] = static_cast<std::uint8_t>((u.bytes[8] & 0x3f) | 0x80);  // variant 10
   return u;

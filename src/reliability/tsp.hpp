@@ -26,8 +26,8 @@
 // most max_body_frames + 2 frames are examined however many arrive, then the frames left to
 // right. The first fault found is the one reported.
 //
-// Thread safety: stateless functions over values; uuid::random() draws from a std::random_device
-// of its own per call. Safe from any thread.
+// Thread safety: stateless functions over values; uuid::random() draws from a buffer of its
+// thread's own. Safe from any thread.
 #pragma once
 
 #include <fabric/message.hpp>
@@ -59,7 +59,9 @@ inline constexpr std::size_t uuid_text_size = 32;  ///< hex digits in a UUID fra
 struct uuid {
   std::array<std::uint8_t, 16> bytes{};
 
-  /// A random (RFC 4122 version 4) UUID drawn from std::random_device.
+  /// A random (RFC 4122 version 4) UUID: 122 bits from the kernel's generator (getrandom),
+  /// fetched 4 KiB at a time into a buffer per thread that a forked child never reuses.
+  /// Throws: fabric::error when the kernel gives no random octets.
   static uuid random();
   bool operator==(const uuid&) const = default;
   auto operator<=>(const uuid&) const = default;

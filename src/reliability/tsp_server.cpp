@@ -14,9 +14,6 @@ namespace {
 
 // A request read back from the journal is let go after this much failing, to try again.
 constexpr std::chrono::milliseconds read_retry{1000};
-// At most this many waiting requests are looked at per dispatch pass, so a long queue for a
-// service whose answer is awaited does not make every event cost its length.
-constexpr std::size_t max_scan = 4096;
 
 std::size_t status_index(status s) noexcept {
   switch (s) {
@@ -231,6 +228,7 @@ void server_machine::on_dispatch_reply(std::uint64_t id, message&& body, time_po
   unschedule(rid, e, phase::finishing);
   auto& svc = services_[e.service];
   svc.what = service_state::known::present;  // a worker answered: evidence enough
+  svc.absences = 0;
   svc.checked = now;
   if (body.size() > max_body_frames) {
     give_up(rid, e, "the service's reply has more than " + std::to_string(max_body_frames) + " frames", false);
@@ -271,8 +269,18 @@ void server_machine::timed_out(const uuid& id, entry& e, time_point now) {
 void server_machine::on_service_status(std::string_view service, bool has_workers, time_point now) {
   auto it = services_.find(service);
   if (it == services_.end()) return;  // never asked about: nothing waits for it
-  it->second.what = has_workers ? service_state::known::present : service_state::known::absent;
-  it->second.checked = now;
+  service_state& svc = it->second;
+  svc.checked = now;
+  if (has_workers) {
+    svc.what = service_state::known::present;
+    svc.absences = 0;
+  } else {
+    // Its requests wait, none counting an attempt, and it is asked about again after a back-off.
+    svc.what = service_state::known::absent;
+    ++svc.absences;
+    svc.retry_at = backoff(svc.absences, now);
+    ++stats_.no_workers;
+  }
   act(now);
 }
 
@@ -372,7 +380,8 @@ void server_machine::reload() {
   for (const auto& [id, rid] : dispatches_) io_.cancel(id);
   dispatches_.clear();
   open_.clear();
-  ready_.clear();
+  for (auto& [name, svc] : services_) svc.ready.clear();
+  ready_ = 0;
   delayed_.clear();
   deadlines_.clear();
   ttls_.clear();
@@ -422,7 +431,7 @@ void server_machine::release_due(time_point now) {
     const auto it = open_.find(id);
     if (it == open_.end()) continue;
     it->second.not_before = time_point::min();
-    ready_.emplace(it->second.seq, id);
+    add_ready(id, it->second);
   }
 }
 
@@ -437,80 +446,98 @@ void server_machine::expire_due(time_point now) {
   }
 }
 
+void server_machine::note_requery(time_point at) noexcept {
+  requery_at_ = requery_at_ ? std::min(*requery_at_, at) : at;
+}
+
+// Each service with requests ready is asked about (mmi.service) when its answer is missing or
+// stale, and waits while its answer is awaited or it has no workers; of the services known to have
+// workers, the oldest request goes first. Each pass costs the services with requests ready, not
+// the requests: a long queue for a service that is down costs nothing while it waits.
 void server_machine::dispatch_due(time_point now) {
   requery_at_.reset();
-  std::size_t scanned = 0;
-  bool moved = false;  // some request left ready_ in this pass
-  for (auto it = ready_.begin(); it != ready_.end() && in_flight_ < s_.max_in_flight && scanned < max_scan;
-       ++scanned) {
-    const uuid id = it->second;
-    entry& e = open_.at(id);
-    service_state& svc = services_[e.service];
-    const bool fresh = now - svc.checked < s_.service_check_interval;
-    using known = service_state::known;
+  if (ready_ == 0) return;
+  using known = service_state::known;
+  std::vector<service_state*> open_services;
+  for (auto& [name, svc] : services_) {
+    if (svc.ready.empty()) continue;
     if (svc.what == known::asking) {
       const time_point again = svc.asked + s_.service_check_interval;
       if (now < again) {
-        requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
-        ++it;
+        note_requery(again);
         continue;
       }
       svc.what = known::unknown;  // no answer: ask again
     }
-    if (svc.what == known::unknown || !fresh) {
+    if (svc.what == known::absent && now < svc.retry_at) {
+      note_requery(svc.retry_at);
+      continue;
+    }
+    const bool stale = svc.what == known::absent || now - svc.checked >= s_.service_check_interval;
+    if (svc.what == known::unknown || stale) {
       ++stats_.service_queries;
-      if (io_.query_service(e.service)) {
+      if (io_.query_service(name)) {
         svc.what = known::asking;
         svc.asked = now;
       } else {
         svc.what = known::unknown;
       }
-      const time_point again = now + s_.service_check_interval;
-      requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
-      ++it;
+      note_requery(now + s_.service_check_interval);
       continue;
     }
-    if (svc.what == known::absent) {
-      ++stats_.no_workers;
-      ++e.backoffs;
-      it = ready_.erase(it);
-      moved = true;
-      e.at = phase::waiting;
-      e.not_before = backoff(e.backoffs, now);
-      delayed_.emplace(e.not_before, id);
-      continue;
-    }
-    auto body = store_.read_body(id, e.seq);
-    if (!body) {
-      ++stats_.store_errors;
-      it = ready_.erase(it);
-      moved = true;
-      e.not_before = now + read_retry;
-      delayed_.emplace(e.not_before, id);
-      continue;
-    }
-    auto sent = io_.dispatch(e.service, std::move(*body), s_.dispatch_timeout);
-    if (!sent) {
-      ++stats_.dispatch_failures;
-      const time_point again = now + std::chrono::milliseconds(10);
-      requery_at_ = requery_at_ ? std::min(*requery_at_, again) : again;
-      break;  // back pressure: the rest wait too
-    }
-    it = ready_.erase(it);
-    moved = true;
-    e.at = phase::in_flight;
-    e.backoffs = 0;
-    e.dispatch = *sent;
-    e.deadline = now + s_.dispatch_timeout;
-    dispatches_.emplace(*sent, id);
-    deadlines_.emplace(e.deadline, id);
-    ++in_flight_;
-    ++stats_.dispatched;
+    open_services.push_back(&svc);
   }
-  // More to look at, once this pass moved some out of the way. A pass that moved none would scan
-  // the same requests again (all awaiting their service's answer): that waits for the answer, or
-  // requery_at_, rather than spinning.
-  if (scanned == max_scan && moved && in_flight_ < s_.max_in_flight) requery_at_ = now;
+  while (in_flight_ < s_.max_in_flight && !open_services.empty()) {
+    // The service whose oldest ready request is the oldest of all.
+    auto best = open_services.begin();
+    for (auto it = open_services.begin() + 1; it != open_services.end(); ++it) {
+      if ((*it)->ready.begin()->first < (*best)->ready.begin()->first) best = it;
+    }
+    service_state& svc = **best;
+    const uuid id = svc.ready.begin()->second;
+    if (!dispatch_one(id, open_.at(id), svc, now)) {
+      note_requery(now + std::chrono::milliseconds(10));
+      return;  // back pressure: the rest wait too
+    }
+    if (svc.ready.empty()) open_services.erase(best);
+  }
+}
+
+// Dispatches `id`, at the head of `svc`'s ready set. Returns: false when the io refused it (back
+// pressure); a body that could not be read is let wait read_retry, and counts as done.
+bool server_machine::dispatch_one(const uuid& id, entry& e, service_state& svc, time_point now) {
+  auto body = store_.read_body(id, e.seq);
+  if (!body) {
+    ++stats_.store_errors;
+    remove_ready(id, e);
+    e.not_before = now + read_retry;
+    delayed_.emplace(e.not_before, id);
+    return true;
+  }
+  auto sent = io_.dispatch(e.service, std::move(*body), s_.dispatch_timeout);
+  if (!sent) {
+    ++stats_.dispatch_failures;
+    return false;
+  }
+  svc.ready.erase(svc.ready.begin());
+  --ready_;
+  e.at = phase::in_flight;
+  e.dispatch = *sent;
+  e.deadline = now + s_.dispatch_timeout;
+  dispatches_.emplace(*sent, id);
+  deadlines_.emplace(e.deadline, id);
+  ++in_flight_;
+  ++stats_.dispatched;
+  return true;
+}
+
+void server_machine::add_ready(const uuid& id, const entry& e) {
+  if (services_[e.service].ready.emplace(e.seq, id).second) ++ready_;
+}
+
+void server_machine::remove_ready(const uuid& id, const entry& e) {
+  const auto it = services_.find(e.service);
+  if (it != services_.end() && it->second.ready.erase({e.seq, id}) != 0) --ready_;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,6 +580,12 @@ void server_machine::sweep(time_point now) {
   // listed twice. Other commits do not hold it up (a removal of a request closed meanwhile finds
   // nothing to remove), so retention keeps up under any load.
   if (now < next_sweep_ || removals_pending_ != 0) return;
+  // Services nothing waits for, whose answer is stale anyway, are forgotten.
+  std::erase_if(services_, [&](const auto& kv) {
+    const service_state& svc = kv.second;
+    return svc.ready.empty() && svc.what != service_state::known::asking &&
+           now - svc.checked >= s_.service_check_interval;
+  });
   auto due = store_.due_removals(s_.page);
   if (!due) {
     ++stats_.store_errors;
@@ -584,7 +617,7 @@ void server_machine::make_waiting(const uuid& id, entry& e, time_point at, time_
   e.at = phase::waiting;
   if (at <= now) {
     e.not_before = time_point::min();
-    ready_.emplace(e.seq, id);
+    add_ready(id, e);
   } else {
     e.not_before = at;
     delayed_.emplace(at, id);
@@ -596,7 +629,7 @@ void server_machine::unschedule(const uuid& id, entry& e, phase to) {
   switch (e.at) {
     case phase::waiting:
       if (e.not_before == time_point::min()) {
-        ready_.erase({e.seq, id});
+        remove_ready(id, e);
       } else {
         delayed_.erase({e.not_before, id});
       }

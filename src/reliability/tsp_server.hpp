@@ -249,19 +249,22 @@ class server_machine {
     std::string service;
     std::uint32_t attempts = 0;
     detail::time_point expires_at = detail::time_point::max();
-    // waiting: min() while in ready_, else its time in delayed_
+    // waiting: min() while in its service's ready set, else its time in delayed_
     detail::time_point not_before = detail::time_point::min();
     phase at = phase::waiting;
     std::uint64_t dispatch = 0;     // in flight: the dispatch id
     detail::time_point deadline{};  // in flight: when it counts as unanswered
-    std::uint32_t backoffs = 0;     // no-worker waits since it was last dispatched
   };
   struct service_state {
     enum class known : std::uint8_t { unknown, asking, present, absent };
     known what = known::unknown;
-    detail::time_point checked{};
-    detail::time_point asked{};
+    detail::time_point checked{};   // when the last answer came
+    detail::time_point asked{};     // asking: when the question went
+    detail::time_point retry_at{};  // absent: when to ask again
+    std::uint32_t absences = 0;     // "no workers" answers in a row
+    std::set<std::pair<std::uint64_t, uuid>> ready;  // its waiting, due requests, by record
   };
+
   // What to do once the commit carrying a change is durable: one per change, in order.
   struct followup {
     change_kind kind = change_kind::stored;
@@ -291,6 +294,10 @@ class server_machine {
   bool wants_page() const noexcept;
   void page_in(detail::time_point now);
   void sweep(detail::time_point now);
+  void add_ready(const uuid& id, const entry& e);
+  void remove_ready(const uuid& id, const entry& e);
+  bool dispatch_one(const uuid& id, entry& e, service_state& svc, detail::time_point now);
+  void note_requery(detail::time_point at) noexcept;
   void give_up(const uuid& id, entry& e, std::string reason, bool by_ttl);
   void make_waiting(const uuid& id, entry& e, detail::time_point at, detail::time_point now);
   void unschedule(const uuid& id, entry& e, phase to);
@@ -303,7 +310,7 @@ class server_machine {
   server_store& store_;
 
   std::unordered_map<uuid, entry, uuid_hash> open_;           // open requests in memory
-  std::set<std::pair<std::uint64_t, uuid>> ready_;            // waiting and due, by record
+  std::size_t ready_ = 0;                                     // requests in services' ready sets
   std::set<std::pair<detail::time_point, uuid>> delayed_;     // waiting, not yet due
   std::set<std::pair<detail::time_point, uuid>> deadlines_;   // in flight, by dispatch deadline
   std::set<std::pair<detail::time_point, uuid>> ttls_;        // open, by TTL

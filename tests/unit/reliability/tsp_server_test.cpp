@@ -800,29 +800,51 @@ TEST_F(TitanicServer, ServiceWithoutWorkersBacksOffCountingNoAttempt) {
   EXPECT_EQ(machine->stats().no_workers, 1u);
   EXPECT_EQ(machine->next_tick(), now + 1s);
 
-  advance(1s);  // the answer is still fresh: waits again, twice as long
-  EXPECT_EQ(io.queries.size(), 1u);
-  EXPECT_EQ(machine->stats().no_workers, 2u);
-  EXPECT_EQ(machine->next_tick(), now + 2s);
-
-  advance(2s);  // past service_check_interval: asked again
+  advance(1s);  // the back-off passed: asked again
   EXPECT_EQ(io.queries.size(), 2u);
+  absent();
+  EXPECT_EQ(machine->stats().no_workers, 2u);
+  EXPECT_EQ(machine->next_tick(), now + 2s) << "twice as long";
+
+  advance(2s);
+  EXPECT_EQ(io.queries.size(), 3u);
   absent();
   EXPECT_EQ(machine->stats().no_workers, 3u);
   EXPECT_EQ(machine->next_tick(), now + 4s);
 
   advance(4s);
-  EXPECT_EQ(io.queries.size(), 3u);
+  EXPECT_EQ(io.queries.size(), 4u);
   absent();
   EXPECT_EQ(machine->next_tick(), now + 4s) << "capped at retry_max";
   advance(4s);
-  EXPECT_EQ(io.queries.size(), 4u);
+  EXPECT_EQ(io.queries.size(), 5u);
   present();
   ASSERT_EQ(io.dispatches.size(), 1u);
   EXPECT_EQ(io.dispatches[0].body, (frames{"hello"}));
   EXPECT_TRUE(store.pending.empty()) << "no attempt was counted";
   EXPECT_EQ(machine->stats().given_up, 0u);
   EXPECT_EQ(reply_of(id), status_only(status::pending));
+}
+
+TEST_F(TitanicServer, AServiceWithoutWorkersCostsNothingPerWaitingRequest) {
+  auto s = test_settings();
+  s.max_batch = 5000;
+  s.max_in_memory = 10'000;
+  start(s);
+  for (int i = 0; i < 3000; ++i) request("down", {std::to_string(i)});
+  complete();  // the first request alone
+  complete();  // the rest, gathered meanwhile
+  ASSERT_EQ(io.queries.size(), 1u) << "one question for the service, not one per request";
+  absent("down");
+  EXPECT_EQ(machine->stats().no_workers, 1u);
+  EXPECT_EQ(machine->stats().open, 3000u);
+  // Another service's request is dispatched at once, past the 3,000 waiting ones.
+  request("up", {"x"});
+  complete();
+  ASSERT_EQ(io.queries.size(), 2u);
+  present("up");
+  ASSERT_EQ(io.dispatches.size(), 1u);
+  EXPECT_EQ(io.dispatches[0].body, (frames{"x"}));
 }
 
 TEST_F(TitanicServer, LongQueueAwaitingItsServiceAnswerDoesNotSpin) {
