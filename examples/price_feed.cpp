@@ -48,7 +48,7 @@ class book {
   }
   bool wait_all(std::uint64_t last) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, patience * 4, [&] {
+    return cv_.wait_for(lock, patience * 12, [&] {  // generous: a loaded machine runs it slowly
       for (const auto& name : instruments) {
         if (streams_[name].next <= last) return false;
       }
