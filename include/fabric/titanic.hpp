@@ -69,6 +69,10 @@ struct service_options {
   std::uint32_t credit = 0;
   /// Requests dispatched and not yet answered at most, 1..1000000.
   std::size_t max_in_flight = 64;
+  /// Requests one service is first sent at once. Each reply lets it have one more (up to
+  /// max_in_flight), each unanswered dispatch halves it: a slow service is not sent more than it
+  /// finishes within dispatch_timeout. At least 1.
+  std::size_t service_window = 8;
   /// How long a dispatched request may go unanswered before it counts an attempt and may be
   /// dispatched again. 1 ms .. 24 h.
   std::chrono::milliseconds dispatch_timeout{60'000};

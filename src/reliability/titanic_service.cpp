@@ -340,6 +340,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
   static tsp::server_settings machine_settings(const service_options& o) {
     tsp::server_settings s;
     s.max_in_flight = o.max_in_flight;
+    s.service_window = o.service_window;
     s.dispatch_timeout = o.dispatch_timeout;
     s.max_attempts = o.max_attempts;
     s.retry_base = o.retry_base;

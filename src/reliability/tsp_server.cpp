@@ -55,6 +55,7 @@ server_machine::server_machine(const server_settings& s, server_io& io, server_s
     : s_(s), io_(io), store_(store) {
   if (s_.max_in_flight == 0 || s_.max_in_flight > 1'000'000)
     throw error(errc::invalid_argument, "titanic: max_in_flight must be between 1 and 1000000");
+  if (s_.service_window == 0) throw error(errc::invalid_argument, "titanic: service_window must be at least 1");
   if (s_.dispatch_timeout <= std::chrono::milliseconds::zero() || s_.dispatch_timeout > std::chrono::hours(24))
     throw error(errc::invalid_argument, "titanic: dispatch_timeout must be between 1 ms and 24 h");
   if (s_.max_attempts == 0) throw error(errc::invalid_argument, "titanic: max_attempts must be at least 1");
@@ -230,9 +231,10 @@ void server_machine::on_dispatch_reply(std::uint64_t id, message&& body, time_po
   const uuid rid = d->second;
   entry& e = open_.at(rid);
   unschedule(rid, e, phase::finishing);
-  auto& svc = services_[e.service];
+  auto& svc = service_of(e.service);
   svc.what = service_state::known::present;  // a worker answered: evidence enough
   svc.absences = 0;
+  svc.window = std::min(svc.window + 1, s_.max_in_flight);  // it keeps up: one more at once
   svc.checked = now;
   if (body.size() > max_body_frames) {
     give_up(rid, e, "the service's reply has more than " + std::to_string(max_body_frames) + " frames", false);
@@ -256,7 +258,11 @@ void server_machine::on_dispatch_expired(std::uint64_t id, time_point now) {
 void server_machine::timed_out(const uuid& id, entry& e, time_point now) {
   ++stats_.dispatch_timeouts;
   unschedule(id, e, phase::waiting);
-  services_[e.service].what = service_state::known::unknown;  // ask again before the next one
+  {
+    service_state& svc = service_of(e.service);
+    svc.what = service_state::known::unknown;        // ask again before the next one
+    svc.window = std::max<std::size_t>(1, svc.window / 2);  // and send it fewer at once
+  }
   ++e.attempts;
   if (e.attempts >= s_.max_attempts) {
     give_up(id, e,
@@ -388,7 +394,10 @@ void server_machine::reload() {
   for (const auto& [id, rid] : dispatches_) io_.cancel(id);
   dispatches_.clear();
   open_.clear();
-  for (auto& [name, svc] : services_) svc.ready.clear();
+  for (auto& [name, svc] : services_) {
+    svc.ready.clear();
+    svc.in_flight = 0;
+  }
   ready_ = 0;
   delayed_.clear();
   deadlines_.clear();
@@ -493,7 +502,7 @@ void server_machine::dispatch_due(time_point now) {
       note_requery(now + s_.service_check_interval);
       continue;
     }
-    open_services.push_back(&svc);
+    if (svc.in_flight < svc.window) open_services.push_back(&svc);
   }
   while (in_flight_ < s_.max_in_flight && !open_services.empty()) {
     // The service whose oldest ready request is the oldest of all.
@@ -507,7 +516,7 @@ void server_machine::dispatch_due(time_point now) {
       note_requery(now + std::chrono::milliseconds(10));
       return;  // back pressure: the rest wait too
     }
-    if (svc.ready.empty()) open_services.erase(best);
+    if (svc.ready.empty() || svc.in_flight >= svc.window) open_services.erase(best);
   }
 }
 
@@ -535,12 +544,22 @@ bool server_machine::dispatch_one(const uuid& id, entry& e, service_state& svc, 
   dispatches_.emplace(*sent, id);
   deadlines_.emplace(e.deadline, id);
   ++in_flight_;
+  ++svc.in_flight;
   ++stats_.dispatched;
   return true;
 }
 
+server_machine::service_state& server_machine::service_of(std::string_view name) {
+  auto it = services_.find(name);
+  if (it == services_.end()) {
+    it = services_.emplace(std::string(name), service_state{}).first;
+    it->second.window = std::min(s_.service_window, s_.max_in_flight);
+  }
+  return it->second;
+}
+
 void server_machine::add_ready(const uuid& id, const entry& e) {
-  if (services_[e.service].ready.emplace(e.seq, id).second) ++ready_;
+  if (service_of(e.service).ready.emplace(e.seq, id).second) ++ready_;
 }
 
 void server_machine::remove_ready(const uuid& id, const entry& e) {
@@ -591,7 +610,7 @@ void server_machine::sweep(time_point now) {
   // Services nothing waits for, whose answer is stale anyway, are forgotten.
   std::erase_if(services_, [&](const auto& kv) {
     const service_state& svc = kv.second;
-    return svc.ready.empty() && svc.what != service_state::known::asking &&
+    return svc.ready.empty() && svc.in_flight == 0 && svc.what != service_state::known::asking &&
            now - svc.checked >= s_.service_check_interval;
   });
   auto due = store_.due_removals(s_.page);
@@ -647,6 +666,8 @@ void server_machine::unschedule(const uuid& id, entry& e, phase to) {
       dispatches_.erase(e.dispatch);
       deadlines_.erase({e.deadline, id});
       --in_flight_;
+      if (const auto svc = services_.find(e.service); svc != services_.end() && svc->second.in_flight > 0)
+        --svc->second.in_flight;
       break;
     case phase::finishing: break;
   }

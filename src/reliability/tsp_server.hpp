@@ -179,6 +179,9 @@ class server_io {
 
 struct server_settings {
   std::size_t max_in_flight = 64;
+  /// Requests one service is first sent at once; each reply lets it have one more (up to
+  /// max_in_flight), each dispatch timeout halves it (to 1 at least). See section 4.2.
+  std::size_t service_window = 8;
   std::chrono::milliseconds dispatch_timeout{60'000};
   std::uint32_t max_attempts = 5;            ///< dispatch timeouts before a request is given up
   std::chrono::milliseconds retry_base{1000};
@@ -263,6 +266,8 @@ class server_machine {
     detail::time_point retry_at{};  // absent: when to ask again
     std::uint32_t absences = 0;     // "no workers" answers in a row
     std::set<std::pair<std::uint64_t, uuid>> ready;  // its waiting, due requests, by record
+    std::size_t in_flight = 0;  // its requests dispatched and not yet answered
+    std::size_t window = 0;     // how many of them may be at once (section 4.2)
   };
 
   // What to do once the commit carrying a change is durable: one per change, in order.
@@ -294,6 +299,7 @@ class server_machine {
   bool wants_page() const noexcept;
   void page_in(detail::time_point now);
   void sweep(detail::time_point now);
+  service_state& service_of(std::string_view name);
   void add_ready(const uuid& id, const entry& e);
   void remove_ready(const uuid& id, const entry& e);
   bool dispatch_one(const uuid& id, entry& e, service_state& svc, detail::time_point now);

@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight, "requests dispatched to services at once")
       ->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  app.add_option("--service-window", o.service_window,
+                 "requests one service is first sent at once (grows by one per reply, halves per "
+                 "unanswered dispatch)")
+      ->check(CLI::Range(1, 1'000'000))->capture_default_str();
   app.add_option("--dispatch-timeout", dispatch_timeout_ms,
                  "how long a dispatched request may go unanswered before it counts an attempt and "
                  "may be dispatched again")

@@ -675,9 +675,41 @@ TEST_F(TitanicServer, CloseOfAnUnknownUuidIsAnswered200) {
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
+TEST_F(TitanicServer, AServiceWindowWidensWithRepliesAndHalvesOnTimeouts) {
+  auto s = test_settings();
+  s.max_in_flight = 6;
+  s.service_window = 2;
+  s.max_batch = 1000;
+  start(s);
+  request("slow", {"0"});
+  for (int i = 1; i < 40; ++i) request("slow", {std::to_string(i)});
+  complete();
+  complete();
+  present("slow");
+  ASSERT_EQ(io.dispatches.size(), 2u) << "a service is first sent service_window at once";
+
+  machine->on_dispatch_reply(io.dispatches[0].id, make({"r"}), now);
+  EXPECT_EQ(io.dispatches.size(), 4u) << "one answered: room for it and one more";
+  machine->on_dispatch_reply(io.dispatches[1].id, make({"r"}), now);
+  machine->on_dispatch_reply(io.dispatches[2].id, make({"r"}), now);
+  EXPECT_EQ(machine->stats().in_flight, 5u) << "window 5";
+  machine->on_dispatch_reply(io.dispatches[3].id, make({"r"}), now);
+  machine->on_dispatch_reply(io.dispatches[4].id, make({"r"}), now);
+  EXPECT_EQ(machine->stats().in_flight, 6u) << "capped by max_in_flight";
+
+  // Every dispatch in flight times out: the window halves at each, down to 1.
+  advance(10s);
+  EXPECT_EQ(machine->stats().dispatch_timeouts, 6u);
+  EXPECT_EQ(machine->stats().in_flight, 0u);
+  advance(2500ms);  // asked about again
+  present("slow");
+  EXPECT_EQ(machine->stats().in_flight, 1u) << "after the timeouts, one at a time";
+}
+
 TEST_F(TitanicServer, AtMostMaxInFlightAreDispatchedOldestFirst) {
   auto s = test_settings();
   s.max_in_flight = 2;
+  s.service_window = 2;
   start(s);
   request("echo", {"0"});
   for (int i = 1; i <= 4; ++i) request("echo", {std::to_string(i)});
@@ -1264,6 +1296,7 @@ TEST_F(TitanicServer, SettingsOutOfRangeAreRefused) {
     testing::expect_error(errc::invalid_argument, [&] { server_machine m(s, io, store); });
   };
   refused([](server_settings& s) { s.max_in_flight = 0; });
+  refused([](server_settings& s) { s.service_window = 0; });
   refused([](server_settings& s) { s.max_in_flight = 1'000'001; });
   refused([](server_settings& s) { s.dispatch_timeout = 0ms; });
   refused([](server_settings& s) { s.dispatch_timeout = 25h; });
