@@ -55,7 +55,9 @@ struct titanic_cli {
   std::uint64_t count = 0;  // 0: a default per op
   std::vector<int> workers{1, 4};
   std::size_t window = 1024;
-  std::uint32_t worker_credit = 64;  // echo workers' credit, both sides (fabric's broker extension)
+  std::uint32_t worker_credit = 64;
+  int first_poll_ms = 1;   // rtt: the first titanic.reply this long after the "200"
+  int max_poll_ms = 16;    // rtt: the longest wait between two  // echo workers' credit, both sides (fabric's broker extension)
   std::string dir;
   bool quick = false;
 };
@@ -124,6 +126,7 @@ class rig {
 struct outcome {
   double seconds = 0;
   std::uint64_t completed = 0;
+  std::uint64_t polls = 0;  // rtt: titanic.reply requests sent
   histogram latency;
   double rate() const { return seconds > 0 ? static_cast<double>(completed) / seconds : 0; }
 };
@@ -200,7 +203,8 @@ outcome measure_post(const std::filesystem::path& dir, durability mode, std::siz
 // Full round trips: post, poll titanic.reply (from 1 ms after the "200", doubling to 16 ms while
 // "300"), close.
 outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size_t size, std::uint64_t count,
-                    std::size_t window, int workers, std::uint32_t credit) {
+                    std::size_t window, int workers, std::uint32_t credit, milliseconds first_poll,
+                    milliseconds max_poll) {
   rig r(dir, mode, workers, credit);
   wait_ready(r, milliseconds(10'000));
   mdp::async_client c(r.ctx(), {.broker = r.endpoint(), .correlate = mdp::correlation::request_id,
@@ -209,7 +213,7 @@ outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size
   struct request {
     clock_type::time_point started;
     std::string uuid;
-    milliseconds backoff{1};
+    milliseconds backoff{0};
   };
   std::vector<request> requests(count);
   std::unordered_map<std::uint64_t, std::pair<std::uint64_t, step>> pending;  // call id -> request, step
@@ -241,6 +245,7 @@ outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size
       const std::uint64_t n = polls.top().second;
       polls.pop();
       ask(n, step::reply);
+      ++out.polls;
     }
     const auto wait = polls.empty() ? milliseconds(30'000)
                                     : std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(polls.top().first - now));
@@ -260,11 +265,12 @@ outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size
         expect_ok(rep, "rtt post");
         if (rep.body.size() != 2) throw std::runtime_error("rtt post: no UUID");
         requests[n].uuid = std::string(rep.body.view(1));
+        requests[n].backoff = first_poll;
         polls.emplace(now + requests[n].backoff, n);
         break;
       case step::reply:
         if (!rep.body.empty() && rep.body.view(0) == "300") {
-          requests[n].backoff = std::min(requests[n].backoff * 2, milliseconds(16));
+          requests[n].backoff = std::min(requests[n].backoff * 2, max_poll);
           polls.emplace(now + requests[n].backoff, n);
           break;
         }
@@ -360,7 +366,7 @@ void run_lat(session& s, const titanic_cli& o, jb::temp_dir& tmp) {
 void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
   const int reps = s.options.reps;
   const bool raw = s.options.with_baseline();
-  std::vector<double> rates, mdp_rates, ratios;
+  std::vector<double> rates, mdp_rates, ratios, polls;
   std::vector<histogram> lat, mdp_lat;
   try {
     for (int rep = 0; rep < reps; ++rep) {
@@ -369,7 +375,8 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
       for (int turn = 0; turn < (raw ? 2 : 1); ++turn) {
         if ((turn + rep) % 2 == 0) {
           outcome out = measure_rtt(tmp.sub("titanic"), parse_mode(o.mode), o.size, rtt_count(o), o.window, workers,
-                                    o.worker_credit);
+                                    o.worker_credit, milliseconds(o.first_poll_ms), milliseconds(o.max_poll_ms));
+          polls.push_back(out.completed ? static_cast<double>(out.polls) / static_cast<double>(out.completed) : 0);
           f = out.rate();
           rates.push_back(f);
           lat.push_back(std::move(out.latency));
@@ -402,6 +409,7 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
   f.set("window", static_cast<std::int64_t>(o.window));
   set_summary(f, "msgs_per_s", rates);
   set_latency_medians(f, lat);
+  f.set("polls_per_100_pct", median(polls) * 100.0);  // titanic.reply requests per 100 requests
   if (raw) f.set("vs_raw_pct", median(ratios));
   s.add(std::move(f));
   if (!raw) return;
@@ -444,6 +452,12 @@ void register_titanic_benchmarks(CLI::App& app, session& s) {
       ->capture_default_str();
   sub->add_option("--credit", opts.worker_credit, "each echo worker's credit (1: plain 7/MDP), both sides")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub->add_option("--first-poll", opts.first_poll_ms, "rtt: ms from the \"200\" to the first titanic.reply")
+      ->check(CLI::Range(0, 10'000))
+      ->capture_default_str();
+  sub->add_option("--max-poll", opts.max_poll_ms, "rtt: longest ms between two titanic.reply while \"300\"")
+      ->check(CLI::Range(1, 10'000))
       ->capture_default_str();
   sub->add_option("-w,--window", opts.window, "requests outstanding at once (post, rtt)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))

@@ -302,8 +302,19 @@ void server_machine::queue_change(request_change&& c, followup&& f) {
   gathering_followups_.push_back(std::move(f));
 }
 
-void server_machine::maybe_commit() {
+void server_machine::maybe_commit(time_point now) {
   if (in_commit_ != 0 || gathering_.changes.empty()) return;
+  // Under load, a commit right after a large one would carry only what came during the answers
+  // to it, and the next one the rest: batches alternate large and small, and the small ones cost
+  // an fsync each. So while the last commit was large and this one is small, wait up to
+  // commit_linger for it to fill.
+  if (s_.commit_linger > std::chrono::microseconds::zero() && last_batch_ >= 64 &&
+      gathering_.changes.size() < last_batch_ / 2) {
+    if (!commit_due_) commit_due_ = now + s_.commit_linger;
+    if (now < *commit_due_) return;
+  }
+  commit_due_.reset();
+  last_batch_ = gathering_.changes.size();
   commit_batch batch;
   batch.id = next_batch_++;
   batch.changes.swap(gathering_.changes);
@@ -431,6 +442,7 @@ time_point server_machine::next_tick() const noexcept {
   // only spin. Their commit's completion makes next_sweep_ due again.
   if (removals_pending_ == 0) t = std::min(t, next_sweep_);
   if (requery_at_) t = std::min(t, *requery_at_);
+  if (commit_due_ && in_commit_ == 0) t = std::min(t, *commit_due_);
   return t;
 }
 
@@ -438,7 +450,7 @@ void server_machine::act(time_point now) {
   release_due(now);
   expire_due(now);
   dispatch_due(now);
-  maybe_commit();
+  maybe_commit(now);
 }
 
 void server_machine::release_due(time_point now) {

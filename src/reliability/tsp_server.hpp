@@ -195,6 +195,9 @@ struct server_settings {
   std::size_t max_in_memory = 100'000;
   std::size_t page = 1024;                   ///< open requests read from the journal at once
   std::size_t max_batch = 4096;              ///< changes one commit carries at most
+  /// Under load (the last commit carried 64 changes or more), a commit with under half as many
+  /// waits up to this long to fill. 0: never waits.
+  std::chrono::microseconds commit_linger{1000};
 };
 
 struct server_stats {
@@ -290,7 +293,7 @@ class server_machine {
 
   void act(detail::time_point now);
   void queue_change(request_change&& c, followup&& f);
-  void maybe_commit();
+  void maybe_commit(detail::time_point now);
   void reload();
   void dispatch_due(detail::time_point now);
   void release_due(detail::time_point now);
@@ -337,7 +340,9 @@ class server_machine {
   detail::time_point retry_read_ = detail::time_point::min();
   detail::time_point next_sweep_ = detail::time_point::min();
   std::size_t in_flight_ = 0;
-  std::size_t removals_pending_ = 0;  // removed changes queued, not yet durable
+  std::size_t removals_pending_ = 0;
+  std::size_t last_batch_ = 0;                          // changes the last commit carried
+  std::optional<detail::time_point> commit_due_;        // a small commit waits until then  // removed changes queued, not yet durable
   server_stats stats_;
 };
 

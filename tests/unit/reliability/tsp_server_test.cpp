@@ -207,6 +207,7 @@ server_settings test_settings() {
   s.max_in_memory = 1000;
   s.page = 100;
   s.max_batch = 100;
+  s.commit_linger = 0us;  // commits go at once; LingersUnderLoad tests the wait
   return s;
 }
 
@@ -674,6 +675,35 @@ TEST_F(TitanicServer, CloseOfAnUnknownUuidIsAnswered200) {
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
+
+TEST_F(TitanicServer, ASmallCommitAfterALargeOneLingersToFill) {
+  auto s = test_settings();
+  s.max_batch = 1000;
+  s.commit_linger = 1ms;
+  start(s);
+  const auto large = [&] {
+    request("echo", {"first"});
+    for (int i = 0; i < 100; ++i) request("echo", {std::to_string(i)});
+    complete();
+    EXPECT_EQ(complete().changes.size(), 100u) << "gathered while the first was in flight";
+  };
+  large();
+  request("echo", {"alone"});
+  EXPECT_TRUE(store.pending.empty()) << "after 100, one change waits to be joined";
+  EXPECT_EQ(machine->next_tick(), now + 1ms);
+  advance(1ms);
+  ASSERT_EQ(store.pending.size(), 1u) << "and goes by the clock";
+  EXPECT_EQ(complete().changes.size(), 1u);
+
+  large();
+  for (int i = 0; i < 49; ++i) request("echo", {std::to_string(i)});
+  EXPECT_TRUE(store.pending.empty());
+  request("echo", {"half"});
+  ASSERT_EQ(store.pending.size(), 1u) << "half the last commit: it goes";
+  EXPECT_EQ(complete().changes.size(), 50u);
+  request("echo", {"light load"});
+  EXPECT_EQ(store.pending.size(), 1u) << "after a commit of under 64, none waits";
+}
 
 TEST_F(TitanicServer, AServiceWindowWidensWithRepliesAndHalvesOnTimeouts) {
   auto s = test_settings();
