@@ -8,7 +8,8 @@
 //   lat    one keyed post at a time: send to "200", beside one raw LMDB transaction of one
 //          record fsynced by its commit (the floor of anything durable)
 //   rtt    full round trips with 1 and 4 workers: post, the worker runs it, titanic.reply until
-//          "200" (first asked 1 ms after the "200", then backing off to 16 ms), titanic.close;
+//          "200" (first asked --first-poll ms after the "200", then backing off to --max-poll),
+//          titanic.close;
 //          requests/s and latency from post to close, beside Majordomo request/reply with the
 //          asynchronous client and as many workers (each worker taking --credit requests at
 //          once on both sides, fabric's broker extension)
@@ -56,7 +57,7 @@ struct titanic_cli {
   std::vector<int> workers{1, 4};
   std::size_t window = 1024;
   std::uint32_t worker_credit = 64;
-  int first_poll_ms = 1;   // rtt: the first titanic.reply this long after the "200"
+  int first_poll_ms = 10;  // rtt: the first titanic.reply this long after the "200" (the client's default)
   int max_poll_ms = 16;    // rtt: the longest wait between two  // echo workers' credit, both sides (fabric's broker extension)
   std::string dir;
   bool quick = false;
@@ -127,16 +128,17 @@ struct outcome {
   double seconds = 0;
   std::uint64_t completed = 0;
   std::uint64_t polls = 0;  // rtt: titanic.reply requests sent
+  double avg_batch = 0;     // changes per journal commit
   histogram latency;
   double rate() const { return seconds > 0 ? static_cast<double>(completed) / seconds : 0; }
 };
 
-// A keyed titanic request for "echo": 16 key octets (a random prefix and the request number),
-// then the service and a body of `size` bytes.
+// A keyed titanic request for "echo": 16 key octets (a random prefix and the request number,
+// big-endian, so keys rise as fabric's client's do), then the service and a body of `size` bytes.
 message keyed_post(std::uint64_t n, std::uint64_t prefix, std::size_t size) {
   char key[16];
   std::memcpy(key, &prefix, 8);
-  std::memcpy(key + 8, &n, 8);
+  for (int i = 0; i < 8; ++i) key[8 + i] = static_cast<char>(n >> (56 - 8 * i));
   message m;
   m.push_back(std::string_view(key, sizeof key));
   m.push_back(std::string_view("echo"));
@@ -197,6 +199,8 @@ outcome measure_post(const std::filesystem::path& dir, durability mode, std::siz
     ++out.completed;
   }
   out.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  const auto st = r.service().stats();
+  out.avg_batch = st.commits ? static_cast<double>(st.stored) / static_cast<double>(st.commits) : 0;
   return out;
 }
 
@@ -306,12 +310,13 @@ double ratio_pct(double a, double b) { return b > 0.0 ? a / b * 100.0 : std::nan
 
 void run_post(session& s, const titanic_cli& o, jb::temp_dir& tmp) {
   const int reps = s.options.reps;
-  std::vector<double> rates;
+  std::vector<double> rates, batches;
   std::vector<histogram> lat;
   try {
     for (int rep = 0; rep < reps; ++rep) {
       outcome out = measure_post(tmp.sub("titanic"), parse_mode(o.mode), o.size, post_count(o), o.window);
       rates.push_back(out.rate());
+      batches.push_back(out.avg_batch);
       lat.push_back(std::move(out.latency));
     }
   } catch (const std::exception& e) {
@@ -323,6 +328,7 @@ void run_post(session& s, const titanic_cli& o, jb::temp_dir& tmp) {
   f.set("window", static_cast<std::int64_t>(o.window));
   set_summary(f, "msgs_per_s", rates);
   set_latency_medians(f, lat);
+  f.set("avg_batch", median(batches));  // requests stored per journal commit
   s.add(std::move(f));
 }
 

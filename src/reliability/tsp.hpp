@@ -63,6 +63,13 @@ struct uuid {
   /// fetched 4 KiB at a time into a buffer per thread that a forked child never reuses.
   /// Throws: fabric::error when the kernel gives no random octets.
   static uuid random();
+  /// A time-ordered (RFC 9562 version 7) UUID: the Unix time in milliseconds, the fraction of
+  /// the millisecond, then 62 random bits from the same source as random(). UUIDs made later sort
+  /// after earlier ones (within a thread, and across threads from one millisecond to the next), so
+  /// a table keyed by them grows at its end: a commit of many new requests dirties a few pages,
+  /// not one per request. The 62 random bits keep them unguessable.
+  /// Throws: as random().
+  static uuid ordered();
   bool operator==(const uuid&) const = default;
   auto operator<=>(const uuid&) const = default;
 };

@@ -152,7 +152,7 @@ void server_machine::on_store_request(origin&& from, std::string_view key, std::
       return;
     }
   }
-  const uuid id = uuid::random();
+  const uuid id = uuid::ordered();  // time-ordered: new requests go to the end of the tables
   request_change c{.kind = change_kind::stored, .id = id, .key = std::string(key),
                    .service = std::string(service), .body = std::move(body)};
   followup f{.kind = change_kind::stored, .id = id, .reply_to = std::move(from), .key = std::string(key),

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <chrono>
 #include <set>
 #include <string>
 #include <string_view>
@@ -221,6 +222,29 @@ TEST(Tsp, RandomUuidsDifferAndCarryVersion4) {
     seen.insert(u);
   }
   EXPECT_EQ(seen.size(), 64U);
+}
+
+TEST(Tsp, OrderedUuidsRiseCarryVersion7AndDiffer) {
+  std::set<uuid> seen;
+  uuid last = uuid::ordered();
+  for (int i = 0; i < 256; ++i) {
+    const uuid u = uuid::ordered();
+    EXPECT_EQ(u.bytes[6] >> 4, 7);
+    EXPECT_EQ(u.bytes[8] >> 6, 2);
+    EXPECT_EQ(parse_uuid(to_string(u)), u);
+    // Time and the fraction of the millisecond (the first 8 octets) never go back in one thread.
+    EXPECT_GE(std::vector<std::uint8_t>(u.bytes.begin(), u.bytes.begin() + 8),
+              std::vector<std::uint8_t>(last.bytes.begin(), last.bytes.begin() + 8));
+    last = u;
+    seen.insert(u);
+  }
+  EXPECT_EQ(seen.size(), 256U);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+  std::uint64_t stamped = 0;
+  for (std::size_t i = 0; i < 6; ++i) stamped = (stamped << 8) | last.bytes[i];
+  EXPECT_LE(stamped, static_cast<std::uint64_t>(ms));
+  EXPECT_GE(stamped + 60'000, static_cast<std::uint64_t>(ms));
 }
 
 TEST(Tsp, StatusFramesAreThreeDigitsAndOptionallyASpaceAndText) {
