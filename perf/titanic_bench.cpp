@@ -251,8 +251,9 @@ outcome measure_rtt(const std::filesystem::path& dir, durability mode, std::size
       ask(n, step::reply);
       ++out.polls;
     }
+    // Rounded up: a wait cut to 0 ms would spin until the next poll is due.
     const auto wait = polls.empty() ? milliseconds(30'000)
-                                    : std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(polls.top().first - now));
+                                    : std::max(milliseconds(0), std::chrono::ceil<milliseconds>(polls.top().first - now));
     auto got = c.recv(rep, wait);
     if (!got) {
       if (got.is(errc::timeout)) continue;

@@ -91,6 +91,9 @@ struct service_options {
   std::chrono::milliseconds service_check_interval{2500};
   /// The largest request (all its body frames) stored; a larger one is answered 400.
   std::size_t max_request_bytes = std::size_t{16} << 20;
+  /// Request bodies not yet dispatched and replies not yet closed kept in memory, in bytes, so
+  /// that dispatching and titanic.reply need no journal read (what does not fit is read).
+  std::size_t cache_bytes = std::size_t{64} << 20;
   /// Open requests held in memory; the rest wait in the journal, read in their turn.
   std::size_t max_in_memory = 100'000;
   /// Offer titanic.keyed-request (fabric's extension). Plain 9/TSP clients never see it.

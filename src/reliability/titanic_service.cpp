@@ -351,6 +351,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
                                   milliseconds(100), milliseconds(60'000));
     s.max_in_memory = o.max_in_memory;
     s.max_request_bytes = o.max_request_bytes;
+    s.cache_bytes = o.cache_bytes;
     return s;
   }
 

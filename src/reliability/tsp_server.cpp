@@ -153,10 +153,13 @@ void server_machine::on_store_request(origin&& from, std::string_view key, std::
     }
   }
   const uuid id = uuid::ordered();  // time-ordered: new requests go to the end of the tables
+  message cached;
+  if (cache_room(body.byte_size())) cached = body.clone();
   request_change c{.kind = change_kind::stored, .id = id, .key = std::string(key),
                    .service = std::string(service), .body = std::move(body)};
   followup f{.kind = change_kind::stored, .id = id, .reply_to = std::move(from), .key = std::string(key),
              .service = std::string(service)};
+  f.cached = std::move(cached);
   if (s_.request_ttl > std::chrono::milliseconds::zero()) f.expires_at = now + s_.request_ttl;
   c.expires_at = f.expires_at;  // kept with the request, so a reload keeps its TTL
   if (!key.empty()) keys_pending_.emplace(std::string(key), id);
@@ -166,6 +169,13 @@ void server_machine::on_store_request(origin&& from, std::string_view key, std::
 void server_machine::on_reply_request(origin&& from, const uuid& id) {
   if (open_.contains(id)) {
     answer_status(from, status::pending);
+    return;
+  }
+  if (const auto cached = replies_.find(id); cached != replies_.end()) {
+    message out;
+    write_reply_reply(out, cached->second.frames.clone());
+    ++stats_.answered[status_index(status::ok)];
+    io_.answer(from, std::move(out));
     return;
   }
   auto found = store_.lookup(id);
@@ -241,8 +251,9 @@ void server_machine::on_dispatch_reply(std::uint64_t id, message&& body, time_po
   } else {
     if (body.empty()) body.push_back(std::string_view{});
     ++stats_.replies;
-    queue_change({.kind = change_kind::replied, .id = rid, .body = std::move(body)},
-                 {.kind = change_kind::replied, .id = rid});
+    followup f{.kind = change_kind::replied, .id = rid};
+    if (body.byte_size() <= s_.cache_bytes) f.cached = body.clone();  // the oldest make room
+    queue_change({.kind = change_kind::replied, .id = rid, .body = std::move(body)}, std::move(f));
   }
   act(now);
 }
@@ -373,6 +384,10 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
             e.seq = seq;
             e.service = std::move(f.service);
             e.expires_at = f.expires_at;
+            if (!f.cached.empty() && cache_room(f.cached.byte_size())) {
+              body_bytes_ += f.cached.byte_size();
+              e.body = std::move(f.cached);
+            }
             track_ttl(f.id, e);
             make_waiting(f.id, e, time_point::min(), now);
           }
@@ -384,13 +399,18 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
       }
       case change_kind::attempt: break;
       case change_kind::replied:
+        forget(f.id);
+        if (!f.cached.empty()) cache_reply(f.id, std::move(f.cached));
+        break;
       case change_kind::given_up: forget(f.id); break;
       case change_kind::closed:
         forget(f.id);
+        uncache_reply(f.id);
         ++stats_.closed;
         if (f.reply_to) answer_status(*f.reply_to, status::ok);
         break;
       case change_kind::removed:
+        uncache_reply(f.id);
         ++stats_.removed;
         --removals_pending_;
         break;
@@ -405,6 +425,7 @@ void server_machine::reload() {
   for (const auto& [id, rid] : dispatches_) io_.cancel(id);
   dispatches_.clear();
   open_.clear();
+  body_bytes_ = 0;
   for (auto& [name, svc] : services_) {
     svc.ready.clear();
     svc.in_flight = 0;
@@ -535,7 +556,14 @@ void server_machine::dispatch_due(time_point now) {
 // Dispatches `id`, at the head of `svc`'s ready set. Returns: false when the io refused it (back
 // pressure); a body that could not be read is let wait read_retry, and counts as done.
 bool server_machine::dispatch_one(const uuid& id, entry& e, service_state& svc, time_point now) {
-  auto body = store_.read_body(id, e.seq);
+  result<message> body = errc::not_supported;
+  if (!e.body.empty()) {
+    body_bytes_ -= e.body.byte_size();
+    body = std::move(e.body);
+    e.body.clear();
+  } else {
+    body = store_.read_body(id, e.seq);
+  }
   if (!body) {
     ++stats_.store_errors;
     remove_ready(id, e);
@@ -699,7 +727,37 @@ void server_machine::forget(const uuid& id) {
   const auto it = open_.find(id);
   if (it == open_.end()) return;
   unschedule(id, it->second, phase::finishing);
+  drop_body(it->second);
   open_.erase(it);
+}
+
+void server_machine::drop_body(entry& e) noexcept {
+  body_bytes_ -= e.body.byte_size();
+  e.body.clear();
+}
+
+bool server_machine::cache_room(std::size_t bytes) const noexcept {
+  return body_bytes_ + reply_bytes_ + bytes <= s_.cache_bytes;
+}
+
+// Keeps a stored reply for titanic.reply; the oldest go first when the cache is full.
+void server_machine::cache_reply(const uuid& id, message&& frames) {
+  const std::size_t bytes = frames.byte_size();
+  if (bytes > s_.cache_bytes) return;
+  uncache_reply(id);
+  while (!cache_room(bytes) && !reply_order_.empty()) uncache_reply(reply_order_.front());
+  if (!cache_room(bytes)) return;  // request bodies fill it
+  reply_order_.push_back(id);
+  reply_bytes_ += bytes;
+  replies_.emplace(id, cached_reply{std::move(frames), std::prev(reply_order_.end())});
+}
+
+void server_machine::uncache_reply(const uuid& id) noexcept {
+  const auto it = replies_.find(id);
+  if (it == replies_.end()) return;
+  reply_bytes_ -= it->second.frames.byte_size();
+  reply_order_.erase(it->second.order);
+  replies_.erase(it);
 }
 
 time_point server_machine::backoff(std::uint32_t n, time_point now) const {

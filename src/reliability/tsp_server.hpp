@@ -42,6 +42,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <optional>
 #include <set>
@@ -59,12 +60,13 @@ inline constexpr std::size_t service_kinds = 4;
 /// The MDP service name of `k`.
 std::string_view service_name(service_kind k) noexcept;
 
-/// Hashes a UUID by its first eight octets: the server's UUIDs are random (version 4), and the
+/// Hashes a UUID by its last eight octets: random in the server's UUIDs (version 7 and version 4
+/// alike), where the first eight of a version 7 UUID are a timestamp that many share. The
 /// server's tables are keyed only by UUIDs it drew itself.
 struct uuid_hash {
   std::size_t operator()(const uuid& u) const noexcept {
     std::size_t h = 0;
-    for (std::size_t i = 0; i < sizeof h && i < u.bytes.size(); ++i) h = (h << 8) | u.bytes[i];
+    for (std::size_t i = 8; i < u.bytes.size(); ++i) h = (h << 8) | u.bytes[i];
     return h;
   }
 };
@@ -195,6 +197,10 @@ struct server_settings {
   std::size_t max_in_memory = 100'000;
   std::size_t page = 1024;                   ///< open requests read from the journal at once
   std::size_t max_batch = 4096;              ///< changes one commit carries at most
+  /// Request bodies not yet dispatched and replies not yet closed are kept in memory up to this
+  /// many bytes, so that a dispatch and a titanic.reply need no journal read (the journal is
+  /// read for what does not fit). 0: nothing is kept.
+  std::size_t cache_bytes = std::size_t{64} << 20;
   /// Under load (the last commit carried 64 changes or more), a commit with under half as many
   /// waits up to this long to fill. 0: never waits.
   std::chrono::microseconds commit_linger{1000};
@@ -255,6 +261,7 @@ class server_machine {
     std::string service;
     std::uint32_t attempts = 0;
     detail::time_point expires_at = detail::time_point::max();
+    message body{};  // the request's frames while cached (see cache_bytes); else read when due
     // waiting: min() while in its service's ready set, else its time in delayed_
     detail::time_point not_before = detail::time_point::min();
     phase at = phase::waiting;
@@ -282,6 +289,11 @@ class server_machine {
     std::string key{};
     std::string service{};
     detail::time_point expires_at = detail::time_point::max();
+    message cached{};                  // stored: the body; replied: the reply (cache_bytes)
+  };
+  struct cached_reply {
+    message frames;
+    std::list<uuid>::iterator order;
   };
 
   void on_store_request(origin&& from, std::string_view key, std::string_view service, message&& body,
@@ -312,6 +324,10 @@ class server_machine {
   void unschedule(const uuid& id, entry& e, phase to);
   void track_ttl(const uuid& id, const entry& e);
   void forget(const uuid& id);
+  bool cache_room(std::size_t bytes) const noexcept;
+  void cache_reply(const uuid& id, message&& frames);
+  void uncache_reply(const uuid& id) noexcept;
+  void drop_body(entry& e) noexcept;
   detail::time_point backoff(std::uint32_t n, detail::time_point now) const;
 
   server_settings s_;
@@ -327,6 +343,10 @@ class server_machine {
   std::map<std::string, service_state, std::less<>> services_;
   std::map<std::string, uuid, std::less<>> keys_pending_;     // keys being stored
   std::optional<detail::time_point> requery_at_;              // a dispatch pass is due then
+  std::unordered_map<uuid, cached_reply, uuid_hash> replies_; // replies stored, not yet closed
+  std::list<uuid> reply_order_;                               // replies_, oldest first
+  std::size_t body_bytes_ = 0;                                // bytes of entries' bodies
+  std::size_t reply_bytes_ = 0;                               // bytes of replies_
 
   // Commits: one in flight, the next one gathering meanwhile.
   std::uint64_t next_batch_ = 1;

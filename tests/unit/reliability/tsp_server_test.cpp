@@ -208,6 +208,7 @@ server_settings test_settings() {
   s.page = 100;
   s.max_batch = 100;
   s.commit_linger = 0us;  // commits go at once; LingersUnderLoad tests the wait
+  s.cache_bytes = 0;      // every body and reply read from the store; the cache has its own tests
   return s;
 }
 
@@ -675,6 +676,49 @@ TEST_F(TitanicServer, CloseOfAnUnknownUuidIsAnswered200) {
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
+
+TEST_F(TitanicServer, CachedBodiesAndRepliesNeedNoJournalRead) {
+  auto s = test_settings();
+  s.cache_bytes = 1000;
+  start(s);
+  const uuid a = store_one("echo", {"hello"});
+  present();
+  store.fail_reads = true;  // only the cache can serve now
+  ASSERT_EQ(io.dispatches.size(), 1u) << "dispatched from the cached body";
+  EXPECT_EQ(io.dispatches[0].body, (frames{"hello"}));
+  machine->on_dispatch_reply(io.dispatches[0].id, make({"world"}), now);
+  complete();
+  EXPECT_EQ(reply_of(a), (frames{"200", "world"})) << "answered from the cached reply";
+  EXPECT_EQ(machine->stats().store_errors, 0u);
+  close(a);
+  complete();
+  EXPECT_EQ(reply_of(a), status_only(status::error, "the journal could not be read"))
+      << "closed: no longer cached, and the store is asked";
+}
+
+TEST_F(TitanicServer, TheCacheKeepsToItsBytesAndDropsTheOldestReplies) {
+  auto s = test_settings();
+  s.cache_bytes = 10;
+  start(s);
+  present();
+  const uuid a = in_flight({"aaaa"});
+  machine->on_dispatch_reply(io.dispatches.back().id, make({"r1234"}), now);
+  complete();
+  const uuid b = in_flight({"bbbb"});
+  machine->on_dispatch_reply(io.dispatches.back().id, make({"r5678"}), now);
+  complete();
+  const uuid c = in_flight({"cccc"});
+  machine->on_dispatch_reply(io.dispatches.back().id, make({"r9012"}), now);
+  complete();
+  store.fail_reads = true;
+  EXPECT_EQ(reply_of(c), (frames{"200", "r9012"}));
+  EXPECT_EQ(reply_of(b), (frames{"200", "r5678"}));
+  EXPECT_EQ(reply_of(a), status_only(status::error, "the journal could not be read")) << "the oldest went";
+  store.fail_reads = false;
+  const std::string big(11, 'x');
+  store_one("echo", {big});
+  EXPECT_EQ(io.dispatches.back().body, (frames{big})) << "too large to cache: read from the store";
+}
 
 TEST_F(TitanicServer, ASmallCommitAfterALargeOneLingersToFill) {
   auto s = test_settings();
