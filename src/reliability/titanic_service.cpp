@@ -287,6 +287,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       take_snapshot();
       return message{};
     });
+    driver.after_work([this] { log_changes(); });
     // The broker's kind decides the credit: a first question to it tells (see start_sessions).
     if (options.credit != 0) {
       credit = options.credit;
@@ -758,6 +759,42 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     return t;
   }
 
+  void log_line(log_level level, const std::string& line) {
+    if (options.log) options.log(level, "titanic: " + line);
+  }
+
+  // What changed since the last look, as log lines: the broker lost or back, credit decided,
+  // requests given up, commits failing. Cheap counters compared after each batch of work; each
+  // line says how many happened since the previous one, so a storm makes one line per batch.
+  void log_changes() {
+    if (!options.log) return;
+    if (credit != 0 && !credit_logged) {
+      credit_logged = true;
+      log_line(log_level::info, "worker sessions open with credit " + std::to_string(credit) +
+                                    (credit > 1 ? " (fabric's broker)" : " (a plain 7/MDP broker)"));
+    }
+    for (std::size_t i = 0; i < tsp::service_kinds; ++i) {
+      if (!sessions[i]) continue;
+      const auto st = sessions[i]->stats();
+      const std::uint64_t lost = st.broker_expiries + st.disconnects_received;
+      if (lost > logged_losses[i]) {
+        log_line(log_level::warning, std::string(tsp::service_name(static_cast<tsp::service_kind>(i))) +
+                                         ": the broker was lost (silent or DISCONNECT); reconnecting");
+        logged_losses[i] = lost;
+      }
+    }
+    const auto m = machine.stats();
+    if (m.given_up > logged_given_up) {
+      log_line(log_level::warning, std::to_string(m.given_up - logged_given_up) +
+                                       " request(s) given up (dead-lettered; fabric-journal dlq list)");
+      logged_given_up = m.given_up;
+    }
+    if (commit_failures > logged_commit_failures) {
+      log_line(log_level::error, "a journal commit failed; the clients waiting on it were answered 500");
+      logged_commit_failures = commit_failures;
+    }
+  }
+
   void take_snapshot() {
     const auto m = machine.stats();
     service_stats s;
@@ -827,6 +864,10 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
   time_point next_trim{};
 
   std::uint64_t answers_dropped = 0;
+  bool credit_logged = false;
+  std::array<std::uint64_t, tsp::service_kinds> logged_losses{};
+  std::uint64_t logged_given_up = 0;
+  std::uint64_t logged_commit_failures = 0;
   std::uint64_t commit_failures = 0;
   std::atomic<std::uint64_t> damaged{0};
   std::mutex snapshot_mu;

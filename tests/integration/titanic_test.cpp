@@ -413,6 +413,34 @@ TEST_F(TitanicTest, FabricsClientsPostKeyedAndCollect) {
   EXPECT_EQ(echo.runs().size(), static_cast<std::size_t>(n) + 2);
 }
 
+TEST_F(TitanicTest, WorksWithPlainReadyAndLogsWhatHappens) {
+  options.credit = 1;  // plain 7/MDP READY, as with any 7/MDP broker
+  options.dispatch_timeout = 100ms;
+  options.max_attempts = 1;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  options.log = [&](log_level, std::string_view line) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(line);
+  };
+  start();
+  service_worker echo(ctx, endpoint, "echo");
+  const auto id = post("echo", {"plain"});
+  EXPECT_EQ(collect(id), (frames{"200", "echo", "plain"}));
+  EXPECT_EQ(titanic_->stats().credit, 1u);
+  service_worker silent(ctx, endpoint, "never", true);
+  EXPECT_EQ(collect(post("never", {"x"})).at(0).substr(0, 3), "500");
+  const auto logged = [&](std::string_view what) {
+    std::lock_guard lock(mu);
+    for (const auto& l : lines) {
+      if (l.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually([&] { return logged("credit 1"); }));
+  EXPECT_TRUE(eventually([&] { return logged("given up"); }));
+}
+
 TEST_F(TitanicTest, OptionsAreValidated) {
   open_journal();
   const auto refused = [&](service_options o) {
