@@ -99,6 +99,9 @@ void run(transport kind) {
                                        .on_message = [&](const fabric::stream_message& m) { dashboard.take(m); }});
 
   publish(pub, 1, before_join);
+  // Once the dashboard has every tick so far, the live feed has sent them all: whatever the risk
+  // service has of them, it fetched from the journal.
+  check(dashboard.wait_all(before_join), "the dashboard did not get the first ticks");
 
   // The risk service starts now, with the whole history behind it.
   book risk;
