@@ -14,10 +14,12 @@
 //   table tsp.keys        key -> uuid
 //   table tsp.finished    finished-ns(8) uuid(16) -> "": replied and given-up requests, oldest
 //                         first, for reply_retention
-//   table tsp.status      "in-flight" -> count(8) ns(8): requests in flight at the last commit
-//   cursor tsp.scanned    the last record the service appended itself: a record past it was put
-//                         back from the dead-letter queue (fabric-journal dlq requeue) and is
-//                         opened again at start
+//   table tsp.status      "in-flight" -> count(8) ns(8): requests in flight, written with a commit
+//                         at most once a second
+//   cursor tsp.scanned    records up to it are the service's own, written once a second: past
+//                         it, a second record of a request given up was put back from the
+//                         dead-letter queue (fabric-journal dlq requeue) and is opened again at
+//                         start
 //   cursor tsp.trimmed    records up to it belong to no open request: the stream's retention
 //                         trims them
 #include <fabric/titanic.hpp>
@@ -377,12 +379,16 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       for (const auto& [seq, payload] : put_back) {
         record rec;
         if (!decode_record(payload, rec, nullptr)) continue;  // not a request: left for retention
+        // Put back from the dead-letter queue: a second record of a request given up. The
+        // service's own records past the cursor (it is written once a second) have a state row
+        // naming them, or none once closed; those are left alone. A request whose given-up
+        // state was removed by reply_retention before it was put back is unknown by then, and
+        // is left alone too.
         auto row = t.get(service::state_table, uuid_key(rec.id));
         if (!row) return;
-        if (*row) {
-          auto s = decode_state(**row);
-          if (s && s->state != state_given_up) continue;  // open or replied already
-        }
+        if (!*row) continue;
+        const auto known = decode_state(**row);
+        if (!known || known->state != state_given_up || known->seq == seq) continue;
         state_row s{.state = state_open, .seq = seq, .stored_ns = now, .key = std::string(rec.key),
                     .service = std::string(rec.service)};
         t.put(service::state_table, uuid_key(rec.id), encode_state(s));
@@ -505,9 +511,14 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     auto work = std::make_shared<tsp::commit_batch>(std::move(batch));
     auto seqs = std::make_shared<std::vector<std::uint64_t>>();
     std::optional<std::uint64_t> trim = trim_point();
+    // The in-flight figure for tools, at most once a second: a table more in every commit is
+    // pages more to write and flush, on the path of every post.
+    const auto steady = detail::machine_clock::now();
+    const bool status = steady >= next_status;
+    if (status) next_status = steady + std::chrono::seconds(1);
     commit_seqs = seqs;
     calls.hold();
-    j.transact([this, work, seqs, trim](journal_txn& t) { write(t, *work, *seqs, trim); },
+    j.transact([this, work, seqs, trim, status](journal_txn& t) { write(t, *work, *seqs, trim, status); },
                [this, id = work->id](result<void> outcome, std::exception_ptr thrown) {
                  if (thrown) outcome = errc::io_error;
                  done.push(id, outcome ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(outcome.error()));
@@ -535,7 +546,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
   // The transaction of one commit, on the journal's writer thread. A change that finds its
   // request in another state than it expects (closed meanwhile) does nothing.
   void write(journal_txn& t, const tsp::commit_batch& batch, std::vector<std::uint64_t>& seqs,
-             std::optional<std::uint64_t> trim) {
+             std::optional<std::uint64_t> trim, bool status_due) {
     const std::int64_t now = wall_ns(j);
     std::uint64_t last_stored = 0;
     const auto row_of = [&](const tsp::uuid& id) -> std::optional<state_row> {
@@ -604,10 +615,18 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
         }
       }
     }
-    std::string status = be64(batch.in_flight);
-    status += be64(static_cast<std::uint64_t>(now));
-    t.put(status_table, "in-flight", status);
-    if (last_stored != 0) t.set_cursor(scanned_cursor, last_stored);
+    if (status_due) {
+      std::string status = be64(batch.in_flight);
+      status += be64(static_cast<std::uint64_t>(now));
+      t.put(status_table, "in-flight", status);
+    }
+    // How far the stream holds the service's own records, for the scan at start; once a second,
+    // with the status, so the scan covers about a second of records however long it ran.
+    if (last_stored != 0) appended_upto = last_stored;
+    if (status_due && appended_upto > cursor_written) {
+      t.set_cursor(scanned_cursor, appended_upto);
+      cursor_written = appended_upto;
+    }
     if (trim) t.set_cursor(trimmed_cursor, *trim);
   }
 
@@ -862,6 +881,10 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
   std::shared_ptr<std::vector<std::uint64_t>> commit_seqs;
   detail::journal_calls calls;
   time_point next_trim{};
+  time_point next_status{};
+  // The writer thread's own: the last record it appended, and the scanned cursor as written.
+  std::uint64_t appended_upto = 0;
+  std::uint64_t cursor_written = 0;
 
   std::uint64_t answers_dropped = 0;
   bool credit_logged = false;
