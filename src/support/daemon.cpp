@@ -123,4 +123,29 @@ std::string stop_signals::name(int signal) {
   return "signal " + std::to_string(signal);
 }
 
+std::string failure_text(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return std::string(": ") + ex.what();
+  } catch (...) {
+  }
+  return {};
+}
+
+int serve_until_stopped(stop_signals& stop, const std::function<bool()>& running,
+                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats) {
+  auto next_stats = std::chrono::steady_clock::now() + stats_every;
+  while (running()) {
+    const int signal = stop.wait_for(std::chrono::milliseconds(200));
+    if (signal > 0) return signal;
+    if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
+      next_stats += stats_every;
+      log_stats();
+    }
+  }
+  return 0;
+}
+
 }  // namespace fabric::support

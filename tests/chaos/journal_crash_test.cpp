@@ -250,15 +250,7 @@ std::optional<report> decode_report(std::string_view in) {
   std::_Exit(code);
 }
 
-std::optional<unsigned long long> env_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0') return std::nullopt;
-  return value;
-}
+using fabric::testing::env_number;
 
 // Producer 1 commits each append together with a dedup mark for it, in one transaction; the
 // parent checks after every crash that data and marks survived together (never one alone).

@@ -71,14 +71,7 @@ constexpr auto start_bound = 10s;
 /// The bound on the survivors finishing once the faults stop.
 constexpr auto finish_bound = 90s;
 
-std::optional<unsigned long long> env_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
-  return value;
-}
+using fabric::testing::env_number;
 
 int kills_from_environment() {
   const auto n = env_number("FABRIC_CHAOS_ITERATIONS");

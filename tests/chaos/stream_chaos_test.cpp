@@ -73,14 +73,7 @@ constexpr auto finish_bound = 60s;
 /// Handler calls each running subscriber must make while another is stopped.
 constexpr std::uint64_t min_progress_while_stopped = 20;
 
-std::optional<unsigned long long> env_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
-  return value;
-}
+using fabric::testing::env_number;
 
 int kills_from_environment() {
   const auto n = env_number("FABRIC_CHAOS_ITERATIONS");

@@ -17,6 +17,7 @@
 //   FABRIC_CHAOS_SEED        seed of the schedule of kills (printed by every run)
 //   FABRIC_FRQ_FORGET_DONE_TASKS=1  plants the bug in every producer: the chaos test then finds
 //                            tasks completed twice in most runs
+#include "support/support.hpp"
 #include "support/task_queue_run.hpp"
 
 #include <gtest/gtest.h>
@@ -51,14 +52,7 @@ const std::vector<std::string> worker_names = {"w1", "w2", "w3"};
 /// The bound on the survivors finishing once the kills stop.
 constexpr auto finish_bound = 60s;
 
-std::optional<unsigned long long> env_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
-  return value;
-}
+using fabric::testing::env_number;
 
 int kills_from_environment() {
   const auto n = env_number("FABRIC_CHAOS_ITERATIONS");

@@ -25,6 +25,7 @@
 //   FABRIC_TSP_IGNORE_KEYS=1 runs fabric-test-tsp-titanic with the bug planted in place of the
 //                            daemon (it reads the variable): the chaos test then finds orphans
 //                            whenever a kill loses a "200"
+#include "support/support.hpp"
 #include "support/process.hpp"
 #include "support/titanic_checker.hpp"
 
@@ -82,14 +83,7 @@ constexpr auto start_bound = 10s;
 constexpr auto finish_bound = 60s;
 const std::vector<std::string> worker_names = {"w1", "w2"};
 
-std::optional<unsigned long long> env_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
-  return value;
-}
+using fabric::testing::env_number;
 
 int kills_from_environment() {
   const auto n = env_number("FABRIC_CHAOS_ITERATIONS");

@@ -6,6 +6,9 @@
 
 #include "journal/record.hpp"
 
+#include <cerrno>
+#include <cstdlib>
+
 namespace fabric::testing {
 
 void connect_and_wait(socket& connector, const std::string& endpoint) {
@@ -129,6 +132,16 @@ void writer_hold::release() {
   if (released_) return;
   released_ = true;
   release_.set_value();
+}
+
+std::optional<unsigned long long> env_number(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0') return std::nullopt;
+  return value;
 }
 
 }  // namespace fabric::testing

@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <ostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,5 +105,9 @@ void expect_error(errc code, Fn&& fn) {
   }
   ADD_FAILURE() << "no fabric::error thrown";
 }
+
+/// The environment variable `name` read as a decimal number; nullopt when it is unset, empty or
+/// not entirely digits (or out of range). For the knobs of the long tiers (FABRIC_CHAOS_*).
+std::optional<unsigned long long> env_number(const char* name);
 
 }  // namespace fabric::testing

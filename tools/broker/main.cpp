@@ -11,6 +11,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cli.hpp"
+
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -54,14 +56,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(fabric::version_string));
   // "250ms", "2.5s", "2m" or a bare number of milliseconds, handed on to CLI11 as whole
   // milliseconds so that the range checks below apply to every spelling.
-  const CLI::Validator duration(
-      [](std::string& text) -> std::string {
-        const auto d = fabric::support::parse_duration(text);
-        if (!d) return "'" + text + "' is not a duration: use 250ms, 2.5s, 2m or a number of ms";
-        text = std::to_string(d->count());
-        return {};
-      },
-      "DURATION");
+  const CLI::Validator duration = fabric::tools::duration_validator();
   app.add_option("-b,--bind", endpoints,
                  "endpoint to bind, repeatable; loopback only by default: --bind tcp://*:5555 "
                  "listens on every interface (also ipc:///run/mdp.sock, tcp://127.0.0.1:* for a "
@@ -93,14 +88,7 @@ int main(int argc, char** argv) {
                  "workers a request may be given to (after worker deaths) before it is dropped")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--log-level", level, "debug, info, warning, error or off")
-      ->transform(CLI::Validator(
-          [](std::string& text) -> std::string {
-            const auto parsed = fabric::support::parse_log_level(text);
-            if (!parsed) return "'" + text + "' is not a log level: use debug, info, warning, error or off";
-            text = std::to_string(static_cast<int>(*parsed));  // CLI11 reads an enum as its number
-            return {};
-          },
-          "LEVEL"))
+      ->transform(fabric::tools::log_level_validator())
       ->default_str(std::string(fabric::support::to_string(level)));
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
       ->transform(duration)->check(expiry_range)->default_str("0");
@@ -159,30 +147,15 @@ int main(int argc, char** argv) {
     if (level <= log_level::info)
       log_to_stderr(log_level::info, "fabric-broker " + std::string(fabric::version_string) + " serving");
 
-    const auto stats_every = std::chrono::milliseconds(stats_ms);
-    auto next_stats = std::chrono::steady_clock::now() + stats_every;
-    int signal = 0;
-    while (broker.running() && (!titanic || titanic->running())) {
-      signal = stop.wait_for(std::chrono::milliseconds(200));
-      if (signal > 0) break;
-      if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
-        next_stats += stats_every;
-        log_stats(broker);
-      }
-    }
-    if (signal <= 0) {
+    const int signal = fabric::support::serve_until_stopped(
+        stop, [&] { return broker.running() && (!titanic || titanic->running()); },
+        std::chrono::milliseconds(stats_ms), [&broker] { log_stats(broker); });
+    if (signal == 0) {
       // The broker's (or the Titanic service's) thread ended on its own: that is a failure.
       const bool titanic_ended = titanic && !titanic->running();
-      std::string why = titanic_ended ? "the titanic service stopped" : "the broker thread stopped";
-      if (auto e = titanic_ended ? titanic->failure() : broker.failure()) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          why += ": ";
-          why += ex.what();
-        }
-      }
-      log_to_stderr(log_level::error, why);
+      log_to_stderr(log_level::error,
+                    (titanic_ended ? "the titanic service stopped" : "the broker thread stopped") +
+                        fabric::support::failure_text(titanic_ended ? titanic->failure() : broker.failure()));
       return 1;
     }
     if (level <= log_level::info) {

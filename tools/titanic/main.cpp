@@ -12,6 +12,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cli.hpp"
+
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -92,14 +94,7 @@ int main(int argc, char** argv) {
   CLI::App app{std::string("fabric-titanic ") + fabric::version_string +
                ": a persistent request queue (9/TSP) on a Majordomo broker; any 9/TSP client can use it"};
   app.set_version_flag("--version", std::string(fabric::version_string));
-  const CLI::Validator duration(
-      [](std::string& text) -> std::string {
-        const auto d = fabric::support::parse_duration(text);
-        if (!d) return "'" + text + "' is not a duration: use 250ms, 2.5s, 2m or a number of ms";
-        text = std::to_string(d->count());
-        return {};
-      },
-      "DURATION");
+  const CLI::Validator duration = fabric::tools::duration_validator();
   const auto interval_range = CLI::Range(1LL, 86'400'000LL);
   const auto long_range = CLI::Range(0LL, 3650LL * 86'400'000LL);
   app.add_option("-b,--broker", o.broker, "the broker's endpoint")->capture_default_str();
@@ -142,14 +137,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-request-bytes", o.max_request_bytes, "the largest request stored")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--log-level", level, "debug, info, warning, error or off")
-      ->transform(CLI::Validator(
-          [](std::string& text) -> std::string {
-            const auto parsed = fabric::support::parse_log_level(text);
-            if (!parsed) return "'" + text + "' is not a log level: use debug, info, warning, error or off";
-            text = std::to_string(static_cast<int>(*parsed));
-            return {};
-          },
-          "LEVEL"))
+      ->transform(fabric::tools::log_level_validator())
       ->default_str(std::string(fabric::support::to_string(level)));
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
       ->transform(duration)->check(long_range)->default_str("0");
@@ -192,28 +180,10 @@ int main(int argc, char** argv) {
       log_to_stderr(log_level::info, "fabric-titanic " + std::string(fabric::version_string) + " serving on broker " +
                                          o.broker + ", journal " + dir + " (" + durability + ")");
 
-    const auto stats_every = std::chrono::milliseconds(stats_ms);
-    auto next_stats = std::chrono::steady_clock::now() + stats_every;
-    int signal = 0;
-    while (t.running()) {
-      signal = stop.wait_for(std::chrono::milliseconds(200));
-      if (signal > 0) break;
-      if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
-        next_stats += stats_every;
-        log_stats(t);
-      }
-    }
-    if (signal <= 0) {
-      std::string why = "the service thread stopped";
-      if (auto e = t.failure()) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          why += ": ";
-          why += ex.what();
-        }
-      }
-      log_to_stderr(log_level::error, why);
+    const int signal = fabric::support::serve_until_stopped(
+        stop, [&t] { return t.running(); }, std::chrono::milliseconds(stats_ms), [&t] { log_stats(t); });
+    if (signal == 0) {
+      log_to_stderr(log_level::error, "the service thread stopped" + fabric::support::failure_text(t.failure()));
       return 1;
     }
     if (level <= log_level::info) {

@@ -1,11 +1,13 @@
 // What every fabric daemon does besides its service: stop cleanly on SIGINT or SIGTERM, and write
-// one log line per event to stderr. fabric-broker uses it; so will every later daemon.
+// one log line per event to stderr. fabric-broker and fabric-titanic use it.
 #pragma once
 
 #include <fabric/log.hpp>
 
 #include <csignal>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +37,19 @@ void log_to_stderr(log_level level, std::string_view text);
 /// the signal mask and SIGPIPE's disposition (a stop signal still pending is then delivered as
 /// if it had never been blocked). Throws std::system_error if the signalfd cannot be
 /// made. Not thread-safe: one thread waits.
+/// What a service thread that ended on its own ended with, for a log line: ": <what>" when it
+/// threw, "" when it did not (or threw something that is not a std::exception).
+std::string failure_text(const std::exception_ptr& e);
+
+class stop_signals;
+
+/// A daemon's main loop: waits for SIGINT or SIGTERM while `running()` holds, calling
+/// `log_stats()` every `stats_every` (never when it is zero).
+/// Returns: the signal's number, or 0 when `running()` turned false first (the service ended on
+/// its own: a failure).
+int serve_until_stopped(stop_signals& stop, const std::function<bool()>& running,
+                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats);
+
 class stop_signals {
  public:
   stop_signals();
