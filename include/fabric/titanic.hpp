@@ -63,9 +63,10 @@ struct service_options {
   std::size_t liveness = 3;
   std::chrono::milliseconds reconnect_initial{1000};
   std::chrono::milliseconds reconnect_max{32'000};
-  /// Titanic requests each worker session takes at once, 1..1024. 0 = 64 when the broker is
-  /// fabric's (it answers mmi.services; its credit extension lets one journal commit carry many
-  /// requests), 1 with any other 7/MDP broker. A value above 1 needs fabric's broker.
+  /// Titanic requests each worker session takes at once, 1..1024. 0 = decided at start: 1,024
+  /// asked of fabric's broker (it answers mmi.services; it lowers the credit to its own
+  /// max_worker_credit, 256 by default), so that one journal commit carries many requests; 1
+  /// with any other 7/MDP broker. A value above 1 needs fabric's broker.
   std::uint32_t credit = 0;
   /// Requests dispatched and not yet answered at most, 1..1000000.
   std::size_t max_in_flight = 64;
@@ -137,7 +138,7 @@ struct service_stats {
   std::uint64_t open = 0;             ///< stored and not finished, in memory
   std::uint64_t in_flight = 0;
   bool waiting_in_journal = false;    ///< more open requests wait in the journal than memory holds
-  std::uint32_t credit = 0;           ///< the worker sessions' credit (0 until decided)
+  std::uint32_t credit = 0;           ///< the credit the sessions announce (0 until decided)
   std::uint64_t worker_reconnects = 0;  ///< worker sessions reopened after a loss
 };
 

@@ -70,6 +70,9 @@ constexpr milliseconds expiry_margin{1000};
 // What the worker sessions ask of fabric's broker, which lowers it to its own bound
 // (broker_options::max_worker_credit, 256 by default): the requests one commit can carry.
 constexpr std::uint32_t fabric_broker_credit = 1024;
+// The most a request's record holds beyond its body's octets: version (1), UUID (16), key (1 +
+// 255), service (1 + 255), frame count (4) and a size (4) per frame, up to max_body_frames.
+constexpr std::size_t record_overhead = 1 + 16 + 1 + 255 + 1 + 255 + 4 + 4 * tsp::max_body_frames;
 
 void put_u32(std::string& s, std::uint32_t v) {
   unsigned char b[4];
@@ -251,7 +254,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
         j(jr),
         options(checked(std::move(o))),
         client(c, client_options(options)),
-        machine(machine_settings(options), *this, *this),
+        machine(machine_settings(options, jr.options().max_record_size), *this, *this),
         driver(c, "titanic service") {
     for (std::size_t i = 0; i < tsp::service_kinds; ++i) {
       if (!offered(i)) continue;
@@ -340,7 +343,10 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     return c;
   }
 
-  static tsp::server_settings machine_settings(const service_options& o) {
+  // A request's record holds its body and at most record_overhead octets more (version, UUID,
+  // key, service, frame sizes): a body the journal could not take in one record would fail the
+  // whole commit, and every request in it, so it is refused alone (400) instead.
+  static tsp::server_settings machine_settings(const service_options& o, std::size_t max_record_size) {
     tsp::server_settings s;
     s.max_in_flight = o.max_in_flight;
     s.service_window = o.service_window;
@@ -353,7 +359,8 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     s.sweep_interval = std::clamp(std::chrono::duration_cast<milliseconds>(o.reply_retention / 10),
                                   milliseconds(100), milliseconds(60'000));
     s.max_in_memory = o.max_in_memory;
-    s.max_request_bytes = o.max_request_bytes;
+    s.max_request_bytes = std::min(o.max_request_bytes,
+                                   max_record_size > record_overhead ? max_record_size - record_overhead : 1);
     s.cache_bytes = o.cache_bytes;
     return s;
   }

@@ -366,6 +366,21 @@ TEST_F(TitanicTest, AnOversizedRequestIsRefused) {
   EXPECT_EQ(titanic_->stats().stored, 0u);
 }
 
+TEST_F(TitanicTest, ARequestTheJournalCouldNotHoldIsRefusedAloneAndOthersAreStored) {
+  journal_options jo;
+  jo.max_record_size = 64 * 1024;
+  journal_.emplace(journal::open(dir.path(), jo));
+  start();
+  auto big = call("titanic.request", {"echo", std::string(64 * 1024, 'x')});
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->front().substr(0, 3), "400");
+  const auto id = post("echo", {"small"});
+  EXPECT_FALSE(id.empty());
+  const auto s = titanic_->stats();
+  EXPECT_EQ(s.commit_failures, 0u);
+  EXPECT_EQ(s.stored, 1u);
+}
+
 TEST_F(TitanicTest, ManyRequestsInFlightAtOnce) {
   options.max_in_flight = 16;
   start();

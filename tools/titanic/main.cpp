@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
   app.add_option("--liveness", o.liveness, "missed heartbeats before the broker is declared dead")
       ->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--credit", o.credit,
-                 "Titanic requests each worker session takes at once (0 = 64 with fabric-broker, "
-                 "1 with another 7/MDP broker)")
+                 "Titanic requests each worker session takes at once (0 = ask fabric-broker for 1024, "
+                 "which it lowers to its --max-worker-credit; 1 with another 7/MDP broker)")
       ->check(CLI::Range(0, 1024))->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight, "requests dispatched to services at once")
       ->check(CLI::Range(1, 1'000'000))->capture_default_str();
