@@ -135,8 +135,12 @@ class TitanicTest : public ::testing::Test {
   void start() {
     if (!journal_) open_journal();
     titanic_ = std::make_unique<service>(ctx, *journal_, options);
-    // Serving once the broker knows the Titanic services' workers.
-    ASSERT_TRUE(eventually([&] { return mmi("titanic.request") == "200" && mmi("titanic.close") == "200"; }));
+    // Serving once the broker knows every Titanic service's worker (each session says READY on
+    // its own connection, in no set order).
+    ASSERT_TRUE(eventually([&] {
+      return mmi("titanic.request") == "200" && mmi("titanic.reply") == "200" && mmi("titanic.close") == "200" &&
+             (!options.keyed_requests || mmi("titanic.keyed-request") == "200");
+    }));
   }
   void restart() {
     titanic_.reset();
