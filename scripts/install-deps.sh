@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev
   nlohmann-json3-dev
+  libczmq-dev  # tests only: certificates written by CZMQ's zcert are read by fabric, and back
   iproute2  # network namespaces and veth pairs for the two-host fault tests
 )
 

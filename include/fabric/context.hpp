@@ -4,14 +4,22 @@
 // call concurrently. Sockets made from it must be closed before it is destroyed.
 #pragma once
 
+#include <fabric/log.hpp>
+
 #include <zmq.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fabric {
+
+namespace detail {
+struct context_access;
+}  // namespace detail
 
 /// Settings fixed at context creation.
 struct context_options {
@@ -20,10 +28,20 @@ struct context_options {
   bool ipv6 = false;        ///< allow IPv6 on tcp endpoints of every socket
 };
 
-/// Counters kept by the context's ZAP handler.
+/// Counters kept by the context's authenticator.
 struct authenticator_stats {
   std::uint64_t allowed = 0;  ///< CURVE handshakes accepted
-  std::uint64_t denied = 0;   ///< CURVE handshakes refused (unknown key, bad request)
+  std::uint64_t denied = 0;   ///< CURVE handshakes refused by the ZAP handler (unknown key)
+  /// Handshakes at a CURVE server that failed before a key could be checked: a NULL or PLAIN
+  /// peer, or a CURVE client with the wrong server key.
+  std::uint64_t refused_handshakes = 0;
+};
+
+/// What context::reload_curve_allowlists() did.
+struct allowlist_reload {
+  std::size_t directories = 0;      ///< directories read again
+  std::size_t keys = 0;             ///< keys they hold now, all domains together
+  std::vector<std::string> errors;  ///< one per directory that could not be read (it keeps its old keys)
 };
 
 /// The process-wide (or component-wide) libzmq context.
@@ -31,8 +49,10 @@ struct authenticator_stats {
 /// CURVE servers created from this context are authenticated by a ZAP handler the context starts
 /// before the first CURVE socket is configured and keeps for its whole life, so a CURVE server
 /// never runs without one (libzmq accepts any client key when no handler is bound). The handler
-/// fails closed: a client key is accepted only if it was allowed with allow_curve_client(), or if
-/// allow_any_curve_client(true) was called.
+/// fails closed: a client key is accepted only if it was allowed with allow_curve_client(), is in
+/// an allowlist directory of the server socket's ZAP domain, or allow_any_curve_client(true) was
+/// called. Handshakes refused are counted (auth_stats) and logged, at most one line per second
+/// per kind, through set_log().
 class context {
  public:
   /// Creates a context. Throws: fabric::error if libzmq cannot create one.
@@ -62,14 +82,32 @@ class context {
   /// without client authentication). Off by default.
   void allow_any_curve_client(bool any);
 
+  /// Accepts the CURVE clients whose public certificates are in `dir` (see load_curve_allowlist)
+  /// on the CURVE servers of `zap_domain` only, and remembers `dir` for
+  /// reload_curve_allowlists(). Calling it again for the same pair reads the directory again.
+  /// Returns: the number of keys read.
+  /// Throws: what load_curve_allowlist throws; nothing is changed then.
+  std::size_t allow_curve_clients_from(const std::filesystem::path& dir,
+                                       std::string_view zap_domain = "fabric");
+  /// Reads every allowlist directory again (what a daemon does on SIGHUP): a key added is
+  /// accepted from the next handshake on, a key removed is refused from then on. Connections
+  /// already made stay up. A directory that cannot be read keeps the keys it had, and its error
+  /// is reported in the result.
+  allowlist_reload reload_curve_allowlists();
+
+  /// Where the authenticator's log lines go (refused peers, at warning) and the least severe
+  /// level written; none by default. `fn` is called on the authenticator's threads.
+  void set_log(log_fn fn, log_level min_level = log_level::info);
+
   /// Starts the ZAP handler if it is not running. Sockets configured as CURVE servers call this
   /// before they apply their keys; you only need it when creating CURVE sockets by hand.
   void ensure_authenticator();
 
-  /// What the ZAP handler has done so far.
+  /// What the authenticator has done so far.
   authenticator_stats auth_stats() const noexcept;
 
  private:
+  friend struct detail::context_access;
   struct auth_state;
   zmq::context_t ctx_;
   std::shared_ptr<auth_state> auth_;

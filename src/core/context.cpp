@@ -5,12 +5,18 @@
 
 #include "core/zap.hpp"
 
+#include <iterator>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
 namespace fabric {
 
 struct context::auth_state {
-  std::mutex mutex;  // guards handler
+  std::mutex mutex;  // guards handler and watch
   std::shared_ptr<detail::zap_policy> policy = std::make_shared<detail::zap_policy>();
   std::unique_ptr<detail::zap_handler> handler;
+  std::unique_ptr<detail::handshake_watch> watch;
 };
 
 context::context() : context(context_options{}) {}
@@ -25,6 +31,7 @@ context::~context() {
     std::lock_guard lock(auth_->mutex);
     if (auth_->handler) auth_->handler->stop();
     auth_->handler.reset();
+    auth_->watch.reset();  // joins its thread, closing its sockets
   }
   // ctx_'s destructor terminates the libzmq context, waiting for sockets to close.
 }
@@ -49,14 +56,66 @@ void context::allow_any_curve_client(bool any) {
   auth_->policy->allow_any = any;
 }
 
+std::size_t context::allow_curve_clients_from(const std::filesystem::path& dir,
+                                              std::string_view zap_domain) {
+  std::vector<std::string> keys = load_curve_allowlist(dir);  // throws before anything changes
+  const std::size_t count = keys.size();
+  std::unordered_set<std::string> set(std::make_move_iterator(keys.begin()),
+                                      std::make_move_iterator(keys.end()));
+  std::lock_guard lock(auth_->policy->mutex);
+  auth_->policy->directories[std::string(zap_domain)][dir] = std::move(set);
+  return count;
+}
+
+allowlist_reload context::reload_curve_allowlists() {
+  // Read the directories without holding the lock: handshakes go on meanwhile.
+  std::vector<std::pair<std::string, std::filesystem::path>> registered;
+  {
+    std::lock_guard lock(auth_->policy->mutex);
+    for (const auto& [domain, dirs] : auth_->policy->directories)
+      for (const auto& [dir, keys] : dirs) registered.emplace_back(domain, dir);
+  }
+  allowlist_reload out;
+  for (const auto& [domain, dir] : registered) {
+    ++out.directories;
+    try {
+      (void)allow_curve_clients_from(dir, domain);
+    } catch (const std::exception& e) {
+      out.errors.emplace_back(e.what());
+    }
+  }
+  std::lock_guard lock(auth_->policy->mutex);
+  for (const auto& [domain, dirs] : auth_->policy->directories)
+    for (const auto& [dir, keys] : dirs) out.keys += keys.size();
+  return out;
+}
+
+void context::set_log(log_fn fn, log_level min_level) {
+  std::lock_guard lock(auth_->policy->mutex);
+  auth_->policy->log = std::move(fn);
+  auth_->policy->min_level = min_level;
+}
+
 void context::ensure_authenticator() {
   std::lock_guard lock(auth_->mutex);
   if (!auth_->handler) auth_->handler = detail::start_zap_handler(*this, auth_->policy);
+  if (!auth_->watch) auth_->watch = std::make_unique<detail::handshake_watch>(*this, auth_->policy);
 }
 
 authenticator_stats context::auth_stats() const noexcept {
   return {auth_->policy->allowed_count.load(std::memory_order_relaxed),
-          auth_->policy->denied_count.load(std::memory_order_relaxed)};
+          auth_->policy->denied_count.load(std::memory_order_relaxed),
+          auth_->policy->refused_handshakes.load(std::memory_order_relaxed)};
 }
+
+namespace detail {
+
+void context_access::watch_handshakes(context& ctx, void* target) {
+  ctx.ensure_authenticator();
+  std::lock_guard lock(ctx.auth_->mutex);
+  ctx.auth_->watch->add(target);
+}
+
+}  // namespace detail
 
 }  // namespace fabric

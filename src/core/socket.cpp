@@ -3,6 +3,7 @@
 #include <fabric/socket.hpp>
 
 #include "core/socket_liveness.hpp"
+#include "core/zap.hpp"
 
 #include <zmq.h>
 
@@ -39,10 +40,14 @@ void apply_security(context& ctx, void* s, const security_options& security) {
     // The ZAP handler must exist before the socket can accept a handshake, or libzmq lets every
     // client in.
     ctx.ensure_authenticator();
+    if (!server->allowlist_dir.empty())
+      detail::context_access::add_allowlist(ctx, server->zap_domain, server->allowlist_dir);
     if (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, server->zap_domain.data(), server->zap_domain.size()))
       throw_zmq_error(zmq_errno(), "cannot set the ZAP domain");
     set_int(s, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER");
     set_key(s, ZMQ_CURVE_SECRETKEY, server->keys.secret_key, "the CURVE server secret key");
+    // Count and log the peers refused before the ZAP handler is asked (NULL, PLAIN, bad CURVE).
+    detail::context_access::watch_handshakes(ctx, s);
   } else if (const auto* client = std::get_if<curve_client>(&security)) {
     set_key(s, ZMQ_CURVE_SERVERKEY, client->server_public_key, "the CURVE server public key");
     set_key(s, ZMQ_CURVE_PUBLICKEY, client->keys.public_key, "the CURVE client public key");
@@ -119,6 +124,7 @@ socket::socket(context& ctx, zmq::socket_type type, const socket_options& option
     close();
     throw;
   }
+  authenticated_only_ = std::holds_alternative<curve_server>(options_.security);
   default_sndtimeo_ = options_.send_timeout ? static_cast<int>(options_.send_timeout->count()) : -1;
   default_rcvtimeo_ = options_.recv_timeout ? static_cast<int>(options_.recv_timeout->count()) : -1;
   sndtimeo_ = default_sndtimeo_;
@@ -131,6 +137,7 @@ socket::socket(socket&& other) noexcept
       type_(other.type_),
       options_(std::move(other.options_)),
       dropped_(other.dropped_),
+      authenticated_only_(other.authenticated_only_),
       sndtimeo_(other.sndtimeo_),
       rcvtimeo_(other.rcvtimeo_),
       default_sndtimeo_(other.default_sndtimeo_),
@@ -145,6 +152,7 @@ socket& socket::operator=(socket&& other) noexcept {
     type_ = other.type_;
     options_ = std::move(other.options_);
     dropped_ = other.dropped_;
+    authenticated_only_ = other.authenticated_only_;
     sndtimeo_ = other.sndtimeo_;
     rcvtimeo_ = other.rcvtimeo_;
     default_sndtimeo_ = other.default_sndtimeo_;
@@ -304,6 +312,19 @@ result<void> socket::send_frame(frame& f, bool more, long wait_ms) {
 }
 
 result<void> socket::recv_message(message& m, long wait_ms) {
+  for (;;) {
+    auto got = recv_one(m, wait_ms);
+    if (!got || !authenticated_only_) [[likely]] return got;
+    // Defence in depth at a CURVE server: a message must carry the User-Id the ZAP handler gave
+    // its peer. One without it came past authentication somehow; it is dropped and counted.
+    const char* user = zmq_msg_gets(m.frames()[0].handle(), "User-Id");
+    if (user != nullptr && *user != '\0') [[likely]] return got;
+    m.clear();
+    ++dropped_;
+  }
+}
+
+result<void> socket::recv_one(message& m, long wait_ms) {
   const int flags = flags_for(wait_ms, false);
   // Receive into the frames the message already has: zmq_msg_recv releases a frame's old
   // content itself, so a message reused in a loop costs exactly what raw libzmq costs.
