@@ -316,8 +316,9 @@ result<void> socket::recv_message(message& m, long wait_ms) {
     auto got = recv_one(m, wait_ms);
     if (!got || !authenticated_only_) [[likely]] return got;
     // Defence in depth at a CURVE server: a message must carry the User-Id the ZAP handler gave
-    // its peer. One without it came past authentication somehow; it is dropped and counted.
-    const char* user = zmq_msg_gets(m.frames()[0].handle(), "User-Id");
+    // its peer. One without it came past authentication somehow; it is dropped and counted. The
+    // last frame is read: a ROUTER makes the first (the routing id) itself, with no properties.
+    const char* user = zmq_msg_gets(m.frames().back().handle(), "User-Id");
     if (user != nullptr && *user != '\0') [[likely]] return got;
     m.clear();
     ++dropped_;

@@ -34,6 +34,7 @@ sigset_t stop_set() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -88,12 +89,12 @@ void log_to_stderr(log_level level, std::string_view text) {
 stop_signals::stop_signals() {
   const sigset_t set = stop_set();
   if (const int rc = pthread_sigmask(SIG_BLOCK, &set, &previous_mask_); rc != 0)
-    throw std::system_error(rc, std::generic_category(), "cannot block SIGINT and SIGTERM");
+    throw std::system_error(rc, std::generic_category(), "cannot block SIGINT, SIGTERM and SIGHUP");
   fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd_ < 0) {
     const int err = errno;
     pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
-    throw std::system_error(err, std::generic_category(), "cannot open a signalfd for SIGINT and SIGTERM");
+    throw std::system_error(err, std::generic_category(), "cannot open a signalfd for SIGINT, SIGTERM and SIGHUP");
   }
   struct sigaction ignore{};
   ignore.sa_handler = SIG_IGN;
@@ -120,6 +121,7 @@ int stop_signals::wait_for(std::chrono::milliseconds timeout) {
 std::string stop_signals::name(int signal) {
   if (signal == SIGINT) return "SIGINT";
   if (signal == SIGTERM) return "SIGTERM";
+  if (signal == SIGHUP) return "SIGHUP";
   return "signal " + std::to_string(signal);
 }
 
@@ -135,10 +137,15 @@ std::string failure_text(const std::exception_ptr& e) {
 }
 
 int serve_until_stopped(stop_signals& stop, const std::function<bool()>& running,
-                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats) {
+                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats,
+                        const std::function<void()>& on_hangup) {
   auto next_stats = std::chrono::steady_clock::now() + stats_every;
   while (running()) {
     const int signal = stop.wait_for(std::chrono::milliseconds(200));
+    if (signal == SIGHUP) {
+      if (on_hangup) on_hangup();
+      continue;
+    }
     if (signal > 0) return signal;
     if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
       next_stats += stats_every;

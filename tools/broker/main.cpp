@@ -100,11 +100,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-worker-credit", o.max_worker_credit,
                  "most requests one worker holds at once (a larger credit in a READY is lowered)")
       ->check(CLI::Range(1, 100000))->capture_default_str();
+  fabric::tools::curve_flags curve;
+  fabric::tools::add_curve_server_flags(app, curve);
   app.add_option("--titanic", titanic_dir,
                  "also run the Titanic (9/TSP) service in this process, on this journal directory "
                  "(sync durability, fabric-titanic's defaults; run fabric-titanic for its other settings)");
   app.footer("Listens on tcp://127.0.0.1:5555 (this host only) unless given --bind; use\n"
-             "--bind tcp://*:5555 to serve other hosts. Stops cleanly on SIGINT or SIGTERM. Prints\n"
+             "--bind tcp://*:5555 to serve other hosts. With --curve-secret and --curve-allow every\n"
+             "client and worker must connect with CURVE and a key from the allowlist; SIGHUP reads\n"
+             "the allowlist again. Stops cleanly on SIGINT or SIGTERM. Prints\n"
              "\"listening on <endpoint>\" on stdout for each bound endpoint once it serves.\n"
              "Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
   try {
@@ -120,12 +124,27 @@ int main(int argc, char** argv) {
   o.service_idle_timeout = std::chrono::milliseconds(service_idle_ms);
   o.min_log_level = level;
   o.log = log_to_stderr;
+  const fabric::log_fn log = [level](log_level l, std::string_view line) {
+    if (l >= level) log_to_stderr(l, line);
+  };
 
   try {
-    // Before any thread starts, so that every thread inherits the blocked stop signals and only
-    // the wait below ever sees them; it also keeps a closed stdout or stderr from killing us.
+    // Before any thread starts, so that every thread inherits the blocked signals and only the
+    // wait below ever sees them; it also keeps a closed stdout or stderr from killing us.
     fabric::support::stop_signals stop;
     fabric::context ctx;
+    ctx.set_log(log, level);
+    std::optional<fabric::curve_keypair> keys;
+    std::size_t allowed = 0;
+    if (!curve.secret.empty()) {
+      keys = fabric::load_curve_keypair(curve.secret);
+      allowed = ctx.allow_curve_clients_from(curve.allow_dir);
+      o.socket.security = fabric::curve_server{*keys, "fabric", curve.allow_dir};
+    }
+    std::string exposed = "anyone who reaches";
+    for (const auto& ep : o.endpoints) exposed += " " + ep;
+    fabric::tools::log_security(curve, exposed + " can use this broker", keys ? &*keys : nullptr,
+                                allowed, log);
     fabric::mdp::broker broker(ctx, o);
     for (const auto& ep : broker.endpoints()) std::cout << "listening on " << ep << std::endl;
     // Titanic in the same process: a worker and client of the broker like any other, over the
@@ -138,6 +157,11 @@ int main(int argc, char** argv) {
       fabric::titanic::service_options to;
       to.broker = broker.endpoints().front();
       to.heartbeat = o.heartbeat_interval;
+      if (keys) {
+        // Titanic connects with the broker's own key, which the broker then accepts.
+        ctx.allow_curve_client(keys->public_key);
+        to.socket.security = fabric::curve_client{*keys, keys->public_key};
+      }
       to.log = [level](log_level l, std::string_view line) {
         if (l >= level) log_to_stderr(l, line);
       };
@@ -149,7 +173,8 @@ int main(int argc, char** argv) {
 
     const int signal = fabric::support::serve_until_stopped(
         stop, [&] { return broker.running() && (!titanic || titanic->running()); },
-        std::chrono::milliseconds(stats_ms), [&broker] { log_stats(broker); });
+        std::chrono::milliseconds(stats_ms), [&broker] { log_stats(broker); },
+        [&] { fabric::tools::reload_allowlists(ctx, log); });
     if (signal == 0) {
       // The broker's (or the Titanic service's) thread ended on its own: that is a failure.
       const bool titanic_ended = titanic && !titanic->running();

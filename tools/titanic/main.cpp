@@ -18,6 +18,7 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -141,8 +142,11 @@ int main(int argc, char** argv) {
       ->default_str(std::string(fabric::support::to_string(level)));
   app.add_option("--stats-interval", stats_ms, "log the counters as JSON this often (0 = only at exit)")
       ->transform(duration)->check(long_range)->default_str("0");
-  app.footer("Connects to tcp://127.0.0.1:5555 unless given --broker. Stops cleanly on SIGINT or\n"
-             "SIGTERM. Prints \"serving\" on stdout once its journal is open and it runs.\n"
+  fabric::tools::curve_flags curve;
+  fabric::tools::add_curve_client_flags(app, curve);
+  app.footer("Connects to tcp://127.0.0.1:5555 unless given --broker; with --curve-secret and\n"
+             "--curve-server-key it connects with CURVE (the broker must allow its public key).\n"
+             "It binds nothing. Stops cleanly on SIGINT or SIGTERM. Prints \"serving\" on stdout once its journal is open and it runs.\n"
              "Exit codes: 0 clean stop, 1 failure, 64 bad arguments.");
   try {
     app.parse(argc, argv);
@@ -171,9 +175,17 @@ int main(int argc, char** argv) {
     jo.mode = durability == "sync"       ? fabric::durability::sync
               : durability == "periodic" ? fabric::durability::periodic
                                          : fabric::durability::none;
+    std::optional<fabric::curve_keypair> keys;
+    if (!curve.secret.empty()) {
+      keys = fabric::load_curve_keypair(curve.secret);
+      o.socket.security = fabric::curve_client{*keys, fabric::load_curve_public_key(curve.server_key)};
+    }
+    fabric::tools::log_security(curve, "requests and replies cross to " + o.broker + " in the clear",
+                                keys ? &*keys : nullptr, 0, o.log);
     std::filesystem::create_directories(dir);
     fabric::journal j = fabric::journal::open(dir, jo);
     fabric::context ctx;
+    ctx.set_log(o.log, level);
     fabric::titanic::service t(ctx, j, o);
     std::cout << "serving" << std::endl;
     if (level <= log_level::info)
@@ -181,7 +193,8 @@ int main(int argc, char** argv) {
                                          o.broker + ", journal " + dir + " (" + durability + ")");
 
     const int signal = fabric::support::serve_until_stopped(
-        stop, [&t] { return t.running(); }, std::chrono::milliseconds(stats_ms), [&t] { log_stats(t); });
+        stop, [&t] { return t.running(); }, std::chrono::milliseconds(stats_ms), [&t] { log_stats(t); },
+        [&o] { o.log(log_level::info, "SIGHUP: fabric-titanic binds nothing, so has no allowlist to reload"); });
     if (signal == 0) {
       log_to_stderr(log_level::error, "the service thread stopped" + fabric::support::failure_text(t.failure()));
       return 1;

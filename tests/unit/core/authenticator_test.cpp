@@ -120,6 +120,27 @@ TEST_F(AuthenticatorTest, AllowlistDirectoryAdmitsItsClientsOnly) {
   EXPECT_TRUE(refused(pull, ep, curve_keypair::generate()));
 }
 
+TEST_F(AuthenticatorTest, RouterServerDeliversAuthenticatedMessages) {
+  // A ROUTER makes the routing-id frame itself: the User-Id check must not read that one.
+  const curve_keypair alice = enrol(allow, "alice");
+  socket_options so;
+  so.linger = 0ms;
+  so.security = curve_server{server_keys, "fabric", allow};
+  any_socket router(ctx, zmq::socket_type::router, so);
+  const std::string ep = router.bind("tcp://127.0.0.1:*");
+  socket_options co;
+  co.linger = 0ms;
+  co.security = curve_client{alice, server_keys.public_key};
+  any_socket dealer(ctx, zmq::socket_type::dealer, co);
+  dealer.connect(ep);
+  ASSERT_TRUE(dealer.send(make_message("a", "b")));
+  message m;
+  ASSERT_TRUE(router.recv(m, wait_bound));
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m.view(2), "b");
+  EXPECT_EQ(router.dropped(), 0u);
+}
+
 TEST_F(AuthenticatorTest, ReloadAddsAndRemovesKeys) {
   const curve_keypair alice = enrol(allow, "alice");
   any_socket pull = server();

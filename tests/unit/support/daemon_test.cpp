@@ -84,7 +84,28 @@ TEST(StopSignalsTest, RestoresTheSignalMaskWhenDestroyed) {
 TEST(StopSignalsTest, NamesTheStopSignals) {
   EXPECT_EQ(stop_signals::name(SIGINT), "SIGINT");
   EXPECT_EQ(stop_signals::name(SIGTERM), "SIGTERM");
-  EXPECT_EQ(stop_signals::name(SIGHUP), "signal " + std::to_string(SIGHUP));
+  EXPECT_EQ(stop_signals::name(SIGHUP), "SIGHUP");
+  EXPECT_EQ(stop_signals::name(SIGUSR1), "signal " + std::to_string(SIGUSR1));
+}
+
+TEST(StopSignalsTest, HangupCallsTheReloadAndKeepsServing) {
+  stop_signals signals;
+  int reloads = 0;
+  int polls = 0;
+  ASSERT_EQ(::raise(SIGHUP), 0);
+  // running() raises SIGTERM once the reload has been seen, so the loop must survive the SIGHUP
+  // and then return the stop signal.
+  const int got = fabric::support::serve_until_stopped(
+      signals,
+      [&] {
+        if (reloads == 1 && polls++ == 0) {
+          EXPECT_EQ(::raise(SIGTERM), 0);
+        }
+        return true;
+      },
+      0ms, [] {}, [&] { ++reloads; });
+  EXPECT_EQ(got, SIGTERM);
+  EXPECT_EQ(reloads, 1);
 }
 
 }  // namespace

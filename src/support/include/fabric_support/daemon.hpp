@@ -1,5 +1,5 @@
-// What every fabric daemon does besides its service: stop cleanly on SIGINT or SIGTERM, and write
-// one log line per event to stderr. fabric-broker and fabric-titanic use it.
+// What every fabric daemon does besides its service: stop cleanly on SIGINT or SIGTERM, reload on
+// SIGHUP, and write one log line per event to stderr. fabric-broker and fabric-titanic use it.
 #pragma once
 
 #include <fabric/log.hpp>
@@ -29,8 +29,8 @@ std::string format_log_line(std::chrono::system_clock::time_point when, log_leve
 /// many threads log at once. Fits fabric::log_fn.
 void log_to_stderr(log_level level, std::string_view text);
 
-/// SIGINT and SIGTERM turned from a kill into an event the daemon waits for. The constructor
-/// blocks both signals on the calling thread (so construct it in main() before any thread
+/// SIGINT, SIGTERM and SIGHUP turned from a kill into an event the daemon waits for. The
+/// constructor blocks the three signals on the calling thread (so construct it in main() before any thread
 /// starts: threads inherit the mask, and no thread is then killed by them), ignores SIGPIPE (a
 /// closed stdout or stderr must not kill a daemon), and opens a signalfd: wait_for() blocks on it,
 /// or a fabric::reactor watches fd() and calls take(). The destructor closes the fd and restores
@@ -44,11 +44,13 @@ std::string failure_text(const std::exception_ptr& e);
 class stop_signals;
 
 /// A daemon's main loop: waits for SIGINT or SIGTERM while `running()` holds, calling
-/// `log_stats()` every `stats_every` (never when it is zero).
-/// Returns: the signal's number, or 0 when `running()` turned false first (the service ended on
-/// its own: a failure).
+/// `log_stats()` every `stats_every` (never when it is zero) and `on_hangup()` on each SIGHUP
+/// (which is otherwise ignored).
+/// Returns: the stop signal's number, or 0 when `running()` turned false first (the service ended
+/// on its own: a failure).
 int serve_until_stopped(stop_signals& stop, const std::function<bool()>& running,
-                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats);
+                        std::chrono::milliseconds stats_every, const std::function<void()>& log_stats,
+                        const std::function<void()>& on_hangup = {});
 
 class stop_signals {
  public:
@@ -57,14 +59,15 @@ class stop_signals {
   stop_signals(const stop_signals&) = delete;
   stop_signals& operator=(const stop_signals&) = delete;
 
-  /// Waits up to `timeout` for SIGINT or SIGTERM. Returns the signal's number, or 0 on timeout.
+  /// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP. Returns the signal's number, or 0 on
+  /// timeout.
   [[nodiscard]] int wait_for(std::chrono::milliseconds timeout);
   /// The signal received, without waiting: its number, or 0 when none is pending.
   [[nodiscard]] int take() { return wait_for(std::chrono::milliseconds(0)); }
-  /// Readable while a stop signal is pending: for fabric::reactor::add_fd.
+  /// Readable while a signal is pending: for fabric::reactor::add_fd.
   int fd() const noexcept { return fd_; }
 
-  /// "SIGINT", "SIGTERM", or "signal <n>".
+  /// "SIGINT", "SIGTERM", "SIGHUP", or "signal <n>".
   static std::string name(int signal);
 
  private:

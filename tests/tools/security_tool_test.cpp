@@ -1,0 +1,300 @@
+// Tests the daemons' security as a user meets it: fabric-keygen's certificates, fabric-broker with
+// CURVE (allowed keys served, unknown keys and NULL peers refused, counted and logged, the
+// allowlist read again on SIGHUP), the warning of a daemon run without keys, and fabric-titanic
+// and fabric-broker --titanic connecting with CURVE.
+#include <fabric/context.hpp>
+#include <fabric/majordomo_client.hpp>
+#include <fabric/majordomo_worker.hpp>
+#include <fabric/message.hpp>
+#include <fabric/security.hpp>
+#include <fabric/titanic_client.hpp>
+
+#include "support/process.hpp"
+#include "support/support.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using fabric::curve_keypair;
+using fabric::testing::child_process;
+using fabric::testing::temp_dir;
+using namespace std::chrono_literals;
+
+#if defined(FABRIC_KEYGEN_TOOL) && defined(FABRIC_BROKER_TOOL) && defined(FABRIC_TITANIC_TOOL)
+constexpr std::string_view keygen_path = FABRIC_KEYGEN_TOOL;
+constexpr std::string_view broker_path = FABRIC_BROKER_TOOL;
+constexpr std::string_view titanic_path = FABRIC_TITANIC_TOOL;
+#else
+constexpr std::string_view keygen_path;  // tools not built: every test skips
+constexpr std::string_view broker_path;
+constexpr std::string_view titanic_path;
+#endif
+
+constexpr std::chrono::milliseconds bound = 15s;
+
+std::vector<std::string> command(std::string_view path, std::vector<std::string> args) {
+  args.insert(args.begin(), std::string(path));
+  return args;
+}
+
+struct run_result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+run_result run(std::string_view path, const std::vector<std::string>& args) {
+  child_process p(command(path, args));
+  const int code = p.finish();
+  return {code, p.out, p.err};
+}
+
+// Waits until the child's stderr holds `text` (its log lines), within the bound.
+bool await_log(child_process& p, std::string_view text) {
+  return p.read_until([&](std::string_view) { return p.err.find(text) != std::string::npos; }, bound);
+}
+
+// The endpoint fabric-broker printed once it serves; empty when it did not.
+std::string endpoint_of(child_process& broker) {
+  const std::string prefix = "listening on ";
+  const auto printed = [&](std::string_view o) {
+    const auto at = o.find(prefix);
+    return at != o.npos && o.find('\n', at) != o.npos;
+  };
+  if (!broker.read_until(printed, bound)) return {};
+  const auto at = broker.out.find(prefix) + prefix.size();
+  return broker.out.substr(at, broker.out.find('\n', at) - at);
+}
+
+unsigned mode_of(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 0777;
+}
+
+// An echo worker of `service` on its own thread, with the given security.
+class echo_worker {
+ public:
+  echo_worker(fabric::context& ctx, const std::string& broker, const std::string& service,
+              fabric::security_options security)
+      : worker_(ctx, options(broker, service, std::move(security))),
+        thread_([this](std::stop_token stop) {
+          while (!stop.stop_requested()) {
+            auto req = worker_.recv(20ms);
+            if (!req) continue;
+            const std::string body(req->body.empty() ? "" : req->body.view(0));
+            (void)worker_.reply(*req, fabric::make_message("echo:" + body));
+          }
+        }) {}
+
+ private:
+  static fabric::mdp::worker_options options(const std::string& broker, const std::string& service,
+                                             fabric::security_options security) {
+    fabric::mdp::worker_options o{.broker = broker, .service = service, .heartbeat_interval = 100ms};
+    o.socket.security = std::move(security);
+    return o;
+  }
+  fabric::mdp::worker worker_;
+  std::jthread thread_;
+};
+
+class SecurityToolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (keygen_path.empty()) GTEST_SKIP() << "the tools are not built";
+    allow = dir.sub("allow");
+  }
+
+  // Makes a key pair with fabric-keygen at `path`; returns it as loaded back.
+  curve_keypair keygen(const fs::path& path) {
+    const auto r = run(keygen_path, {path.string(), "--quiet"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const curve_keypair keys = fabric::load_curve_keypair(path);
+    EXPECT_EQ(r.out, keys.public_key + "\n");
+    return keys;
+  }
+
+  // A client key pair whose public certificate is in the broker's allowlist.
+  curve_keypair enrolled(const std::string& name) {
+    const curve_keypair keys = keygen(dir.path() / name);
+    fs::copy_file(dir.path() / name, allow / name);
+    return keys;
+  }
+
+  fabric::mdp::client client(const std::string& endpoint, fabric::security_options security,
+                             std::uint32_t retries = 3) {
+    fabric::mdp::client_options o{.broker = endpoint, .timeout = 1000ms, .retries = retries};
+    o.socket.security = std::move(security);
+    return fabric::mdp::client(ctx, o);
+  }
+
+  // One echo round trip through the broker at `endpoint` with `security`.
+  bool round_trip(const std::string& endpoint, fabric::security_options security, std::uint32_t retries = 3) {
+    auto c = client(endpoint, std::move(security), retries);
+    auto reply = c.request("echo", fabric::make_message("hi"));
+    return reply && reply->view(0) == "echo:hi";
+  }
+
+  fabric::curve_client as(const curve_keypair& keys) const { return {keys, server.public_key}; }
+
+  temp_dir dir;
+  fs::path allow;
+  curve_keypair server;
+  fabric::context ctx;
+};
+
+TEST_F(SecurityToolTest, KeygenWritesACertificatePairAndPrintsThePublicKey) {
+  const fs::path p = dir.path() / "node";
+  const auto made = run(keygen_path, {p.string(), "--meta", "name=node-1"});
+  ASSERT_EQ(made.code, 0) << made.err;
+  EXPECT_EQ(mode_of(p), 0644u);
+  EXPECT_EQ(mode_of(p.string() + "_secret"), 0600u);
+  const fabric::curve_certificate cert = fabric::load_curve_certificate(p);
+  EXPECT_NE(made.out.find(cert.public_key), std::string::npos) << made.out;
+  ASSERT_EQ(cert.metadata.size(), 1u);
+  EXPECT_EQ(cert.metadata[0].second, "node-1");
+  EXPECT_EQ(fabric::load_curve_keypair(p).public_key, cert.public_key);
+
+  const auto shown = run(keygen_path, {"--show", p.string() + "_secret"});
+  EXPECT_EQ(shown.code, 0) << shown.err;
+  EXPECT_EQ(shown.out, cert.public_key + "\n");
+
+  const auto again = run(keygen_path, {p.string()});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
+  EXPECT_EQ(fabric::load_curve_certificate(p).public_key, cert.public_key) << "overwritten";
+  const auto forced = run(keygen_path, {p.string(), "--force", "--quiet"});
+  EXPECT_EQ(forced.code, 0) << forced.err;
+  EXPECT_NE(fabric::load_curve_certificate(p).public_key, cert.public_key);
+
+  const auto help = run(keygen_path, {"--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("_secret"), std::string::npos) << help.out;
+  EXPECT_EQ(run(keygen_path, {}).code, 64);
+  EXPECT_EQ(run(keygen_path, {p.string(), "--meta", "novalue"}).code, 64);
+}
+
+TEST_F(SecurityToolTest, BrokerWithoutKeysWarnsInItsFirstLogLine) {
+  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*"}));
+  ASSERT_FALSE(endpoint_of(broker).empty()) << broker.err;
+  ASSERT_TRUE(await_log(broker, "serving")) << broker.err;
+  const std::string first = broker.err.substr(0, broker.err.find('\n'));
+  EXPECT_NE(first.find("unauthenticated and unencrypted"), std::string::npos) << broker.err;
+  EXPECT_NE(first.find("127.0.0.1"), std::string::npos) << first;
+}
+
+TEST_F(SecurityToolTest, BrokerFlagsAreCheckedBeforeItServes) {
+  server = keygen(dir.path() / "server");
+  const std::string secret = (dir.path() / "server_secret").string();
+  // Each key flag needs its partner; a secret file open to others is refused with the fix.
+  EXPECT_EQ(run(broker_path, {"--curve-secret", secret}).code, 64);
+  EXPECT_EQ(run(broker_path, {"--curve-allow", allow.string()}).code, 64);
+  fs::permissions(secret, fs::perms(0644));
+  const auto open = run(broker_path, {"--bind", "tcp://127.0.0.1:*", "--curve-secret", secret,
+                                      "--curve-allow", allow.string()});
+  EXPECT_EQ(open.code, 1);
+  EXPECT_NE(open.err.find("chmod 600"), std::string::npos) << open.err;
+}
+
+TEST_F(SecurityToolTest, CurveBrokerServesAllowedKeysOnlyAndReloadsOnSighup) {
+  server = keygen(dir.path() / "server");
+  const curve_keypair worker_keys = enrolled("worker");
+  const curve_keypair alice = enrolled("alice");
+  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
+                                             "--curve-secret", (dir.path() / "server_secret").string(),
+                                             "--curve-allow", allow.string()}));
+  const std::string endpoint = endpoint_of(broker);
+  ASSERT_FALSE(endpoint.empty()) << broker.err;
+  ASSERT_TRUE(await_log(broker, "serving")) << broker.err;
+  const std::string first = broker.err.substr(0, broker.err.find('\n'));
+  EXPECT_NE(first.find("CURVE on: public key " + server.public_key), std::string::npos) << first;
+  EXPECT_NE(first.find("2 client key(s)"), std::string::npos) << first;
+
+  echo_worker echo(ctx, endpoint, "echo", as(worker_keys));
+  EXPECT_TRUE(round_trip(endpoint, as(alice)));
+
+  // An unknown key gets nothing back, and is logged with its key.
+  const curve_keypair bob = keygen(dir.path() / "bob");
+  EXPECT_FALSE(round_trip(endpoint, as(bob), 1));
+  EXPECT_TRUE(await_log(broker, "refused a CURVE client with key " + bob.public_key)) << broker.err;
+  // A peer without CURVE gets nothing back either, and is logged.
+  EXPECT_FALSE(round_trip(endpoint, {}, 1));
+  EXPECT_TRUE(await_log(broker, "does not speak CURVE")) << broker.err;
+
+  // Bob is enrolled and alice removed; SIGHUP makes it so.
+  fs::copy_file(dir.path() / "bob", allow / "bob");
+  fs::remove(allow / "alice");
+  broker.signal(SIGHUP);
+  ASSERT_TRUE(await_log(broker, "2 client key(s) allowed after reload")) << broker.err;
+  EXPECT_TRUE(round_trip(endpoint, as(bob)));
+  EXPECT_FALSE(round_trip(endpoint, as(alice), 1));
+
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.finish(), 0) << broker.err;
+}
+
+TEST_F(SecurityToolTest, TitanicConnectsToACurveBroker) {
+  server = keygen(dir.path() / "server");
+  const curve_keypair titanic_keys = enrolled("titanic");
+  const curve_keypair worker_keys = enrolled("worker");
+  const curve_keypair alice = enrolled("alice");
+  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
+                                             "--curve-secret", (dir.path() / "server_secret").string(),
+                                             "--curve-allow", allow.string()}));
+  const std::string endpoint = endpoint_of(broker);
+  ASSERT_FALSE(endpoint.empty()) << broker.err;
+  // The server key given as its public certificate file.
+  child_process titanic(command(titanic_path, {"--broker", endpoint, "--journal", (dir.path() / "j").string(),
+                                               "--heartbeat", "100ms", "--curve-secret",
+                                               (dir.path() / "titanic").string(), "--curve-server-key",
+                                               (dir.path() / "server").string()}));
+  ASSERT_TRUE(titanic.read_until("serving\n", bound)) << titanic.err;
+  EXPECT_NE(titanic.err.find("CURVE on: public key " + titanic_keys.public_key), std::string::npos)
+      << titanic.err;
+  echo_worker echo(ctx, endpoint, "echo", as(worker_keys));
+
+  fabric::titanic::client_options o{.broker = endpoint, .correlate = true};
+  o.socket.security = as(alice);
+  fabric::titanic::client c(ctx, o);
+  auto reply = c.call("echo", fabric::make_message("stored"), bound);
+  ASSERT_TRUE(reply) << reply.error().message() << "\n" << titanic.err;
+  ASSERT_FALSE(reply->body.empty());
+  EXPECT_EQ(reply->body.view(0), "echo:stored");
+
+  titanic.signal(SIGTERM);
+  EXPECT_EQ(titanic.finish(), 0) << titanic.err;
+}
+
+TEST_F(SecurityToolTest, BrokerWithTitanicInsideUsesItsOwnKey) {
+  server = keygen(dir.path() / "server");
+  const curve_keypair worker_keys = enrolled("worker");
+  const curve_keypair alice = enrolled("alice");
+  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
+                                             "--curve-secret", (dir.path() / "server_secret").string(),
+                                             "--curve-allow", allow.string(), "--titanic",
+                                             (dir.path() / "j").string()}));
+  const std::string endpoint = endpoint_of(broker);
+  ASSERT_FALSE(endpoint.empty()) << broker.err;
+  echo_worker echo(ctx, endpoint, "echo", as(worker_keys));
+  fabric::titanic::client_options o{.broker = endpoint, .correlate = true};
+  o.socket.security = as(alice);
+  fabric::titanic::client c(ctx, o);
+  auto reply = c.call("echo", fabric::make_message("inside"), bound);
+  ASSERT_TRUE(reply) << reply.error().message() << "\n" << broker.err;
+  ASSERT_FALSE(reply->body.empty());
+  EXPECT_EQ(reply->body.view(0), "echo:inside");
+}
+
+}  // namespace
