@@ -5,7 +5,7 @@
 //
 //   // the billing service
 //   fabric::journal j = fabric::journal::open("/var/lib/billing");
-//   fabric::reliable_receiver in(ctx, j, {.endpoint = "tcp://*:7100",
+//   fabric::reliable_receiver in(ctx, j, {.endpoint = "tcp://127.0.0.1:7100",
 //       .mode = fabric::delivery_mode::effectively_once,
 //       .on_message_in = [](const fabric::reliable_delivery& d, fabric::journal_txn& t) {
 //         t.put("payments", d.body.substr(0, 16), d.body);  // commits with the channel's mark
@@ -250,7 +250,7 @@ struct channel_notice {
 };
 
 struct reliable_receiver_options {
-  /// Where senders connect, e.g. "tcp://*:7100".
+  /// Where senders connect, e.g. "tcp://127.0.0.1:7100".
   std::string endpoint;
   delivery_mode mode = delivery_mode::at_least_once;
   /// The handler for at_least_once and manual: throw to reject the message (it is retried).

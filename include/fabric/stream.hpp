@@ -6,7 +6,7 @@
 //
 //   // the pricing service
 //   fabric::journal j = fabric::journal::open("/var/lib/pricing", {.mode = fabric::durability::periodic});
-//   fabric::stream_publisher pub(ctx, j, {.endpoint = "tcp://*:7200", .replay_endpoint = "tcp://*:7201"});
+//   fabric::stream_publisher pub(ctx, j, {.endpoint = "tcp://127.0.0.1:7200", .replay_endpoint = "tcp://127.0.0.1:7201"});
 //   pub.publish("prices.eurusd", encode(tick));  // returns once durable; then it goes out live
 //
 //   // a risk service, anywhere, at any time
@@ -57,9 +57,9 @@ using mdp::deferred_start_t;
 // ------------------------------------------------------------------------------- publisher
 
 struct stream_publisher_options {
-  /// Where the live feed is published (a PUB socket), e.g. "tcp://*:7200".
+  /// Where the live feed is published (a PUB socket), e.g. "tcp://127.0.0.1:7200".
   std::string endpoint;
-  /// Where subscribers fetch history (a ROUTER socket), e.g. "tcp://*:7201".
+  /// Where subscribers fetch history (a ROUTER socket), e.g. "tcp://127.0.0.1:7201".
   std::string replay_endpoint;
   /// HEARTBEAT on the live feed every interval, and a BEACON for every stream quiet during it.
   std::chrono::milliseconds heartbeat{1000};

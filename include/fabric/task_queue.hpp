@@ -7,7 +7,7 @@
 //
 //   // the producer: an image service
 //   fabric::journal j = fabric::journal::open("/var/lib/images");
-//   fabric::task_producer p(ctx, j, {.endpoint = "tcp://*:7300", .queues = {{.name = "thumbnails"}},
+//   fabric::task_producer p(ctx, j, {.endpoint = "tcp://127.0.0.1:7300", .queues = {{.name = "thumbnails"}},
 //       .on_result = [](const fabric::task_result& r, fabric::journal_txn& t) {
 //         t.put("thumbs", key_of(r.task_id), r.body);  // commits with the task's completion
 //       }});
@@ -92,7 +92,7 @@ struct task_result {
 };
 
 struct task_producer_options {
-  /// Where workers connect (a ROUTER), e.g. "tcp://*:7300".
+  /// Where workers connect (a ROUTER), e.g. "tcp://127.0.0.1:7300".
   std::string endpoint;
   std::vector<task_queue_options> queues;
   /// Runs inside the journal transaction that records the task's completion: its writes commit
