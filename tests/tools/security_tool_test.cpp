@@ -7,6 +7,7 @@
 #include <fabric/majordomo_worker.hpp>
 #include <fabric/message.hpp>
 #include <fabric/security.hpp>
+#include <fabric/socket.hpp>
 #include <fabric/titanic_client.hpp>
 
 #include "support/process.hpp"
@@ -76,6 +77,22 @@ std::string endpoint_of(child_process& broker) {
   if (!broker.read_until(printed, bound)) return {};
   const auto at = broker.out.find(prefix) + prefix.size();
   return broker.out.substr(at, broker.out.find('\n', at) - at);
+}
+
+// Open file descriptors of process `pid`.
+std::size_t fd_count(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end; it.increment(ec)) ++n;
+  return n;
+}
+
+// The last value of `"name":N` in the child's stderr, or 0.
+std::uint64_t last_counter(const std::string& err, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const auto at = err.rfind(key);
+  if (at == std::string::npos) return 0;
+  return std::stoull(err.substr(at + key.size()));
 }
 
 unsigned mode_of(const fs::path& p) {
@@ -241,6 +258,62 @@ TEST_F(SecurityToolTest, CurveBrokerServesAllowedKeysOnlyAndReloadsOnSighup) {
   EXPECT_TRUE(round_trip(endpoint, as(bob)));
   EXPECT_FALSE(round_trip(endpoint, as(alice), 1));
 
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.finish(), 0) << broker.err;
+}
+
+TEST_F(SecurityToolTest, FloodOfUnknownPeersIsRefusedCountedAndLeaksNothing) {
+  server = keygen(dir.path() / "server");
+  const curve_keypair worker_keys = enrolled("worker");
+  const curve_keypair alice = enrolled("alice");
+  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
+                                             "--stats-interval", "50ms", "--curve-secret",
+                                             (dir.path() / "server_secret").string(), "--curve-allow",
+                                             allow.string()}));
+  const std::string endpoint = endpoint_of(broker);
+  ASSERT_FALSE(endpoint.empty()) << broker.err;
+  echo_worker echo(ctx, endpoint, "echo", as(worker_keys));
+  ASSERT_TRUE(round_trip(endpoint, as(alice)));
+  const std::size_t fds_before = fd_count(broker.pid());
+
+  // 40 CURVE clients with keys in no allowlist and 40 NULL peers, all at once.
+  constexpr int each = 40;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    std::vector<fabric::any_socket> hostile;
+    for (int i = 0; i < each; ++i) {
+      fabric::socket_options curve{.linger = 0ms, .reconnect_interval = 1000ms};
+      curve.security = as(curve_keypair::generate());
+      hostile.emplace_back(ctx, zmq::socket_type::dealer, curve);
+      hostile.emplace_back(ctx, zmq::socket_type::dealer,
+                           fabric::socket_options{.linger = 0ms, .reconnect_interval = 1000ms});
+    }
+    for (auto& s : hostile) {
+      s.connect(endpoint);
+      (void)s.send(fabric::make_message("", "MDPC01", "echo", "let me in"));
+    }
+    // Every one of them refused and counted, read from the broker's own counters.
+    ASSERT_TRUE(broker.read_until(
+        [&](std::string_view) {
+          return last_counter(broker.err, "denied") >= each &&
+                 last_counter(broker.err, "refused_handshakes") >= each;
+        },
+        bound))
+        << broker.err;
+    EXPECT_GT(fd_count(broker.pid()), fds_before) << "the flood's connections were not seen";
+  }
+  const auto flood_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+  // Rate-limited: at most one line per kind per second, however many peers were refused.
+  std::size_t lines = 0;
+  for (std::size_t at = broker.err.find("refused a "); at != std::string::npos; at = broker.err.find("refused a ", at + 1))
+    ++lines;
+  EXPECT_LE(lines, static_cast<std::size_t>(2 * (flood_seconds + 2))) << broker.err;
+  // The refused connections are closed, and their descriptors with them.
+  EXPECT_TRUE(broker.read_until([&](std::string_view) { return fd_count(broker.pid()) <= fds_before + 2; }, bound))
+      << fd_count(broker.pid()) << " descriptors open, " << fds_before << " before the flood";
+  // Nothing reached the service, and an allowed client is still served.
+  EXPECT_TRUE(round_trip(endpoint, as(alice)));
   broker.signal(SIGTERM);
   EXPECT_EQ(broker.finish(), 0) << broker.err;
 }

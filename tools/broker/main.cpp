@@ -173,7 +173,11 @@ int main(int argc, char** argv) {
 
     const int signal = fabric::support::serve_until_stopped(
         stop, [&] { return broker.running() && (!titanic || titanic->running()); },
-        std::chrono::milliseconds(stats_ms), [&broker] { log_stats(broker); },
+        std::chrono::milliseconds(stats_ms),
+        [&] {
+          log_stats(broker);
+          if (keys) fabric::tools::log_auth_stats(ctx, log);
+        },
         [&] { fabric::tools::reload_allowlists(ctx, log); });
     if (signal == 0) {
       // The broker's (or the Titanic service's) thread ended on its own: that is a failure.
@@ -186,6 +190,7 @@ int main(int argc, char** argv) {
     if (level <= log_level::info) {
       log_to_stderr(log_level::info, "received " + fabric::support::stop_signals::name(signal) + ", stopping");
       log_stats(broker);
+      if (keys) fabric::tools::log_auth_stats(ctx, log);
     }
     if (titanic && !titanic->stop()) {
       log_to_stderr(log_level::error, "the titanic service did not stop in time");

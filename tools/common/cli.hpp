@@ -92,6 +92,14 @@ inline void log_security(const curve_flags& f, const std::string& what_is_expose
   log(log_level::info, line);
 }
 
+/// The authenticator's counters as one log line: "auth {"allowed":3,"denied":1,...}".
+inline void log_auth_stats(const context& ctx, const log_fn& log) {
+  const authenticator_stats a = ctx.auth_stats();
+  log(log_level::info, "auth {\"allowed\":" + std::to_string(a.allowed) + ",\"denied\":" +
+                           std::to_string(a.denied) + ",\"refused_handshakes\":" +
+                           std::to_string(a.refused_handshakes) + "}");
+}
+
 /// Reads the allowlists of `ctx` again and logs what came of it (a daemon's SIGHUP).
 inline void reload_allowlists(context& ctx, const log_fn& log) {
   const allowlist_reload r = ctx.reload_curve_allowlists();
