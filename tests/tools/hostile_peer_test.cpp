@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.hpp>
@@ -136,6 +137,25 @@ figures measure(pid_t pid) {
 }
 
 bool alive(pid_t pid) { return measure(pid).fds >= 0; }
+
+// The CPU time `pid` has used, user and system, in clock ticks; -1 when it cannot be read.
+long cpu_ticks(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  long utime = -1;
+  long stime = -1;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime < 0 || stime < 0 ? -1 : utime + stime;
+}
 
 std::string describe(const figures& f) {
   return "rss " + std::to_string(f.rss_kib) + " KiB (anon " + std::to_string(f.anon_kib) + " KiB), " +
@@ -719,6 +739,41 @@ TEST_F(HostileBrokerTest, ConnectionChurnWithPartialAndGarbageMessagesLeaksNoDes
     else
       spray(dealer, hostile_message(rng_));
   }
+  const figures f = after("after");
+  EXPECT_LE(f.rss_kib, baseline_.rss_kib + 16 * 1024) << "baseline " << describe(baseline_);
+  stop();
+}
+
+TEST_F(HostileBrokerTest, SilentConnectionsBeyondItsDescriptorLimitDoNotStopTheBroker) {
+  start({});
+  // The broker may open only a few descriptors more than it holds; the attacker opens more
+  // connections than that and never says a word on them.
+  constexpr long room = 32;
+  const rlimit limit{static_cast<rlim_t>(baseline_.fds + room), static_cast<rlim_t>(baseline_.fds + room)};
+  ASSERT_EQ(::prlimit(broker_->pid(), RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);
+  std::vector<int> silent;
+  for (long i = 0; i < 2 * room; ++i) {
+    const int fd = tcp_connect(endpoint_);  // the kernel completes it even when the broker cannot accept
+    if (fd >= 0) silent.push_back(fd);
+  }
+  // A question while the descriptors are spent: the broker cannot accept its connection; what
+  // it spends meanwhile is measured over that wait.
+  const long cpu_before = cpu_ticks(broker_->pid());
+  const auto start_wait = clock_type::now();
+  {
+    auto req = make_socket(zctx_, zmq::socket_type::req, endpoint_);
+    send_frames(req, {"MDPC01", "mmi.service", "echo"});
+    const bool answered = recv_frames(req, 1000ms).has_value();
+    std::cout << "[ stats    ] a question while exhausted was " << (answered ? "" : "not ") << "answered" << std::endl;
+  }
+  const double waited = std::chrono::duration<double>(clock_type::now() - start_wait).count();
+  const double cpu = static_cast<double>(cpu_ticks(broker_->pid()) - cpu_before) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const figures full = measure(broker_->pid());
+  report("exhausted", full);
+  std::cout << "[ stats    ] broker CPU while exhausted: " << cpu << " s in " << waited << " s" << std::endl;
+  RecordProperty("exhausted_cpu_seconds", std::to_string(cpu));
+  EXPECT_TRUE(alive(broker_->pid())) << broker_->err;
+  for (const int fd : silent) ::close(fd);
   const figures f = after("after");
   EXPECT_LE(f.rss_kib, baseline_.rss_kib + 16 * 1024) << "baseline " << describe(baseline_);
   stop();
