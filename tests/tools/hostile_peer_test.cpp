@@ -768,6 +768,95 @@ TEST_F(HostileBrokerTest, ClientsThatNeverReadTheirRepliesStayWithinTheByteBudge
   stop();
 }
 
+TEST_F(HostileBrokerTest, WorkersThatNeverAnswerHoldNoMoreThanTheirCreditAndForgedRepliesAreRefused) {
+  constexpr std::size_t credit = 4;
+  start({"--max-worker-credit", std::to_string(credit), "--request-expiry", "1s"});
+  // Eight workers of the echo service announce the largest credit the grammar allows, heartbeat,
+  // take requests and sit on them.
+  constexpr std::size_t fakes = 8;
+  std::vector<zmq::socket_t> workers;
+  for (std::size_t i = 0; i < fakes; ++i) {
+    workers.push_back(make_socket(zctx_, zmq::socket_type::dealer, endpoint_));
+    send_frames(workers.back(), {"", "MDPW01", "\x01", "echo", "99999999999999999999"});
+  }
+  ASSERT_FALSE(stats_until(zctx_, endpoint_, [](std::string_view st) {
+                 return number(st, "workers") == static_cast<long long>(fakes) + 1;
+               }).empty());
+  auto client = make_socket(zctx_, zmq::socket_type::dealer, endpoint_);
+  constexpr std::size_t requests = 200;
+  for (std::size_t i = 0; i < requests; ++i) send_frames(client, {"", "MDPC01", "echo", "r" + std::to_string(i)});
+
+  // Until every request has been answered by the real worker or taken by a fake one.
+  std::vector<std::vector<std::string>> held(fakes);  // the addresses each fake was given
+  std::size_t replies = 0;
+  std::size_t taken = 0;
+  auto heartbeat_due = clock_type::now();
+  // The silent workers heartbeat whenever this is called (each look at the broker's counters).
+  const auto keep_alive = [&] {
+    if (clock_type::now() < heartbeat_due) return;
+    for (auto& w : workers) {
+      drain(w);
+      send_frames(w, {"", "MDPW01", "\x04"});
+    }
+    heartbeat_due = clock_type::now() + 100ms;
+  };
+  const auto deadline = clock_type::now() + bound;
+  std::vector<zmq::pollitem_t> items;
+  for (auto& w : workers) items.push_back({w.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({client.handle(), 0, ZMQ_POLLIN, 0});
+  while (replies + taken < requests && clock_type::now() < deadline) {
+    zmq::poll(items.data(), items.size(), 50ms);
+    for (std::size_t i = 0; i < fakes; ++i)
+      while (auto m = recv_frames(workers[i], 0ms))
+        if (m->size() == 6 && (*m)[2] == "\x02") {
+          held[i].push_back((*m)[3]);
+          ++taken;
+        }
+    while (recv_frames(client, 0ms)) ++replies;
+    keep_alive();
+  }
+  std::cout << "[ stats    ] " << replies << " answered by the real worker, " << taken << " taken by the silent ones"
+            << std::endl;
+  EXPECT_EQ(replies + taken, requests);
+  for (std::size_t i = 0; i < fakes; ++i) EXPECT_LE(held[i].size(), credit) << "worker " << i;
+  const auto busy = broker_stats(zctx_, endpoint_);
+  EXPECT_LE(number(busy, "in_flight"), static_cast<long long>(fakes * credit + 1)) << busy;
+
+  // Forged replies: to an address never given out (worker 0 is disconnected for it, and what it
+  // held goes back to the queue), then for another worker's request from a worker now unknown.
+  const auto errors_before = number(busy, "protocol_errors");
+  send_frames(workers[0], {"", "MDPW01", "\x03", "forged", "", "x"});
+  std::size_t other = 1;
+  while (other < fakes && held[other].empty()) ++other;
+  if (other < fakes && !held[0].empty() && held[0].front() != held[other].front())
+    send_frames(workers[0], {"", "MDPW01", "\x03", held[other].front(), "", "x"});
+  const auto refused = stats_until(zctx_, endpoint_, [&](std::string_view st) {
+    keep_alive();
+    return number(st, "protocol_errors") > errors_before;
+  });
+  EXPECT_GT(number(refused, "protocol_errors"), errors_before) << refused;
+  // What the others hold expires; their answers after that are dropped as late.
+  const auto still_held = static_cast<long long>(taken - held[0].size());
+  const auto expired = stats_until(zctx_, endpoint_, [&](std::string_view st) {
+    keep_alive();
+    return number(st, "expired") >= still_held;
+  });
+  EXPECT_GE(number(expired, "expired"), still_held) << expired;
+  EXPECT_EQ(number(expired, "workers_expired"), 0) << expired;
+  for (std::size_t i = 1; i < fakes; ++i)
+    for (const auto& address : held[i]) send_frames(workers[i], {"", "MDPW01", "\x03", address, "", "late"});
+  const auto late = stats_until(zctx_, endpoint_, [&](std::string_view st) {
+    keep_alive();
+    return number(st, "late_replies") >= still_held;
+  });
+  EXPECT_GE(number(late, "late_replies"), still_held) << late;
+  std::cout << "[ stats    ] " << late.substr(0, late.find(",\"services\"")) << std::endl;
+  workers.clear();
+  const figures f = after("after");
+  EXPECT_LE(f.rss_kib, baseline_.rss_kib + 16 * 1024) << "baseline " << describe(baseline_);
+  stop();
+}
+
 TEST_F(HostileBrokerTest, ConnectionChurnWithPartialAndGarbageMessagesLeaksNoDescriptors) {
   start({"--max-workers", "32", "--max-services", "16"});
   SCOPED_TRACE("seed " + std::to_string(seed_));
