@@ -60,6 +60,10 @@ struct socket_options {
   bool conflate = false;
   /// ZMQ_TCP_KEEPALIVE: -1 = OS default, 0 = off, 1 = on.
   int tcp_keepalive = -1;
+  /// ZMQ_HANDSHAKE_IVL: how long a new connection may take to complete its ZMTP (and CURVE)
+  /// handshake before it is closed; 0 = no limit. A peer that connects and says nothing holds a
+  /// descriptor this long: daemons facing untrusted networks set it short.
+  std::chrono::milliseconds handshake_timeout{30'000};
   /// CURVE server or client keys; none by default.
   security_options security{};
 };

@@ -88,6 +88,7 @@ void apply_options(context& ctx, void* s, zmq::socket_type type, const socket_op
   }
   if (o.immediate) set_int(s, ZMQ_IMMEDIATE, 1, "ZMQ_IMMEDIATE");
   if (o.tcp_keepalive != -1) set_int(s, ZMQ_TCP_KEEPALIVE, o.tcp_keepalive, "ZMQ_TCP_KEEPALIVE");
+  set_int(s, ZMQ_HANDSHAKE_IVL, to_int_ms(o.handshake_timeout, "handshake_timeout"), "ZMQ_HANDSHAKE_IVL");
   if (type == zmq::socket_type::router) {
     set_int(s, ZMQ_ROUTER_MANDATORY, o.router_mandatory ? 1 : 0, "ZMQ_ROUTER_MANDATORY");
     if (o.router_handover) set_int(s, ZMQ_ROUTER_HANDOVER, 1, "ZMQ_ROUTER_HANDOVER");

@@ -100,6 +100,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-worker-credit", o.max_worker_credit,
                  "most requests one worker holds at once (a larger credit in a READY is lowered)")
       ->check(CLI::Range(1, 100000))->capture_default_str();
+  long long handshake_ms = 5000;
+  app.add_option("--handshake-timeout", handshake_ms,
+                 "close a connection that has not completed its ZMTP/CURVE handshake by then (a "
+                 "silent peer holds a descriptor this long)")
+      ->transform(duration)->check(interval_range)->default_str("5s");
+  app.add_option("--max-message-size", o.socket.max_message_size,
+                 "the largest frame accepted; a peer sending a bigger one is disconnected")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))->capture_default_str();
   fabric::tools::curve_flags curve;
   fabric::tools::add_curve_server_flags(app, curve);
   app.add_option("--titanic", titanic_dir,
@@ -122,6 +130,7 @@ int main(int argc, char** argv) {
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   o.request_expiry = std::chrono::milliseconds(expiry_ms);
   o.service_idle_timeout = std::chrono::milliseconds(service_idle_ms);
+  o.socket.handshake_timeout = std::chrono::milliseconds(handshake_ms);
   o.min_log_level = level;
   o.log = log_to_stderr;
   const fabric::log_fn log = [level](log_level l, std::string_view line) {

@@ -137,6 +137,11 @@ int main(int argc, char** argv) {
       ->default_str(format_duration(o.reply_retention));
   app.add_option("--max-request-bytes", o.max_request_bytes, "the largest request stored")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--cache-bytes", o.cache_bytes, "request bodies and replies kept in memory")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 40))->capture_default_str();
+  app.add_option("--max-in-memory", o.max_in_memory,
+                 "open requests held in memory; the rest wait in the journal")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))->capture_default_str();
   app.add_option("--log-level", level, "debug, info, warning, error or off")
       ->transform(fabric::tools::log_level_validator())
       ->default_str(std::string(fabric::support::to_string(level)));
