@@ -37,15 +37,7 @@ constexpr std::string_view worker_program = FABRIC_TEST_MDP_WORKER;
 constexpr std::string_view worker_program;
 #endif
 
-// Waits (bounded) until `done` holds, checking between yields.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds bound = wait_bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using fabric::testing::eventually;
 
 // A fabric worker answering on its own thread: echo, prefixed with its name.
 class echo_worker {

@@ -31,14 +31,7 @@ namespace {
 using namespace std::chrono_literals;
 using fabric::testing::wait_bound;
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds bound = wait_bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using fabric::testing::eventually;
 
 // What the fake server answers a reply for, by service name: "doomed" requests are given up,
 // "slow" ones stay pending, "store-fails" and "refuse-me" are not stored (500 and 400); others

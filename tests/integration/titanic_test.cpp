@@ -35,14 +35,7 @@ using fabric::testing::wait_bound;
 
 const std::string C = "MDPC01";
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds bound = wait_bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using fabric::testing::eventually;
 
 bool is_uuid(const std::string& s) {
   if (s.size() != 32) return false;

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <stdexcept>
+#include <system_error>
 
 extern char** environ;
 
@@ -117,6 +119,34 @@ bool child_process::pump(std::chrono::nanoseconds timeout) {
     }
   }
   return fds_[0] >= 0 || fds_[1] >= 0;
+}
+
+std::vector<std::string> command(std::string_view program, std::vector<std::string> args) {
+  std::vector<std::string> words;
+  words.reserve(args.size() + 1);
+  words.emplace_back(program);
+  for (auto& a : args) words.push_back(std::move(a));
+  return words;
+}
+
+std::string listening_endpoint(child_process& p, std::chrono::milliseconds bound) {
+  const std::string prefix = "listening on ";
+  const auto printed = [&](std::string_view o) {
+    const auto at = o.find(prefix);
+    return at != o.npos && o.find('\n', at) != o.npos;
+  };
+  if (!p.read_until(printed, bound)) return {};
+  const auto at = p.out.find(prefix) + prefix.size();
+  return p.out.substr(at, p.out.find('\n', at) - at);
+}
+
+std::size_t open_fds(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
+       !ec && it != end; it.increment(ec))
+    ++n;
+  return n;
 }
 
 }  // namespace fabric::testing

@@ -49,4 +49,14 @@ class child_process {
   int fds_[2] = {-1, -1};
 };
 
+/// `program` followed by `args`: the words of a child_process.
+std::vector<std::string> command(std::string_view program, std::vector<std::string> args);
+
+/// The endpoint a daemon prints on stdout as "listening on <endpoint>" once it serves (the first
+/// one), read within `bound`; empty when none came.
+std::string listening_endpoint(child_process& p, std::chrono::milliseconds bound);
+
+/// The open file descriptors of process `pid` (/proc/<pid>/fd); 0 when it cannot be read.
+std::size_t open_fds(pid_t pid);
+
 }  // namespace fabric::testing

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -47,6 +48,18 @@ using fabric::support::loopback_endpoint;
 
 /// The default bound on every wait in tests.
 inline constexpr std::chrono::milliseconds wait_bound{5000};
+
+/// Waits until `done()` holds, at most `bound`, yielding in between: for state no event announces
+/// (counters kept by another thread). Returns false when the bound passed first.
+template <class Pred>
+bool eventually(Pred&& done, std::chrono::milliseconds bound = wait_bound) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 /// Binds `binder` on a fresh endpoint of `t`, connects `connector` to it, and returns once the
 /// connection is complete (handshake done for tcp/ipc). Returns the bound endpoint.

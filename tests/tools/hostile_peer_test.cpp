@@ -84,17 +84,8 @@ class daemon_process : public child_process {
  public:
   daemon_process(std::string_view path, const std::vector<std::string>& args) : child_process(with(path, args)) {}
 
-  // The endpoint a broker printed once it serves; empty when it did not within the bound.
-  std::string endpoint() {
-    const std::string prefix = "listening on ";
-    const auto printed = [&](std::string_view o) {
-      const auto at = o.find(prefix);
-      return at != o.npos && o.find('\n', at) != o.npos;
-    };
-    if (!read_until(printed, bound)) return {};
-    const auto at = out.find(prefix) + prefix.size();
-    return out.substr(at, out.find('\n', at) - at);
-  }
+  // The endpoint it printed once it serves; empty when it did not within the bound.
+  std::string endpoint() { return fabric::testing::listening_endpoint(*this, bound); }
 
  private:
   static std::vector<std::string> with(std::string_view path, const std::vector<std::string>& args) {

@@ -37,6 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 using fabric::curve_keypair;
 using fabric::testing::child_process;
+using fabric::testing::command;
 using fabric::testing::temp_dir;
 using namespace std::chrono_literals;
 
@@ -51,11 +52,6 @@ constexpr std::string_view titanic_path;
 #endif
 
 constexpr std::chrono::milliseconds bound = 15s;
-
-std::vector<std::string> command(std::string_view path, std::vector<std::string> args) {
-  args.insert(args.begin(), std::string(path));
-  return args;
-}
 
 struct run_result {
   int code = -1;
@@ -74,25 +70,7 @@ bool await_log(child_process& p, std::string_view text) {
   return p.read_until([&](std::string_view) { return p.err.find(text) != std::string::npos; }, bound);
 }
 
-// The endpoint fabric-broker printed once it serves; empty when it did not.
-std::string endpoint_of(child_process& broker) {
-  const std::string prefix = "listening on ";
-  const auto printed = [&](std::string_view o) {
-    const auto at = o.find(prefix);
-    return at != o.npos && o.find('\n', at) != o.npos;
-  };
-  if (!broker.read_until(printed, bound)) return {};
-  const auto at = broker.out.find(prefix) + prefix.size();
-  return broker.out.substr(at, broker.out.find('\n', at) - at);
-}
-
-// Open file descriptors of process `pid`.
-std::size_t fd_count(pid_t pid) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end; it.increment(ec)) ++n;
-  return n;
-}
+std::string endpoint_of(child_process& broker) { return fabric::testing::listening_endpoint(broker, bound); }
 
 // The last value of `"name":N` in the child's stderr, or 0.
 std::uint64_t last_counter(const std::string& err, const std::string& name) {
@@ -173,6 +151,15 @@ class SecurityToolTest : public ::testing::Test {
 
   fabric::curve_client as(const curve_keypair& keys) const { return {keys, server.public_key}; }
 
+  // fabric-broker on a free loopback port with CURVE: the key pair made at dir/server, the
+  // allowlist directory, and `extra` arguments.
+  std::vector<std::string> curve_broker(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> a{"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms", "--curve-secret",
+                               (dir.path() / "server_secret").string(), "--curve-allow", allow.string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return command(broker_path, a);
+  }
+
   temp_dir dir;
   fs::path allow;
   curve_keypair server;
@@ -236,9 +223,7 @@ TEST_F(SecurityToolTest, CurveBrokerServesAllowedKeysOnlyAndReloadsOnSighup) {
   server = keygen(dir.path() / "server");
   const curve_keypair worker_keys = enrolled("worker");
   const curve_keypair alice = enrolled("alice");
-  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
-                                             "--curve-secret", (dir.path() / "server_secret").string(),
-                                             "--curve-allow", allow.string()}));
+  child_process broker(curve_broker());
   const std::string endpoint = endpoint_of(broker);
   ASSERT_FALSE(endpoint.empty()) << broker.err;
   ASSERT_TRUE(await_log(broker, "serving")) << broker.err;
@@ -273,15 +258,12 @@ TEST_F(SecurityToolTest, FloodOfUnknownPeersIsRefusedCountedAndLeaksNothing) {
   server = keygen(dir.path() / "server");
   const curve_keypair worker_keys = enrolled("worker");
   const curve_keypair alice = enrolled("alice");
-  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
-                                             "--stats-interval", "50ms", "--curve-secret",
-                                             (dir.path() / "server_secret").string(), "--curve-allow",
-                                             allow.string()}));
+  child_process broker(curve_broker({"--stats-interval", "50ms"}));
   const std::string endpoint = endpoint_of(broker);
   ASSERT_FALSE(endpoint.empty()) << broker.err;
   echo_worker echo(ctx, endpoint, "echo", as(worker_keys));
   ASSERT_TRUE(round_trip(endpoint, as(alice)));
-  const std::size_t fds_before = fd_count(broker.pid());
+  const std::size_t fds_before = fabric::testing::open_fds(broker.pid());
 
   // 40 CURVE clients with keys in no allowlist and 40 NULL peers, all at once.
   constexpr int each = 40;
@@ -316,8 +298,8 @@ TEST_F(SecurityToolTest, FloodOfUnknownPeersIsRefusedCountedAndLeaksNothing) {
     ++lines;
   EXPECT_LE(lines, static_cast<std::size_t>(2 * (flood_seconds + 2))) << broker.err;
   // The refused connections are closed, and their descriptors with them.
-  EXPECT_TRUE(broker.read_until([&](std::string_view) { return fd_count(broker.pid()) <= fds_before + 2; }, bound))
-      << fd_count(broker.pid()) << " descriptors open, " << fds_before << " before the flood";
+  EXPECT_TRUE(broker.read_until([&](std::string_view) { return fabric::testing::open_fds(broker.pid()) <= fds_before + 2; }, bound))
+      << fabric::testing::open_fds(broker.pid()) << " descriptors open, " << fds_before << " before the flood";
   // Nothing reached the service, and an allowed client is still served.
   EXPECT_TRUE(round_trip(endpoint, as(alice)));
   broker.signal(SIGTERM);
@@ -329,7 +311,7 @@ TEST_F(SecurityToolTest, SilentConnectionsAreClosedAfterTheHandshakeTimeout) {
   const std::string endpoint = endpoint_of(broker);
   ASSERT_FALSE(endpoint.empty()) << broker.err;
   ASSERT_TRUE(await_log(broker, "serving")) << broker.err;
-  const std::size_t fds_before = fd_count(broker.pid());
+  const std::size_t fds_before = fabric::testing::open_fds(broker.pid());
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1))));
@@ -355,8 +337,8 @@ TEST_F(SecurityToolTest, SilentConnectionsAreClosedAfterTheHandshakeTimeout) {
     }
     EXPECT_TRUE(closed) << "a silent connection was left open";
   }
-  EXPECT_TRUE(broker.read_until([&](std::string_view) { return fd_count(broker.pid()) <= fds_before; }, bound))
-      << fd_count(broker.pid()) << " descriptors open, " << fds_before << " before";
+  EXPECT_TRUE(broker.read_until([&](std::string_view) { return fabric::testing::open_fds(broker.pid()) <= fds_before; }, bound))
+      << fabric::testing::open_fds(broker.pid()) << " descriptors open, " << fds_before << " before";
   for (const int fd : silent) ::close(fd);
 }
 
@@ -365,9 +347,7 @@ TEST_F(SecurityToolTest, TitanicConnectsToACurveBroker) {
   const curve_keypair titanic_keys = enrolled("titanic");
   const curve_keypair worker_keys = enrolled("worker");
   const curve_keypair alice = enrolled("alice");
-  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
-                                             "--curve-secret", (dir.path() / "server_secret").string(),
-                                             "--curve-allow", allow.string()}));
+  child_process broker(curve_broker());
   const std::string endpoint = endpoint_of(broker);
   ASSERT_FALSE(endpoint.empty()) << broker.err;
   // The server key given as its public certificate file.
@@ -396,10 +376,7 @@ TEST_F(SecurityToolTest, BrokerWithTitanicInsideUsesItsOwnKey) {
   server = keygen(dir.path() / "server");
   const curve_keypair worker_keys = enrolled("worker");
   const curve_keypair alice = enrolled("alice");
-  child_process broker(command(broker_path, {"--bind", "tcp://127.0.0.1:*", "--heartbeat", "100ms",
-                                             "--curve-secret", (dir.path() / "server_secret").string(),
-                                             "--curve-allow", allow.string(), "--titanic",
-                                             (dir.path() / "j").string()}));
+  child_process broker(curve_broker({"--titanic", (dir.path() / "j").string()}));
   const std::string endpoint = endpoint_of(broker);
   ASSERT_FALSE(endpoint.empty()) << broker.err;
   echo_worker echo(ctx, endpoint, "echo", as(worker_keys));

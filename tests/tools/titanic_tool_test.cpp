@@ -64,16 +64,7 @@ class broker_process : public tool {
   explicit broker_process(const std::vector<std::string>& extra = {}) : tool(broker_path, args(extra)) {}
 
   // The endpoint it printed once it serves; empty when it did not within the bound.
-  std::string endpoint() {
-    const std::string prefix = "listening on ";
-    const auto printed = [&](std::string_view o) {
-      const auto at = o.find(prefix);
-      return at != o.npos && o.find('\n', at) != o.npos;
-    };
-    if (!read_until(printed, bound)) return {};
-    const auto at = out.find(prefix) + prefix.size();
-    return out.substr(at, out.find('\n', at) - at);
-  }
+  std::string endpoint() { return fabric::testing::listening_endpoint(*this, bound); }
 
  private:
   static std::vector<std::string> args(const std::vector<std::string>& extra) {

@@ -25,19 +25,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::temp_dir;
+using testing::eventually;
 using testing::wait_bound;
 
 constexpr std::chrono::milliseconds quiet_period{100};
-
-template <class Pred>
-bool eventually(Pred&& done) {
-  const auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 // Saves a fresh key pair's public certificate into `dir` under `name`; returns the pair.
 curve_keypair enrol(const fs::path& dir, const std::string& name) {

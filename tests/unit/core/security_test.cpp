@@ -19,6 +19,7 @@ namespace fabric {
 namespace {
 
 using namespace std::chrono_literals;
+using fabric::testing::eventually;
 using fabric::testing::wait_bound;
 
 // How long a test watches for something that must not happen (a delivery to a refused client).
@@ -33,17 +34,6 @@ error expect_error(Fn&& fn) {
   }
   ADD_FAILURE() << "no fabric::error thrown";
   return error(errc::invalid_state, "nothing thrown");
-}
-
-// Waits until `done()` holds, at most wait_bound. For state with no event to wait on (counters).
-template <class Pred>
-bool eventually(Pred&& done) {
-  const auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 socket_options server_options(const curve_keypair& keys) {
