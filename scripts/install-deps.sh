@@ -12,6 +12,7 @@ packages=(
   libcli11-dev
   nlohmann-json3-dev
   iproute2  # network namespaces and veth pairs for the two-host fault tests
+  clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz/): clang++ and its fuzzer runtime
 )
 
 missing=()

@@ -7,6 +7,7 @@
 
 #include "journal/record.hpp"
 #include "reliability/frc.hpp"
+#include "reliability/frc_receiver.hpp"
 #include "reliability/frq.hpp"
 #include "reliability/frs.hpp"
 #include "reliability/mdp.hpp"
@@ -312,6 +313,74 @@ void frc() {
   sender("goodbye-to", std::move(o));
 }
 
+// --- frc_receiver: settings octets, then events (see fuzz_frc_receiver.cpp) ----------------------
+
+void frc_receiver() {
+  auto settings = [](std::uint8_t shape) {
+    std::string s(1, static_cast<char>(shape));
+    for (const int b : {2, 4, 4, 3, 64}) s.push_back(static_cast<char>(b));
+    return s;
+  };
+  // op (low bits: the event; bit 3: its variant; high bits: the peer), then the link octet.
+  auto op = [](std::string& s, std::uint8_t what, std::uint8_t peer, std::uint8_t link) {
+    event(s, what, peer);
+    s.push_back(static_cast<char>(link));
+  };
+  {  // first contact, committed, then data in order, committed, and a skip
+    std::string s = settings(0x07);
+    op(s, 1, 0, 0), s.push_back(0x13), s.push_back(0), s.push_back(0);  // HELLO acked 0 last 0
+    op(s, 5, 0, 0);                                                       // commit
+    op(s, 2, 0, 0), s.push_back(0), s.push_back(2);                       // DATA 1..3
+    for (const char* body : {"a", "b", "c"}) put_frame(s, body);
+    op(s, 5, 0, 0);
+    op(s, 3, 0, 0), s.push_back(3), s.push_back(1);                       // SKIP 4..5
+    op(s, 5, 0, 0);
+    op(s, 6, 0, 0), s.push_back(60);                                      // time passes
+    op(s, 4 | 8, 0, 0);                                                   // GOODBYE
+    write("frc_receiver", "in-order", s);
+  }
+  {  // a failed commit, a gap, expiring messages and a second sender
+    std::string s = settings(0x03);
+    op(s, 1, 1, 1), s.push_back(0x11), s.push_back(2), s.push_back(3);
+    op(s, 5, 0, 0);
+    op(s, 2 | 8, 1, 1), s.push_back(2), s.push_back(1);
+    put_frame(s, "x"), put_frame(s, "y");
+    op(s, 6, 0, 0), s.push_back(10);
+    op(s, 5 | 8, 0, 0);                                                   // the commit fails
+    op(s, 2, 1, 1), s.push_back(9), s.push_back(0), put_frame(s, "gap");
+    op(s, 1, 2, 2), s.push_back(0x26), s.push_back(0), s.push_back(0);
+    op(s, 7 | 8, 0, 0);                                                   // loads fail
+    op(s, 5, 0, 0);
+    op(s, 6, 0, 0), s.push_back(static_cast<char>(200));
+    write("frc_receiver", "failures", s);
+  }
+  {  // raw messages from a peer
+    std::string s = settings(0x01);
+    message hello;
+    fabric::frc::write_hello(hello, 3, {"orders", "svc-a", 0, 9, 0, 0, 500});
+    op(s, 0, 0, 0), put_counted(s, hello);
+    message data;
+    fabric::frc::data_writer w(data, 3, 1);
+    w.add(0, "raw");
+    w.finish();
+    op(s, 5, 0, 0);
+    op(s, 0, 0, 0), put_counted(s, data);
+    op(s, 5, 0, 0);
+    write("frc_receiver", "raw", s);
+  }
+  {  // the journal decoders
+    std::string s(1, static_cast<char>(0xFF));
+    s += fabric::frc::encode_record({9, 41});
+    write("frc_receiver", "decode-record", s);
+    s.resize(1);
+    s += fabric::frc::encode_seqs({3, 5, 8});
+    write("frc_receiver", "decode-seqs", s);
+    s.resize(1);
+    s += fabric::frc::channel_key("svc-a", "orders");
+    write("frc_receiver", "decode-key", s);
+  }
+}
+
 // --- frs ----------------------------------------------------------------------------------------
 
 void frs() {
@@ -438,6 +507,7 @@ int main(int argc, char** argv) {
     ppp();
     tsp();
     frc();
+    frc_receiver();
     frs();
     frq();
     record();

@@ -13,6 +13,7 @@ set(FABRIC_FUZZ_TARGETS
   ppp          # 6/PPP frames and the Paranoid Pirate queue machine
   tsp          # 9/TSP bodies (src/reliability/tsp.cpp)
   frc          # FRC/1 reliable channel commands (src/reliability/frc.cpp)
+  frc_receiver # the FRC/1 receiver machine and its journal records, on a fake clock and journal
   frs          # FRS/1 stream commands (src/reliability/frs.cpp)
   frq          # FRQ/1 work queue commands (src/reliability/frq.cpp)
   record       # journal records (src/journal/record.cpp)
@@ -30,6 +31,8 @@ set(FABRIC_FUZZ_SOURCES_mdp_broker ${fabric_fuzz_core} src/reliability/mdp.cpp
 set(FABRIC_FUZZ_SOURCES_ppp ${fabric_fuzz_core} src/reliability/ppp.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp ${fabric_fuzz_core} src/reliability/tsp.cpp)
 set(FABRIC_FUZZ_SOURCES_frc ${fabric_fuzz_core} src/reliability/frc.cpp)
+set(FABRIC_FUZZ_SOURCES_frc_receiver ${fabric_fuzz_core} src/reliability/frc.cpp
+  src/reliability/frc_receiver.cpp)
 set(FABRIC_FUZZ_SOURCES_frs ${fabric_fuzz_core} src/reliability/frs.cpp)
 set(FABRIC_FUZZ_SOURCES_frq ${fabric_fuzz_core} src/reliability/frq.cpp)
 set(FABRIC_FUZZ_SOURCES_record src/journal/record.cpp)
