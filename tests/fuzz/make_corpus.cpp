@@ -17,11 +17,15 @@
 #include <fabric/codec.hpp>
 #include <fabric/envelope.hpp>
 
+#include <lmdb.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <map>
 #include <string>
 #include <string_view>
@@ -491,6 +495,63 @@ void record() {
   write("record", "version-1", s + value);
 }
 
+// --- data_file: a small LMDB environment's data.mdb ---------------------------------------------
+
+void lmdb_ok(int rc, const char* what) {
+  if (rc != 0) throw std::runtime_error(std::string(what) + ": " + mdb_strerror(rc));
+}
+
+// Writes data.mdb with two named databases, a value on overflow pages and freed pages, and
+// returns its bytes.
+std::string small_environment(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  MDB_env* env = nullptr;
+  lmdb_ok(mdb_env_create(&env), "mdb_env_create");
+  lmdb_ok(mdb_env_set_maxdbs(env, 4), "mdb_env_set_maxdbs");
+  lmdb_ok(mdb_env_open(env, dir.c_str(), 0, 0644), "mdb_env_open");
+  auto put_all = [&](bool second) {
+    MDB_txn* txn = nullptr;
+    lmdb_ok(mdb_txn_begin(env, nullptr, 0, &txn), "mdb_txn_begin");
+    for (const char* name : {"s/orders", "x/counters"}) {
+      MDB_dbi dbi = 0;
+      lmdb_ok(mdb_dbi_open(txn, name, MDB_CREATE, &dbi), "mdb_dbi_open");
+      for (std::uint64_t seq = 1; seq <= 6; ++seq) {
+        std::string key;
+        put_number(key, seq, 8);
+        std::string value = second ? std::string(seq == 3 ? 5000 : 40, 'v') : "first";
+        MDB_val k{key.size(), key.data()};
+        MDB_val v{value.size(), value.data()};
+        if (second && seq == 5)
+          lmdb_ok(mdb_del(txn, dbi, &k, nullptr), "mdb_del");
+        else
+          lmdb_ok(mdb_put(txn, dbi, &k, &v, 0), "mdb_put");
+      }
+    }
+    lmdb_ok(mdb_txn_commit(txn), "mdb_txn_commit");
+  };
+  put_all(false);
+  put_all(true);
+  mdb_env_close(env);
+  std::string bytes(static_cast<std::size_t>(std::filesystem::file_size(dir / "data.mdb")), '\0');
+  std::ifstream in(dir / "data.mdb", std::ios::binary);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!in) throw std::runtime_error("cannot read " + (dir / "data.mdb").string());
+  return bytes;
+}
+
+void data_file() {
+  const auto dir = std::filesystem::temp_directory_path() / ("fabric-fuzz-corpus-" + std::to_string(::getpid()));
+  std::string file;
+  try {
+    file = small_environment(dir);
+  } catch (...) {
+    std::filesystem::remove_all(dir);
+    throw;
+  }
+  std::filesystem::remove_all(dir);
+  for (const int mode : {0, 3, 4}) write("data_file", "environment-" + std::to_string(mode), std::string(1, static_cast<char>(mode)) + file);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -511,6 +572,7 @@ int main(int argc, char** argv) {
     frs();
     frq();
     record();
+    data_file();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fabric-fuzz-make-corpus: %s\n", e.what());
     return 1;

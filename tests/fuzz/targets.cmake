@@ -17,6 +17,7 @@ set(FABRIC_FUZZ_TARGETS
   frs          # FRS/1 stream commands (src/reliability/frs.cpp)
   frq          # FRQ/1 work queue commands (src/reliability/frq.cpp)
   record       # journal records (src/journal/record.cpp)
+  data_file    # LMDB's data file read from outside LMDB (src/journal/data_file.cpp)
   # curve_cert # CURVE certificate parser: to be added here with its fuzz_curve_cert.cpp,
                # corpus/curve_cert/ and FABRIC_FUZZ_SOURCES_curve_cert below
 )
@@ -36,3 +37,4 @@ set(FABRIC_FUZZ_SOURCES_frc_receiver ${fabric_fuzz_core} src/reliability/frc.cpp
 set(FABRIC_FUZZ_SOURCES_frs ${fabric_fuzz_core} src/reliability/frs.cpp)
 set(FABRIC_FUZZ_SOURCES_frq ${fabric_fuzz_core} src/reliability/frq.cpp)
 set(FABRIC_FUZZ_SOURCES_record src/journal/record.cpp)
+set(FABRIC_FUZZ_SOURCES_data_file src/core/error.cpp src/journal/data_file.cpp)
