@@ -425,6 +425,44 @@ void frs() {
   subscriber("refuse-version", std::move(o));
 }
 
+// --- frs_subscriber: settings octets, then events (see fuzz_frs_subscriber.cpp) ------------------
+
+void frs_subscriber() {
+  auto live = [](std::string& s, std::uint8_t seq, std::string_view body) {
+    event(s, 2, 0);
+    s.push_back(static_cast<char>(seq - 1));
+    put_frame(s, body);
+  };
+  {  // live from the start, a gap fetched and answered with a BATCH, then drained
+    std::string s(1, 0);  // start: latest
+    for (const int b : {3, 2, 4, 1, 8}) s.push_back(static_cast<char>(b));
+    event(s, 0, 0);  // follow "orders"
+    live(s, 1, "one");
+    live(s, 2, "two");
+    live(s, 5, "five");  // a gap: 3 and 4 are fetched
+    event(s, 4, 0), s.push_back(0), s.push_back(0), s.push_back(1);  // BATCH of 2
+    put_frame(s, "three"), put_frame(s, "four");
+    event(s, 6, 0);
+    event(s, 3, 0), s.push_back(5);  // BEACON last 5
+    event(s, 5, 0), s.push_back(100);
+    write("frs_subscriber", "gap-fetched", s);
+  }
+  {  // history from sequence 1: END, GONE and REFUSE answers, a heartbeat, a second stream
+    std::string s(1, 1);
+    s.push_back(0);  // from_seq 1
+    for (const int b : {3, 2, 4, 2, 8}) s.push_back(static_cast<char>(b));
+    event(s, 0, 0);
+    event(s, 0, 1);
+    event(s, 4, 0), s.push_back(0), s.push_back(2 << 2), s.push_back(3);  // GONE 1..4
+    event(s, 4, 0), s.push_back(1), s.push_back(1 << 2), s.push_back(9);  // END
+    event(s, 4, 0), s.push_back(0), s.push_back(3 << 2);                  // REFUSE
+    event(s, 3 | 0x80, 0);                                                 // HEARTBEAT
+    event(s, 5, 0), s.push_back(static_cast<char>(250));
+    event(s, 9, 0);
+    write("frs_subscriber", "history", s);
+  }
+}
+
 // --- frq ----------------------------------------------------------------------------------------
 
 void frq() {
@@ -570,6 +608,7 @@ int main(int argc, char** argv) {
     frc();
     frc_receiver();
     frs();
+    frs_subscriber();
     frq();
     record();
     data_file();

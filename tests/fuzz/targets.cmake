@@ -15,6 +15,7 @@ set(FABRIC_FUZZ_TARGETS
   frc          # FRC/1 reliable channel commands (src/reliability/frc.cpp)
   frc_receiver # the FRC/1 receiver machine and its journal records, on a fake clock and journal
   frs          # FRS/1 stream commands (src/reliability/frs.cpp)
+  frs_subscriber # the FRS/1 subscriber machine, on a fake clock
   frq          # FRQ/1 work queue commands (src/reliability/frq.cpp)
   record       # journal records (src/journal/record.cpp)
   data_file    # LMDB's data file read from outside LMDB (src/journal/data_file.cpp)
@@ -35,6 +36,8 @@ set(FABRIC_FUZZ_SOURCES_frc ${fabric_fuzz_core} src/reliability/frc.cpp)
 set(FABRIC_FUZZ_SOURCES_frc_receiver ${fabric_fuzz_core} src/reliability/frc.cpp
   src/reliability/frc_receiver.cpp)
 set(FABRIC_FUZZ_SOURCES_frs ${fabric_fuzz_core} src/reliability/frs.cpp)
+set(FABRIC_FUZZ_SOURCES_frs_subscriber ${fabric_fuzz_core} src/reliability/frs.cpp
+  src/reliability/frs_subscriber.cpp)
 set(FABRIC_FUZZ_SOURCES_frq ${fabric_fuzz_core} src/reliability/frq.cpp)
 set(FABRIC_FUZZ_SOURCES_record src/journal/record.cpp)
 set(FABRIC_FUZZ_SOURCES_data_file src/core/error.cpp src/journal/data_file.cpp)
