@@ -149,17 +149,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (out.fetches.empty()) break;
         const fetch_sent f = out.fetches[in.byte() % out.fetches.size()];
         const std::uint8_t how = in.byte();
-        const std::uint64_t from = f.from + how % 3;  // sometimes later than asked (a gap)
+        // Sometimes later than asked (a gap). A FETCH-TIME's `from` is a time: answered from 1.
+        std::uint64_t from = f.from + how % 3;
+        if (from == 0 || from > (std::uint64_t{1} << 62)) from = 1;
         switch ((how >> 2) % 4) {
           case 0: {
-            frs::batch_writer w(m, "subscriber", f.request, incarnation, from == 0 ? 1 : from);
+            frs::batch_writer w(m, "subscriber", f.request, incarnation, from);
             const std::size_t count = 1 + in.byte() % f.max_count;
             for (std::size_t i = 0; i < count; ++i) w.add(1000 * (from + i), in.frame_bytes());
             w.finish();
             break;
           }
-          case 1: frs::write_end(m, "subscriber", f.request, incarnation, {from == 0 ? 1 : from, in.byte()}); break;
-          case 2: frs::write_gone(m, "subscriber", f.request, incarnation, {from == 0 ? 1 : from, from + 1 + in.byte() % 8}); break;
+          case 1: frs::write_end(m, "subscriber", f.request, incarnation, {from, in.byte()}); break;
+          case 2: frs::write_gone(m, "subscriber", f.request, incarnation, {from, from + 1 + in.byte() % 8}); break;
           default: frs::write_refuse(m, "subscriber", f.request, {"no-stream", "not here"}); break;
         }
         machine.on_message(frs::fetch_port, answer(std::move(m)), now);
