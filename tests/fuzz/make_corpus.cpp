@@ -269,6 +269,42 @@ void tsp() {
   write("tsp", "uuid", std::string(1, 6) + tsp::to_string(id));
 }
 
+// --- tsp_server: settings octets, then events (see fuzz_tsp_server.cpp) --------------------------
+
+void tsp_server() {
+  {  // a request stored, dispatched to a service with workers, replied, fetched and closed
+    std::string s(1, 0x05);
+    for (const int b : {200, 4, 2, 4}) s.push_back(static_cast<char>(b));
+    s.push_back(0), put_frame(s, "hello");  // titanic.request to echo
+    s.push_back(8);                          // commit: the 200 goes out
+    s.push_back(7 | 0x20);                   // echo has workers
+    s.push_back(9), s.push_back(4);          // time passes: dispatch
+    s.push_back(5), s.push_back(0), put_frame(s, "world");  // the service's reply
+    s.push_back(8);                          // commit the reply
+    s.push_back(2), s.push_back(0);          // titanic.reply
+    s.push_back(3), s.push_back(0);          // titanic.close
+    s.push_back(8);
+    write("tsp_server", "lifecycle", s);
+  }
+  {  // keyed requests, a service without workers, timeouts, a failed commit and raw bodies
+    std::string s(1, static_cast<char>(0x51));
+    for (const int b : {100, 2, 1, 2}) s.push_back(static_cast<char>(b));
+    s.push_back(1), s.push_back(0), put_frame(s, "a");
+    s.push_back(1), s.push_back(0), put_frame(s, "a");  // the same key again
+    s.push_back(8 | 0x10);                               // the commit fails
+    s.push_back(12);
+    s.push_back(8);
+    s.push_back(7 | 0x10);                               // work: no workers
+    s.push_back(0 | 0x10), put_frame(s, "job");
+    s.push_back(8);
+    for (int i = 0; i < 4; ++i) s.push_back(9), s.push_back(40);
+    s.push_back(6), s.push_back(0);                      // a dispatch expires
+    s.push_back(4), put_counted(s, body({"echo", "raw"}));
+    s.push_back(4 | 0x20), put_counted(s, body({"not-a-uuid"}));
+    write("tsp_server", "keys-and-failures", s);
+  }
+}
+
 // --- frc ----------------------------------------------------------------------------------------
 
 void frc() {
@@ -605,6 +641,7 @@ int main(int argc, char** argv) {
     mdp_broker();
     ppp();
     tsp();
+    tsp_server();
     frc();
     frc_receiver();
     frs();

@@ -12,6 +12,7 @@ set(FABRIC_FUZZ_TARGETS
   mdp_broker   # the Majordomo broker machine fed decoded messages on a fake clock
   ppp          # 6/PPP frames and the Paranoid Pirate queue machine
   tsp          # 9/TSP bodies (src/reliability/tsp.cpp)
+  tsp_server   # the Titanic server machine, on a fake clock, journal and broker
   frc          # FRC/1 reliable channel commands (src/reliability/frc.cpp)
   frc_receiver # the FRC/1 receiver machine and its journal records, on a fake clock and journal
   frs          # FRS/1 stream commands (src/reliability/frs.cpp)
@@ -32,6 +33,8 @@ set(FABRIC_FUZZ_SOURCES_mdp_broker ${fabric_fuzz_core} src/reliability/mdp.cpp
   src/reliability/mdp_broker_machine.cpp)
 set(FABRIC_FUZZ_SOURCES_ppp ${fabric_fuzz_core} src/reliability/ppp.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp ${fabric_fuzz_core} src/reliability/tsp.cpp)
+set(FABRIC_FUZZ_SOURCES_tsp_server ${fabric_fuzz_core} src/reliability/tsp.cpp
+  src/reliability/tsp_server.cpp src/reliability/tsp_faults.cpp)
 set(FABRIC_FUZZ_SOURCES_frc ${fabric_fuzz_core} src/reliability/frc.cpp)
 set(FABRIC_FUZZ_SOURCES_frc_receiver ${fabric_fuzz_core} src/reliability/frc.cpp
   src/reliability/frc_receiver.cpp)
