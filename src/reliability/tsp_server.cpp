@@ -206,7 +206,10 @@ void server_machine::on_reply_request(origin&& from, const uuid& id) {
 }
 
 void server_machine::on_close_request(origin&& from, const uuid& id) {
-  if (const auto it = open_.find(id); it != open_.end()) unschedule(id, it->second, phase::finishing);
+  if (const auto it = open_.find(id); it != open_.end())
+    unschedule(id, it->second, phase::finishing);
+  else
+    closing_.insert(id);  // it may wait in the journal: not to be read back before the close is durable
   queue_change({.kind = change_kind::closed, .id = id}, {.kind = change_kind::closed, .id = id, .reply_to = std::move(from)});
 }
 
@@ -356,6 +359,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
     for (auto& f : followups) {
       if (f.kind == change_kind::stored) keys_pending_.erase(f.key);
       if (f.kind == change_kind::removed) --removals_pending_;  // listed again at the next sweep
+      if (f.kind == change_kind::closed) closing_.erase(f.id);    // not closed: it may be read back
       if (f.reply_to) answer_status(*f.reply_to, status::error, "the journal could not write the request");
       for (const auto& o : f.also) answer_status(o, status::error, "the journal could not write the request");
     }
@@ -405,6 +409,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
       case change_kind::given_up: forget(f.id); break;
       case change_kind::closed:
         forget(f.id);
+        closing_.erase(f.id);
         uncache_reply(f.id);
         ++stats_.closed;
         if (f.reply_to) answer_status(*f.reply_to, status::ok);
@@ -626,6 +631,7 @@ void server_machine::page_in(time_point now) {
     for (auto& r : batch) {
       loaded_upto_ = std::max(loaded_upto_, r.seq);
       if (open_.contains(r.id)) continue;  // stored by a commit whose completion is on its way
+      if (closing_.contains(r.id)) continue;  // closed by a commit whose completion is on its way
       entry& e = open_[r.id];
       e.seq = r.seq;
       e.service = std::move(r.service);

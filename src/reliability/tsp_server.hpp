@@ -49,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -342,6 +343,9 @@ class server_machine {
   std::unordered_map<std::uint64_t, uuid> dispatches_;        // dispatch id -> request
   std::map<std::string, service_state, std::less<>> services_;
   std::map<std::string, uuid, std::less<>> keys_pending_;     // keys being stored
+  // Requests closed while not in memory, their close not yet durable: the journal still lists
+  // them as open, and page_in() must not read them back.
+  std::unordered_set<uuid, uuid_hash> closing_;
   std::optional<detail::time_point> requery_at_;              // a dispatch pass is due then
   std::unordered_map<uuid, cached_reply, uuid_hash> replies_; // replies stored, not yet closed
   std::list<uuid> reply_order_;                               // replies_, oldest first
