@@ -701,6 +701,23 @@ TEST_F(TitanicServer, RequestClosedWhileWaitingInTheJournalIsNotReadBackAndDispa
   EXPECT_EQ(reply_of(b), status_only(status::unknown));
 }
 
+// The same after a failed commit: the machine forgets its memory and reads the open requests back,
+// but a close still waiting for its commit keeps its request out.
+TEST_F(TitanicServer, RequestWhoseCloseWaitsIsNotReadBackAfterAFailedCommit) {
+  auto s = test_settings();
+  s.max_batch = 1;
+  start(s);
+  const uuid a = store_one("echo", {"a"});
+  request("echo", {"b"});  // its commit goes out
+  close(a);                // waits for the next commit
+  complete(false);         // b's commit fails: everything is read back from the journal
+  advance(1s);
+  present();
+  EXPECT_TRUE(io.dispatches.empty()) << "a request whose close was on its way to the journal went out";
+  complete();  // a is closed
+  EXPECT_EQ(reply_of(a), status_only(status::unknown));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
