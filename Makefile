@@ -3,7 +3,7 @@ PRESET ?= ci
 JOBS   ?= $(shell nproc)
 BUILD  := build/$(PRESET)
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test fuzz clean
 
 all: build
 
@@ -45,6 +45,11 @@ run: build
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
+
+# The long fuzzing tier (tests/fuzz/README.md): every libFuzzer target for an hour each;
+# FUZZ_ARGS passes options, e.g. make fuzz FUZZ_ARGS="-t 600 -j 2 mdp_broker".
+fuzz: configure
+	bash scripts/fuzz-long.sh -b $(BUILD) $(FUZZ_ARGS)
 
 clean:
 	rm -rf build

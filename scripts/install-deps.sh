@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev
   libczmq-dev  # tests only: certificates written by CZMQ's zcert are read by fabric, and back
   iproute2  # network namespaces and veth pairs for the two-host fault tests
+  clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz/): clang++ and its fuzzer runtime
 )
 
 missing=()

@@ -17,6 +17,11 @@ namespace {
 // A request read back from the journal is let go after this much failing, to try again.
 constexpr std::chrono::milliseconds read_retry{1000};
 
+// Whether a change ends a request: once durable, the journal no longer lists it as open.
+bool ends(change_kind k) noexcept {
+  return k == change_kind::replied || k == change_kind::given_up || k == change_kind::closed;
+}
+
 std::size_t status_index(status s) noexcept {
   switch (s) {
     case status::ok: return 0;
@@ -308,7 +313,14 @@ void server_machine::on_service_status(std::string_view service, bool has_worker
 // ---------------------------------------------------------------------------------------------
 // Commits
 
+void server_machine::finished(const followup& f) {
+  if (!ends(f.kind)) return;
+  const auto it = finishing_.find(f.id);
+  if (it != finishing_.end() && --it->second == 0) finishing_.erase(it);
+}
+
 void server_machine::queue_change(request_change&& c, followup&& f) {
+  if (ends(c.kind)) ++finishing_[c.id];
   gathering_.changes.push_back(std::move(c));
   gathering_followups_.push_back(std::move(f));
 }
@@ -356,6 +368,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
     for (auto& f : followups) {
       if (f.kind == change_kind::stored) keys_pending_.erase(f.key);
       if (f.kind == change_kind::removed) --removals_pending_;  // listed again at the next sweep
+      finished(f);  // not ended after all: it may be read back
       if (f.reply_to) answer_status(*f.reply_to, status::error, "the journal could not write the request");
       for (const auto& o : f.also) answer_status(o, status::error, "the journal could not write the request");
     }
@@ -366,6 +379,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
   ++stats_.commits;
   std::size_t next_seq = 0;
   for (auto& f : followups) {
+    finished(f);
     switch (f.kind) {
       case change_kind::stored: {
         const std::uint64_t seq = next_seq < seqs.size() ? seqs[next_seq] : 0;
@@ -626,6 +640,7 @@ void server_machine::page_in(time_point now) {
     for (auto& r : batch) {
       loaded_upto_ = std::max(loaded_upto_, r.seq);
       if (open_.contains(r.id)) continue;  // stored by a commit whose completion is on its way
+      if (finishing_.contains(r.id)) continue;  // ended by a change on its way to the journal
       entry& e = open_[r.id];
       e.seq = r.seq;
       e.service = std::move(r.service);

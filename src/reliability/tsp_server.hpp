@@ -305,6 +305,8 @@ class server_machine {
 
   void act(detail::time_point now);
   void queue_change(request_change&& c, followup&& f);
+  // The change behind `f` is durable, or failed: it no longer holds its request out of page_in().
+  void finished(const followup& f);
   void maybe_commit(detail::time_point now);
   void reload();
   void dispatch_due(detail::time_point now);
@@ -342,6 +344,10 @@ class server_machine {
   std::unordered_map<std::uint64_t, uuid> dispatches_;        // dispatch id -> request
   std::map<std::string, service_state, std::less<>> services_;
   std::map<std::string, uuid, std::less<>> keys_pending_;     // keys being stored
+  // Requests with a change that ends them (replied, given up, closed) queued or in a commit not
+  // yet durable, and how many such changes: the journal still lists them as open, and page_in()
+  // must not read them back (after a failed commit, or when one was not in memory).
+  std::unordered_map<uuid, std::uint32_t, uuid_hash> finishing_;
   std::optional<detail::time_point> requery_at_;              // a dispatch pass is due then
   std::unordered_map<uuid, cached_reply, uuid_hash> replies_; // replies stored, not yet closed
   std::list<uuid> reply_order_;                               // replies_, oldest first

@@ -674,6 +674,50 @@ TEST_F(TitanicServer, CloseOfAnUnknownUuidIsAnswered200) {
   EXPECT_EQ(io.answers[0].body, (frames{"200"}));
 }
 
+// A close of a request still waiting in the journal (not yet read into memory) is not durable
+// until its commit is: the journal lists the request as open meanwhile, and reading it in then
+// must not bring it back to be dispatched. (Found by tests/fuzz/fuzz_tsp_server.cpp: the service
+// ran a request its client had closed, and a reply cache could then hand its reply out after the
+// close.)
+TEST_F(TitanicServer, RequestClosedWhileWaitingInTheJournalIsNotReadBackAndDispatched) {
+  auto s = test_settings();
+  s.max_in_memory = 1;
+  store.seed("echo", {"a"});
+  const uuid b = store.seed("echo", {"b"});
+  start(s);
+  ASSERT_EQ(machine->stats().open, 1u) << "only the first request fits in memory";
+  const uuid a = store.open.begin()->second.id;
+  close(a);  // its commit goes at once
+  close(b);  // waits for the next commit
+  complete();  // a is closed: room in memory, and b's close goes out
+  ASSERT_EQ(store.pending.size(), 1u);
+  advance(1s);  // the machine reads open requests back into the room
+  present();
+  EXPECT_TRUE(io.dispatches.empty()) << "a request whose close was on its way to the journal went out";
+  complete();  // b is closed
+  advance(1s);
+  present();
+  EXPECT_TRUE(io.dispatches.empty());
+  EXPECT_EQ(reply_of(b), status_only(status::unknown));
+}
+
+// The same after a failed commit: the machine forgets its memory and reads the open requests back,
+// but a close still waiting for its commit keeps its request out.
+TEST_F(TitanicServer, RequestWhoseCloseWaitsIsNotReadBackAfterAFailedCommit) {
+  auto s = test_settings();
+  s.max_batch = 1;
+  start(s);
+  const uuid a = store_one("echo", {"a"});
+  request("echo", {"b"});  // its commit goes out
+  close(a);                // waits for the next commit
+  complete(false);         // b's commit fails: everything is read back from the journal
+  advance(1s);
+  present();
+  EXPECT_TRUE(io.dispatches.empty()) << "a request whose close was on its way to the journal went out";
+  complete();  // a is closed
+  EXPECT_EQ(reply_of(a), status_only(status::unknown));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
