@@ -41,7 +41,7 @@ struct authenticator_stats {
 struct allowlist_reload {
   std::size_t directories = 0;      ///< directories read again
   std::size_t keys = 0;             ///< keys they hold now, all domains together
-  std::vector<std::string> errors;  ///< one per directory that could not be read (it keeps its old keys)
+  std::vector<std::string> errors;  ///< one per file left out, or per directory not read (it keeps its old keys)
 };
 
 /// The process-wide (or component-wide) libzmq context.
@@ -91,12 +91,14 @@ class context {
                                        std::string_view zap_domain = "fabric");
   /// Reads every allowlist directory again (what a daemon does on SIGHUP): a key added is
   /// accepted from the next handshake on, a key removed is refused from then on. Connections
-  /// already made stay up. A directory that cannot be read keeps the keys it had, and its error
-  /// is reported in the result.
+  /// already made stay up. A file that is not a valid certificate is left out and reported in
+  /// the result (so a broken file never stops a removal); a directory that cannot be read at
+  /// all keeps the keys it had, and is reported too.
   allowlist_reload reload_curve_allowlists();
 
   /// Where the authenticator's log lines go (refused peers, at warning) and the least severe
-  /// level written; none by default. `fn` is called on the authenticator's threads.
+  /// level written; none by default. `fn` is called on the authenticator's threads and must not
+  /// block: libzmq's I/O thread waits while refused handshakes go unread.
   void set_log(log_fn fn, log_level min_level = log_level::info);
 
   /// Starts the ZAP handler if it is not running. Sockets configured as CURVE servers call this

@@ -64,21 +64,24 @@ std::string format_curve_certificate(const curve_certificate& cert, bool with_se
                                      std::string_view heading = {});
 
 /// Writes `path` (the public certificate, mode 0644) and `path` + "_secret" (the secret one,
-/// mode 0600, as CZMQ names it). With `overwrite` false an existing file is an error.
-/// Throws: fabric::error(invalid_argument) when `cert` has no secret key or a file exists and
+/// mode 0600, as CZMQ names it), each whole or not at all (a temporary file moved into place).
+/// With `overwrite` false an existing file is an error, and neither file is left behind.
+/// Throws: fabric::error(invalid_argument) when `cert` has no secret key, `path` itself ends in
+/// "_secret", a metadata name or value cannot be written as ZPL, or a file exists and
 /// `overwrite` is false; fabric::error(io_error) when a file cannot be written.
 void save_curve_certificate(const curve_certificate& cert, const std::filesystem::path& path,
                             bool overwrite = false);
 
 /// Reads a certificate file: public or secret, as it is. A file holding a secret key must not be
 /// readable or writable by group or others.
-/// Throws: fabric::error(io_error) for a file that cannot be read (missing, a directory, no
-/// permission); fabric::error(invalid_argument) for a secret key file open to others (the
-/// message says how to fix it); what parse_curve_certificate throws.
+/// Throws: fabric::error(io_error) for a file that cannot be read (missing, a directory, a FIFO,
+/// no permission); fabric::error(too_large) over max_certificate_bytes;
+/// fabric::error(invalid_argument) for a secret key file open to others (the message says how
+/// to fix it); what parse_curve_certificate throws.
 curve_certificate load_curve_certificate(const std::filesystem::path& path);
 
-/// The key pair of a secret certificate: `path` names the secret file itself, or the public
-/// certificate whose "_secret" twin is then read. Throws: as load_curve_certificate, and
+/// The key pair of a secret certificate: `path` names the secret file itself (any file holding
+/// a secret key), or the public certificate whose "_secret" twin is then read. Throws: as load_curve_certificate, and
 /// fabric::error(invalid_argument) when the file holds no secret key.
 curve_keypair load_curve_keypair(const std::filesystem::path& path);
 
@@ -97,19 +100,26 @@ inline constexpr std::size_t max_allowlist_certificates = 100'000;
 /// load_curve_certificate throws, naming the file; fabric::error(too_large) past
 /// max_allowlist_certificates files.
 std::vector<std::string> load_curve_allowlist(const std::filesystem::path& dir);
+/// As above, but a file that is not a valid certificate is reported in `errors` (when not null)
+/// and left out, instead of failing the whole directory: what a reload uses, so that keys
+/// removed from the directory are refused even while another file in it is broken.
+std::vector<std::string> load_curve_allowlist(const std::filesystem::path& dir, std::vector<std::string>* errors);
 
 /// This socket is a CURVE server: it encrypts, and its clients are authenticated by the
 /// context's ZAP handler, which accepts the keys allowed on the context (context::
 /// allow_curve_client) and those of the allowlist directory, if one is given here.
 ///
-/// A CURVE server socket also drops every message that arrives without a ZMTP "User-Id" (the
-/// client key the handler accepted), so no path can deliver an unauthenticated message.
+/// A CURVE server socket (other than REQ and REP, which cannot drop a message without breaking
+/// their alternation) also drops every message that arrives over a ZMTP connection without a
+/// "User-Id" (the client key the handler accepted). Messages over inproc come from this process,
+/// have no handshake, and are not checked.
 struct curve_server {
   curve_keypair keys;
   std::string zap_domain = "fabric";  ///< the ZAP domain reported to the handler
-  /// A directory of client public certificates (load_curve_allowlist), loaded when the socket is
-  /// made and again on context::reload_curve_allowlists(). Its keys are accepted on the sockets
-  /// of this zap_domain only. Empty: only the context's own allowed keys.
+  /// A directory of client public certificates (load_curve_allowlist), read when the socket is
+  /// made (so also each time another socket names it) and on context::reload_curve_allowlists().
+  /// Its keys are accepted on the sockets of this zap_domain only. Empty: only the context's own
+  /// allowed keys.
   std::filesystem::path allowlist_dir{};
 };
 

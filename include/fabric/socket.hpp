@@ -74,7 +74,8 @@ class socket {
   /// The last endpoint bound or connected, resolved (ZMQ_LAST_ENDPOINT).
   std::string last_endpoint() const;
   /// Messages recv() dropped because they broke a bound (socket_options::max_frames), or, at a
-  /// CURVE server, because they carried no authenticated User-Id.
+  /// CURVE server other than REQ or REP, because they came over a ZMTP connection without an
+  /// authenticated User-Id.
   std::uint64_t dropped() const noexcept { return dropped_; }
 
  protected:
@@ -132,6 +133,7 @@ class socket {
   result<void> send_frame(frame& f, bool more, long wait_ms);
   result<void> recv_message(message& m, long wait_ms);
   result<void> recv_one(message& m, long wait_ms);
+  static bool has_authenticated_peer(message& m) noexcept;
 
  private:
   // The flags for one call. A call with the socket's default timeout, while that is what libzmq
@@ -149,7 +151,7 @@ class socket {
   zmq::socket_type type_;
   socket_options options_;
   std::uint64_t dropped_ = 0;
-  bool authenticated_only_ = false;  // a CURVE server: drop messages without a User-Id
+  bool authenticated_only_ = false;  // a CURVE server (not REQ/REP): drop ZMTP messages without a User-Id
   int sndtimeo_ = -1;  // the ZMQ_SNDTIMEO / ZMQ_RCVTIMEO currently set on the socket
   int rcvtimeo_ = -1;
   int default_sndtimeo_ = -1;  // socket_options::send_timeout / recv_timeout in ms, -1 = forever

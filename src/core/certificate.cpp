@@ -69,7 +69,8 @@ std::string errno_text(int err) { return std::system_category().message(err); }
 // Reads a whole file of at most max_certificate_bytes, checking a secret one's mode on the open
 // descriptor (so the file checked is the file read).
 std::string read_certificate_file(const std::filesystem::path& path, bool* open_to_others) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // Non-blocking, so a FIFO in its place cannot hang the read: fstat refuses it below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     throw error(errc::io_error, "cannot read certificate '" + path.string() + "': " + errno_text(err));
@@ -104,37 +105,57 @@ std::string read_certificate_file(const std::filesystem::path& path, bool* open_
   return text;
 }
 
+// Writes `text` to `path` with `mode`, whole or not at all: into a temporary file beside it,
+// synced, then moved into place (replacing an existing file only with `overwrite`), then the
+// directory synced. A crash leaves the old file or the new one, never half of one.
 void write_file(const std::filesystem::path& path, const std::string& text, mode_t mode, bool overwrite) {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (overwrite ? O_TRUNC : O_EXCL);
-  const int fd = ::open(path.c_str(), flags, mode);
+  const std::filesystem::path temp = path.string() + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) {
     const int err = errno;
-    if (err == EEXIST)
-      throw error(errc::invalid_argument, "'" + path.string() + "' exists; refusing to overwrite it");
-    throw error(errc::io_error, "cannot write '" + path.string() + "': " + errno_text(err));
+    throw error(errc::io_error, "cannot write '" + temp.string() + "': " + errno_text(err));
   }
-  struct closer {
+  bool placed = false;
+  struct cleanup {
     int fd;
-    ~closer() { ::close(fd); }
-  } close_on_exit{fd};
-  // The mode given to open() is cut by the umask and ignored for a file that existed: set it.
-  if (::fchmod(fd, mode) != 0) {
+    const std::filesystem::path& temp;
+    const bool& placed;
+    ~cleanup() {
+      if (fd >= 0) ::close(fd);
+      if (!placed) ::unlink(temp.c_str());
+    }
+  } on_exit{fd, temp, placed};
+  const auto fail = [&](const char* what) {
     const int err = errno;
-    throw error(errc::io_error, "cannot set the mode of '" + path.string() + "': " + errno_text(err));
-  }
+    throw error(errc::io_error, std::string("cannot ") + what + " '" + temp.string() + "': " + errno_text(err));
+  };
+  // The mode given to open() is cut by the umask: set it.
+  if (::fchmod(fd, mode) != 0) fail("set the mode of");
   std::size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      throw error(errc::io_error, "cannot write '" + path.string() + "': " + errno_text(err));
-    }
+    if (n < 0) fail("write");
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    throw error(errc::io_error, "cannot sync '" + path.string() + "': " + errno_text(err));
+  if (::fsync(fd) != 0) fail("sync");
+  if (overwrite) {
+    if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename");
+  } else {
+    // link() refuses an existing name, so a file made meanwhile is never replaced.
+    if (::link(temp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      if (err == EEXIST)
+        throw error(errc::invalid_argument, "'" + path.string() + "' exists; refusing to overwrite it");
+      throw error(errc::io_error, "cannot write '" + path.string() + "': " + errno_text(err));
+    }
+    ::unlink(temp.c_str());
+  }
+  placed = true;
+  const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (const int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
   }
 }
 
@@ -262,6 +283,10 @@ void save_curve_certificate(const curve_certificate& cert, const std::filesystem
                             bool overwrite) {
   if (cert.secret_key.empty())
     throw error(errc::invalid_argument, "save_curve_certificate needs a certificate with its secret key");
+  if (ends_with(path.filename().string(), "_secret"))
+    throw error(errc::invalid_argument,
+                "'" + path.string() + "' ends in _secret, the suffix of secret certificates: name the "
+                "public one, and its secret twin gets the suffix");
   const std::filesystem::path secret_path = path.string() + "_secret";
   const std::string public_text = format_curve_certificate(
       cert, false,
@@ -280,7 +305,12 @@ void save_curve_certificate(const curve_certificate& cert, const std::filesystem
     }
   }
   write_file(secret_path, secret_text, 0600, overwrite);
-  write_file(path, public_text, 0644, overwrite);
+  try {
+    write_file(path, public_text, 0644, overwrite);
+  } catch (...) {
+    if (!overwrite) ::unlink(secret_path.c_str());  // both or neither
+    throw;
+  }
 }
 
 curve_certificate load_curve_certificate(const std::filesystem::path& path) {
@@ -295,8 +325,15 @@ curve_certificate load_curve_certificate(const std::filesystem::path& path) {
 }
 
 curve_keypair load_curve_keypair(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  const std::filesystem::path secret = ends_with(name, "_secret") ? path : std::filesystem::path(name + "_secret");
+  // The file named, when it holds the secret key (whatever its name); else its "_secret" twin.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    curve_certificate cert = load_curve_certificate(path);
+    if (!cert.secret_key.empty()) return cert.keypair();
+    if (ends_with(path.string(), "_secret"))
+      throw error(errc::invalid_argument, "'" + path.string() + "' holds no secret key (a public certificate)");
+  }
+  const std::filesystem::path secret = path.string() + "_secret";
   curve_certificate cert = load_curve_certificate(secret);
   if (cert.secret_key.empty())
     throw error(errc::invalid_argument, "'" + secret.string() + "' holds no secret key (a public certificate)");
@@ -313,6 +350,10 @@ std::string load_curve_public_key(const std::string& key_or_path) {
 }
 
 std::vector<std::string> load_curve_allowlist(const std::filesystem::path& dir) {
+  return load_curve_allowlist(dir, nullptr);
+}
+
+std::vector<std::string> load_curve_allowlist(const std::filesystem::path& dir, std::vector<std::string>* errors) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
@@ -332,7 +373,12 @@ std::vector<std::string> load_curve_allowlist(const std::filesystem::path& dir) 
     if (!it->is_regular_file(ec) || ends_with(name, "_secret")) continue;
     if (++files > max_allowlist_certificates)
       throw error(errc::too_large, "allowlist '" + dir.string() + "' holds more than 100000 certificates");
-    keys.push_back(load_curve_certificate(it->path()).public_key);
+    try {
+      keys.push_back(load_curve_certificate(it->path()).public_key);
+    } catch (const error& e) {
+      if (errors == nullptr) throw;
+      errors->emplace_back(e.what());  // this file's key stays out; the others count
+    }
   }
   if (ec) throw error(errc::io_error, "cannot list allowlist '" + dir.string() + "': " + ec.message());
   std::sort(keys.begin(), keys.end());

@@ -14,6 +14,7 @@ namespace fabric {
 
 struct context::auth_state {
   std::mutex mutex;  // guards handler and watch
+  std::mutex reload_mutex;  // one allowlist read at a time (see allow_curve_clients_from)
   std::shared_ptr<detail::zap_policy> policy = std::make_shared<detail::zap_policy>();
   std::unique_ptr<detail::zap_handler> handler;
   std::unique_ptr<detail::handshake_watch> watch;
@@ -56,19 +57,29 @@ void context::allow_any_curve_client(bool any) {
   auth_->policy->allow_any = any;
 }
 
+namespace {
+
+std::unordered_set<std::string> as_set(std::vector<std::string>&& keys) {
+  return {std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end())};
+}
+
+}  // namespace
+
 std::size_t context::allow_curve_clients_from(const std::filesystem::path& dir,
                                               std::string_view zap_domain) {
+  // One directory read at a time, read and stored under one lock, so that a read which started
+  // before a reload cannot store its older view after the reload's.
+  std::lock_guard reading(auth_->reload_mutex);
   std::vector<std::string> keys = load_curve_allowlist(dir);  // throws before anything changes
   const std::size_t count = keys.size();
-  std::unordered_set<std::string> set(std::make_move_iterator(keys.begin()),
-                                      std::make_move_iterator(keys.end()));
   std::lock_guard lock(auth_->policy->mutex);
-  auth_->policy->directories[std::string(zap_domain)][dir] = std::move(set);
+  auth_->policy->directories[std::string(zap_domain)][dir] = as_set(std::move(keys));
   return count;
 }
 
 allowlist_reload context::reload_curve_allowlists() {
-  // Read the directories without holding the lock: handshakes go on meanwhile.
+  std::lock_guard reading(auth_->reload_mutex);
+  // Read the directories without holding the policy's lock: handshakes go on meanwhile.
   std::vector<std::pair<std::string, std::filesystem::path>> registered;
   {
     std::lock_guard lock(auth_->policy->mutex);
@@ -78,11 +89,16 @@ allowlist_reload context::reload_curve_allowlists() {
   allowlist_reload out;
   for (const auto& [domain, dir] : registered) {
     ++out.directories;
+    std::vector<std::string> keys;
     try {
-      (void)allow_curve_clients_from(dir, domain);
+      // A broken file keeps only its own key out: removals still take effect.
+      keys = load_curve_allowlist(dir, &out.errors);
     } catch (const std::exception& e) {
-      out.errors.emplace_back(e.what());
+      out.errors.emplace_back(e.what());  // the directory itself is unreadable: it keeps its keys
+      continue;
     }
+    std::lock_guard lock(auth_->policy->mutex);
+    auth_->policy->directories[domain][dir] = as_set(std::move(keys));
   }
   std::lock_guard lock(auth_->policy->mutex);
   for (const auto& [domain, dirs] : auth_->policy->directories)

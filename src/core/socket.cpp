@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include <cerrno>
+#include <chrono>
 #include <utility>
 
 namespace fabric {
@@ -125,7 +126,10 @@ socket::socket(context& ctx, zmq::socket_type type, const socket_options& option
     close();
     throw;
   }
-  authenticated_only_ = std::holds_alternative<curve_server>(options_.security);
+  // REQ and REP cannot drop a message without breaking their send/receive alternation; with
+  // ZAP always running they rely on the handshake alone.
+  authenticated_only_ = std::holds_alternative<curve_server>(options_.security) &&
+                        type_ != zmq::socket_type::req && type_ != zmq::socket_type::rep;
   default_sndtimeo_ = options_.send_timeout ? static_cast<int>(options_.send_timeout->count()) : -1;
   default_rcvtimeo_ = options_.recv_timeout ? static_cast<int>(options_.recv_timeout->count()) : -1;
   sndtimeo_ = default_sndtimeo_;
@@ -313,17 +317,36 @@ result<void> socket::send_frame(frame& f, bool more, long wait_ms) {
 }
 
 result<void> socket::recv_message(message& m, long wait_ms) {
+  auto got = recv_one(m, wait_ms);
+  if (!got || !authenticated_only_ || has_authenticated_peer(m)) [[likely]] return got;
+  // Defence in depth at a CURVE server: a message from a ZMTP connection must carry the User-Id
+  // the ZAP handler gave its peer. One without it came past authentication somehow: it is
+  // dropped and counted, and the wait goes on for what is left of the caller's bound.
+  const long wanted = wait_ms == default_wait ? default_rcvtimeo_ : wait_ms;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wanted > 0 ? wanted : 0);
   for (;;) {
-    auto got = recv_one(m, wait_ms);
-    if (!got || !authenticated_only_) [[likely]] return got;
-    // Defence in depth at a CURVE server: a message must carry the User-Id the ZAP handler gave
-    // its peer. One without it came past authentication somehow; it is dropped and counted. The
-    // last frame is read: a ROUTER makes the first (the routing id) itself, with no properties.
-    const char* user = zmq_msg_gets(m.frames().back().handle(), "User-Id");
-    if (user != nullptr && *user != '\0') [[likely]] return got;
     m.clear();
     ++dropped_;
+    long left = wanted;
+    if (wanted > 0) {
+      left = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   deadline - std::chrono::steady_clock::now())
+                                   .count());
+      if (left <= 0) left = no_wait;
+    }
+    got = recv_one(m, left);
+    if (!got || has_authenticated_peer(m)) return got;
   }
+}
+
+bool socket::has_authenticated_peer(message& m) noexcept {
+  // The last frame is read: a ROUTER makes the first (the routing id) itself, with no
+  // properties. A message with no properties at all came over inproc, from this process, which
+  // has no handshake to authenticate; every ZMTP connection has a Socket-Type.
+  zmq_msg_t* last = m.frames().back().handle();
+  const char* user = zmq_msg_gets(last, "User-Id");
+  if (user != nullptr && *user != '\0') return true;
+  return zmq_msg_gets(last, "Socket-Type") == nullptr;
 }
 
 result<void> socket::recv_one(message& m, long wait_ms) {

@@ -142,11 +142,15 @@ int serve_until_stopped(stop_signals& stop, const std::function<bool()>& running
   auto next_stats = std::chrono::steady_clock::now() + stats_every;
   while (running()) {
     const int signal = stop.wait_for(std::chrono::milliseconds(200));
-    if (signal == SIGHUP) {
-      if (on_hangup) on_hangup();
-      continue;
+    if (signal == SIGHUP && on_hangup) {
+      try {
+        on_hangup();
+      } catch (const std::exception& e) {  // a failed reload must not end the daemon
+        log_to_stderr(log_level::error, std::string("SIGHUP: ") + e.what());
+      }
+    } else if (signal > 0 && signal != SIGHUP) {
+      return signal;
     }
-    if (signal > 0) return signal;
     if (stats_every.count() > 0 && std::chrono::steady_clock::now() >= next_stats) {
       next_stats += stats_every;
       log_stats();

@@ -16,6 +16,7 @@
 
 #include <fabric/codec.hpp>
 #include <fabric/envelope.hpp>
+#include <fabric/security.hpp>
 
 #include <lmdb.h>
 #include <unistd.h>
@@ -626,6 +627,24 @@ void data_file() {
   for (const int mode : {0, 3, 4}) write("data_file", "environment-" + std::to_string(mode), std::string(1, static_cast<char>(mode)) + file);
 }
 
+// Certificates made from a fixed secret key (so the seeds do not change from run to run): public
+// and secret, with metadata, comments, both quote marks, unquoted values and CRLF line ends.
+void curve_cert() {
+  const std::string secret = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
+  const fabric::curve_keypair keys = fabric::curve_keypair::from_secret(secret);
+  const fabric::curve_certificate plain{keys.public_key, keys.secret_key, {}};
+  const fabric::curve_certificate named{keys.public_key, keys.secret_key,
+                                        {{"name", "broker-1"}, {"email", "ops@example.org"}}};
+  write("curve_cert", "public", fabric::format_curve_certificate(plain, false));
+  write("curve_cert", "secret", fabric::format_curve_certificate(plain, true, "a heading\nof two lines"));
+  write("curve_cert", "metadata", fabric::format_curve_certificate(named, false, "with metadata"));
+  write("curve_cert", "metadata-secret", fabric::format_curve_certificate(named, true));
+  write("curve_cert", "hand-written",
+        "#   written by hand\r\n\r\nmetadata\r\n    quote = 'say \"hi\"'   # trailing\r\n"
+        "    bare = value\r\nother\r\n    nested\r\n        deeper = \"x\"\r\ncurve\r\n"
+        "    public-key = " + keys.public_key + "\r\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -649,6 +668,7 @@ int main(int argc, char** argv) {
     frq();
     record();
     data_file();
+    curve_cert();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fabric-fuzz-make-corpus: %s\n", e.what());
     return 1;

@@ -20,8 +20,7 @@ set(FABRIC_FUZZ_TARGETS
   frq          # FRQ/1 work queue commands (src/reliability/frq.cpp)
   record       # journal records (src/journal/record.cpp)
   data_file    # LMDB's data file read from outside LMDB (src/journal/data_file.cpp)
-  # curve_cert # CURVE certificate parser: to be added here with its fuzz_curve_cert.cpp,
-               # corpus/curve_cert/ and FABRIC_FUZZ_SOURCES_curve_cert below
+  curve_cert   # CURVE certificates, ZPL text (src/core/certificate.cpp)
 )
 
 set(fabric_fuzz_core src/core/error.cpp src/core/message.cpp)
@@ -43,4 +42,5 @@ set(FABRIC_FUZZ_SOURCES_frs_subscriber ${fabric_fuzz_core} src/reliability/frs.c
   src/reliability/frs_subscriber.cpp)
 set(FABRIC_FUZZ_SOURCES_frq ${fabric_fuzz_core} src/reliability/frq.cpp)
 set(FABRIC_FUZZ_SOURCES_record src/journal/record.cpp)
+set(FABRIC_FUZZ_SOURCES_curve_cert ${fabric_fuzz_core} src/core/security.cpp src/core/certificate.cpp)
 set(FABRIC_FUZZ_SOURCES_data_file src/core/error.cpp src/journal/data_file.cpp)

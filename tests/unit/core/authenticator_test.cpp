@@ -150,7 +150,7 @@ TEST_F(AuthenticatorTest, ReloadAddsAndRemovesKeys) {
   EXPECT_TRUE(refused(pull, ep, alice));
 }
 
-TEST_F(AuthenticatorTest, ReloadKeepsTheOldKeysWhenTheDirectoryBreaks) {
+TEST_F(AuthenticatorTest, ReloadLeavesOutABrokenFileAndReportsIt) {
   const curve_keypair alice = enrol(allow, "alice");
   any_socket pull = server();
   const std::string ep = pull.bind("tcp://127.0.0.1:*");
@@ -165,6 +165,50 @@ TEST_F(AuthenticatorTest, ReloadKeepsTheOldKeysWhenTheDirectoryBreaks) {
   EXPECT_NE(r.errors[0].find("broken"), std::string::npos) << r.errors[0];
   EXPECT_EQ(r.keys, 1u);
   EXPECT_TRUE(delivered(pull, ep, alice));
+}
+
+TEST_F(AuthenticatorTest, ReloadRemovesKeysEvenWhileAnotherFileIsBroken) {
+  const curve_keypair alice = enrol(allow, "alice");
+  const curve_keypair bob = enrol(allow, "bob");
+  any_socket pull = server();
+  const std::string ep = pull.bind("tcp://127.0.0.1:*");
+  fs::remove(allow / "alice");
+  {
+    std::FILE* f = std::fopen((allow / "half-copied").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("curve\n    public-key = \"", f);
+    std::fclose(f);
+  }
+  const allowlist_reload r = ctx.reload_curve_allowlists();
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("half-copied"), std::string::npos) << r.errors[0];
+  EXPECT_EQ(r.keys, 1u);
+  EXPECT_TRUE(refused(pull, ep, alice));
+  EXPECT_TRUE(delivered(pull, ep, bob));
+}
+
+TEST_F(AuthenticatorTest, ReloadKeepsTheKeysOfADirectoryThatCannotBeRead) {
+  const curve_keypair alice = enrol(allow, "alice");
+  any_socket pull = server();
+  const std::string ep = pull.bind("tcp://127.0.0.1:*");
+  fs::rename(allow, dir.path() / "moved");
+  const allowlist_reload r = ctx.reload_curve_allowlists();
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.keys, 1u);
+  EXPECT_TRUE(delivered(pull, ep, alice));
+}
+
+TEST_F(AuthenticatorTest, InprocPeersOfACurveServerAreNotDropped) {
+  // inproc has no handshake: its messages carry no properties and come from this process.
+  any_socket pull = server();
+  pull.bind("inproc://curve-server-inproc");
+  any_socket push(ctx, zmq::socket_type::push, socket_options{.linger = 0ms});
+  push.connect("inproc://curve-server-inproc");
+  ASSERT_TRUE(push.send(make_message("local")));
+  message m;
+  ASSERT_TRUE(pull.recv(m, wait_bound));
+  EXPECT_EQ(m.view(0), "local");
+  EXPECT_EQ(pull.dropped(), 0u);
 }
 
 TEST_F(AuthenticatorTest, AllowlistIsScopedToItsZapDomain) {

@@ -98,6 +98,33 @@ TEST_F(CertificateTest, SaveRefusesToOverwriteUnlessAsked) {
   EXPECT_EQ(mode_of(p.string() + "_secret"), 0600u);
 }
 
+TEST_F(CertificateTest, SaveRefusesAPublicNameEndingInSecret) {
+  expect_error(errc::invalid_argument, [&] { save_curve_certificate(cert(), dir.path() / "x_secret"); });
+  EXPECT_FALSE(fs::exists(dir.path() / "x_secret"));
+  EXPECT_FALSE(fs::exists(dir.path() / "x_secret_secret"));
+}
+
+TEST_F(CertificateTest, KeypairLoadsFromASecretCertificateOfAnyName) {
+  const fs::path p = dir.path() / "k";
+  save_curve_certificate(cert(), p);
+  fs::rename(p.string() + "_secret", dir.path() / "server.key");
+  EXPECT_EQ(load_curve_keypair(dir.path() / "server.key").secret_key, keys.secret_key);
+}
+
+TEST_F(CertificateTest, FifoIsRefusedWithoutHanging) {
+  const fs::path p = dir.path() / "fifo";
+  ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+  expect_error(errc::io_error, [&] { (void)load_curve_certificate(p); });
+}
+
+TEST_F(CertificateTest, SaveLeavesNoTemporaryFiles) {
+  save_curve_certificate(cert(), dir.path() / "k");
+  save_curve_certificate(cert(), dir.path() / "k", true);
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 2u);
+}
+
 TEST_F(CertificateTest, SaveNeedsTheSecretKey) {
   expect_error(errc::invalid_argument,
                [&] { save_curve_certificate({keys.public_key, "", {}}, dir.path() / "k"); });
