@@ -33,7 +33,8 @@ struct authenticator_stats {
   std::uint64_t allowed = 0;  ///< CURVE handshakes accepted
   std::uint64_t denied = 0;   ///< CURVE handshakes refused by the ZAP handler (unknown key)
   /// Handshakes at a CURVE server that failed before a key could be checked: a NULL or PLAIN
-  /// peer, or a CURVE client with the wrong server key.
+  /// peer, a CURVE client with the wrong server key, or a handshake that ended early (a timeout,
+  /// a reset).
   std::uint64_t refused_handshakes = 0;
 };
 

@@ -55,8 +55,10 @@ zpl_line parse_line(std::string_view text, std::string_view source, std::size_t 
     out.value = std::string(text.substr(i, end - i));
     i = end + 1;
   } else {
+    // An unquoted value runs to white space: '#' is in the Z85 alphabet, so it starts a
+    // comment only after white space.
     const std::size_t start = i;
-    while (i < text.size() && !is_space(text[i]) && text[i] != '#') ++i;
+    while (i < text.size() && !is_space(text[i])) ++i;
     out.value = std::string(text.substr(start, i - start));
   }
   while (i < text.size() && is_space(text[i])) ++i;

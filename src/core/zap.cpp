@@ -134,9 +134,11 @@ void handshake_watch::add(void* target) {
   zmq::socket_t pair(ctx_.native(), zmq::socket_type::pair);
   pair.set(zmq::sockopt::linger, 0);
   pair.connect(endpoint);
-  // Protocol failures only: ZAP refusals are counted by the handler, and a handshake that ends
-  // without detail (a timeout, a reset, a port scan) is not a refusal.
-  constexpr int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_MONITOR_STOPPED;
+  // ZAP refusals are counted by the handler itself. A handshake that ends without detail is
+  // counted too: when a NULL or PLAIN peer and the server see the mismatch at once, the side
+  // that is second sees only the connection end.
+  constexpr int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                         ZMQ_EVENT_MONITOR_STOPPED;
   if (zmq_socket_monitor(target, endpoint.c_str(), events) != 0)
     throw_zmq_error(zmq_errno(), "cannot watch the handshakes of a CURVE server socket");
   {
@@ -148,14 +150,19 @@ void handshake_watch::add(void* target) {
 }
 
 void handshake_watch::on_event(std::uint16_t event, std::uint32_t value, const std::string& endpoint) {
-  if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) return;
+  if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) return;
   policy_->refused_handshakes.fetch_add(1, std::memory_order_relaxed);
-  const bool mechanism = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
-  log_limiter& limiter = mechanism ? mechanism_limiter_ : curve_limiter_;
+  const bool ended = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+  const bool mechanism = !ended && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
+  log_limiter& limiter = ended ? ended_limiter_ : mechanism ? mechanism_limiter_ : curve_limiter_;
   const auto held = limiter.admit(std::chrono::steady_clock::now());
   if (!held) return;
   std::string line = "refused a peer on " + endpoint;
-  if (mechanism) {
+  if (ended) {
+    // The value is an errno here.
+    line += ": its handshake ended early (" + std::string(std::strerror(static_cast<int>(value))) +
+            "; a peer without CURVE, a handshake timeout or a reset)";
+  } else if (mechanism) {
     line += ": it does not speak CURVE (a NULL or PLAIN peer)";
   } else {
     char code[16];

@@ -80,8 +80,8 @@ class zap_handler {
 std::unique_ptr<zap_handler> start_zap_handler(context& ctx, std::shared_ptr<zap_policy> policy);
 
 /// Reads the handshake events of every CURVE server socket of a context on a thread of its own,
-/// counting and logging the handshakes that fail on protocol grounds before the ZAP handler sees
-/// them. The log hook is called on this thread: it must not block, or libzmq's I/O thread
+/// counting and logging the handshakes that fail before the ZAP handler sees them: on protocol
+/// grounds, or ended early (a peer without CURVE, a handshake timeout, a reset). The log hook is called on this thread: it must not block, or libzmq's I/O thread
 /// blocks behind the unread events.
 ///
 /// Each watched socket has a PAIR connected to its libzmq monitor endpoint before the monitor
@@ -113,6 +113,7 @@ class handshake_watch {
   std::atomic<std::uint64_t> next_id_{0};
   log_limiter mechanism_limiter_;
   log_limiter curve_limiter_;  // thread_ only
+  log_limiter ended_limiter_;
   std::thread thread_;  // last: started once everything it reads exists
 };
 

@@ -180,6 +180,14 @@ TEST_F(CertificateTest, ParsesZplWithCommentsQuotesAndOtherSections) {
   EXPECT_EQ(c.metadata[2].second, "unquoted");
 }
 
+TEST_F(CertificateTest, UnquotedKeysMayHoldAHash) {
+  // '#' is a Z85 character: in an unquoted value it starts a comment only after white space.
+  const std::string key = "abcdefghij#klmnopqrst.uvwxyzABCD-EFGHIJK";
+  ASSERT_TRUE(is_z85_key(key));
+  const curve_certificate c = parse_curve_certificate("curve\n    public-key = " + key + "  # a comment\n");
+  EXPECT_EQ(c.public_key, key);
+}
+
 TEST_F(CertificateTest, MalformedTextIsRefusedWithItsLine) {
   const std::string good_key = "curve\n    public-key = \"" + keys.public_key + "\"\n";
   const struct {
