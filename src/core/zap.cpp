@@ -2,10 +2,13 @@
 // 1.0, and the handshake watch, which reads libzmq's monitor events of CURVE server sockets.
 #include "core/zap.hpp"
 
+#include <fabric/reactor.hpp>
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -174,54 +177,60 @@ void handshake_watch::on_event(std::uint16_t event, std::uint32_t value, const s
 }
 
 void handshake_watch::run() {
-  std::vector<zmq::socket_t> pairs;
-  std::vector<zmq_pollitem_t> items;
-  while (!stop_.load()) {
-    items.clear();
-    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-    for (auto& p : pairs) items.push_back({p.handle(), 0, ZMQ_POLLIN, 0});
-    if (zmq_poll(items.data(), static_cast<int>(items.size()), -1) < 0) {
-      // ETERM: the context is shutting down; close our sockets so it can end. Anything else
-      // (EINTR) is passing: the feeds must keep being read, or libzmq's event sends block.
-      if (zmq_errno() == ETERM) break;
-      continue;
-    }
-    if (items[0].revents & ZMQ_POLLIN) {
-      std::uint64_t count = 0;
-      (void)!::read(wake_fd_, &count, sizeof count);
-      std::lock_guard lock(mutex_);
-      for (auto& p : pending_) pairs.push_back(std::move(p));
-      pending_.clear();
-    }
-    std::vector<std::size_t> ended;
-    for (std::size_t i = 1; i < items.size(); ++i) {
-      if (!(items[i].revents & ZMQ_POLLIN)) continue;
-      zmq::socket_t& pair = pairs[i - 1];
-      for (;;) {
-        zmq::message_t head;
-        zmq::message_t endpoint;
-        try {
-          if (!pair.recv(head, zmq::recv_flags::dontwait)) break;
-          if (head.more()) (void)pair.recv(endpoint, zmq::recv_flags::dontwait);
-        } catch (const zmq::error_t&) {
-          break;
-        }
-        if (head.size() < 6) continue;
-        std::uint16_t event = 0;
-        std::uint32_t value = 0;
-        std::memcpy(&event, head.data(), 2);
-        std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
-        if (event == ZMQ_EVENT_MONITOR_STOPPED) {
-          ended.push_back(i - 1);
-          break;
-        }
-        on_event(event, value, endpoint.to_string());
+  // On the shared reactor: the eventfd brings new feeds (and the stop), each feed's PAIR is
+  // watched until its MONITOR_STOPPED. Sockets are held by pointer so the handlers' references
+  // stay valid as feeds come and go; a finished feed is closed on the next wake or at the end.
+  reactor r;
+  std::vector<std::unique_ptr<zmq::socket_t>> feeds;
+  std::vector<std::unique_ptr<zmq::socket_t>> finished;
+  const auto drain = [&](zmq::socket_t* feed) {
+    for (;;) {
+      zmq::message_t head;
+      zmq::message_t endpoint;
+      try {
+        if (!feed->recv(head, zmq::recv_flags::dontwait)) return;
+        if (head.more()) (void)feed->recv(endpoint, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t&) {
+        return;
       }
+      if (head.size() < 6) continue;
+      std::uint16_t event = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&event, head.data(), 2);
+      std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
+      if (event == ZMQ_EVENT_MONITOR_STOPPED) {
+        r.remove(zmq::socket_ref(zmq::from_handle, feed->handle()));
+        const auto it = std::find_if(feeds.begin(), feeds.end(), [feed](const auto& f) { return f.get() == feed; });
+        finished.push_back(std::move(*it));
+        feeds.erase(it);
+        return;
+      }
+      on_event(event, value, endpoint.to_string());
     }
-    for (auto it = ended.rbegin(); it != ended.rend(); ++it)
-      pairs.erase(pairs.begin() + static_cast<std::ptrdiff_t>(*it));
+  };
+  r.add_fd(wake_fd_, [&] {
+    std::uint64_t count = 0;
+    (void)!::read(wake_fd_, &count, sizeof count);
+    finished.clear();
+    if (stop_.load()) {
+      r.stop();
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    for (auto& pair : pending_) {
+      feeds.push_back(std::make_unique<zmq::socket_t>(std::move(pair)));
+      zmq::socket_t* feed = feeds.back().get();
+      r.add(zmq::socket_ref(zmq::from_handle, feed->handle()), [&drain, feed] { drain(feed); });
+    }
+    pending_.clear();
+  });
+  // Returns on stop, or with errc::closed when the context shuts down; either way the feeds are
+  // closed here (linger 0) so the context can end.
+  try {
+    (void)r.run();
+  } catch (const std::exception& e) {  // a poll failure other than a shutdown: say so, and end
+    policy_->write(log_level::error, std::string("handshake watch stopped: ") + e.what());
   }
-  pairs.clear();  // linger 0: closing never waits
 }
 
 }  // namespace fabric::detail
