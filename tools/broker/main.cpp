@@ -147,8 +147,10 @@ int main(int argc, char** argv) {
     std::size_t allowed = 0;
     if (!curve.secret.empty()) {
       keys = fabric::load_curve_keypair(curve.secret);
+      // Registered here, for domain "fabric", once: the socket then needs no directory of its own
+      // (which would read it a second time), and SIGHUP reads it again.
       allowed = ctx.allow_curve_clients_from(curve.allow_dir);
-      o.socket.security = fabric::curve_server{*keys, "fabric", curve.allow_dir};
+      o.socket.security = fabric::curve_server{*keys, "fabric"};
     }
     std::string exposed = "anyone who reaches";
     for (const auto& ep : o.endpoints) exposed += " " + ep;
