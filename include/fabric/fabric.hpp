@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fabric/actor.hpp>
+#include <fabric/binary_star.hpp>
 #include <fabric/codec.hpp>
 #include <fabric/completion_queue.hpp>
 #include <fabric/context.hpp>
