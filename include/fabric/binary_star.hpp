@@ -127,6 +127,8 @@ class node {
   /// Stops a started or running node (a started one's thread is waited for at most `timeout`).
   /// Safe from any thread. Returns false when the thread did not end in time.
   bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+  /// True while started and its thread has not ended.
+  bool running() const noexcept;
 
   /// A client request arrived: may the service accept it now? A passive or starting node whose
   /// peer has expired takes over here (with a witness, once the witness grants the lease: this
@@ -180,6 +182,10 @@ class witness {
   void start();
   result<void> run();
   bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+  /// True while started and its thread has not ended.
+  bool running() const noexcept;
+  /// What a started witness's thread ended with, if it threw.
+  std::exception_ptr failure() const noexcept;
   /// The counters, on the witness's thread (directly when not started; over its pipe when).
   /// Throws: fabric::error(timeout) when a started witness does not answer in time.
   witness_stats stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));

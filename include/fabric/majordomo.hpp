@@ -39,6 +39,10 @@
 #include <string_view>
 #include <vector>
 
+namespace fabric::binary_star {
+class node;
+}  // namespace fabric::binary_star
+
 namespace fabric::mdp {
 
 /// The broker logs through fabric's log hook (<fabric/log.hpp>); these names remain for code
@@ -97,6 +101,12 @@ struct broker_options {
   log_level min_log_level = log_level::info;
   /// Where log lines go; none by default.
   log_fn log{};
+  /// The Binary Star node this broker is one half of (docs/ha.md section 8), or none. The broker
+  /// then accepts a client request only when the node admits it (a passive node drops it
+  /// unanswered, so the client fails over; mmi.* included), and keeps workers only while the
+  /// node is active (others are sent DISCONNECT). The node must outlive the broker and run on
+  /// its thread: construct the broker with deferred_start and attach() both to one reactor.
+  binary_star::node* pair = nullptr;
 };
 
 /// Figures for one service.
@@ -138,6 +148,8 @@ struct broker_stats {
   std::uint64_t evicted = 0;           ///< queued requests dropped with their evicted service
   std::uint64_t workers_refused = 0;   ///< READYs refused for a full table
   std::uint64_t refusals_unanswered = 0;  ///< of which not answered with DISCONNECT (rate limit)
+  std::uint64_t not_active = 0;        ///< client requests dropped because this broker's Binary
+                                       ///< Star node was not active (broker_options::pair)
   std::uint64_t log_lines_suppressed = 0;  ///< beyond the per-tick log budget
   std::size_t workers = 0;             ///< live workers now
   std::size_t busy_workers = 0;        ///< of which handling at least one request

@@ -43,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fabric::mdp {
 
@@ -50,6 +51,11 @@ namespace fabric::mdp {
 struct client_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
+  /// Brokers to fail over to, such as the other node of a Binary Star pair (docs/ha.md): each
+  /// fresh socket (each retry, and the request after one that went unanswered) connects to the
+  /// next of `broker`, failover[0], failover[1], ... in turn, so a retry goes to another broker.
+  /// A socket that gets its answer stays where it is.
+  std::vector<std::string> failover{};
   /// How long one attempt waits for the reply. Between 1 ms and 24 h.
   std::chrono::milliseconds timeout{2500};
   /// How many times a request is resent, each time on a fresh socket, after the first attempt
@@ -111,6 +117,8 @@ class client {
   const client_stats& stats() const noexcept;
   /// The options given at construction.
   const client_options& options() const noexcept;
+  /// The broker the current socket is connected to: `broker` or one of `failover`.
+  const std::string& endpoint() const noexcept;
 
  private:
   struct impl;

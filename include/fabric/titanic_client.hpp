@@ -57,6 +57,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <system_error>
 
 namespace fabric::titanic {
@@ -109,6 +110,10 @@ struct reply {
 struct client_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
+  /// Brokers to fail over to, such as the other node of a Binary Star pair: each retry goes to
+  /// the next (mdp::client_options::failover). A keyed post retried on another broker keeps its
+  /// key, so it is still stored once.
+  std::vector<std::string> failover{};
   /// How long one attempt of a Titanic call (or of the broker probe) waits for its answer.
   /// Between 1 ms and 24 h.
   std::chrono::milliseconds timeout{2500};

@@ -150,6 +150,8 @@ result<void> node::run() {
 
 bool node::stop(std::chrono::milliseconds timeout) noexcept { return impl_->driver.stop(timeout); }
 
+bool node::running() const noexcept { return impl_->driver.running(); }
+
 bool node::admit() { return impl_->machine.admit(clock::now()); }
 
 bool node::writable() const noexcept { return impl_->machine.writable(clock::now()); }
@@ -246,6 +248,10 @@ result<void> witness::run() {
 }
 
 bool witness::stop(std::chrono::milliseconds timeout) noexcept { return impl_->driver.stop(timeout); }
+
+bool witness::running() const noexcept { return impl_->driver.running(); }
+
+std::exception_ptr witness::failure() const noexcept { return impl_->driver.failure(); }
 
 witness_stats witness::stats(std::chrono::milliseconds timeout) {
   auto answer = impl_->driver.call(message{}, timeout);

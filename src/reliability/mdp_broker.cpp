@@ -10,6 +10,7 @@
 #include "reliability/mdp_broker.hpp"
 
 #include <fabric/actor.hpp>
+#include <fabric/binary_star.hpp>
 #include <fabric/error.hpp>
 #include <fabric/router_dealer.hpp>
 
@@ -63,7 +64,7 @@ void release_reply(void* /*data*/, void* hint) noexcept {
 
 class router_sink final : public broker_sink {
  public:
-  router_sink(router& socket, const log_fn& fn) : socket_(socket), log_(fn) {}
+  router_sink(router& socket, const log_fn& fn, binary_star::node* pair) : socket_(socket), log_(fn), pair_(pair) {}
   using broker_sink::send;
   result<void> send(detail::port, message&& m) override { return socket_.try_send(std::move(m)); }
 
@@ -111,6 +112,12 @@ class router_sink final : public broker_sink {
   }
   std::uint64_t dropped() const noexcept override { return socket_.dropped(); }
 
+  // On the broker's thread, which is the node's: both are attached to one reactor.
+  bool admit_request(detail::time_point) override { return pair_ == nullptr || pair_->admit(); }
+  bool serving(detail::time_point) const override {
+    return pair_ == nullptr || pair_->current() == binary_star::state::active;
+  }
+
  private:
   struct string_hash {
     using is_transparent = void;
@@ -121,6 +128,7 @@ class router_sink final : public broker_sink {
 
   router& socket_;
   const log_fn& log_;
+  binary_star::node* pair_;
   std::shared_ptr<outbound_total> total_ = std::make_shared<outbound_total>();
   std::unordered_map<std::string, std::shared_ptr<outbound_account>, string_hash, std::equal_to<>>
       accounts_;
@@ -132,7 +140,7 @@ struct broker::impl {
   impl(context& ctx, broker_options o)
       : options(std::move(o)),
         socket(ctx, checked(options).socket),
-        sink(socket, options.log),
+        sink(socket, options.log, options.pair),
         machine(options, sink, clock::now()),
         driver(ctx, "majordomo broker") {
     for (const auto& ep : options.endpoints) endpoints.push_back(socket.bind(ep));
@@ -174,16 +182,34 @@ broker::broker(context& ctx, broker_options options, deferred_start_t)
 
 broker::broker(context& ctx, broker_options options)
     : broker(ctx, std::move(options), deferred_start) {
-  impl_->driver.start();
+  start();
 }
 
 broker::~broker() = default;
 
 const std::vector<std::string>& broker::endpoints() const noexcept { return impl_->endpoints; }
 
-void broker::start() { impl_->driver.start(); }
+namespace {
 
-result<void> broker::run() { return impl_->driver.run(); }
+// A broker in a pair asks its node on every request: both must run on one thread.
+void require_no_pair(const broker_options& o, const char* what) {
+  if (o.pair != nullptr)
+    throw error(errc::invalid_state, std::string("majordomo broker: ") + what +
+                                         ": a broker in a Binary Star pair runs on its node's reactor: "
+                                         "construct it with deferred_start and attach() both");
+}
+
+}  // namespace
+
+void broker::start() {
+  require_no_pair(impl_->options, "start");
+  impl_->driver.start();
+}
+
+result<void> broker::run() {
+  require_no_pair(impl_->options, "run");
+  return impl_->driver.run();
+}
 
 void broker::attach(reactor& r) { impl_->driver.attach(r); }
 

@@ -69,6 +69,19 @@ class broker_sink : public detail::machine_sink {
   virtual std::size_t outbound_bytes() const noexcept { return 0; }
   /// Messages the transport itself dropped as malformed (too many frames); added to the stats.
   virtual std::uint64_t dropped() const noexcept { return 0; }
+  /// For a broker in a Binary Star pair (docs/ha.md section 8): may this client request be
+  /// accepted at `now`? Asking may make a passive node take over. A request refused is dropped
+  /// unanswered (its client fails over). Without a pair: always.
+  virtual bool admit_request(detail::time_point now) {
+    (void)now;
+    return true;
+  }
+  /// Whether the broker serves workers at `now`: false on a node of a pair that is not active,
+  /// whose workers are then sent DISCONNECT so that they go to the active node.
+  virtual bool serving(detail::time_point now) const {
+    (void)now;
+    return true;
+  }
 };
 
 /// A protocol machine in the vocabulary of core/machine.hpp.

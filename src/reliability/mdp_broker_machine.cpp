@@ -128,6 +128,7 @@ std::string to_json(const broker_stats& s) {
               {"evicted", s.evicted},
               {"workers_refused", s.workers_refused},
               {"refusals_unanswered", s.refusals_unanswered},
+              {"not_active", s.not_active},
               {"log_lines_suppressed", s.log_lines_suppressed},
               {"workers", s.workers},
               {"busy_workers", s.busy_workers},
@@ -236,6 +237,10 @@ void broker_machine::on_message(message&& m, time_point now) {
 }
 
 void broker_machine::on_client(message&& m, const broker_input& in, time_point now) {
+  if (!sink_.admit_request(now)) {
+    ++counters_.not_active;
+    return;
+  }
   pending p;
   p.body_at = static_cast<std::uint16_t>(in.body_at);  // <= 67: max_return_frames <= 64
   p.enqueued = now;
@@ -444,6 +449,16 @@ void broker_machine::on_worker(message&& m, const broker_input& in, time_point n
   const std::string_view id = in.peer;
   auto it = workers_.find(id);
   worker* w = it == workers_.end() ? nullptr : it->second.get();
+  if (!sink_.serving(now) && in.what != broker_input::kind::reply) {
+    // A node of a pair that is not active sends its workers to the active one.
+    if (w != nullptr) {
+      ++counters_.workers_departed;
+      remove_worker(w, removal::expired, now);
+    } else if (in.what == broker_input::kind::ready) {
+      refuse(id, now);
+    }
+    return;
+  }
   switch (in.what) {
     case broker_input::kind::ready: {
       if (w != nullptr) return protocol_error(id, w, "READY from a registered worker", now);
@@ -770,8 +785,17 @@ void broker_machine::on_tick(time_point now) {
   services_json_.reset();
   stats_json_.reset();
 
-  // Purge every worker that has been silent too long, wherever it sits in the table.
   std::vector<worker*> gone;
+  if (!workers_.empty() && !sink_.serving(now)) {
+    // This node of a pair stopped being active: its workers go to the one that is.
+    for (const auto& [id, w] : workers_) gone.push_back(w.get());
+    counters_.workers_departed += gone.size();
+    log(log_level::warning, "not the active node of the pair: " + std::to_string(gone.size()) +
+                                " worker(s) sent DISCONNECT");
+    remove_all(gone, removal::expired, now);
+  }
+
+  // Purge every worker that has been silent too long, wherever it sits in the table.
   for (const auto& [id, w] : workers_) {
     if (now < w->expiry) continue;
     gone.push_back(w.get());

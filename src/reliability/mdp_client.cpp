@@ -68,6 +68,7 @@ bool take_request_id(message& m, std::uint64_t& id) {
 struct client::impl {
   impl(context& c, client_options o) : ctx(&c), options(std::move(o)) {
     require_broker(options.broker, "mdp::client");
+    for (const auto& ep : options.failover) require_broker(ep, "mdp::client (failover)");
     peer::check_range(options.timeout, 1ms, max_timeout, "mdp::client: options.timeout");
     if (options.retries > 1000)
       throw error(errc::invalid_argument, "mdp::client: options.retries must be at most 1000");
@@ -79,15 +80,21 @@ struct client::impl {
     if (sock) peer::close_now(*sock);
   }
 
-  void open() {
-    sock.emplace(*ctx, peer::with_fresh_identity(options.socket, ++sockets_made));
-    sock->connect(options.broker);
+  const std::string& endpoint() const noexcept {
+    return current == 0 ? options.broker : options.failover[current - 1];
   }
 
-  // Replaces the socket by a fresh one. Returns false when the context is shutting down.
+  void open() {
+    sock.emplace(*ctx, peer::with_fresh_identity(options.socket, ++sockets_made));
+    sock->connect(endpoint());
+  }
+
+  // Replaces the socket by a fresh one, connected to the next broker. Returns false when the
+  // context is shutting down.
   bool reopen() {
     if (sock) peer::close_now(*sock);
     sock.reset();
+    current = (current + 1) % (options.failover.size() + 1);
     try {
       open();
     } catch (const error& e) {
@@ -218,6 +225,7 @@ struct client::impl {
   client_options options;
   std::optional<mdp_dealer> sock;
   std::uint64_t sockets_made = 0;
+  std::size_t current = 0;  // 0: options.broker; i: options.failover[i - 1]
   std::uint64_t next_seq = 0;
   bool abandoned = false;  // the socket carried a request that got no answer (or is gone)
   message in;
@@ -237,6 +245,7 @@ result<message> client::request(std::string_view service, message&& body) {
 
 const client_stats& client::stats() const noexcept { return impl_->stats; }
 const client_options& client::options() const noexcept { return impl_->options; }
+const std::string& client::endpoint() const noexcept { return impl_->endpoint(); }
 
 // ---------------------------------------------------------------------------------------------
 // async_client

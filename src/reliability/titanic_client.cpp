@@ -150,6 +150,7 @@ struct client::impl {
                  "titanic::client", "timeout");
     mdp::client_options m;
     m.broker = o.broker;
+    m.failover = o.failover;
     m.timeout = o.timeout;
     m.retries = o.retries;
     m.correlate = o.correlate;

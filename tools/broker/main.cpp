@@ -1,5 +1,6 @@
 // fabric-broker: the Majordomo (7/MDP + 8/MMI) broker as a daemon. It binds the given endpoints,
 // serves until SIGINT or SIGTERM, then stops cleanly and prints its final counters.
+#include <fabric/binary_star.hpp>
 #include <fabric/context.hpp>
 #include <fabric/log.hpp>
 #include <fabric/journal.hpp>
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/cli.hpp"
+#include "common/host.hpp"
 
 #include <chrono>
 #include <exception>
@@ -34,6 +36,40 @@ void log_stats(fabric::mdp::broker& broker) {
     log_to_stderr(log_level::info, "stats " + fabric::mdp::to_json(broker.stats()));
   } catch (const std::exception& e) {
     log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
+  }
+}
+
+// --role witness: the third vote of a pair, and nothing else.
+int run_witness(const std::string& bind, std::chrono::milliseconds heartbeat, log_level level) {
+  try {
+    fabric::support::stop_signals stop;
+    fabric::context ctx;
+    fabric::binary_star::witness w(ctx, {.bind = bind, .max_lease = heartbeat * 3 / 2});
+    w.start();
+    std::cout << "listening on " << w.endpoint() << std::endl;
+    const auto log_witness = [&] {
+      try {
+        const auto s = w.stats();
+        log_to_stderr(log_level::info, "witness {\"grants\":" + std::to_string(s.grants) + ",\"denials\":" +
+                                           std::to_string(s.denials) + ",\"holder\":" + std::to_string(s.holder) +
+                                           ",\"holder_term\":" + std::to_string(s.holder_term) + "}");
+      } catch (const std::exception& e) {
+        log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
+      }
+    };
+    if (level <= log_level::info)
+      log_to_stderr(log_level::info, "fabric-broker " + std::string(fabric::version_string) + " serving as a witness");
+    const int signal = fabric::support::serve_until_stopped(
+        stop, [&] { return w.running(); }, std::chrono::milliseconds(0), log_witness, [] {});
+    if (signal == 0) {
+      log_to_stderr(log_level::error, "the witness thread stopped" + fabric::support::failure_text(w.failure()));
+      return 1;
+    }
+    if (level <= log_level::info) log_witness();
+    return w.stop() ? 0 : 1;
+  } catch (const std::exception& e) {
+    log_to_stderr(log_level::error, e.what());
+    return 1;
   }
 }
 
@@ -113,6 +149,28 @@ int main(int argc, char** argv) {
   app.add_option("--titanic", titanic_dir,
                  "also run the Titanic (9/TSP) service in this process, on this journal directory "
                  "(sync durability, fabric-titanic's defaults; run fabric-titanic for its other settings)");
+  // Binary Star (docs/ha.md): one node of a pair, or the pair's witness.
+  std::string pair_role;
+  std::string state_bind;
+  std::string peer;
+  std::string witness_endpoint;
+  long long pair_heartbeat_ms = 1000;
+  app.add_option("--role", pair_role,
+                     "primary or backup: serve as one node of a Binary Star pair (with --peer and "
+                     "--state-bind; only the active node serves, clients fail over); witness: run "
+                     "only the third vote of a pair, on --state-bind")
+          ->check(CLI::IsMember({"primary", "backup", "witness"}));
+  app.add_option("--state-bind", state_bind,
+                 "with --role: where this node publishes its state to its peer (or where the "
+                 "witness listens), e.g. tcp://10.0.0.1:5556");
+  app.add_option("--peer", peer, "with --role primary|backup: the other node's --state-bind endpoint");
+  app.add_option("--witness", witness_endpoint,
+                 "with --role primary|backup: the witness's endpoint; with one, two nodes never "
+                 "accept requests at once, whatever the network does");
+  app.add_option("--pair-heartbeat", pair_heartbeat_ms,
+                 "with --role: how often the nodes publish their state (a node is taken for dead "
+                 "after two)")
+      ->transform(duration)->check(interval_range)->default_str("1s");
   app.footer("Listens on tcp://127.0.0.1:5555 (this host only) unless given --bind; use\n"
              "--bind tcp://*:5555 to serve other hosts. With --curve-secret and --curve-allow every\n"
              "client and worker must connect with CURVE and a key from the allowlist; SIGHUP reads\n"
@@ -125,6 +183,25 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 64;
   }
+
+  if (!pair_role.empty() && state_bind.empty()) {
+    std::cerr << "--role needs --state-bind\n";
+    return 64;
+  }
+  if ((pair_role == "primary" || pair_role == "backup") && peer.empty()) {
+    std::cerr << "--role " << pair_role << " needs --peer\n";
+    return 64;
+  }
+  if (pair_role.empty() && (!state_bind.empty() || !peer.empty() || !witness_endpoint.empty())) {
+    std::cerr << "--state-bind, --peer and --witness need --role\n";
+    return 64;
+  }
+  if (!pair_role.empty() && !titanic_dir.empty()) {
+    std::cerr << "--titanic in a Binary Star pair needs its journal replicated, which this version "
+                 "does not do: run Titanic beside an unpaired broker\n";
+    return 64;
+  }
+  if (pair_role == "witness") return run_witness(state_bind, std::chrono::milliseconds(pair_heartbeat_ms), level);
 
   o.endpoints = endpoints;
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
@@ -156,7 +233,53 @@ int main(int argc, char** argv) {
     for (const auto& ep : o.endpoints) exposed += " " + ep;
     fabric::tools::log_security(curve, exposed + " can use this broker", keys ? &*keys : nullptr,
                                 allowed, log);
-    fabric::mdp::broker broker(ctx, o);
+    // In a pair, the broker and its node share one thread, the host's.
+    std::optional<fabric::binary_star::node> pair_node;
+    if (!pair_role.empty()) {
+      pair_node.emplace(ctx, fabric::binary_star::node_options{
+                                 .role = pair_role == "primary" ? fabric::binary_star::role::primary
+                                                                : fabric::binary_star::role::backup,
+                                 .bind = state_bind,
+                                 .peer = peer,
+                                 .witness = witness_endpoint,
+                                 .heartbeat = std::chrono::milliseconds(pair_heartbeat_ms),
+                                 .log = log,
+                                 .min_log_level = level});
+      o.pair = &*pair_node;
+    }
+    fabric::mdp::broker broker(ctx, o, fabric::mdp::deferred_start);
+    std::unique_ptr<fabric::tools::reactor_host> host;
+    if (pair_node) {
+      host = std::make_unique<fabric::tools::reactor_host>(
+          ctx,
+          [&](fabric::reactor& r) {
+            pair_node->attach(r);
+            broker.attach(r);
+          },
+          [&](fabric::reactor& r) {
+            broker.detach(r);
+            pair_node->detach(r);
+          });
+      if (level <= log_level::info)
+        log_to_stderr(log_level::info, "binary star " + pair_role + ": state on " + pair_node->endpoint() +
+                                           ", peer " + peer +
+                                           (witness_endpoint.empty() ? ", no witness" : ", witness " + witness_endpoint));
+    } else {
+      broker.start();
+    }
+    const auto serving = [&] { return host ? host->running() : broker.running(); };
+    // The counters, read on the thread that serves.
+    const auto log_all_stats = [&] {
+      if (!host) return log_stats(broker);
+      try {
+        host->call([&] {
+          log_stats(broker);
+          log_to_stderr(log_level::info, "pair " + fabric::binary_star::to_json(pair_node->stats()));
+        });
+      } catch (const std::exception& e) {
+        log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
+      }
+    };
     for (const auto& ep : broker.endpoints()) std::cout << "listening on " << ep << std::endl;
     // Titanic in the same process: a worker and client of the broker like any other, over the
     // first endpoint (the journal is opened before anything is served from it).
@@ -183,10 +306,10 @@ int main(int argc, char** argv) {
       log_to_stderr(log_level::info, "fabric-broker " + std::string(fabric::version_string) + " serving");
 
     const int signal = fabric::support::serve_until_stopped(
-        stop, [&] { return broker.running() && (!titanic || titanic->running()); },
+        stop, [&] { return serving() && (!titanic || titanic->running()); },
         std::chrono::milliseconds(stats_ms),
         [&] {
-          log_stats(broker);
+          log_all_stats();
           if (keys) fabric::tools::log_auth_stats(ctx, log);
         },
         [&] { fabric::tools::reload_allowlists(ctx, log); });
@@ -195,16 +318,22 @@ int main(int argc, char** argv) {
       const bool titanic_ended = titanic && !titanic->running();
       log_to_stderr(log_level::error,
                     (titanic_ended ? "the titanic service stopped" : "the broker thread stopped") +
-                        fabric::support::failure_text(titanic_ended ? titanic->failure() : broker.failure()));
+                        fabric::support::failure_text(titanic_ended ? titanic->failure()
+                                                      : host        ? host->failure()
+                                                                    : broker.failure()));
       return 1;
     }
     if (level <= log_level::info) {
       log_to_stderr(log_level::info, "received " + fabric::support::stop_signals::name(signal) + ", stopping");
-      log_stats(broker);
+      log_all_stats();
       if (keys) fabric::tools::log_auth_stats(ctx, log);
     }
     if (titanic && !titanic->stop()) {
       log_to_stderr(log_level::error, "the titanic service did not stop in time");
+      return 1;
+    }
+    if (host && !host->stop()) {
+      log_to_stderr(log_level::error, "the service thread did not stop in time");
       return 1;
     }
     if (!broker.stop()) {

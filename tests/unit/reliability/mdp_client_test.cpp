@@ -140,6 +140,37 @@ TEST(MdpClientTest, RetriesOnAFreshSocketWithANewIdentityAfterSilence) {
   EXPECT_EQ(c.stats().failures, 0U);
 }
 
+TEST(MdpClientTest, EachRetryGoesToTheNextBrokerOfTheFailoverList) {
+  context ctx;
+  fake_broker first(ctx);
+  fake_broker second(ctx);
+  client c(ctx, {.broker = first.endpoint, .failover = {second.endpoint}, .timeout = 300ms, .retries = 3});
+  EXPECT_EQ(c.endpoint(), first.endpoint);
+  auto pending = std::async(std::launch::async, [&] { return c.request("echo", make_message("ping")); });
+  message lost = first.next();  // the first broker is silent: a passive node of a pair
+  message resent = second.next();
+  EXPECT_EQ(frames_from(lost, 1), frames_from(resent, 1));
+  second.send(resent.view(0), {"", "MDPC01", "echo", "pong"});
+  auto reply = pending.get();
+  ASSERT_TRUE(reply) << reply.error().message();
+  EXPECT_EQ(to_strings(*reply), (strings{"pong"}));
+  EXPECT_EQ(c.endpoint(), second.endpoint);
+  // The socket that got its answer stays: the next request goes to the same broker.
+  auto next = std::async(std::launch::async, [&] { return c.request("echo", make_message("again")); });
+  message again = second.next();
+  second.send(again.view(0), {"", "MDPC01", "echo", "pong"});
+  ASSERT_TRUE(next.get());
+  // Silence there sends the retry round to the first broker again.
+  auto third = std::async(std::launch::async, [&] { return c.request("echo", make_message("more")); });
+  (void)second.next();
+  message back = first.next();
+  first.send(back.view(0), {"", "MDPC01", "echo", "pong"});
+  ASSERT_TRUE(third.get());
+  EXPECT_EQ(c.endpoint(), first.endpoint);
+  EXPECT_EQ(c.stats().retries, 2U);
+  expect_error(errc::invalid_argument, [&] { client bad(ctx, {.broker = first.endpoint, .failover = {""}}); });
+}
+
 TEST(MdpClientTest, GivesUpWithTimeoutAfterTheRetries) {
   context ctx;
   fake_broker broker(ctx);
