@@ -334,8 +334,7 @@ result<std::uint64_t> client_machine::submit(message& body, time_point now, dura
   request_entry& e = requests_[id];
   e.body = std::move(body);
   e.expires = now + expiry;
-  e.timer = e.expires;
-  timers_.emplace(e.timer, id);
+  e.timer = e.expires;  // attempt() files the timer
   ++stats_.requests;
   attempt(id, e, now, {});
   resend_lost(now);
