@@ -20,7 +20,8 @@ build: configure
 # libzmq, then the journal beside raw LMDB in a temporary directory it removes, then Majordomo
 # beside a raw DEALER/ROUTER echo, then reliable channels between two processes beside raw LMDB,
 # then streams (fan-out beside raw PUB/SUB, catch-up by replay beside raw LMDB), then the work
-# queue beside a raw PUSH/PULL pipeline, then Titanic beside Majordomo and raw LMDB; short enough
+# queue beside a raw PUSH/PULL pipeline, then Titanic beside Majordomo and raw LMDB, then Freelance
+# beside raw ROUTER-to-ROUTER round trips; short enough
 # for a first look (full runs:
 # build/ci/perf/fabric-perf suite, ... journal, ... stream, ... queue, ... titanic). Each
 # family writes its JSON; the last step merges them into one summary on the screen and one
@@ -34,14 +35,16 @@ run: build
 	$(BUILD)/perf/fabric-perf stream --quick --json $(BUILD)/perf-stream.json
 	$(BUILD)/perf/fabric-perf queue --quick --json $(BUILD)/perf-queue.json
 	$(BUILD)/perf/fabric-perf titanic --quick --json $(BUILD)/perf-titanic.json
+	$(BUILD)/perf/fabric-perf freelance --quick --json $(BUILD)/perf-freelance.json
 	@echo
 	@echo "results: $(BUILD)/perf-results.{json,csv}, $(BUILD)/perf-journal.json," \
 	  "$(BUILD)/perf-majordomo.json, $(BUILD)/perf-reliable.json, $(BUILD)/perf-stream.json" \
-	  "$(BUILD)/perf-queue.json and $(BUILD)/perf-titanic.json"
+	  "$(BUILD)/perf-queue.json, $(BUILD)/perf-titanic.json and $(BUILD)/perf-freelance.json"
 	@echo
 	@$(BUILD)/perf/fabric-perf report $(BUILD)/perf-results.json $(BUILD)/perf-journal.json \
 	  $(BUILD)/perf-majordomo.json $(BUILD)/perf-reliable.json $(BUILD)/perf-stream.json \
-	  $(BUILD)/perf-queue.json $(BUILD)/perf-titanic.json --html $(BUILD)/perf-report.html
+	  $(BUILD)/perf-queue.json $(BUILD)/perf-titanic.json $(BUILD)/perf-freelance.json \
+	  --html $(BUILD)/perf-report.html
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)

@@ -8,6 +8,7 @@
 #include <fabric/context.hpp>
 #include <fabric/envelope.hpp>
 #include <fabric/error.hpp>
+#include <fabric/freelance.hpp>
 #include <fabric/journal.hpp>
 #include <fabric/lazy_pirate.hpp>
 #include <fabric/log.hpp>

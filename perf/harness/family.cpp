@@ -94,6 +94,19 @@ const std::vector<family>& known_families() {
        .example = {{"op", "thr"}, {"mode", "sync"}, {"workers", "4"}},
        // Both sides keep the same window of tasks outstanding, so their latencies are compared.
        .compare_latency = {}},
+      {.name = "freelance",
+       .title = "Freelance (10/FLP): brokerless request/reply beside raw ROUTER-to-ROUTER round trips",
+       .benches = {"freelance"},
+       .baseline = "raw",
+       .baseline_title = "raw ROUTER-to-ROUTER",
+       .unit = "requests",
+       .note = "fabric's Freelance clients and servers over 1 and 3 servers, and raw cppzmq ROUTERs making "
+               "the same round trips with no pings, retries or bookkeeping.",
+       .chart_by = {"client"},
+       .x_axes = {"servers"},
+       .example = {{"client", "sync"}, {"servers", "3"}},
+       // The asynchronous closed loop keeps a window in flight: its latency is that queue.
+       .compare_latency = [](const run& r) { return r.text("client") == "sync"; }},
   };
   return all;
 }

@@ -241,6 +241,45 @@ void ppp() {
   }
 }
 
+// --- flp: a shape octet, the first sequence octet, then events (see fuzz_flp.cpp) -----------------
+
+void flp() {
+  const auto start = [](std::uint8_t shape) {
+    std::string s(1, static_cast<char>(shape));
+    s.push_back(1);  // the first sequence number
+    return s;
+  };
+  {  // pongs, a request, its answer, the completion
+    std::string s = start(0x10);
+    event(s, 2 | 8, 0), event(s, 2 | 8, 1);
+    event(s, 1, 0), put_frame(s, "hello"), s.push_back(100);
+    event(s, 2, 0), s.push_back(0), put_frame(s, "answer");
+    event(s, 7, 0);
+    write("flp", "request-reply", s);
+  }
+  {  // a server vanishes with a request in hand; time passes; the request goes elsewhere
+    std::string s = start(0x24);
+    event(s, 2 | 8, 0), event(s, 2 | 8, 1), event(s, 2 | 8, 2);
+    for (int i = 0; i < 4; ++i) event(s, 1, 0), put_frame(s, "r"), s.push_back(50);
+    event(s, 4, 0), s.push_back(1);
+    event(s, 3, 0), s.push_back(static_cast<char>(40));
+    event(s, 3, 0), s.push_back(static_cast<char>(200));
+    event(s, 7, 0);
+    write("flp", "failover", s);
+  }
+  {  // raw frames at the client and at the server
+    std::string s = start(0x03);
+    event(s, 0, 0), put_counted(s, body({"PONG"}));
+    event(s, 0, 3), put_counted(s, body({"PONG"}));
+    event(s, 0, 1), put_counted(s, body({std::string_view("\0\0\0\0\0\0\0\1", 8), "late"}));
+    event(s, 0, 1), put_counted(s, body({"17", "not ours"}));
+    event(s, 6, 2), put_counted(s, body({"PING"}));
+    event(s, 6, 2), put_counted(s, body({"ccf", "request"})), put_counted(s, body({"reply"}));
+    event(s, 6, 2), put_counted(s, body({"nonsense"}));
+    write("flp", "raw", s);
+  }
+}
+
 // --- tsp ----------------------------------------------------------------------------------------
 
 void tsp() {
@@ -659,6 +698,7 @@ int main(int argc, char** argv) {
     mdp();
     mdp_broker();
     ppp();
+    flp();
     tsp();
     tsp_server();
     frc();

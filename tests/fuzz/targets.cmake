@@ -11,6 +11,7 @@ set(FABRIC_FUZZ_TARGETS
   mdp          # 7/MDP client and worker frames (src/reliability/mdp.cpp)
   mdp_broker   # the Majordomo broker machine fed decoded messages on a fake clock
   ppp          # 6/PPP frames and the Paranoid Pirate queue machine
+  flp          # 10/FLP frames, the Freelance client and server machines on a fake clock
   tsp          # 9/TSP bodies (src/reliability/tsp.cpp)
   tsp_server   # the Titanic server machine, on a fake clock, journal and broker
   frc          # FRC/1 reliable channel commands (src/reliability/frc.cpp)
@@ -31,6 +32,8 @@ set(FABRIC_FUZZ_SOURCES_mdp ${fabric_fuzz_core} src/reliability/mdp.cpp)
 set(FABRIC_FUZZ_SOURCES_mdp_broker ${fabric_fuzz_core} src/reliability/mdp.cpp
   src/reliability/mdp_broker_machine.cpp)
 set(FABRIC_FUZZ_SOURCES_ppp ${fabric_fuzz_core} src/reliability/ppp.cpp)
+set(FABRIC_FUZZ_SOURCES_flp ${fabric_fuzz_core} src/reliability/flp.cpp src/reliability/flp_client.cpp
+  src/reliability/flp_server.cpp src/reliability/flp_faults.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp ${fabric_fuzz_core} src/reliability/tsp.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp_server ${fabric_fuzz_core} src/reliability/tsp.cpp
   src/reliability/tsp_server.cpp src/reliability/tsp_faults.cpp)
