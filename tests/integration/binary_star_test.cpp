@@ -12,10 +12,6 @@
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -35,22 +31,6 @@ using fabric::binary_star::witness;
 using fabric::testing::fault_proxy;
 
 constexpr auto H = 50ms;
-
-// A port free now, for a node that must bind where a proxy already points. A plain socket, closed
-// at once (a ZeroMQ socket would hold the port until its context's reaper closes it).
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ADD_FAILURE() << "no free port";
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::uint16_t port_of(const std::string& endpoint) {
   return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
@@ -85,8 +65,8 @@ class BinaryStar : public ::testing::Test {
  protected:
   // Two nodes on loopback, each reaching the other directly.
   void make_pair(const std::string& witness_endpoint = {}) {
-    port_a = free_port();
-    port_b = free_port();
+    port_a = fabric::testing::free_tcp_port();
+    port_b = fabric::testing::free_tcp_port();
     a = make(role::primary, witness_endpoint);
     b = make(role::backup, witness_endpoint);
   }
@@ -142,8 +122,8 @@ TEST_F(BinaryStar, APairSettlesFailsOverAndSettlesAgain) {
 }
 
 TEST_F(BinaryStar, StateChangesReachTheHandler) {
-  port_a = free_port();
-  port_b = free_port();
+  port_a = fabric::testing::free_tcp_port();
+  port_b = fabric::testing::free_tcp_port();
   std::vector<std::pair<state, state>> seen;
   a = std::make_unique<node>(ctx, options(role::primary, endpoint(port_a), endpoint(port_b)));
   a->on_state_change([&](state from, state to, std::uint64_t) { seen.emplace_back(from, to); });
@@ -154,8 +134,8 @@ TEST_F(BinaryStar, StateChangesReachTheHandler) {
 }
 
 TEST_F(BinaryStar, TwoPrimariesServeNothing) {
-  port_a = free_port();
-  port_b = free_port();
+  port_a = fabric::testing::free_tcp_port();
+  port_b = fabric::testing::free_tcp_port();
   a = std::make_unique<node>(ctx, options(role::primary, endpoint(port_a), endpoint(port_b)));
   b = std::make_unique<node>(ctx, options(role::primary, endpoint(port_b), endpoint(port_a)));
   a->attach(r);
@@ -205,8 +185,8 @@ class BinaryStarPartition : public BinaryStar {
     w = std::make_unique<witness>(ctx, fabric::binary_star::witness_options{.bind = "tcp://127.0.0.1:*",
                                                                             .max_lease = 3 * H / 2});
     w->attach(r);
-    port_a = free_port();
-    port_b = free_port();
+    port_a = fabric::testing::free_tcp_port();
+    port_b = fabric::testing::free_tcp_port();
     to_a = std::make_unique<fault_proxy>("127.0.0.1", port_a);  // B's SUB -> A's PUB
     to_b = std::make_unique<fault_proxy>("127.0.0.1", port_b);  // A's SUB -> B's PUB
     a_to_w = std::make_unique<fault_proxy>("127.0.0.1", port_of(w->endpoint()));

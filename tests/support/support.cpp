@@ -2,6 +2,11 @@
 #include "support/support.hpp"
 
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <lmdb.h>
 
 #include "journal/record.hpp"
@@ -142,6 +147,19 @@ std::optional<unsigned long long> env_number(const char* name) {
   const unsigned long long value = std::strtoull(text, &end, 10);
   if (errno != 0 || *end != '\0') return std::nullopt;
   return value;
+}
+
+std::uint16_t free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) ADD_FAILURE() << "no free loopback port";
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace fabric::testing

@@ -61,6 +61,11 @@ bool eventually(Pred&& done, std::chrono::milliseconds bound = wait_bound) {
   return true;
 }
 
+/// A loopback TCP port free now, for a process that must bind where another already points (a
+/// Binary Star peer, a fault proxy): found with a plain socket, closed at once, since a ZeroMQ
+/// socket would hold the port until its context's reaper closes it. Fails the test if none.
+std::uint16_t free_tcp_port();
+
 /// Binds `binder` on a fresh endpoint of `t`, connects `connector` to it, and returns once the
 /// connection is complete (handshake done for tcp/ipc). Returns the bound endpoint.
 /// Fails the current test (ADD_FAILURE) if the connection is not up within wait_bound.

@@ -4,15 +4,12 @@
 // come to it; the witness role runs; and bad pair arguments are refused with exit code 64.
 #include "support/process.hpp"
 #include "support/raw_frames.hpp"
+#include "support/support.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <zmq.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -32,20 +29,6 @@ constexpr std::string_view tool_path = FABRIC_BROKER_TOOL;
 constexpr std::string_view tool_path;
 #endif
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ADD_FAILURE() << "no free port";
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string tcp(std::uint16_t port) { return "tcp://127.0.0.1:" + std::to_string(port); }
 
 std::vector<std::string> broker_words(const std::vector<std::string>& args) {
@@ -58,7 +41,7 @@ class BrokerPairTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (tool_path.empty()) GTEST_SKIP() << "fabric-broker is not built";
-    for (auto* p : {&service_a, &service_b, &state_a, &state_b}) *p = free_port();
+    for (auto* p : {&service_a, &service_b, &state_a, &state_b}) *p = fabric::testing::free_tcp_port();
   }
   std::unique_ptr<child_process> start(bool primary) {
     auto p = std::make_unique<child_process>(broker_words(
