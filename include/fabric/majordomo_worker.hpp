@@ -69,6 +69,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace fabric::mdp {
@@ -77,6 +78,11 @@ namespace fabric::mdp {
 struct worker_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
+  /// Brokers to fail over to, such as the other node of a Binary Star pair (docs/ha.md): each
+  /// fresh connection (after DISCONNECT, or a broker silent for `liveness` intervals) goes to the
+  /// next of `broker`, failover[0], ... in turn. A passive broker of a pair sends its workers
+  /// DISCONNECT, so a worker given both nodes settles on the active one.
+  std::vector<std::string> failover{};
   /// The service offered: 1..255 bytes, not starting with "mmi." (reserved for the broker, 8/MMI).
   std::string service{};
   /// How often the worker heartbeats a quiet connection. Between 1 ms and 1 h.

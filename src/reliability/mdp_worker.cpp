@@ -114,6 +114,9 @@ std::chrono::milliseconds left_until(clock::time_point deadline, clock::time_poi
 worker_options validated(worker_options o) {
   if (o.broker.empty())
     throw error(errc::invalid_argument, "mdp::worker: options.broker must name the broker's endpoint");
+  for (const auto& ep : o.failover) {
+    if (ep.empty()) throw error(errc::invalid_argument, "mdp::worker: options.failover holds an empty endpoint");
+  }
   if (o.service.empty() || o.service.size() > max_name_size)
     throw error(errc::invalid_argument, "mdp::worker: options.service must be 1 to 255 bytes");
   if (is_mmi(o.service))
@@ -224,7 +227,9 @@ struct worker::impl final : fabric::detail::machine_sink {
       if (take_injected_open_failure())
         throw error(std::error_code(EMFILE, zmq_category()), "mdp::worker: cannot create a socket");
       sock.emplace(ctx, o);
-      sock->connect(options.broker);
+      // Connection n (from 0) goes to the n-th broker of broker + failover, round robin.
+      const std::size_t at = static_cast<std::size_t>(connection % (options.failover.size() + 1));
+      sock->connect(at == 0 ? options.broker : options.failover[at - 1]);
     } catch (const error& e) {
       sock.reset();
       if (is_term(e)) {

@@ -298,6 +298,37 @@ TEST(MdpWorkerTest, ReconnectsOnAFreshSocketAfterDisconnect) {
   EXPECT_EQ(c.broker_expiries, 0U);
 }
 
+TEST(MdpWorkerTest, ReconnectsToTheNextBrokerOfTheFailoverList) {
+  context ctx;
+  fake_broker passive(ctx);
+  fake_broker active(ctx);
+  worker w(ctx, {.broker = passive.endpoint,
+                 .failover = {active.endpoint},
+                 .service = "echo",
+                 .heartbeat_interval = 60s,
+                 .reconnect_interval = 10ms});
+  // The passive node of a pair sends it away; it registers with the other broker.
+  const std::string first = passive.expect_ready("echo");
+  auto pending = recv_elsewhere(w);
+  passive.send(first, {"", "MDPW01", disconnect_cmd});
+  const std::string second = active.expect_ready("echo");
+  active.send_request(second, "c", {"x"});
+  auto req = pending.get();
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->connection, 2U);
+  ASSERT_TRUE(w.reply(*req, make_message("y")));
+  // Sent away again, it goes round to the first broker.
+  auto next = recv_elsewhere(w);
+  active.send(second, {"", "MDPW01", disconnect_cmd});
+  const std::string third = passive.expect_ready("echo");
+  passive.send_request(third, "c", {"z"});
+  ASSERT_TRUE(next.get());
+  EXPECT_EQ(w.stats().reconnects, 2U);
+  fabric::testing::expect_error(errc::invalid_argument, [&] {
+    worker bad(ctx, {.broker = passive.endpoint, .failover = {""}, .service = "echo"});
+  });
+}
+
 TEST(MdpWorkerTest, HandlesADisconnectWhileTheApplicationIsAway) {
   context ctx;
   fake_broker broker(ctx);
