@@ -65,6 +65,11 @@ struct node_options {
   socket_options bind_socket{};
   socket_options peer_socket{};
   socket_options witness_socket{};
+  /// Whether the hosted service may take over now, asked before each takeover (empty: always).
+  /// A service that follows the active node's state (titanic::pair) says no until it has caught
+  /// up; the other node then takes over instead once it is back (docs/ha.md, section 9.3).
+  /// Called on the node's thread.
+  std::function<bool()> ready{};
   /// Where log lines go (changes of state, split brain, misconfiguration); none by default.
   log_fn log{};
   log_level min_log_level = log_level::info;
@@ -88,6 +93,7 @@ struct node_stats {
   std::uint64_t split_brain = 0;    ///< times both nodes were heard active
   std::uint64_t misconfigured = 0;  ///< states heard from a peer of this node's own role
   std::uint64_t both_passive = 0;
+  std::uint64_t not_ready = 0;      ///< takeovers held back: the service was not ready
   std::uint64_t leases_sent = 0;
   std::uint64_t grants = 0;
   std::uint64_t denials = 0;

@@ -33,6 +33,7 @@
 // owner's thread (attached: the reactor's). request_stop() from any thread.
 #pragma once
 
+#include <fabric/binary_star.hpp>
 #include <fabric/context.hpp>
 #include <fabric/journal.hpp>
 #include <fabric/log.hpp>
@@ -46,6 +47,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,6 +55,35 @@ namespace fabric::titanic {
 
 using mdp::deferred_start;
 using mdp::deferred_start_t;
+
+/// When a "200" goes back, in a Binary Star pair (docs/ha.md, section 9.3).
+enum class replication_mode : std::uint8_t {
+  /// Once the request is durable in both journals: the passive node's acknowledgement is waited
+  /// for while it follows (it answered within follower_timeout).
+  sync,
+  /// Once durable in the active node's journal; the passive node follows behind.
+  async,
+};
+
+/// Replication of a service's journal to the passive node of a pair (docs/ha.md, section 9).
+struct replication_options {
+  /// Where the service serves its replication log (a ROUTER binds here), e.g.
+  /// "tcp://10.0.0.1:5004". Empty: no replication log is kept (a single node).
+  std::string bind{};
+  replication_mode mode = replication_mode::sync;
+  /// The term this node writes under (titanic::pair passes its Binary Star term): entries of the
+  /// log carry it, so that a node that wrote alone is found out when it follows again.
+  std::uint64_t term = 0;
+  /// A follower not heard from this long is taken for gone: answers no longer wait for it.
+  /// 10 ms .. 1 h.
+  std::chrono::milliseconds follower_timeout{2000};
+  /// Log entries (one per commit) kept for a follower that is behind: one further behind, or
+  /// whose log parted from this one, copies the journal's requests afresh. At least 1.
+  std::size_t backlog = 100'000;
+  /// A fetch is answered with at most about this many bytes of entries (at least one entry).
+  std::size_t max_fetch_bytes = std::size_t{4} << 20;
+  socket_options socket{};
+};
 
 /// Settings of a Titanic service.
 struct service_options {
@@ -103,6 +134,8 @@ struct service_options {
   socket_options socket{};
   /// Where log lines go (worker sessions lost and back, requests given up); none by default.
   log_fn log{};
+  /// Set `replication.bind` on each node of a Binary Star pair (titanic::pair does).
+  replication_options replication{};
 };
 
 /// What a service has done since it started, and how things stand now.
@@ -140,6 +173,13 @@ struct service_stats {
   bool waiting_in_journal = false;    ///< more open requests wait in the journal than memory holds
   std::uint32_t credit = 0;           ///< the credit the sessions announce (0 until decided)
   std::uint64_t worker_reconnects = 0;  ///< worker sessions reopened after a loss
+  // Replication (replication.bind set).
+  std::uint64_t replication_head = 0;  ///< the last log entry written
+  std::uint64_t follower_at = 0;       ///< the last entry the follower acknowledged
+  bool follower_in_step = false;       ///< answers wait for the follower (sync mode)
+  std::uint64_t answers_waiting = 0;   ///< commits whose answers wait for the follower now
+  std::uint64_t resyncs = 0;           ///< followers told to copy the journal afresh
+  std::uint64_t follower_losses = 0;   ///< times the follower fell silent and answers went on alone
 };
 
 /// A Titanic service on a journal.
@@ -189,5 +229,117 @@ class service {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Settings of a replica: the passive node's side of replication (docs/ha.md, section 9).
+struct replica_options {
+  /// The active node's replication endpoint (its replication.bind). Required.
+  std::string peer{};
+  /// With no answer from the active node this long, the replica asks again on a fresh
+  /// connection. 10 ms .. 1 h; as the active node's follower_timeout.
+  std::chrono::milliseconds timeout{2000};
+  /// The most one fetch asks for, in bytes of entries (at least one entry comes).
+  std::size_t max_fetch_bytes = std::size_t{4} << 20;
+  /// Log entries the replica keeps, so that the other node can follow it without a copy once
+  /// it is the active one. At least 1.
+  std::size_t backlog = 100'000;
+  socket_options socket{};
+  log_fn log{};
+};
+
+/// What a replica has done.
+struct replica_stats {
+  std::uint64_t position = 0;         ///< the last log entry applied
+  std::uint64_t term = 0;             ///< its term
+  bool caught_up = false;             ///< at the active node's head at its last answer
+  std::uint64_t entries_applied = 0;
+  std::uint64_t fetches = 0;
+  std::uint64_t resyncs = 0;          ///< copies afresh, started
+  std::uint64_t snapshot_pages = 0;
+  std::uint64_t reconnects = 0;       ///< fresh connections after a silence
+  std::uint64_t malformed = 0;        ///< answers that broke FTR/1, dropped
+  std::uint64_t apply_failures = 0;   ///< journal transactions that failed (retried)
+};
+
+/// The passive node's side of replication: fetches the active node's replication log and
+/// applies it to its own journal, each batch in one transaction with its position, so that this
+/// journal holds what the active node's holds and a service started on it later serves it all.
+/// A replica whose log cannot be continued (too far behind, or parted from the active node's,
+/// section 9.4) copies the active node's requests afresh. Runs on a thread of its own.
+class replica {
+ public:
+  /// Reads where the journal's log stands, connects and starts.
+  /// Throws: fabric::error(invalid_argument) for an option out of range; what the journal throws.
+  replica(context& ctx, journal& j, replica_options options);
+  /// Stops (bounded); the journal holds what was applied.
+  ~replica();
+  replica(const replica&) = delete;
+  replica& operator=(const replica&) = delete;
+
+  /// Whether the replica held everything the active node had written, at its last answer: a
+  /// passive node that is not caught up does not take over (docs/ha.md, section 9.3). Any thread.
+  bool caught_up() const noexcept;
+  /// Throws: fabric::error(timeout) when the thread does not answer; invalid_state once ended.
+  replica_stats stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+  bool running() const noexcept;
+  std::exception_ptr failure() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Everything that configures one node of a Titanic pair.
+struct pair_options {
+  binary_star::role role = binary_star::role::primary;
+  /// The service this node runs while active. `service.replication.bind` is this node's
+  /// replication endpoint (required); `service.replication.term` is set from the pair's term.
+  service_options service{};
+  /// The replica this node runs while passive. `replica.peer` is the other node's replication
+  /// endpoint (required).
+  replica_options replica{};
+};
+
+/// One node of a Titanic pair: runs the service on this node's journal while its Binary Star
+/// node is active, and a replica of the other node's journal while it is passive, switching on
+/// a thread of its own so that the node's thread never waits for a journal (docs/ha.md,
+/// section 9).
+///
+///   fabric::titanic::pair tp(ctx, j, {.role = ..., .service = {...}, .replica = {...}});
+///   fabric::binary_star::node n(ctx, {..., .term = fabric::titanic::stored_term(j),
+///                                      .ready = [&tp] { return tp.ready(); }});
+///   n.on_state_change([&tp](auto, auto to, auto term) { tp.on_state_change(to, term); });
+class pair {
+ public:
+  /// Throws: fabric::error(invalid_argument) for a missing endpoint.
+  pair(context& ctx, journal& j, pair_options options);
+  /// Stops the service or replica it runs (bounded).
+  ~pair();
+  pair(const pair&) = delete;
+  pair& operator=(const pair&) = delete;
+
+  /// The node's state changed: active starts the service (after stopping the replica), passive
+  /// the replica (after stopping the service); the starting states run neither. Any thread.
+  void on_state_change(binary_star::state to, std::uint64_t term);
+  /// Whether this node may take over now: not while it follows the other node and has not
+  /// caught up. For binary_star::node_options::ready. Any thread.
+  bool ready() const noexcept;
+  /// Whether the service runs now.
+  bool serving() const noexcept;
+  /// The service's counters while it runs (active), and the replica's (passive).
+  std::optional<titanic::service_stats> active_stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::optional<titanic::replica_stats> passive_stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// What the service or replica ended with, if it failed (the pair then runs neither).
+  std::exception_ptr failure() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// The Binary Star term a journal kept (the highest it saw), for binary_star::node_options::term,
+/// so that a restarted node never reuses a term.
+/// Throws: what the journal throws when it cannot be read.
+std::uint64_t stored_term(const journal& j);
 
 }  // namespace fabric::titanic

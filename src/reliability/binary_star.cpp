@@ -59,6 +59,7 @@ std::string to_json(const node_stats& s) {
                                       {"split_brain", s.split_brain},
                                       {"misconfigured", s.misconfigured},
                                       {"both_passive", s.both_passive},
+                                      {"not_ready", s.not_ready},
                                       {"leases_sent", s.leases_sent},
                                       {"grants", s.grants},
                                       {"denials", s.denials}};
@@ -68,6 +69,11 @@ std::string to_json(const node_stats& s) {
 // --- node ---
 
 struct node::impl final : detail::bstar_sink {
+  // What the hosted service says of its readiness to take over, as of now.
+  void refresh_ready() {
+    if (options.ready) machine.set_ready(options.ready());
+  }
+
   impl(context& c, node_options o)
       : options(std::move(o)),
         pub(c, options.bind_socket),
@@ -77,16 +83,25 @@ struct node::impl final : detail::bstar_sink {
     endpoint = pub.bind(required(options.bind, "the bind endpoint"));
     sub.subscribe(bstar::header);
     sub.connect(required(options.peer, "the peer endpoint"));
-    driver.watch(sub, [this](message&& m, time_point now) { machine.on_message(port::main, std::move(m), now); },
+    driver.watch(sub, [this](message&& m, time_point now) {
+      refresh_ready();
+      machine.on_message(port::main, std::move(m), now);
+    },
                  batch, [this] { ++oversize; });
     if (!options.witness.empty()) {
       to_witness.emplace(c, options.witness_socket);
       to_witness->connect(options.witness);
       driver.watch(
-          *to_witness, [this](message&& m, time_point now) { machine.on_message(port::backend, std::move(m), now); },
+          *to_witness, [this](message&& m, time_point now) {
+            refresh_ready();
+            machine.on_message(port::backend, std::move(m), now);
+          },
           batch, [this] { ++oversize; });
     }
-    driver.ticks([this](time_point now) { machine.on_tick(now); }, [this] { return machine.next_tick(); });
+    driver.ticks([this](time_point now) {
+      refresh_ready();
+      machine.on_tick(now);
+    }, [this] { return machine.next_tick(); });
   }
 
   result<void> send(port to, message&& m) override {
@@ -152,7 +167,10 @@ bool node::stop(std::chrono::milliseconds timeout) noexcept { return impl_->driv
 
 bool node::running() const noexcept { return impl_->driver.running(); }
 
-bool node::admit() { return impl_->machine.admit(clock::now()); }
+bool node::admit() {
+  impl_->refresh_ready();
+  return impl_->machine.admit(clock::now());
+}
 
 bool node::writable() const noexcept { return impl_->machine.writable(clock::now()); }
 
@@ -180,6 +198,7 @@ node_stats node::stats() const noexcept {
           .split_brain = s.split_brain,
           .misconfigured = s.misconfigured,
           .both_passive = s.both_passive,
+          .not_ready = s.not_ready,
           .leases_sent = s.leases_sent,
           .grants = s.grants,
           .denials = s.denials};

@@ -104,6 +104,7 @@ void bstar_node::become(bstar::status next, time_point now) {
   const bstar::status from = state_;
   state_ = next;
   pending_term_ = 0;
+  peer_passive_since_ = time_point::max();
   if (next == bstar::status::active) {
     ++stats_.takeovers;
     active_since_ = now;
@@ -144,6 +145,11 @@ bool bstar_node::admit(time_point now) {
     case bstar::status::backup: break;
   }
   if (!alone) {
+    ++stats_.refused;
+    return false;
+  }
+  if (!ready_) {
+    ++stats_.not_ready;
     ++stats_.refused;
     return false;
   }
@@ -198,11 +204,19 @@ void bstar_node::on_state_message(const bstar::state_fields& s, time_point now) 
   using bstar::status;
   switch (state_) {
     case status::primary:
-      if (s.state == status::backup) take_over(now);
-      else if (s.state == status::active) become(status::passive, now);
-      break;
     case status::backup:
-      if (s.state == status::active) become(status::passive, now);
+      if (s.state == status::active) {
+        become(status::passive, now);
+      } else if (s.state == status::backup && state_ == status::primary) {
+        take_over(now);
+      } else if (s.state == status::passive) {
+        // A passive peer takes over on hearing a starting node, unless it is not ready (it was
+        // still catching up from this node): then this node, whose journal it lacks, does.
+        if (peer_passive_since_ == time_point::max()) peer_passive_since_ = now;
+        if (now - peer_passive_since_ >= expiry()) take_over(now);
+      } else {
+        peer_passive_since_ = time_point::max();
+      }
       break;
     case status::active:
       if (s.state == status::passive) {
@@ -219,7 +233,11 @@ void bstar_node::on_state_message(const bstar::state_fields& s, time_point now) 
       break;
     case status::passive:
       if (s.state == status::primary || s.state == status::backup) {
-        take_over(now);
+        if (ready_) {
+          take_over(now);
+        } else {
+          ++stats_.not_ready;
+        }
       } else if (s.state == status::active) {
         // Echo the active node's seq at once, so that its peer lease is renewed a round trip
         // after each of its heartbeats; at most four times a heartbeat, whatever arrives.
@@ -229,7 +247,7 @@ void bstar_node::on_state_message(const bstar::state_fields& s, time_point now) 
         }
       } else if (s.state == status::passive) {
         ++stats_.both_passive;
-        if (settings_.role == bstar::role::primary) take_over(now);
+        if (settings_.role == bstar::role::primary && ready_) take_over(now);
       }
       break;
   }
@@ -245,7 +263,7 @@ void bstar_node::on_grant(const bstar::grant_fields& g, time_point now) {
     witness_lease_until_ = std::max(witness_lease_until_, until);
     return;
   }
-  if (pending_term_ != 0 && g.term == pending_term_ && g.term > term_ &&
+  if (pending_term_ != 0 && g.term == pending_term_ && g.term > term_ && ready_ &&
       (state_ == bstar::status::primary || state_ == bstar::status::passive) && peer_expired(now)) {
     term_ = g.term - 1;
     take_over(now);  // term_ is now g.term

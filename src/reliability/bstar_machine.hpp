@@ -44,6 +44,7 @@ struct bstar_stats {
   std::uint64_t split_brain = 0;    ///< times both nodes were heard active
   std::uint64_t misconfigured = 0;  ///< `state` heard from a peer of the node's own role
   std::uint64_t both_passive = 0;
+  std::uint64_t not_ready = 0;      ///< takeovers held back because the service was not ready
   std::uint64_t leases_sent = 0;
   std::uint64_t grants = 0;
   std::uint64_t denials = 0;
@@ -76,6 +77,10 @@ class bstar_node {
   /// has expired takes over here (with a witness: asks for the lease and refuses this request;
   /// it becomes active on the grant).
   bool admit(time_point now);
+  /// Whether the hosted service could take over now (section 9.3): a node that is not ready
+  /// never becomes active; a starting node whose peer stays passive for an expiry (not ready,
+  /// then) takes over itself.
+  void set_ready(bool ready) noexcept { ready_ = ready; }
   /// Whether the node is active and may accept a request at `now` (section 6).
   bool writable(time_point now) const noexcept;
 
@@ -134,6 +139,9 @@ class bstar_node {
   time_point pending_since_ = time_point::min();
 
   time_point active_since_ = time_point::min();
+  bool ready_ = true;
+  // Starting (primary or backup): since when the peer has been heard passive without taking over.
+  time_point peer_passive_since_ = time_point::max();
 };
 
 /// The witness's settings.

@@ -30,6 +30,8 @@
 #include "reliability/mdp.hpp"
 #include "reliability/mdp_session.hpp"
 #include "reliability/tsp.hpp"
+#include "reliability/titanic_replication.hpp"
+#include "reliability/titanic_store.hpp"
 #include "reliability/tsp_server.hpp"
 
 #include <fabric/completion_queue.hpp>
@@ -53,16 +55,10 @@ namespace fabric::titanic {
 using detail::time_point;
 using std::chrono::milliseconds;
 
+using namespace store;  // the journal layout: this file is its main user
+
 namespace {
 
-constexpr std::uint8_t record_version = 1;
-constexpr std::uint8_t state_open = 1;
-constexpr std::uint8_t state_replied = 2;
-constexpr std::uint8_t state_given_up = 3;
-constexpr std::string_view scanned_cursor = "tsp.scanned";
-constexpr std::string_view trimmed_cursor = "tsp.trimmed";
-// "in-flight" -> requests in flight (8) and when (8, ns): for tools, written by every commit.
-constexpr std::string_view status_table = "tsp.status";
 // Frames on a Titanic socket beyond the body: MDP's header, command, address and delimiter.
 constexpr std::size_t envelope_frames = 8;
 // A service's late reply is let go this long after the machine's own dispatch deadline.
@@ -74,163 +70,6 @@ constexpr std::uint32_t fabric_broker_credit = 1024;
 // 255), service (1 + 255), frame count (4) and a size (4) per frame, up to max_body_frames.
 constexpr std::size_t record_overhead = 1 + 16 + 1 + 255 + 1 + 255 + 4 + 4 * tsp::max_body_frames;
 
-void put_u32(std::string& s, std::uint32_t v) {
-  unsigned char b[4];
-  detail::store_be(v, b);
-  s.append(reinterpret_cast<const char*>(b), 4);
-}
-void put_u64(std::string& s, std::uint64_t v) {
-  unsigned char b[8];
-  detail::store_be(v, b);
-  s.append(reinterpret_cast<const char*>(b), 8);
-}
-std::string be64(std::uint64_t v) {
-  std::string s;
-  put_u64(s, v);
-  return s;
-}
-std::string_view uuid_key(const tsp::uuid& id) {
-  return {reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size()};
-}
-
-// Reads a bounded, big-endian encoding front to back; every read checks the bytes left.
-struct reader {
-  std::string_view in;
-  bool ok = true;
-
-  bool take(std::size_t n, std::string_view& out) {
-    if (!ok || in.size() < n) return ok = false;
-    out = in.substr(0, n);
-    in.remove_prefix(n);
-    return true;
-  }
-  std::uint8_t u8() {
-    std::string_view b;
-    return take(1, b) ? static_cast<std::uint8_t>(b[0]) : 0;
-  }
-  std::uint32_t u32() {
-    std::string_view b;
-    return take(4, b) ? detail::load_be<std::uint32_t>(reinterpret_cast<const unsigned char*>(b.data())) : 0;
-  }
-  std::uint64_t u64() {
-    std::string_view b;
-    return take(8, b) ? detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(b.data())) : 0;
-  }
-  std::string_view sized8() {
-    std::string_view b;
-    (void)take(u8(), b);
-    return b;
-  }
-  bool id(tsp::uuid& out) {
-    std::string_view b;
-    if (!take(out.bytes.size(), b)) return false;
-    std::memcpy(out.bytes.data(), b.data(), b.size());
-    return true;
-  }
-  // frame-count(4) { frame-size(4) frame }...: at most tsp::max_body_frames frames.
-  bool frames(message& out) {
-    const std::uint32_t n = u32();
-    if (!ok || n > tsp::max_body_frames) return ok = false;
-    out.clear();
-    out.reserve(n);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      std::string_view f;
-      if (!take(u32(), f)) return false;
-      out.push_back(f);
-    }
-    return ok;
-  }
-};
-
-void put_frames(std::string& s, const message& m) {
-  put_u32(s, static_cast<std::uint32_t>(m.size()));
-  for (const auto& f : m) {
-    put_u32(s, static_cast<std::uint32_t>(f.size()));
-    s.append(static_cast<const char*>(f.data()), f.size());
-  }
-}
-
-std::string encode_record(const tsp::uuid& id, std::string_view key, std::string_view service, const message& body) {
-  std::string s;
-  s.reserve(32 + key.size() + service.size() + body.byte_size() + 4 * body.size());
-  s.push_back(static_cast<char>(record_version));
-  s.append(uuid_key(id));
-  s.push_back(static_cast<char>(key.size()));
-  s.append(key);
-  s.push_back(static_cast<char>(service.size()));
-  s.append(service);
-  put_frames(s, body);
-  return s;
-}
-
-struct record {
-  tsp::uuid id;
-  std::string_view key;
-  std::string_view service;
-};
-
-// Decodes a record's head; with `body`, its frames too.
-bool decode_record(std::string_view payload, record& out, message* body) {
-  reader r{payload};
-  if (r.u8() != record_version) return false;
-  if (!r.id(out.id)) return false;
-  out.key = r.sized8();
-  out.service = r.sized8();
-  if (!r.ok || out.service.empty()) return false;
-  if (body) return r.frames(*body) && r.in.empty();
-  return true;
-}
-
-struct state_row {
-  std::uint8_t state = state_open;
-  std::uint64_t seq = 0;
-  std::uint32_t attempts = 0;
-  std::int64_t stored_ns = 0;
-  std::int64_t finished_ns = 0;
-  std::string key{};
-  std::string service{};
-  std::string reason{};
-};
-
-std::string encode_state(const state_row& s) {
-  std::string out;
-  out.push_back(static_cast<char>(s.state));
-  put_u64(out, s.seq);
-  put_u32(out, s.attempts);
-  put_u64(out, static_cast<std::uint64_t>(s.stored_ns));
-  put_u64(out, static_cast<std::uint64_t>(s.finished_ns));
-  out.push_back(static_cast<char>(s.key.size()));
-  out += s.key;
-  out.push_back(static_cast<char>(s.service.size()));
-  out += s.service;
-  out += s.reason;
-  return out;
-}
-
-std::optional<state_row> decode_state(std::string_view v) {
-  reader r{v};
-  state_row s;
-  s.state = r.u8();
-  s.seq = r.u64();
-  s.attempts = r.u32();
-  s.stored_ns = static_cast<std::int64_t>(r.u64());
-  s.finished_ns = static_cast<std::int64_t>(r.u64());
-  s.key = std::string(r.sized8());
-  s.service = std::string(r.sized8());
-  if (!r.ok || s.state < state_open || s.state > state_given_up) return std::nullopt;
-  s.reason = std::string(r.in);
-  return s;
-}
-
-std::string finished_key(std::int64_t ns, const tsp::uuid& id) {
-  std::string k = be64(static_cast<std::uint64_t>(ns));
-  k.append(uuid_key(id));
-  return k;
-}
-
-std::int64_t wall_ns(const journal& j) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(j.options().clock().time_since_epoch()).count();
-}
 
 service_options checked(service_options o) {
   const auto bad = [](const std::string& what) { throw error(errc::invalid_argument, "titanic service: " + what); };
@@ -271,6 +110,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       dealers[i].emplace(c, so);
     }
     recover();
+    if (!options.replication.bind.empty()) source.emplace(c, jr, options.replication);
     retention_policy keep;
     keep.max_records = 1;
     keep.ack_cursors = {std::string(trimmed_cursor)};
@@ -282,6 +122,12 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       driver.watch(*dealers[i], [this, i](message&& m, time_point now) {
         last_now = now;
         if (sessions[i]) sessions[i]->on_message(std::move(m), now);
+      });
+    }
+    if (source) {
+      driver.watch(source->socket(), [this](message&& m, time_point now) {
+        last_now = now;
+        source->on_message(std::move(m), now);
       });
     }
     reader_adapter.self = this;
@@ -525,7 +371,9 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     if (status) next_status = steady + std::chrono::seconds(1);
     commit_seqs = seqs;
     calls.hold();
-    j.transact([this, work, seqs, trim, status](journal_txn& t) { write(t, *work, *seqs, trim, status); },
+    const std::uint64_t position = source ? source->reserve() : 0;
+    commit_position = position;
+    j.transact([this, work, seqs, trim, status, position](journal_txn& t) { write(t, *work, *seqs, trim, status, position); },
                [this, id = work->id](result<void> outcome, std::exception_ptr thrown) {
                  if (thrown) outcome = errc::io_error;
                  done.push(id, outcome ? result<std::uint64_t>(std::uint64_t{0}) : result<std::uint64_t>(outcome.error()));
@@ -550,78 +398,14 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     return **last;
   }
 
-  // The transaction of one commit, on the journal's writer thread. A change that finds its
-  // request in another state than it expects (closed meanwhile) does nothing.
+  // The transaction of one commit, on the journal's writer thread. With replication, the same
+  // changes go into the replication log, as its next entry, in the same transaction.
   void write(journal_txn& t, const tsp::commit_batch& batch, std::vector<std::uint64_t>& seqs,
-             std::optional<std::uint64_t> trim, bool status_due) {
+             std::optional<std::uint64_t> trim, bool status_due, std::uint64_t position) {
     const std::int64_t now = wall_ns(j);
-    std::uint64_t last_stored = 0;
-    const auto row_of = [&](const tsp::uuid& id) -> std::optional<state_row> {
-      auto v = t.get(service::state_table, uuid_key(id));
-      if (!v) throw error(v.error(), "titanic service: the journal could not be read");
-      if (!*v) return std::nullopt;
-      return decode_state(**v);
-    };
-    for (const auto& c : batch.changes) {
-      switch (c.kind) {
-        case tsp::change_kind::stored: {
-          const std::uint64_t seq = t.append(service::requests_stream, encode_record(c.id, c.key, c.service, c.body));
-          state_row s{.state = state_open, .seq = seq, .stored_ns = now, .key = c.key, .service = c.service};
-          t.put(service::state_table, uuid_key(c.id), encode_state(s));
-          t.put(service::open_table, be64(seq), uuid_key(c.id));
-          if (!c.key.empty()) t.put(service::keys_table, c.key, uuid_key(c.id));
-          seqs.push_back(seq);
-          last_stored = seq;
-          break;
-        }
-        case tsp::change_kind::attempt: {
-          auto s = row_of(c.id);
-          if (!s || s->state != state_open) break;
-          s->attempts = c.attempts;
-          t.put(service::state_table, uuid_key(c.id), encode_state(*s));
-          break;
-        }
-        case tsp::change_kind::replied:
-        case tsp::change_kind::given_up: {
-          auto s = row_of(c.id);
-          if (!s || s->state != state_open) break;
-          t.erase(service::open_table, be64(s->seq));
-          s->finished_ns = now;
-          if (c.kind == tsp::change_kind::replied) {
-            s->state = state_replied;
-            std::string v;
-            put_frames(v, c.body);
-            t.put(service::replies_table, uuid_key(c.id), v);
-          } else {
-            s->state = state_given_up;
-            s->attempts = c.attempts;
-            s->reason = c.reason;
-            (void)t.dead_letter(service::requests_stream, s->seq, c.reason, c.attempts);
-          }
-          t.put(service::state_table, uuid_key(c.id), encode_state(*s));
-          t.put(service::finished_table, finished_key(now, c.id), {});
-          break;
-        }
-        case tsp::change_kind::closed:
-        case tsp::change_kind::removed: {
-          if (c.kind == tsp::change_kind::removed) t.erase(service::finished_table, c.index);
-          auto s = row_of(c.id);
-          if (!s) break;
-          t.erase(service::state_table, uuid_key(c.id));
-          if (s->state == state_open) {
-            t.erase(service::open_table, be64(s->seq));
-          } else {
-            t.erase(service::replies_table, uuid_key(c.id));
-            t.erase(service::finished_table, finished_key(s->finished_ns, c.id));
-          }
-          if (!s->key.empty()) {
-            auto k = t.get(service::keys_table, s->key);
-            if (k && *k && **k == uuid_key(c.id)) t.erase(service::keys_table, s->key);
-          }
-          break;
-        }
-      }
-    }
+    store::apply(t, batch.changes, now, seqs, false);
+    const std::uint64_t last_stored = seqs.empty() ? 0 : seqs.back();
+    if (source) source->write(t, position, store::encode_ops(source->term(), now, batch.changes));
     if (status_due) {
       std::string status = be64(batch.in_flight);
       status += be64(static_cast<std::uint64_t>(now));
@@ -755,6 +539,16 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       std::vector<std::uint64_t> seqs;
       if (commit_seqs) seqs = std::move(*commit_seqs);
       commit_seqs.reset();
+      if (source) {
+        source->committed(commit_position, outcome.has_value(), now);
+        if (outcome && source->must_wait()) {
+          // Sync replication: answered once the follower holds it too (docs/ha.md, 9.3).
+          source->hold(commit_position, [this, id = id, s = std::move(seqs)](time_point at) mutable {
+            machine.on_committed(id, result<void>(), std::move(s), at);
+          });
+          continue;
+        }
+      }
       machine.on_committed(id, std::move(outcome), std::move(seqs), now);
     }
   }
@@ -772,6 +566,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     for (auto& s : sessions) {
       if (s) s->on_tick(now);
     }
+    if (source) source->on_tick(now);
     machine.on_tick(now);
   }
 
@@ -781,6 +576,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       if (s) t = std::min(t, s->next_tick());
     }
     if (const auto d = client.next_deadline()) t = std::min(t, *d);
+    if (source) t = std::min(t, source->next_tick());
     if (credit != 0 && !sessions_started) t = time_point::min();
     return t;
   }
@@ -851,6 +647,15 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     s.in_flight = m.in_flight;
     s.waiting_in_journal = m.waiting_in_journal != 0;
     s.credit = credit;
+    if (source) {
+      const auto r = source->stats();
+      s.replication_head = r.head.position;
+      s.follower_at = r.follower_at;
+      s.follower_in_step = r.follower_in_step;
+      s.answers_waiting = r.held;
+      s.resyncs = r.resyncs;
+      s.follower_losses = r.follower_losses;
+    }
     for (const auto& ss : sessions) {
       if (ss) s.worker_reconnects += ss->stats().connections > 0 ? ss->stats().connections - 1 : 0;
     }
@@ -886,6 +691,8 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
 
   completion_queue done;
   std::shared_ptr<std::vector<std::uint64_t>> commit_seqs;
+  std::uint64_t commit_position = 0;      // the replication log entry of the commit in flight
+  std::optional<repl::source> source;     // with replication.bind
   detail::journal_calls calls;
   time_point next_trim{};
   time_point next_status{};

@@ -23,4 +23,11 @@ bool take_dropped_answer() noexcept {
   return false;
 }
 
+namespace {
+std::atomic<bool> skip_apply{false};
+}  // namespace
+
+void set_replica_skips_apply(bool on) noexcept { skip_apply.store(on); }
+bool replica_skips_apply() noexcept { return skip_apply.load(); }
+
 }  // namespace fabric::tsp::faults

@@ -23,4 +23,10 @@ void set_drop_stored_answers(std::uint64_t n) noexcept;
 /// Takes one of the answers to drop. Returns: true when this answer is to be dropped.
 bool take_dropped_answer() noexcept;
 
+/// When set, a Titanic replica (docs/ha.md, section 9.3) acknowledges the entries it fetches
+/// without applying their changes: its journal then lacks what the active node answered, and a
+/// failover to it loses requests that got "200".
+void set_replica_skips_apply(bool on) noexcept;
+bool replica_skips_apply() noexcept;
+
 }  // namespace fabric::tsp::faults

@@ -12,6 +12,8 @@
 #include "reliability/frs.hpp"
 #include "reliability/mdp.hpp"
 #include "reliability/ppp.hpp"
+#include "reliability/titanic_replication.hpp"
+#include "reliability/titanic_store.hpp"
 #include "reliability/tsp.hpp"
 
 #include <fabric/codec.hpp>
@@ -278,6 +280,35 @@ void flp() {
     event(s, 6, 2), put_counted(s, body({"nonsense"}));
     write("flp", "raw", s);
   }
+}
+
+// --- ftr: a mode octet, then FTR/1 frames (even) or an entry's ops (odd) ------------------------
+
+void ftr() {
+  namespace repl = fabric::titanic::repl;
+  namespace store = fabric::titanic::store;
+  fabric::tsp::uuid id;
+  for (std::size_t i = 0; i < id.bytes.size(); ++i) id.bytes[i] = static_cast<std::uint8_t>(0x20 + i * 7);
+  write_frames("ftr", "fetch", 0, repl::build_fetch({41, 6}, 1 << 20));
+  write_frames("ftr", "resync", 0, repl::build_resync({99, 9}));
+  write_frames("ftr", "snapshot-fetch", 0, repl::build_snapshot_fetch(id));
+  message snap = repl::build_snapshot({7, 4}, true, id);
+  write_frames("ftr", "snapshot", 0, snap);
+  std::vector<fabric::tsp::request_change> changes;
+  fabric::tsp::request_change stored{.kind = fabric::tsp::change_kind::stored, .id = id, .key = "k-1", .service = "echo"};
+  stored.body = body({"hello", "world"});
+  changes.push_back(std::move(stored));
+  changes.push_back({.kind = fabric::tsp::change_kind::attempt, .id = id, .attempts = 2});
+  fabric::tsp::request_change replied{.kind = fabric::tsp::change_kind::replied, .id = id};
+  replied.body = body({"answer"});
+  changes.push_back(std::move(replied));
+  changes.push_back({.kind = fabric::tsp::change_kind::given_up, .id = id, .attempts = 5, .reason = "too many attempts"});
+  changes.push_back({.kind = fabric::tsp::change_kind::removed, .id = id, .index = std::string(24, 'x')});
+  const std::string ops = store::encode_ops(6, 1'700'000'000'000'000'000, changes);
+  write("ftr", "ops", std::string(1, '\x01') + ops);
+  message records = repl::build_records({42, 6});
+  records.push_back(store::be64(42) + ops);
+  write_frames("ftr", "records", 0, records);
 }
 
 // --- tsp ----------------------------------------------------------------------------------------
@@ -701,6 +732,7 @@ int main(int argc, char** argv) {
     flp();
     tsp();
     tsp_server();
+    ftr();
     frc();
     frc_receiver();
     frs();

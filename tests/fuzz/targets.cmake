@@ -14,6 +14,7 @@ set(FABRIC_FUZZ_TARGETS
   flp          # 10/FLP frames, the Freelance client and server machines on a fake clock
   tsp          # 9/TSP bodies (src/reliability/tsp.cpp)
   tsp_server   # the Titanic server machine, on a fake clock, journal and broker
+  ftr          # FTR/1 Titanic replication frames and log entries (src/reliability/ftr.cpp)
   frc          # FRC/1 reliable channel commands (src/reliability/frc.cpp)
   frc_receiver # the FRC/1 receiver machine and its journal records, on a fake clock and journal
   frs          # FRS/1 stream commands (src/reliability/frs.cpp)
@@ -35,6 +36,7 @@ set(FABRIC_FUZZ_SOURCES_ppp ${fabric_fuzz_core} src/reliability/ppp.cpp)
 set(FABRIC_FUZZ_SOURCES_flp ${fabric_fuzz_core} src/reliability/flp.cpp src/reliability/flp_client.cpp
   src/reliability/flp_server.cpp src/reliability/flp_faults.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp ${fabric_fuzz_core} src/reliability/tsp.cpp)
+set(FABRIC_FUZZ_SOURCES_ftr ${fabric_fuzz_core} src/reliability/ftr.cpp)
 set(FABRIC_FUZZ_SOURCES_tsp_server ${fabric_fuzz_core} src/reliability/tsp.cpp
   src/reliability/tsp_server.cpp src/reliability/tsp_faults.cpp)
 set(FABRIC_FUZZ_SOURCES_frc ${fabric_fuzz_core} src/reliability/frc.cpp)

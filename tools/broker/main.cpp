@@ -171,6 +171,19 @@ int main(int argc, char** argv) {
                  "with --role: how often the nodes publish their state (a node is taken for dead "
                  "after two)")
       ->transform(duration)->check(interval_range)->default_str("1s");
+  // Titanic in a pair (docs/ha.md, section 9): the journal replicated to the passive node.
+  std::string replication_bind;
+  std::string peer_replication;
+  std::string replication_mode = "sync";
+  app.add_option("--replication-bind", replication_bind,
+                 "with --titanic and --role primary|backup: where this node serves its Titanic "
+                 "journal to the passive node while active, e.g. tcp://10.0.0.1:5557");
+  app.add_option("--peer-replication", peer_replication,
+                 "with --titanic and --role primary|backup: the other node's --replication-bind");
+  app.add_option("--replication", replication_mode,
+                 "with --titanic and --role: sync answers 200 once the passive node holds the "
+                 "request too; async once this node does")
+      ->check(CLI::IsMember({"sync", "async"}))->capture_default_str();
   app.footer("Listens on tcp://127.0.0.1:5555 (this host only) unless given --bind; use\n"
              "--bind tcp://*:5555 to serve other hosts. With --curve-secret and --curve-allow every\n"
              "client and worker must connect with CURVE and a key from the allowlist; SIGHUP reads\n"
@@ -196,9 +209,17 @@ int main(int argc, char** argv) {
     std::cerr << "--state-bind, --peer and --witness need --role\n";
     return 64;
   }
-  if (!pair_role.empty() && !titanic_dir.empty()) {
-    std::cerr << "--titanic in a Binary Star pair needs its journal replicated, which this version "
-                 "does not do: run Titanic beside an unpaired broker\n";
+  const bool titanic_pair = !titanic_dir.empty() && (pair_role == "primary" || pair_role == "backup");
+  if (titanic_pair && (replication_bind.empty() || peer_replication.empty())) {
+    std::cerr << "--titanic in a pair needs --replication-bind and --peer-replication\n";
+    return 64;
+  }
+  if (!titanic_pair && (!replication_bind.empty() || !peer_replication.empty())) {
+    std::cerr << "--replication-bind and --peer-replication need --titanic and --role primary|backup\n";
+    return 64;
+  }
+  if (pair_role == "witness" && !titanic_dir.empty()) {
+    std::cerr << "a witness holds no data: --titanic does not go with --role witness\n";
     return 64;
   }
   if (pair_role == "witness") return run_witness(state_bind, std::chrono::milliseconds(pair_heartbeat_ms), level);
@@ -235,6 +256,13 @@ int main(int argc, char** argv) {
                                 allowed, log);
     // In a pair, the broker and its node share one thread, the host's.
     std::optional<fabric::binary_star::node> pair_node;
+    // Titanic's journal first: a pair's node starts from the term it kept.
+    std::optional<fabric::journal> titanic_journal;
+    if (!titanic_dir.empty()) {
+      std::filesystem::create_directories(titanic_dir);
+      titanic_journal.emplace(fabric::journal::open(titanic_dir));
+    }
+    std::unique_ptr<fabric::titanic::pair> titanic_pair_node;
     if (!pair_role.empty()) {
       pair_node.emplace(ctx, fabric::binary_star::node_options{
                                  .role = pair_role == "primary" ? fabric::binary_star::role::primary
@@ -243,11 +271,46 @@ int main(int argc, char** argv) {
                                  .peer = peer,
                                  .witness = witness_endpoint,
                                  .heartbeat = std::chrono::milliseconds(pair_heartbeat_ms),
+                                 .term = titanic_pair ? fabric::titanic::stored_term(*titanic_journal) : 0,
+                                 .ready = [&titanic_pair_node] { return !titanic_pair_node || titanic_pair_node->ready(); },
                                  .log = log,
                                  .min_log_level = level});
       o.pair = &*pair_node;
     }
     fabric::mdp::broker broker(ctx, o, fabric::mdp::deferred_start);
+    const auto titanic_options = [&] {
+      fabric::titanic::service_options to;
+      to.broker = broker.endpoints().front();
+      to.heartbeat = o.heartbeat_interval;
+      if (keys) {
+        // Titanic connects with the broker's own key, which the broker then accepts.
+        ctx.allow_curve_client(keys->public_key);
+        to.socket.security = fabric::curve_client{*keys, keys->public_key};
+      }
+      to.log = [level](log_level l, std::string_view line) {
+        if (l >= level) log_to_stderr(l, line);
+      };
+      return to;
+    };
+    if (titanic_pair) {
+      // Serves while the node is active, follows the other node's journal while passive. Made
+      // before the node runs, so it sees every change of state.
+      fabric::titanic::pair_options tp;
+      tp.role = pair_role == "primary" ? fabric::binary_star::role::primary : fabric::binary_star::role::backup;
+      tp.service = titanic_options();
+      tp.service.replication.bind = replication_bind;
+      tp.service.replication.mode =
+          replication_mode == "async" ? fabric::titanic::replication_mode::async : fabric::titanic::replication_mode::sync;
+      tp.service.replication.follower_timeout = std::chrono::milliseconds(pair_heartbeat_ms) * 2;
+      tp.service.replication.socket.security = o.socket.security;
+      tp.replica.peer = peer_replication;
+      tp.replica.timeout = std::chrono::milliseconds(pair_heartbeat_ms) * 2;
+      if (keys) tp.replica.socket.security = fabric::curve_client{*keys, keys->public_key};
+      tp.replica.log = tp.service.log;
+      titanic_pair_node = std::make_unique<fabric::titanic::pair>(ctx, *titanic_journal, tp);
+      pair_node->on_state_change([&titanic_pair_node](fabric::binary_star::state, fabric::binary_star::state to,
+                                                      std::uint64_t term) { titanic_pair_node->on_state_change(to, term); });
+    }
     std::unique_ptr<fabric::tools::reactor_host> host;
     if (pair_node) {
       host = std::make_unique<fabric::tools::reactor_host>(
@@ -283,30 +346,22 @@ int main(int argc, char** argv) {
     for (const auto& ep : broker.endpoints()) std::cout << "listening on " << ep << std::endl;
     // Titanic in the same process: a worker and client of the broker like any other, over the
     // first endpoint (the journal is opened before anything is served from it).
-    std::optional<fabric::journal> titanic_journal;
     std::unique_ptr<fabric::titanic::service> titanic;
-    if (!titanic_dir.empty()) {
-      std::filesystem::create_directories(titanic_dir);
-      titanic_journal.emplace(fabric::journal::open(titanic_dir));
-      fabric::titanic::service_options to;
-      to.broker = broker.endpoints().front();
-      to.heartbeat = o.heartbeat_interval;
-      if (keys) {
-        // Titanic connects with the broker's own key, which the broker then accepts.
-        ctx.allow_curve_client(keys->public_key);
-        to.socket.security = fabric::curve_client{*keys, keys->public_key};
-      }
-      to.log = [level](log_level l, std::string_view line) {
-        if (l >= level) log_to_stderr(l, line);
-      };
-      titanic = std::make_unique<fabric::titanic::service>(ctx, *titanic_journal, to);
+    if (!titanic_dir.empty() && !titanic_pair) {
+      titanic = std::make_unique<fabric::titanic::service>(ctx, *titanic_journal, titanic_options());
       if (level <= log_level::info) log_to_stderr(log_level::info, "titanic service on journal " + titanic_dir);
+    } else if (titanic_pair && level <= log_level::info) {
+      log_to_stderr(log_level::info, "titanic pair on journal " + titanic_dir + ", replication on " + replication_bind +
+                                         ", peer " + peer_replication + " (" + replication_mode + ")");
     }
     if (level <= log_level::info)
       log_to_stderr(log_level::info, "fabric-broker " + std::string(fabric::version_string) + " serving");
 
     const int signal = fabric::support::serve_until_stopped(
-        stop, [&] { return serving() && (!titanic || titanic->running()); },
+        stop,
+        [&] {
+          return serving() && (!titanic || titanic->running()) && (!titanic_pair_node || !titanic_pair_node->failure());
+        },
         std::chrono::milliseconds(stats_ms),
         [&] {
           log_all_stats();
@@ -316,11 +371,13 @@ int main(int argc, char** argv) {
     if (signal == 0) {
       // The broker's (or the Titanic service's) thread ended on its own: that is a failure.
       const bool titanic_ended = titanic && !titanic->running();
+      const bool pair_failed = titanic_pair_node && titanic_pair_node->failure();
       log_to_stderr(log_level::error,
-                    (titanic_ended ? "the titanic service stopped" : "the broker thread stopped") +
-                        fabric::support::failure_text(titanic_ended ? titanic->failure()
-                                                      : host        ? host->failure()
-                                                                    : broker.failure()));
+                    (titanic_ended || pair_failed ? "the titanic service stopped" : "the broker thread stopped") +
+                        fabric::support::failure_text(pair_failed     ? titanic_pair_node->failure()
+                                                      : titanic_ended ? titanic->failure()
+                                                      : host          ? host->failure()
+                                                                      : broker.failure()));
       return 1;
     }
     if (level <= log_level::info) {

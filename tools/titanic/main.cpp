@@ -2,6 +2,7 @@
 // Majordomo broker as the worker for titanic.request, titanic.reply, titanic.close and
 // titanic.keyed-request, serves until SIGINT or SIGTERM, then stops cleanly: everything it
 // answered "200" is in the journal, and the next start resumes it.
+#include <fabric/binary_star.hpp>
 #include <fabric/context.hpp>
 #include <fabric/journal.hpp>
 #include <fabric/log.hpp>
@@ -13,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/cli.hpp"
+#include "common/host.hpp"
 
 #include <chrono>
 #include <exception>
@@ -74,6 +76,90 @@ void log_stats(fabric::titanic::service& t) {
   } catch (const std::exception& e) {
     log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
   }
+}
+
+struct pair_flags {
+  std::string role;
+  std::string state_bind;
+  std::string peer;
+  std::string witness;
+  std::string replication_bind;
+  std::string peer_replication;
+  std::string mode;
+  long long heartbeat_ms = 1000;
+};
+
+// One node of a pair: the Binary Star node on a reactor thread of its own, the service or the
+// replica switched by titanic::pair. No client request reaches a passive Titanic node (it is no
+// worker of the broker then), so the node asks to take over once a heartbeat, as a request
+// would: it becomes active once its peer has expired (with a witness, once granted) and it has
+// caught up.
+int run_pair(fabric::context& ctx, fabric::journal& j, const fabric::titanic::service_options& o,
+             fabric::support::stop_signals& stop, log_level level, long long stats_ms, const pair_flags& f) {
+  const auto role = f.role == "primary" ? fabric::binary_star::role::primary : fabric::binary_star::role::backup;
+  const auto heartbeat = std::chrono::milliseconds(f.heartbeat_ms);
+  fabric::titanic::pair_options tp;
+  tp.role = role;
+  tp.service = o;
+  tp.service.replication.bind = f.replication_bind;
+  tp.service.replication.mode =
+      f.mode == "async" ? fabric::titanic::replication_mode::async : fabric::titanic::replication_mode::sync;
+  tp.service.replication.follower_timeout = heartbeat * 2;
+  tp.replica.peer = f.peer_replication;
+  tp.replica.timeout = heartbeat * 2;
+  tp.replica.log = o.log;
+  fabric::titanic::pair titanic(ctx, j, tp);
+  fabric::binary_star::node node(ctx, {.role = role,
+                                       .bind = f.state_bind,
+                                       .peer = f.peer,
+                                       .witness = f.witness,
+                                       .heartbeat = heartbeat,
+                                       .term = fabric::titanic::stored_term(j),
+                                       .ready = [&titanic] { return titanic.ready(); },
+                                       .log = o.log,
+                                       .min_log_level = level});
+  node.on_state_change([&titanic](fabric::binary_star::state, fabric::binary_star::state to, std::uint64_t term) {
+    titanic.on_state_change(to, term);
+  });
+  fabric::tools::reactor_host host(
+      ctx,
+      [&](fabric::reactor& r) {
+        node.attach(r);
+        r.every(heartbeat, [&node] {
+          if (node.current() != fabric::binary_star::state::active) (void)node.admit();
+        });
+      },
+      [&](fabric::reactor& r) { node.detach(r); });
+  std::cout << "serving" << std::endl;
+  if (level <= log_level::info)
+    log_to_stderr(log_level::info, "fabric-titanic " + std::string(fabric::version_string) + " " + f.role +
+                                       " of a pair: state on " + node.endpoint() + ", peer " + f.peer +
+                                       ", replication on " + f.replication_bind + " (" + f.mode + ")");
+  const auto log_pair_stats = [&] {
+    try {
+      if (auto s = titanic.active_stats()) log_to_stderr(log_level::info, "stats " + to_json(*s));
+      host.call([&] { log_to_stderr(log_level::info, "pair " + fabric::binary_star::to_json(node.stats())); });
+    } catch (const std::exception& e) {
+      log_to_stderr(log_level::warning, std::string("stats unavailable: ") + e.what());
+    }
+  };
+  const int signal = fabric::support::serve_until_stopped(
+      stop, [&] { return host.running() && !titanic.failure(); }, std::chrono::milliseconds(stats_ms), log_pair_stats,
+      [&o] { o.log(log_level::info, "SIGHUP: nothing to reload"); });
+  if (signal == 0) {
+    log_to_stderr(log_level::error, "the pair stopped" + fabric::support::failure_text(titanic.failure() ? titanic.failure()
+                                                                                              : host.failure()));
+    return 1;
+  }
+  if (level <= log_level::info) {
+    log_to_stderr(log_level::info, "received " + fabric::support::stop_signals::name(signal) + ", stopping");
+    log_pair_stats();
+  }
+  if (!host.stop()) {
+    log_to_stderr(log_level::error, "the node's thread did not stop in time");
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -149,6 +235,35 @@ int main(int argc, char** argv) {
       ->transform(duration)->check(long_range)->default_str("0");
   fabric::tools::curve_flags curve;
   fabric::tools::add_curve_client_flags(app, curve);
+  // One node of a Titanic pair (docs/ha.md, section 9).
+  std::string pair_role;
+  std::string state_bind;
+  std::string peer;
+  std::string witness_endpoint;
+  std::string replication_bind;
+  std::string peer_replication;
+  std::string replication_mode = "sync";
+  long long pair_heartbeat_ms = 1000;
+  app.add_option("--role", pair_role,
+                 "primary or backup: one node of a Titanic pair (with --state-bind, --peer, "
+                 "--replication-bind and --peer-replication); only the active node serves, the "
+                 "passive one keeps a copy of its journal")
+      ->check(CLI::IsMember({"primary", "backup"}));
+  app.add_option("--state-bind", state_bind, "with --role: where this node publishes its state to its peer");
+  app.add_option("--peer", peer, "with --role: the other node's --state-bind endpoint");
+  app.add_option("--witness", witness_endpoint,
+                 "with --role: a witness's endpoint (fabric-broker --role witness); with one, two "
+                 "nodes never serve at once, whatever the network does");
+  app.add_option("--replication-bind", replication_bind,
+                 "with --role: where this node serves its journal to the passive node while active");
+  app.add_option("--peer-replication", peer_replication, "with --role: the other node's --replication-bind");
+  app.add_option("--replication", replication_mode,
+                 "with --role: sync answers 200 once the passive node holds the request too; async "
+                 "once this node does")
+      ->check(CLI::IsMember({"sync", "async"}))->capture_default_str();
+  app.add_option("--pair-heartbeat", pair_heartbeat_ms,
+                 "with --role: how often the nodes publish their state (a node is taken for dead after two)")
+      ->transform(duration)->check(interval_range)->default_str("1s");
   app.footer("Connects to tcp://127.0.0.1:5555 unless given --broker; with --curve-secret and\n"
              "--curve-server-key it connects with CURVE (the broker must allow its public key).\n"
              "It binds nothing. Stops cleanly on SIGINT or SIGTERM. Prints \"serving\" on stdout once its journal is open and it runs.\n"
@@ -166,6 +281,16 @@ int main(int argc, char** argv) {
   o.retry_max = std::chrono::milliseconds(retry_max_ms);
   o.request_ttl = std::chrono::milliseconds(ttl_ms);
   o.reply_retention = std::chrono::milliseconds(retention_ms);
+  const bool paired = !pair_role.empty();
+  if (paired && (state_bind.empty() || peer.empty() || replication_bind.empty() || peer_replication.empty())) {
+    std::cerr << "--role needs --state-bind, --peer, --replication-bind and --peer-replication\n";
+    return 64;
+  }
+  if (!paired && (!state_bind.empty() || !peer.empty() || !witness_endpoint.empty() || !replication_bind.empty() ||
+                  !peer_replication.empty())) {
+    std::cerr << "--state-bind, --peer, --witness, --replication-bind and --peer-replication need --role\n";
+    return 64;
+  }
   if (o.retry_max < o.retry_base) {
     std::cerr << "--retry-max must not be below --retry-base\n";
     return 64;
@@ -191,6 +316,9 @@ int main(int argc, char** argv) {
     fabric::journal j = fabric::journal::open(dir, jo);
     fabric::context ctx;
     ctx.set_log(o.log, level);
+    if (paired) return run_pair(ctx, j, o, stop, level, stats_ms,
+                                {pair_role, state_bind, peer, witness_endpoint, replication_bind, peer_replication,
+                                 replication_mode, pair_heartbeat_ms});
     fabric::titanic::service t(ctx, j, o);
     std::cout << "serving" << std::endl;
     if (level <= log_level::info)

@@ -377,6 +377,71 @@ TEST(BstarNode, APassiveNodeTakesOverWhenItsPeerRestarts) {
   EXPECT_EQ(other.state(1), status::passive);
 }
 
+// --- readiness (section 9.3): a node whose service has not caught up never becomes active ---
+
+TEST(BstarNode, APassiveNodeThatIsNotReadyRefusesToTakeOver) {
+  pair_sim sim(false);
+  sim.run(50ms);
+  sim.until_heard(1);
+  sim.node[1]->set_ready(false);
+  sim.kill(0);
+  sim.run(2 * pair_sim::H + 50ms);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(sim.request(1));
+    sim.step();
+  }
+  EXPECT_EQ(sim.state(1), status::passive);
+  EXPECT_GE(sim.node[1]->stats().not_ready, 5U);
+  // Caught up, it takes over on the next request.
+  sim.node[1]->set_ready(true);
+  EXPECT_TRUE(sim.request(1));
+  EXPECT_EQ(sim.state(1), status::active);
+}
+
+TEST(BstarNode, ARestartedNodeTakesOverFromAPassivePeerThatIsNotReady) {
+  // The backup follows the active primary but has not caught up when the primary restarts: the
+  // backup stays passive, and the primary, whose journal it lacks, takes over after an expiry.
+  pair_sim sim(false);
+  sim.run(50ms);
+  sim.node[1]->set_ready(false);
+  sim.kill(0);
+  sim.restart(0);
+  sim.run(pair_sim::H);
+  EXPECT_EQ(sim.state(1), status::passive);
+  EXPECT_EQ(sim.state(0), status::primary);
+  EXPECT_GE(sim.node[1]->stats().not_ready, 1U);
+  sim.run(2 * pair_sim::H + 50ms);
+  EXPECT_EQ(sim.state(0), status::active);
+  EXPECT_EQ(sim.state(1), status::passive);
+  EXPECT_GT(sim.node[0]->term(), 1U);
+  // The same with the roles the other way round: a restarted backup takes over too.
+  pair_sim other(false);
+  other.run(50ms);
+  EXPECT_TRUE(other.request(0));
+  other.kill(0);
+  other.run(2 * pair_sim::H + 10ms);
+  EXPECT_TRUE(other.request(1));  // the backup is active now
+  other.restart(0);
+  other.run(100ms);
+  ASSERT_EQ(other.state(0), status::passive);
+  other.node[0]->set_ready(false);
+  other.kill(1);
+  other.restart(1);
+  other.run(3 * pair_sim::H + 50ms);
+  EXPECT_EQ(other.state(1), status::active);
+  EXPECT_EQ(other.state(0), status::passive);
+}
+
+TEST(BstarNode, AReadyPassiveNodeStillTakesOverAtOnceWhenItsPeerRestarts) {
+  pair_sim sim(false);
+  sim.run(50ms);
+  sim.kill(0);
+  sim.restart(0);
+  sim.run(50ms);
+  EXPECT_EQ(sim.state(1), status::active);
+  EXPECT_EQ(sim.node[1]->stats().not_ready, 0U);
+}
+
 TEST(BstarNode, TwoNodesOfOneRoleServeNothing) {
   pair_sim sim(false);
   sim.kill(1);
