@@ -36,15 +36,17 @@ run: build
 	$(BUILD)/perf/fabric-perf queue --quick --json $(BUILD)/perf-queue.json
 	$(BUILD)/perf/fabric-perf titanic --quick --json $(BUILD)/perf-titanic.json
 	$(BUILD)/perf/fabric-perf freelance --quick --json $(BUILD)/perf-freelance.json
+	$(BUILD)/perf/fabric-perf pair --quick --json $(BUILD)/perf-pair.json
 	@echo
 	@echo "results: $(BUILD)/perf-results.{json,csv}, $(BUILD)/perf-journal.json," \
 	  "$(BUILD)/perf-majordomo.json, $(BUILD)/perf-reliable.json, $(BUILD)/perf-stream.json" \
-	  "$(BUILD)/perf-queue.json, $(BUILD)/perf-titanic.json and $(BUILD)/perf-freelance.json"
+	  "$(BUILD)/perf-queue.json, $(BUILD)/perf-titanic.json, $(BUILD)/perf-freelance.json" \
+	  "and $(BUILD)/perf-pair.json"
 	@echo
 	@$(BUILD)/perf/fabric-perf report $(BUILD)/perf-results.json $(BUILD)/perf-journal.json \
 	  $(BUILD)/perf-majordomo.json $(BUILD)/perf-reliable.json $(BUILD)/perf-stream.json \
 	  $(BUILD)/perf-queue.json $(BUILD)/perf-titanic.json $(BUILD)/perf-freelance.json \
-	  --html $(BUILD)/perf-report.html
+	  $(BUILD)/perf-pair.json --html $(BUILD)/perf-report.html
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)

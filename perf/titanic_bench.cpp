@@ -13,6 +13,11 @@
 //          requests/s and latency from post to close, beside Majordomo request/reply with the
 //          asynchronous client and as many workers (each worker taking --credit requests at
 //          once on both sides, fabric's broker extension)
+//   pair   the cost of replication (docs/ha.md, section 9): keyed posts with --window
+//          outstanding to a single Titanic node, and to the active node of a pair whose passive
+//          node's replica (on a journal of its own, in this process) follows over tcp, in sync
+//          mode ("200" once both journals hold it) and async mode, in the same run
+//   pair-lat  the same, one post at a time: the latency a sync pair adds to a "200"
 #include "bench.hpp"
 #include "harness/histogram.hpp"
 #include "harness/stats.hpp"
@@ -50,7 +55,7 @@ using clock_type = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 struct titanic_cli {
-  std::vector<std::string> ops{"post", "lat", "rtt"};
+  std::vector<std::string> ops{"post", "lat", "rtt", "pair", "pair-lat"};
   std::string mode = "sync";
   std::size_t size = 256;
   std::uint64_t count = 0;  // 0: a default per op
@@ -76,9 +81,13 @@ durability parse_mode(const std::string& name) {
 
 // The broker, the Titanic service on its journal and `workers` echo workers for service "echo",
 // torn down in reverse order.
+// How a rig's service replicates: not at all, or to a replica in sync or async mode.
+enum class replicated : std::uint8_t { no, sync, async };
+
 class rig {
  public:
-  rig(const std::filesystem::path& dir, durability mode, int workers, std::uint32_t worker_credit) {
+  rig(const std::filesystem::path& dir, durability mode, int workers, std::uint32_t worker_credit,
+      replicated repl = replicated::no) {
     mdp::broker_options bo;
     bo.endpoints = {"tcp://127.0.0.1:*"};
     bo.max_worker_credit = 1024;  // what the Titanic service asks for: one commit carries more
@@ -91,7 +100,23 @@ class rig {
     titanic::service_options to;
     to.broker = endpoint_;
     to.max_in_flight = 256;
+    if (repl != replicated::no) {
+      to.replication.bind = "tcp://127.0.0.1:*";
+      to.replication.mode = repl == replicated::sync ? titanic::replication_mode::sync : titanic::replication_mode::async;
+    }
     titanic_ = std::make_unique<titanic::service>(ctx_, *journal_, to);
+    if (repl != replicated::no) {
+      // The passive node's replica, on a journal of its own, as a pair's passive node runs it.
+      std::filesystem::create_directories(dir / "replica");
+      replica_journal_.emplace(journal::open(dir / "replica", jo));
+      replica_ = std::make_unique<titanic::replica>(ctx_, *replica_journal_,
+                                                    titanic::replica_options{.peer = titanic_->replication_endpoint()});
+      const auto deadline = clock_type::now() + milliseconds(10'000);
+      while (!replica_->caught_up() || !titanic_->stats().follower_in_step) {
+        if (clock_type::now() > deadline) throw std::runtime_error("the replica did not catch up");
+        std::this_thread::sleep_for(milliseconds(1));  // polling a flag another thread sets, bounded
+      }
+    }
     for (int i = 0; i < workers; ++i) {
       workers_.emplace_back([this, worker_credit] {
         mdp::worker w(ctx_, {.broker = endpoint_, .service = "echo", .credit = worker_credit});
@@ -104,6 +129,8 @@ class rig {
     stop_ = true;
     for (auto& t : workers_) t.join();
     titanic_.reset();
+    replica_.reset();
+    replica_journal_.reset();
     journal_.reset();
     broker_.reset();
   }
@@ -120,6 +147,8 @@ class rig {
   std::unique_ptr<mdp::broker> broker_;
   std::optional<journal> journal_;
   std::unique_ptr<titanic::service> titanic_;
+  std::optional<journal> replica_journal_;
+  std::unique_ptr<titanic::replica> replica_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
 };
@@ -172,8 +201,8 @@ void expect_ok(const mdp::async_client::reply& rep, std::string_view what) {
 
 // `count` keyed posts, `window` outstanding; no worker: requests are stored and wait.
 outcome measure_post(const std::filesystem::path& dir, durability mode, std::size_t size, std::uint64_t count,
-                     std::size_t window) {
-  rig r(dir, mode, 0, 1);
+                     std::size_t window, replicated repl = replicated::no) {
+  rig r(dir, mode, 0, 1, repl);
   wait_ready(r, milliseconds(10'000));
   mdp::async_client c(r.ctx(), {.broker = r.endpoint(), .correlate = mdp::correlation::request_id,
                                  .max_outstanding = window + 1, .request_expiry = milliseconds(30'000)});
@@ -430,6 +459,51 @@ void run_rtt(session& s, const titanic_cli& o, int workers, jb::temp_dir& tmp) {
   s.add(std::move(m));
 }
 
+// Keyed posts to a single node and to a pair's active node (sync, async) in turns within each
+// repetition, so the three see the same machine; pair-lat does it one post at a time.
+void run_pair(session& s, const titanic_cli& o, std::size_t window, jb::temp_dir& tmp) {
+  const int reps = s.options.reps;
+  const std::string op = window == 1 ? "pair-lat" : "pair";
+  const std::uint64_t count = window == 1 ? lat_count(o) : post_count(o) / 2;
+  const replicated kinds[3] = {replicated::no, replicated::sync, replicated::async};
+  std::vector<double> rates[3], ratios[2], p50_ratios[2];
+  std::vector<histogram> lat[3];
+  try {
+    for (int rep = 0; rep < reps; ++rep) {
+      double rate[3] = {};
+      double p50[3] = {};
+      for (int turn = 0; turn < 3; ++turn) {
+        const int k = (turn + rep) % 3;
+        outcome out = measure_post(tmp.sub("titanic"), parse_mode(o.mode), o.size, count, window, kinds[k]);
+        rate[k] = out.rate();
+        p50[k] = static_cast<double>(out.latency.value_at_percentile(50));
+        rates[k].push_back(rate[k]);
+        lat[k].push_back(std::move(out.latency));
+      }
+      for (int k = 1; k < 3; ++k) {
+        ratios[k - 1].push_back(ratio_pct(rate[k], rate[0]));
+        p50_ratios[k - 1].push_back(ratio_pct(p50[k], p50[0]));
+      }
+    }
+  } catch (const std::exception& e) {
+    s.fail("titanic " + op + ": " + e.what());
+    return;
+  }
+  const char* names[3] = {"single", "pair_sync", "pair_async"};
+  for (int k = 0; k < 3; ++k) {
+    run f = base_run(op, names[k], o, reps);
+    f.set("count", static_cast<std::int64_t>(count));
+    f.set("window", static_cast<std::int64_t>(window));
+    set_summary(f, "msgs_per_s", rates[k]);
+    set_latency_medians(f, lat[k]);
+    if (k > 0) {
+      f.set("vs_single_pct", median(ratios[k - 1]));         // throughput against the single node
+      f.set("p50_vs_single_pct", median(p50_ratios[k - 1]));  // median latency against it
+    }
+    s.add(std::move(f));
+  }
+}
+
 void run_titanic(session& s, const titanic_cli& o) {
   (void)parse_mode(o.mode);
   if (o.size < 8) throw CLI::ValidationError("--size", "every request is numbered: 8 bytes or more");
@@ -441,15 +515,18 @@ void run_titanic(session& s, const titanic_cli& o) {
   if (wants("rtt")) {
     for (const int w : o.workers) run_rtt(s, o, w, tmp);
   }
+  if (wants("pair")) run_pair(s, o, o.window, tmp);
+  if (wants("pair-lat")) run_pair(s, o, 1, tmp);
 }
 
 void register_titanic_benchmarks(CLI::App& app, session& s) {
   static titanic_cli opts;
   CLI::App* sub = app.add_subcommand(
       "titanic", "the Titanic (9/TSP) service on its journal: keyed posts, one post's latency beside a raw fsynced "
-                 "LMDB commit, and full round trips beside Majordomo request/reply, all over tcp");
+                 "LMDB commit, full round trips beside Majordomo request/reply, and a replicated pair beside a "
+                 "single node, all over tcp");
   add_common_options(*sub, s.options);
-  sub->add_option("--ops", opts.ops, "post, lat, rtt")->delimiter(',')->capture_default_str();
+  sub->add_option("--ops", opts.ops, "post, lat, rtt, pair, pair-lat")->delimiter(',')->capture_default_str();
   sub->add_option("-m,--mode", opts.mode, "the Titanic journal's durability: sync, periodic, none")->capture_default_str();
   sub->add_option("-s,--size", opts.size, "request body bytes")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("-n,--count", opts.count, "requests per run (default: post 100,000, rtt 30,000, lat 2,000)");

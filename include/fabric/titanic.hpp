@@ -216,6 +216,9 @@ class service {
   /// fabric::error(invalid_state) when it has ended.
   service_stats stats(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   const service_options& options() const noexcept;
+  /// Where the replication log is served (replication.bind, a wildcard port resolved); empty
+  /// without replication.
+  const std::string& replication_endpoint() const noexcept;
 
   /// The journal's names (docs/titanic.md, section 7), for tools.
   static constexpr std::string_view requests_stream = "tsp.requests";

@@ -85,6 +85,9 @@ class broker_sink : public detail::machine_sink {
 };
 
 /// A protocol machine in the vocabulary of core/machine.hpp.
+/// A routing id as hex, for log lines and check_books(): routing ids are often binary.
+std::string printable_id(std::string_view id);
+
 class broker_machine {
  public:
   using clock = detail::machine_clock;

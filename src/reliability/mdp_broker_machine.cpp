@@ -1,5 +1,6 @@
 // The Majordomo broker's state machine (see mdp_broker.hpp for the model).
 #include "reliability/mdp_broker.hpp"
+#include "reliability/mdp_broker_state.hpp"
 
 #include "core/byte_order.hpp"
 #include "reliability/mdp.hpp"
@@ -17,60 +18,6 @@
 
 namespace fabric::mdp {
 
-// A request as received: [client-id, stack..., "", "MDPC01", service, body...].
-struct broker_machine::pending {
-  message m;
-  std::uint16_t body_at = 0;  // index of the first body frame (== index of service + 1)
-  std::uint32_t dispatches = 0;
-  std::size_t bytes = 0;  // m.byte_size(), charged to the byte budgets until it is answered
-  std::uint64_t token = 0;  // the address a credit worker was given for it (0: the client's id)
-  std::uint64_t serial = 0;  // numbers it for check_books()
-  time_point enqueued{};
-  // Expired while a worker held it: only the client's id is kept, so that the worker's late
-  // reply is known for what it is, and the place in the worker's credit stays taken.
-  bool expired = false;
-
-  std::string_view service() const noexcept { return m.view(body_at - 1U); }
-  std::string_view client() const noexcept { return m.view(0); }
-  // Drops the request body, leaving the envelope a reply goes back in.
-  void keep_envelope() {
-    auto& f = m.frames();
-    f.erase(f.begin() + body_at, f.end());
-  }
-  void keep_client_only() {
-    auto& f = m.frames();
-    f.erase(f.begin() + 1, f.end());
-    bytes = 0;
-    expired = true;
-  }
-};
-
-struct broker_machine::worker {
-  std::string id;
-  service* svc = nullptr;
-  time_point expiry{};
-  time_point last_sent{};
-  std::vector<pending> jobs;     // the requests it is handling, oldest first
-  std::uint32_t credit = 1;      // how many it may hold at once (1 in 7/MDP)
-  worker* prev = nullptr;        // the service's ready list (workers with credit to spare),
-  worker* next = nullptr;        // longest waiting first
-  bool idle = false;             // in the ready list
-};
-
-struct broker_machine::service {
-  std::string name;
-  std::deque<pending> queue;
-  worker* idle_head = nullptr;
-  worker* idle_tail = nullptr;
-  std::size_t idle_count = 0;
-  std::size_t workers = 0;
-  time_point last_active{};
-  service_stats counters{};
-  service* unserved_prev = nullptr;  // the list of services with no workers, least recently
-  service* unserved_next = nullptr;  // asked for first: where room for a worker comes from
-  bool unserved = false;
-};
-
 namespace {
 
 constexpr std::string_view mmi_services = "mmi.services";
@@ -87,7 +34,16 @@ constexpr std::chrono::milliseconds min_tick{10};
 constexpr std::chrono::hours max_interval{24};
 constexpr std::chrono::hours max_expiry{24 * 30};
 
-std::string printable(std::string_view id) {
+
+using json = nlohmann::ordered_json;  // keys in the order written: the documents' stated layout
+
+// Compact JSON text. A service name is whatever bytes a worker sent: a byte that is not
+// well-formed UTF-8 becomes U+FFFD, so the document stays valid JSON and nothing throws.
+std::string json_text(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string printable_id(std::string_view id) {
   // Routing ids are often binary (libzmq's are 5 bytes starting with 0x00): show them as hex.
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
@@ -99,14 +55,6 @@ std::string printable(std::string_view id) {
   }
   return out;
 }
-
-using json = nlohmann::ordered_json;  // keys in the order written: the documents' stated layout
-
-// Compact JSON text. A service name is whatever bytes a worker sent: a byte that is not
-// well-formed UTF-8 becomes U+FFFD, so the document stays valid JSON and nothing throws.
-std::string json_text(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-}  // namespace
 
 std::string to_json(const broker_stats& s) {
   json doc = {{"requests", s.requests},
@@ -514,7 +462,7 @@ void broker_machine::on_worker(message&& m, const broker_input& in, time_point n
       if (w != nullptr) {
         ++counters_.workers_departed;
         if (logs(log_level::info))
-          log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' disconnected");
+          log(log_level::info, "worker " + printable_id(id) + " of '" + w->svc->name + "' disconnected");
         remove_worker(w, removal::departed, now);
       }
       return;
@@ -554,7 +502,7 @@ void broker_machine::register_worker(std::string_view id, std::string_view name,
   s->last_active = now;
   ++counters_.workers_registered;
   if (logs(log_level::info))
-    log(log_level::info, "worker " + printable(id) + " ready for '" + s->name + "'" +
+    log(log_level::info, "worker " + printable_id(id) + " ready for '" + s->name + "'" +
                              (credit > 1 ? " (credit " + std::to_string(credit) + ")" : ""));
   worker_idle(*raw);
   drain(*s, now);
@@ -589,7 +537,7 @@ void broker_machine::protocol_error(std::string_view id, worker* w, std::string_
                                     time_point now) {
   ++counters_.protocol_errors;
   if (logs(log_level::warning)) {
-    std::string line = "worker " + printable(id) + ": ";
+    std::string line = "worker " + printable_id(id) + ": ";
     line.append(why);
     line += "; sent DISCONNECT";
     log(log_level::warning, line);
@@ -644,7 +592,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
       // Silent too long, and the tick has not purged it yet: never hand it work.
       ++counters_.workers_expired;
       if (logs(log_level::info))
-        log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' expired");
+        log(log_level::info, "worker " + printable_id(w->id) + " of '" + s.name + "' expired");
       displace(*w, removal::expired);
       continue;
     }
@@ -679,7 +627,7 @@ bool broker_machine::dispatch(service& s, pending& p, time_point now) {
     // settle_displaced(), once the caller has put `p` where it belongs.
     ++counters_.workers_departed;
     if (logs(log_level::info))
-      log(log_level::info, "worker " + printable(w->id) + " of '" + s.name + "' unreachable");
+      log(log_level::info, "worker " + printable_id(w->id) + " of '" + s.name + "' unreachable");
     displace(*w, removal::unreachable);
   }
   return false;
@@ -801,7 +749,7 @@ void broker_machine::on_tick(time_point now) {
     gone.push_back(w.get());
     ++counters_.workers_expired;
     if (logs(log_level::info))
-      log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' expired" +
+      log(log_level::info, "worker " + printable_id(id) + " of '" + w->svc->name + "' expired" +
                                (w->jobs.empty() ? "" : "; its requests are requeued"));
   }
   remove_all(gone, removal::expired, now);
@@ -817,7 +765,7 @@ void broker_machine::on_tick(time_point now) {
       gone.push_back(w.get());
       ++counters_.workers_departed;
       if (logs(log_level::info))
-        log(log_level::info, "worker " + printable(id) + " of '" + w->svc->name + "' unreachable" +
+        log(log_level::info, "worker " + printable_id(id) + " of '" + w->svc->name + "' unreachable" +
                                  (w->jobs.empty() ? "" : "; its requests are requeued"));
     }
   }
@@ -844,7 +792,7 @@ void broker_machine::on_tick(time_point now) {
       w->svc->counters.expired += gone_count;
       if (logs(log_level::info))
         log(log_level::info, std::to_string(gone_count) + " request(s) for '" + w->svc->name +
-                                 "' expired in the hands of worker " + printable(id));
+                                 "' expired in the hands of worker " + printable_id(id));
     }
   }
 
@@ -881,144 +829,6 @@ void broker_machine::on_tick(time_point now) {
     }
   }
   next_tick_ = now + period_;
-}
-
-broker_stats broker_machine::stats() const {
-  broker_stats out = counters_;
-  out.malformed += sink_.dropped();
-  out.workers = workers_.size();
-  out.busy_workers = busy_;
-  out.in_flight = in_flight_;
-  out.in_flight_bytes = in_flight_bytes_;
-  out.queued = queued_;
-  out.queued_bytes = queued_bytes_;
-  out.outbound_bytes = sink_.outbound_bytes();
-  out.services.reserve(services_.size());
-  for (const auto& [name, s] : services_) {
-    service_stats st = s->counters;
-    st.workers = s->workers;
-    st.idle_workers = s->idle_count;
-    st.queued = s->queue.size();
-    out.services.push_back(std::move(st));
-  }
-  std::sort(out.services.begin(), out.services.end(),
-            [](const service_stats& a, const service_stats& b) { return a.name < b.name; });
-  return out;
-}
-
-std::string broker_machine::check_books() const {
-  std::vector<std::uint64_t> serials;
-  serials.reserve(queued_ + in_flight_);
-  std::size_t queued = 0;
-  std::size_t queued_bytes = 0;
-  std::size_t in_flight = 0;
-  std::size_t in_flight_bytes = 0;
-  std::size_t busy = 0;
-  std::unordered_map<std::string_view, std::size_t> by_client;
-  // A request must be whole (a moved-from one has no frames), for the service it sits in, and
-  // nowhere else.
-  const auto check_request = [&](const pending& p, const service& s) -> std::string {
-    if (p.body_at < 4 || p.m.size() < p.body_at) return "a request has lost its frames";
-    if (p.service() != s.name)
-      return "a request for '" + std::string(p.service()) + "' sits in '" + s.name + "'";
-    if (p.serial == 0 || p.serial > last_serial_) return "a request has no serial number";
-    serials.push_back(p.serial);
-    if (p.bytes != p.m.byte_size()) return "a request has a wrong size";
-    by_client[p.client()] += p.bytes;
-    return {};
-  };
-  for (const auto& [name, sp] : services_) {
-    const service& s = *sp;
-    if (s.name != name) return "service '" + s.name + "' is filed as '" + name + "'";
-    for (const pending& p : s.queue) {
-      if (auto why = check_request(p, s); !why.empty()) return why + " (queue of '" + s.name + "')";
-      ++queued;
-      queued_bytes += p.bytes;
-    }
-    std::size_t idle = 0;
-    const worker* prev = nullptr;
-    for (const worker* w = s.idle_head; w != nullptr; prev = w, w = w->next) {
-      if (++idle > workers_.size()) return "the idle list of '" + s.name + "' loops";
-      if (!w->idle || w->svc != &s || w->prev != prev)
-        return "the idle list of '" + s.name + "' is broken";
-    }
-    if (prev != s.idle_tail || idle != s.idle_count)
-      return "the idle list of '" + s.name + "' has a wrong tail or count";
-  }
-  std::size_t unserved = 0;
-  const service* before = nullptr;
-  for (const service* s = unserved_head_; s != nullptr; before = s, s = s->unserved_next) {
-    if (++unserved > services_.size()) return "the list of unserved services loops";
-    if (!s->unserved || s->unserved_prev != before || s->workers != 0)
-      return "the list of unserved services is broken at '" + s->name + "'";
-  }
-  if (before != unserved_tail_) return "the list of unserved services has a wrong tail";
-  std::size_t unserved_count = 0;
-  for (const auto& [name, sp] : services_)
-    if (sp->workers == 0) ++unserved_count;
-  if (unserved != unserved_count) return "a service with no workers is not in the unserved list";
-  std::unordered_map<const service*, std::size_t> members;
-  for (const auto& [id, wp] : workers_) {
-    const worker& w = *wp;
-    auto it = services_.find(w.svc->name);
-    if (it == services_.end() || it->second.get() != w.svc)
-      return "worker " + printable(id) + " belongs to a forgotten service";
-    ++members[w.svc];
-    if (w.jobs.size() > w.credit) return "worker " + printable(id) + " holds more than its credit";
-    if (w.idle != (w.jobs.size() < w.credit))
-      return "worker " + printable(id) +
-             (w.idle ? " is idle without credit" : " has credit but is not idle");
-    if (!w.jobs.empty()) ++busy;
-    for (const pending& p : w.jobs) {
-      if (p.expired) {
-        if (p.m.size() != 1 || p.bytes != 0) return "an expired request keeps more than its client";
-        continue;
-      }
-      if (auto why = check_request(p, *w.svc); !why.empty())
-        return why + " (held by " + printable(id) + ")";
-      ++in_flight;
-      in_flight_bytes += p.bytes;
-    }
-  }
-  for (const auto& [name, sp] : services_) {
-    const auto it = members.find(sp.get());
-    if (sp->workers != (it == members.end() ? 0 : it->second))
-      return "service '" + name + "' counts its workers wrongly";
-  }
-  std::sort(serials.begin(), serials.end());
-  if (const auto twice = std::adjacent_find(serials.begin(), serials.end());
-      twice != serials.end())
-    return "request " + std::to_string(*twice) + " is in two places";
-  const auto differs = [](std::string_view what, std::size_t kept, std::size_t counted) {
-    return std::string(what) + " is " + std::to_string(kept) + ", but the tables hold " +
-           std::to_string(counted);
-  };
-  if (queued != queued_) return differs("queued", queued_, queued);
-  if (queued_bytes != queued_bytes_) return differs("queued_bytes", queued_bytes_, queued_bytes);
-  if (in_flight != in_flight_) return differs("in_flight", in_flight_, in_flight);
-  if (in_flight_bytes != in_flight_bytes_)
-    return differs("in_flight_bytes", in_flight_bytes_, in_flight_bytes);
-  std::size_t charged = 0;
-  for (const auto& [client, bytes] : peer_bytes_)
-    if (bytes != 0) ++charged;
-  if (by_client.size() != charged) return differs("the clients charged", charged, by_client.size());
-  for (const auto& [client, bytes] : by_client) {
-    const auto it = peer_bytes_.find(client);
-    if (it == peer_bytes_.end() || it->second != bytes)
-      return "client " + printable(client) + " is charged wrongly";
-    if (bytes + sink_.outbound_bytes(client) > options_.max_peer_bytes)
-      return "client " + printable(client) + " holds more than max_peer_bytes";
-  }
-  if (queued_bytes_ + in_flight_bytes_ + sink_.outbound_bytes() > options_.max_total_bytes)
-    return "more bytes held than max_total_bytes";
-  if (workers_.size() > options_.max_workers) return "more workers than max_workers";
-  if (services_.size() > options_.max_services) return "more services than max_services";
-  if (busy != busy_) return differs("busy_workers", busy_, busy);
-  if (counters_.requests != queued + in_flight + retired_)
-    return std::to_string(counters_.requests) + " requests accepted, but " +
-           std::to_string(queued) + " queued + " + std::to_string(in_flight) + " held + " +
-           std::to_string(retired_) + " finished";
-  return {};
 }
 
 }  // namespace fabric::mdp

@@ -61,7 +61,7 @@ source::source(context& ctx, journal& j, const replication_options& options)
     auto r = j.transact([&](journal_txn& t) { t.put(store::pair_table, store::term_key, be64(options_.term)); });
     if (!r) throw error(r.error(), "titanic replication: the term could not be kept");
   }
-  sock_.bind(options_.bind);
+  endpoint_ = sock_.bind(options_.bind);
 }
 
 std::uint64_t source::reserve() {

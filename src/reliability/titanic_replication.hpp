@@ -100,6 +100,8 @@ class source {
   source(context& ctx, journal& j, const replication_options& options);
 
   router& socket() noexcept { return sock_; }
+  /// The bound endpoint, its wildcard resolved.
+  const std::string& endpoint() const noexcept { return endpoint_; }
   std::uint64_t term() const noexcept { return options_.term; }
 
   /// The position the next commit writes (commits go one at a time, each reserve() followed by
@@ -135,6 +137,7 @@ class source {
   journal& j_;
   replication_options options_;
   router sock_;
+  std::string endpoint_;
   log_point head_;   // the last entry committed
   log_point base_;   // the last entry trimmed ({0, 0}: none)
   // The commit in flight trims the entries after base_ up to trim_ (its base from then on).

@@ -734,6 +734,11 @@ bool service::running() const noexcept { return impl_->driver.running(); }
 std::exception_ptr service::failure() const noexcept { return impl_->driver.failure(); }
 const service_options& service::options() const noexcept { return impl_->options; }
 
+const std::string& service::replication_endpoint() const noexcept {
+  static const std::string none;
+  return impl_->source ? impl_->source->endpoint() : none;
+}
+
 service_stats service::stats(milliseconds timeout) {
   auto answer = impl_->driver.call(message{}, timeout);
   if (!answer) {

@@ -31,7 +31,7 @@ set(FABRIC_FUZZ_SOURCES_envelope ${fabric_fuzz_core} src/core/codec.cpp src/core
 set(FABRIC_FUZZ_SOURCES_codec ${fabric_fuzz_core} src/core/codec.cpp)
 set(FABRIC_FUZZ_SOURCES_mdp ${fabric_fuzz_core} src/reliability/mdp.cpp)
 set(FABRIC_FUZZ_SOURCES_mdp_broker ${fabric_fuzz_core} src/reliability/mdp.cpp
-  src/reliability/mdp_broker_machine.cpp)
+  src/reliability/mdp_broker_machine.cpp src/reliability/mdp_broker_books.cpp)
 set(FABRIC_FUZZ_SOURCES_ppp ${fabric_fuzz_core} src/reliability/ppp.cpp)
 set(FABRIC_FUZZ_SOURCES_flp ${fabric_fuzz_core} src/reliability/flp.cpp src/reliability/flp_client.cpp
   src/reliability/flp_server.cpp src/reliability/flp_faults.cpp)
