@@ -180,6 +180,8 @@ struct service_stats {
   std::uint64_t answers_waiting = 0;   ///< commits whose answers wait for the follower now
   std::uint64_t resyncs = 0;           ///< followers told to copy the journal afresh
   std::uint64_t follower_losses = 0;   ///< times the follower fell silent and answers went on alone
+  std::uint64_t handed_over = 0;       ///< requests a follower whose log parted handed over, and
+                                       ///< this node stored (it held none of them already)
 };
 
 /// A Titanic service on a journal.
@@ -261,6 +263,8 @@ struct replica_stats {
   std::uint64_t reconnects = 0;       ///< fresh connections after a silence
   std::uint64_t malformed = 0;        ///< answers that broke FTR/1, dropped
   std::uint64_t apply_failures = 0;   ///< journal transactions that failed (retried)
+  std::uint64_t handed_over = 0;      ///< requests this node had accepted alone, handed to the
+                                      ///< active node before copying its journal (section 9.5)
 };
 
 /// The passive node's side of replication: fetches the active node's replication log and

@@ -121,9 +121,27 @@ message build_records(log_point head) {
   return m;
 }
 
-message build_resync(log_point head) {
+message build_resync(log_point head, log_point agree) {
+  std::string c = command_frame(command::resync, head);
+  put_u64(c, agree.position);
+  put_u64(c, agree.term);
   message m(header);
-  m.push_back(command_frame(command::resync, head));
+  m.push_back(c);
+  return m;
+}
+
+message build_handoff() {
+  message m(header);
+  m.push_back(std::string(1, static_cast<char>(command::handoff)));
+  return m;
+}
+
+message build_handed(std::uint32_t held, std::uint32_t total) {
+  std::string c(1, static_cast<char>(command::handed));
+  store::put_u32(c, held);
+  store::put_u32(c, total);
+  message m(header);
+  m.push_back(c);
   return m;
 }
 
@@ -156,15 +174,27 @@ parsed parse(const message& m) {
       if (!r.ok || !r.in.empty() || m.size() != 2) return {};
       return f;
     }
-    case command::records:
-    case command::resync: {
+    case command::records: {
       const log_point head = point_at(r);
       if (!r.ok || !r.in.empty()) return {};
-      if (c == command::resync) {
-        if (m.size() != 2) return {};
-        return resync_fields{head};
-      }
       return records_fields{head};
+    }
+    case command::resync: {
+      resync_fields f;
+      f.head = point_at(r);
+      f.agree = point_at(r);
+      if (!r.ok || !r.in.empty() || m.size() != 2) return {};
+      return f;
+    }
+    case command::handoff:
+      if (!r.in.empty()) return {};
+      return handoff_fields{};
+    case command::handed: {
+      handed_fields f;
+      f.held = r.u32();
+      f.total = r.u32();
+      if (!r.ok || !r.in.empty() || m.size() != 2 || f.held > f.total) return {};
+      return f;
     }
     case command::snapshot_fetch: {
       snapshot_fetch_fields f;

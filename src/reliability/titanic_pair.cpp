@@ -13,6 +13,11 @@
 
 namespace fabric::titanic {
 
+namespace {
+// How long a service or replica that fails to start is tried again before the pair gives up.
+constexpr std::chrono::seconds start_bound{5};
+}  // namespace
+
 struct pair::impl {
   impl(context& c, journal& jr, pair_options o) : ctx(c), j(jr), options(std::move(o)) {
     if (options.service.replication.bind.empty())
@@ -65,19 +70,33 @@ struct pair::impl {
     old_replica.reset();
     std::unique_ptr<titanic::service> s;
     std::unique_ptr<titanic::replica> r;
-    try {
-      if (next == want::serve) {
-        service_options so = options.service;
-        // Unique to this node in this term: both nodes may be active in one term during a split
-        // brain (section 7), and their entries must never be taken for each other's.
-        so.replication.term = t * 2 + (options.role == binary_star::role::backup ? 1 : 0);
-        s = std::make_unique<titanic::service>(ctx, j, so);
-      } else if (next == want::follow) {
-        r = std::make_unique<titanic::replica>(ctx, j, options.replica);
+    // The replication endpoint the service binds may still be held a moment by the socket a
+    // service just closed (libzmq releases it on its I/O thread): tried again, bounded.
+    const auto deadline = std::chrono::steady_clock::now() + start_bound;
+    for (;;) {
+      try {
+        if (next == want::serve) {
+          service_options so = options.service;
+          // Unique to this node in this term: both nodes may be active in one term during a
+          // split brain (section 7), and their entries must never be taken for each other's.
+          so.replication.term = t * 2 + (options.role == binary_star::role::backup ? 1 : 0);
+          s = std::make_unique<titanic::service>(ctx, j, so);
+        } else if (next == want::follow) {
+          r = std::make_unique<titanic::replica>(ctx, j, options.replica);
+        }
+        break;
+      } catch (const error& e) {
+        if (e.code() == make_error_code(errc::invalid_argument) || std::chrono::steady_clock::now() > deadline) {
+          std::lock_guard lock(mu);
+          failed = std::current_exception();
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // before trying again, bounded
+      } catch (...) {
+        std::lock_guard lock(mu);
+        failed = std::current_exception();
+        break;
       }
-    } catch (...) {
-      std::lock_guard lock(mu);
-      failed = std::current_exception();
     }
     std::lock_guard lock(mu);
     svc = std::move(s);

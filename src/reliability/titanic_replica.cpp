@@ -32,6 +32,11 @@ namespace {
 constexpr std::size_t wipe_page = 1024;
 // After a failed transaction, the replica asks again this long after.
 constexpr milliseconds retry_after{100};
+// A page of requests handed over holds at most this many, or about this many bytes; it is asked
+// about this many times (retry_after apart) before it is given up.
+constexpr std::size_t handoff_page_requests = 256;
+constexpr std::size_t handoff_page_bytes = std::size_t{4} << 20;
+constexpr int max_page_tries = 100;
 
 replica_options checked(replica_options o) {
   if (o.peer.empty()) throw error(errc::invalid_argument, "titanic replica: give the active node's endpoint");
@@ -66,6 +71,12 @@ struct replica::impl {
     if (*base) {
       if (auto p = store::decode_point(**base)) based = *p;
     }
+    // As the service keeps it: records no open request needs are trimmed.
+    retention_policy keep;
+    keep.max_records = 1;
+    keep.ack_cursors = {std::string(store::trimmed_cursor)};
+    if (auto r = j.set_retention(service::requests_stream, keep); !r)
+      throw error(r.error(), "titanic replica: the requests stream's retention could not be set");
     sock.connect(options.peer);
     driver.watch(sock, [this](message&& m, time_point now) { on_message(std::move(m), now); });
     driver.ticks([this](time_point now) { on_tick(now); }, [this] { return next; });
@@ -91,9 +102,18 @@ struct replica::impl {
 
   // The question in progress goes (again) now.
   void ask(time_point now) {
-    message m = copying ? repl::build_snapshot_fetch(cursor)
-                        : repl::build_fetch(at, static_cast<std::uint32_t>(std::min<std::size_t>(options.max_fetch_bytes, UINT32_MAX)));
-    if (!copying) ++counters.fetches;
+    message m;
+    switch (now_doing) {
+      case phase::following:
+        m = repl::build_fetch(at, static_cast<std::uint32_t>(std::min<std::size_t>(options.max_fetch_bytes, UINT32_MAX)));
+        ++counters.fetches;
+        break;
+      case phase::handing:
+        m = repl::build_handoff();
+        for (const auto& f : page) m.push_back(f);
+        break;
+      case phase::copying: m = repl::build_snapshot_fetch(cursor); break;
+    }
     if (!sock.try_send(std::move(m))) {
       next = now + retry_after;
       return;
@@ -120,11 +140,19 @@ struct replica::impl {
     const repl::parsed p = repl::parse(m);
     bool ok = false;
     if (const auto* r = std::get_if<repl::records_fields>(&p)) {
-      ok = !copying && on_records(*r, m);
-    } else if (std::get_if<repl::resync_fields>(&p) != nullptr) {
-      ok = !copying && start_copy();
+      ok = now_doing == phase::following && on_records(*r, m);
+    } else if (const auto* rs = std::get_if<repl::resync_fields>(&p)) {
+      ok = now_doing == phase::following && start_handoff(*rs);
+    } else if (const auto* h = std::get_if<repl::handed_fields>(&p)) {
+      if (now_doing != phase::handing) return;  // an answer to a question no longer asked
+      if (!on_handed(*h)) {
+        next = now + retry_after;  // the active node is still storing them: asked again
+        asked = time_point::min();
+        return;
+      }
+      ok = true;
     } else if (const auto* s = std::get_if<repl::snapshot_fields>(&p)) {
-      ok = copying && on_snapshot(*s, m);
+      ok = now_doing == phase::copying && on_snapshot(*s, m);
     } else {
       ++counters.malformed;
     }
@@ -219,11 +247,79 @@ struct replica::impl {
     return **last;
   }
 
-  // Empties the service's tables and the log, to copy the active node's requests afresh.
-  bool start_copy() {
+  // Told to resync: first the requests this node accepted that the active node may lack (those
+  // stored by the entries of this log after the point where the two may agree, and still held
+  // here) are handed over, page by page; then the journal is copied afresh.
+  bool start_handoff(const repl::resync_fields& r) {
     ready.store(false);
     ++counters.resyncs;
-    log_line(log_level::warning, "the log parted from the active node's or is too far behind: copying afresh");
+    log_line(log_level::warning, "the log parted from the active node's or is too far behind: handing over "
+                                 "what only this node holds, then copying afresh");
+    handoff_after = based.position;
+    if (r.agree.position >= based.position && r.agree.position <= at.position) {
+      std::uint64_t mine = 0;
+      if (r.agree.position == at.position) {
+        mine = at.term;
+      } else if (r.agree.position == based.position) {
+        mine = based.term;
+      } else if (auto v = j.get(store::replog_table, be64(r.agree.position)); v && *v) {
+        mine = store::ops_term(**v);
+      }
+      if (mine == r.agree.term) handoff_after = r.agree.position;
+    }
+    now_doing = phase::handing;
+    page_tries = 0;
+    return next_page() || start_copy();
+  }
+
+  // The next page of requests to hand over, from the entries after handoff_after. False when
+  // there is none left.
+  bool next_page() {
+    page.clear();
+    std::size_t bytes = 0;
+    std::size_t requests = 0;
+    while (requests < handoff_page_requests && bytes < handoff_page_bytes) {
+      auto entries = j.table_entries(store::replog_table, be64(handoff_after), 16);
+      if (!entries || entries->empty()) break;
+      for (const auto& [k, v] : *entries) {
+        if (k.size() != 8) continue;
+        handoff_after = detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(k.data()));
+        store::ops o;
+        if (!store::decode_ops(v, o)) continue;
+        for (auto& c : o.changes) {
+          if (c.kind != tsp::change_kind::stored) continue;
+          auto row = j.get(service::state_table, store::uuid_key(c.id));
+          if (!row || !*row) continue;  // closed here since: its client is done with it
+          std::vector<tsp::request_change> one;
+          one.push_back(std::move(c));
+          page.push_back(store::encode_ops(0, o.wall_ns, one));
+          bytes += page.back().size();
+          ++requests;
+        }
+        if (requests >= handoff_page_requests || bytes >= handoff_page_bytes) break;
+      }
+    }
+    page_tries = 0;
+    return !page.empty();
+  }
+
+  // The active node's answer to a page: on to the next page, or to the copy, once it holds them
+  // all. False while it does not (it is storing them); a page it never takes is given up after a
+  // bound, logged.
+  bool on_handed(const repl::handed_fields& h) {
+    if (h.held < h.total && ++page_tries < max_page_tries) return false;
+    if (h.held < h.total) {
+      log_line(log_level::error, std::to_string(h.total - h.held) +
+                                     " request(s) could not be handed over to the active node and go with this "
+                                     "node's copy of the journal");
+    }
+    counters.handed_over += h.held;
+    if (next_page()) return true;
+    return start_copy();
+  }
+
+  // Empties the service's tables and the log, to copy the active node's requests afresh.
+  bool start_copy() {
     for (const std::string_view table : {service::state_table, service::open_table, service::replies_table,
                                          service::keys_table, service::finished_table, store::replog_table}) {
       for (;;) {
@@ -250,7 +346,8 @@ struct replica::impl {
     if (!r) return fail(r.error());
     at = {};
     based = {};
-    copying = true;
+    now_doing = phase::copying;
+    page.clear();
     cursor.reset();
     start.reset();
     return true;
@@ -290,7 +387,7 @@ struct replica::impl {
     if (s.done) {
       at = *start;
       based = *start;
-      copying = false;
+      now_doing = phase::following;
       log_line(log_level::info, "copy done; following from entry " + std::to_string(at.position));
     }
     return true;
@@ -301,7 +398,11 @@ struct replica::impl {
   dealer sock;
   log_point at;      // the last entry applied
   log_point based;   // the last entry trimmed from this journal's log
-  bool copying = false;
+  enum class phase : std::uint8_t { following, handing, copying };
+  phase now_doing = phase::following;
+  std::uint64_t handoff_after = 0;  // handing: the last entry of this log looked through
+  std::vector<std::string> page;    // handing: the page of requests being handed over
+  int page_tries = 0;
   std::optional<tsp::uuid> cursor;  // copying: the last request copied
   std::optional<log_point> start;   // copying: where the copy began
   time_point next = time_point::max();

@@ -32,7 +32,7 @@ socket_options source_socket(const replication_options& o) {
   so.linger = std::chrono::milliseconds(0);
   so.send_hwm = 0;  // one follower, one answer per fetch
   so.recv_hwm = 0;
-  so.max_frames = 4;
+  so.max_frames = 1024;  // a handoff: routing id, header, command and a page of requests
   return so;
 }
 
@@ -136,9 +136,52 @@ void source::on_message(message&& m, time_point now) {
     on_fetch(std::move(from), *f, now);
   } else if (const auto* s = std::get_if<snapshot_fetch_fields>(&p)) {
     on_snapshot_fetch(std::move(from), *s);
+  } else if (std::holds_alternative<handoff_fields>(p)) {
+    on_handoff_message(std::move(from), m, now);
   } else {
     ++stats_.malformed;
   }
+}
+
+log_point source::agreement(log_point at) const {
+  log_point best = base_.position <= at.position && base_.term <= at.term ? base_ : log_point{};
+  std::uint64_t lo = base_.position + 1;
+  std::uint64_t hi = std::min(at.position, head_.position);
+  while (lo <= hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    std::uint64_t term = head_.term;
+    if (mid != head_.position) {
+      auto v = j_.get(store::replog_table, be64(mid));
+      if (!v || !*v) break;  // unreadable: agree no further than what was found
+      term = store::ops_term(**v);
+    }
+    if (term <= at.term) {
+      best = {mid, term};
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return best;
+}
+
+void source::on_handoff_message(std::string&& to, const message& m, time_point now) {
+  std::uint32_t held = 0;
+  std::uint32_t total = 0;
+  for (std::size_t i = 2; i < m.size(); ++i) {
+    store::ops o;
+    if (!store::decode_ops(m.view(i), o)) {
+      ++stats_.malformed;
+      return;  // the follower asks again
+    }
+    for (auto& c : o.changes) {
+      if (c.kind != tsp::change_kind::stored) continue;
+      ++total;
+      if (adopt_ && adopt_(std::move(c), now) == tsp::adoption::held) ++held;
+    }
+  }
+  stats_.handed_over += total;
+  send(to, build_handed(held, total));
 }
 
 void source::on_fetch(std::string&& to, const fetch_fields& f, time_point now) {
@@ -150,7 +193,7 @@ void source::on_fetch(std::string&& to, const fetch_fields& f, time_point now) {
     ++stats_.resyncs;
     in_step_ = false;
     parked_.reset();
-    send(to, build_resync(head_));
+    send(to, build_resync(head_, agreement(f.at)));
     return;
   }
   follower_at_ = f.at.position;

@@ -8,10 +8,15 @@
 //                                                          whose entry has `term`: send more.
 //                                                          Also the acknowledgement.
 //   records         %x02 head-position(8) head-term(8)      then entry frames: position(8) ops
-//   resync          %x03 head-position(8) head-term(8)      your log cannot be continued
+//   resync          %x03 head-position(8) head-term(8) agree-position(8) agree-term(8)
+//                                                          your log cannot be continued; it may
+//                                                          agree with mine up to `agree`
 //   snapshot-fetch  %x04 [after(16)]                        the next page of requests
 //   snapshot        %x05 start-position(8) start-term(8) done(1) [last(16)]
 //                                                          then ops frames (titanic_store.hpp)
+//   handoff         %x06                                    then ops frames: requests I accepted
+//                                                          that you may lack (section 9.5)
+//   handed          %x07 held(4) total(4)                   how many of them my journal holds
 // (big-endian; a UUID is 16 octets).
 #pragma once
 
@@ -38,7 +43,15 @@
 namespace fabric::titanic::repl {
 
 inline constexpr std::string_view header = "FTR01";
-enum class command : std::uint8_t { fetch = 1, records = 2, resync = 3, snapshot_fetch = 4, snapshot = 5 };
+enum class command : std::uint8_t {
+  fetch = 1,
+  records = 2,
+  resync = 3,
+  snapshot_fetch = 4,
+  snapshot = 5,
+  handoff = 6,
+  handed = 7,
+};
 
 using detail::time_point;
 using store::log_point;
@@ -52,6 +65,7 @@ struct records_fields {
 };
 struct resync_fields {
   log_point head;
+  log_point agree;
 };
 struct snapshot_fetch_fields {
   std::optional<tsp::uuid> after;
@@ -61,14 +75,21 @@ struct snapshot_fields {
   bool done = false;
   std::optional<tsp::uuid> last;
 };
+struct handoff_fields {};
+struct handed_fields {
+  std::uint32_t held = 0;
+  std::uint32_t total = 0;
+};
 using parsed = std::variant<std::monostate, fetch_fields, records_fields, resync_fields, snapshot_fetch_fields,
-                            snapshot_fields>;
+                            snapshot_fields, handoff_fields, handed_fields>;
 
 message build_fetch(log_point at, std::uint32_t max_bytes);
 message build_records(log_point head);
-message build_resync(log_point head);
+message build_resync(log_point head, log_point agree);
 message build_snapshot_fetch(const std::optional<tsp::uuid>& after);
 message build_snapshot(log_point start, bool done, const std::optional<tsp::uuid>& last);
+message build_handoff();
+message build_handed(std::uint32_t held, std::uint32_t total);
 /// Parses the header and command frame (the frames after them are the receiver's to check):
 /// monostate for anything malformed.
 parsed parse(const message& m);
@@ -87,6 +108,7 @@ struct source_stats {
   std::uint64_t follower_losses = 0; ///< times the follower fell silent and answers went on alone
   std::uint64_t held = 0;            ///< answers waiting for the follower now
   std::uint64_t malformed = 0;
+  std::uint64_t handed_over = 0;     ///< requests handed over by a follower whose log parted
 };
 
 /// The active node's side. Its socket is watched by the service's driver; its write() runs in
@@ -116,6 +138,10 @@ class source {
   /// Runs `release` once the follower has acknowledged `position`, or is taken for gone.
   void hold(std::uint64_t position, std::function<void(time_point)> release);
 
+  /// Stores a request a follower hands over (tsp::server_machine::adopt).
+  using adopt_fn = std::function<tsp::adoption(tsp::request_change&&, time_point)>;
+  void on_handoff(adopt_fn fn) { adopt_ = std::move(fn); }
+
   void on_message(message&& m, time_point now);
   void on_tick(time_point now);
   time_point next_tick() const noexcept;
@@ -128,6 +154,10 @@ class source {
   };
   void on_fetch(std::string&& to, const fetch_fields& f, time_point now);
   void on_snapshot_fetch(std::string&& to, const snapshot_fetch_fields& f);
+  void on_handoff_message(std::string&& to, const message& m, time_point now);
+  // The last position at most `at.position` whose entry's term is at most `at.term`: where a
+  // follower's log may agree with this one (terms never decrease along a log).
+  log_point agreement(log_point at) const;
   // Sends the entries after `from` (at most max_bytes), or parks the fetch when there are none.
   void serve(std::string to, std::uint64_t from, std::uint32_t max_bytes, time_point now);
   bool matches(log_point at) const;
@@ -156,6 +186,7 @@ class source {
   };
   std::optional<parked> parked_;
   std::deque<waiting> waiting_;
+  adopt_fn adopt_;
   source_stats stats_;
 };
 

@@ -110,7 +110,12 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       dealers[i].emplace(c, so);
     }
     recover();
-    if (!options.replication.bind.empty()) source.emplace(c, jr, options.replication);
+    if (!options.replication.bind.empty()) {
+      source.emplace(c, jr, options.replication);
+      source->on_handoff([this](tsp::request_change&& rc, time_point now) {
+        return machine.adopt(rc.id, rc.key, rc.service, std::move(rc.body), now);
+      });
+    }
     retention_policy keep;
     keep.max_records = 1;
     keep.ack_cursors = {std::string(trimmed_cursor)};
@@ -655,6 +660,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
       s.answers_waiting = r.held;
       s.resyncs = r.resyncs;
       s.follower_losses = r.follower_losses;
+      s.handed_over = m.adopted;
     }
     for (const auto& ss : sessions) {
       if (ss) s.worker_reconnects += ss->stats().connections > 0 ? ss->stats().connections - 1 : 0;

@@ -171,6 +171,46 @@ void server_machine::on_store_request(origin&& from, std::string_view key, std::
   queue_change(std::move(c), std::move(f));
 }
 
+adoption server_machine::adopt(const uuid& id, std::string_view key, std::string_view service, message&& body,
+                               time_point now) {
+  if (adopting_.contains(id)) return adoption::pending;
+  if (service.empty() || service.size() > 255 || key.size() > 255 || body.empty() ||
+      body.size() > max_body_frames || body.byte_size() > s_.max_request_bytes) {
+    ++stats_.malformed;
+    return adoption::held;  // nothing this node could store: not asked for again
+  }
+  if (!key.empty()) {
+    if (keys_pending_.find(key) != keys_pending_.end()) return adoption::pending;
+    auto known = store_.find_key(key);
+    if (!known) {
+      ++stats_.store_errors;
+      return adoption::failed;
+    }
+    if (*known) return adoption::held;  // the client's retry reached this node: stored once
+  }
+  if (open_.contains(id)) return adoption::held;
+  auto found = store_.lookup(id);
+  if (!found) {
+    ++stats_.store_errors;
+    return adoption::failed;
+  }
+  if (found->what != request_lookup::state::unknown) return adoption::held;
+  message cached;
+  if (cache_room(body.byte_size())) cached = body.clone();
+  request_change c{.kind = change_kind::stored, .id = id, .key = std::string(key), .service = std::string(service),
+                   .body = std::move(body)};
+  followup f{.kind = change_kind::stored, .id = id, .key = std::string(key), .service = std::string(service)};
+  f.cached = std::move(cached);
+  if (s_.request_ttl > std::chrono::milliseconds::zero()) f.expires_at = now + s_.request_ttl;
+  c.expires_at = f.expires_at;
+  if (!key.empty()) keys_pending_.emplace(std::string(key), id);
+  adopting_.insert(id);
+  ++stats_.adopted;
+  queue_change(std::move(c), std::move(f));
+  act(now);
+  return adoption::pending;
+}
+
 void server_machine::on_reply_request(origin&& from, const uuid& id) {
   if (open_.contains(id)) {
     answer_status(from, status::pending);
@@ -366,7 +406,10 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
   if (!outcome) {
     ++stats_.commit_failures;
     for (auto& f : followups) {
-      if (f.kind == change_kind::stored) keys_pending_.erase(f.key);
+      if (f.kind == change_kind::stored) {
+        keys_pending_.erase(f.key);
+        adopting_.erase(f.id);
+      }
       if (f.kind == change_kind::removed) --removals_pending_;  // listed again at the next sweep
       finished(f);  // not ended after all: it may be read back
       if (f.reply_to) answer_status(*f.reply_to, status::error, "the journal could not write the request");
@@ -385,6 +428,7 @@ void server_machine::on_committed(std::uint64_t batch, result<void> outcome, std
         const std::uint64_t seq = next_seq < seqs.size() ? seqs[next_seq] : 0;
         ++next_seq;
         ++stats_.stored;
+        adopting_.erase(f.id);
         if (!f.key.empty()) keys_pending_.erase(f.key);
         // A lost "200", planted by the chaos tests (tsp_faults.hpp): the client posts again.
         const bool drop = !f.key.empty() && faults::take_dropped_answer();

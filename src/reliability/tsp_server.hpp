@@ -49,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -179,6 +180,13 @@ class server_io {
   virtual void cancel(std::uint64_t id) noexcept = 0;
 };
 
+/// What became of a request handed over by the other node of a pair (server_machine::adopt).
+enum class adoption : std::uint8_t {
+  held,     ///< durable here: under its UUID, or its key names a request here
+  pending,  ///< being stored: ask again once the commit is durable
+  failed,   ///< the journal could not be read: ask again later
+};
+
 struct server_settings {
   std::size_t max_in_flight = 64;
   /// Requests one service is first sent at once; each reply lets it have one more (up to
@@ -226,6 +234,7 @@ struct server_stats {
   std::uint64_t commits = 0;
   std::uint64_t commit_failures = 0;
   std::uint64_t store_errors = 0;     ///< reads that failed (answered 500 or tried again)
+  std::uint64_t adopted = 0;          ///< requests handed over by the other node of a pair, stored
   // Now:
   std::uint64_t open = 0;             ///< stored, not yet replied or given up (in memory)
   std::uint64_t in_flight = 0;
@@ -245,6 +254,12 @@ class server_machine {
   void on_dispatch_expired(std::uint64_t id, detail::time_point now);
   /// The broker's answer to query_service(service).
   void on_service_status(std::string_view service, bool has_workers, detail::time_point now);
+  /// A request the other node of a pair accepted while this node did not follow it (docs/ha.md,
+  /// section 9.5), under the UUID its client holds: stored here unless this journal already
+  /// holds that UUID or that key, then dispatched as any other. Idempotent: the other node asks
+  /// again until every request it hands over is held.
+  adoption adopt(const uuid& id, std::string_view key, std::string_view service, message&& body,
+                 detail::time_point now);
   /// Commit `batch` is durable (or failed); `seqs` are the records of its stored changes.
   void on_committed(std::uint64_t batch, result<void> outcome, std::vector<std::uint64_t> seqs,
                     detail::time_point now);
@@ -344,6 +359,7 @@ class server_machine {
   std::unordered_map<std::uint64_t, uuid> dispatches_;        // dispatch id -> request
   std::map<std::string, service_state, std::less<>> services_;
   std::map<std::string, uuid, std::less<>> keys_pending_;     // keys being stored
+  std::unordered_set<uuid, uuid_hash> adopting_;              // handed-over requests being stored
   // Requests with a change that ends them (replied, given up, closed) queued or in a commit not
   // yet durable, and how many such changes: the journal still lists them as open, and page_in()
   // must not read them back (after a failed commit, or when one was not in memory).

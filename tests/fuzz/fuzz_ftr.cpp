@@ -36,11 +36,16 @@ void ftr(const message& m) {
       if (repl::split_entry(m.view(i), pos, ops)) check(pos != 0 && ops.size() + 8 == m.view(i).size(), "an entry split wrongly");
     }
   } else if (const auto* s = std::get_if<repl::resync_fields>(&p)) {
-    check(m.size() == 2 && same_head(m, repl::build_resync(s->head)), "a resync builds back differently");
+    check(m.size() == 2 && same_head(m, repl::build_resync(s->head, s->agree)), "a resync builds back differently");
   } else if (const auto* sf = std::get_if<repl::snapshot_fetch_fields>(&p)) {
     check(m.size() == 2 && same_head(m, repl::build_snapshot_fetch(sf->after)), "a snapshot-fetch builds back differently");
   } else if (const auto* sn = std::get_if<repl::snapshot_fields>(&p)) {
     check(same_head(m, repl::build_snapshot(sn->start, sn->done, sn->last)), "a snapshot head builds back differently");
+  } else if (std::holds_alternative<repl::handoff_fields>(p)) {
+    check(same_head(m, repl::build_handoff()), "a handoff head builds back differently");
+  } else if (const auto* h = std::get_if<repl::handed_fields>(&p)) {
+    check(h->held <= h->total, "a handed answer holds more than it was given");
+    check(m.size() == 2 && same_head(m, repl::build_handed(h->held, h->total)), "a handed answer builds back differently");
   }
 }
 

@@ -290,7 +290,8 @@ void ftr() {
   fabric::tsp::uuid id;
   for (std::size_t i = 0; i < id.bytes.size(); ++i) id.bytes[i] = static_cast<std::uint8_t>(0x20 + i * 7);
   write_frames("ftr", "fetch", 0, repl::build_fetch({41, 6}, 1 << 20));
-  write_frames("ftr", "resync", 0, repl::build_resync({99, 9}));
+  write_frames("ftr", "resync", 0, repl::build_resync({99, 9}, {40, 6}));
+  write_frames("ftr", "handed", 0, repl::build_handed(3, 4));
   write_frames("ftr", "snapshot-fetch", 0, repl::build_snapshot_fetch(id));
   message snap = repl::build_snapshot({7, 4}, true, id);
   write_frames("ftr", "snapshot", 0, snap);
@@ -309,6 +310,9 @@ void ftr() {
   message records = repl::build_records({42, 6});
   records.push_back(store::be64(42) + ops);
   write_frames("ftr", "records", 0, records);
+  message handoff = repl::build_handoff();
+  handoff.push_back(ops);
+  write_frames("ftr", "handoff", 0, handoff);
 }
 
 // --- tsp ----------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -112,6 +114,9 @@ class TitanicPairTest : public ::testing::Test {
     options.replication.follower_timeout = 500ms;
     replica_options_.peer = options.replication.bind;
     replica_options_.timeout = 500ms;
+    if (std::getenv("FABRIC_TEST_LOG") != nullptr) {
+      replica_options_.log = [](log_level, std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); };
+    }
     a_.emplace(journal::open(dir_a_.path()));
     b_.emplace(journal::open(dir_b_.path()));
   }
@@ -124,7 +129,8 @@ class TitanicPairTest : public ::testing::Test {
     service_ = std::make_unique<service>(ctx, j, options);
     ASSERT_TRUE(eventually([&] { return mdp_has("titanic.request") && mdp_has("titanic.reply"); }));
   }
-  void start_replica() { replica_ = std::make_unique<replica>(ctx, *b_, replica_options_); }
+  void start_replica() { start_replica(*b_); }
+  void start_replica(journal& j) { replica_ = std::make_unique<replica>(ctx, j, replica_options_); }
 
   bool mdp_has(const std::string& service_name) {
     mdp::client c(ctx, {.broker = endpoint, .timeout = 500ms, .retries = 0});
@@ -259,7 +265,7 @@ TEST_F(TitanicPairTest, AReplicaBehindTheTrimmedLogCopiesAfreshAndThenFollows) {
   EXPECT_EQ(replica_->stats().resyncs, 1u);
 }
 
-TEST_F(TitanicPairTest, AReplicaWhoseLogPartedCopiesTheActiveNodesRequests) {
+TEST_F(TitanicPairTest, AReplicaWhoseLogPartedHandsOverItsOwnAndCopiesTheActiveNodesRequests) {
   // B served alone in a term of its own first.
   {
     options.replication.term = 7;
@@ -277,9 +283,55 @@ TEST_F(TitanicPairTest, AReplicaWhoseLogPartedCopiesTheActiveNodesRequests) {
   start_replica();
   ASSERT_TRUE(eventually([&] { return replica_->caught_up(); }));
   EXPECT_EQ(replica_->stats().resyncs, 1u);
+  // What B accepted alone is handed over to A before B copies A's journal: none is lost.
+  EXPECT_EQ(replica_->stats().handed_over, 3u);
   EXPECT_EQ(held_by(*a_), held_by(*b_));
-  EXPECT_EQ(held_by(*b_).requests.size(), 5u);
+  EXPECT_EQ(held_by(*b_).requests.size(), 8u);
   EXPECT_EQ(service_->stats().resyncs, 1u);
+}
+
+TEST_F(TitanicPairTest, AFormerActiveNodeHandsOverWhatItAcceptedAloneBeforeCopying) {
+  // A serves with B following; B goes away and A answers three posts alone; A dies; B takes over
+  // on its own journal and serves two posts of its own, so the logs part. A comes back as the
+  // follower: it hands the three over under their UUIDs, then copies B's journal.
+  start_service(*a_);
+  start_replica();
+  ASSERT_TRUE(eventually([&] { return replica_->caught_up(); }));
+  client c(ctx, {.broker = endpoint, .timeout = 5s, .keys = key_mode::keyed});
+  const auto shared = post(c, 4, [](const request_id&) {});
+  replica_.reset();
+  const auto alone = post(c, 3, [&](const request_id& id) {
+    auto row = b_->get(service::state_table, key_of(id));
+    ASSERT_TRUE(row);
+    EXPECT_FALSE(row->has_value());
+  });
+  ASSERT_EQ(alone.size(), 3u);
+  service_.reset();
+  options.replication.term = 9;
+  options.replication.bind = endpoint_on(fabric::testing::free_tcp_port());
+  start_service(*b_);
+  const auto own = post(c, 2, [](const request_id&) {});
+  ASSERT_EQ(own.size(), 2u);
+  // A follows B now.
+  replica_options_.peer = options.replication.bind;
+  start_replica(*a_);
+  ASSERT_TRUE(eventually([&] { return replica_->caught_up(); }));
+  const auto rs = replica_->stats();
+  EXPECT_EQ(rs.resyncs, 1u);
+  EXPECT_EQ(rs.handed_over, 3u);
+  EXPECT_EQ(service_->stats().handed_over, 3u);
+  // Both journals hold all nine, and every client's UUID is served.
+  EXPECT_EQ(held_by(*a_), held_by(*b_));
+  EXPECT_EQ(held_by(*a_).requests.size(), 9u);
+  echo_worker echo(ctx, endpoint);
+  for (const auto* ids : {&shared, &alone, &own}) {
+    for (const auto& id : *ids) {
+      auto r = c.wait(id, wait_bound);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->state, reply_state::ready);
+    }
+  }
+  EXPECT_EQ(echo.runs(), 9);
 }
 
 TEST_F(TitanicPairTest, WithTheReplicaGoneTheActiveNodeAnswersAlone) {

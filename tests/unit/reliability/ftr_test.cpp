@@ -54,7 +54,10 @@ TEST(Ftr, BuildersWriteTheFramesOfTheSpec) {
   EXPECT_EQ(fabric::testing::to_strings(repl::build_fetch({5, 3}, 1024)),
             (frames{"FTR01", octet(1) + u64(5) + u64(3) + u32(1024)}));
   EXPECT_EQ(fabric::testing::to_strings(repl::build_records({9, 4})), (frames{"FTR01", octet(2) + u64(9) + u64(4)}));
-  EXPECT_EQ(fabric::testing::to_strings(repl::build_resync({9, 4})), (frames{"FTR01", octet(3) + u64(9) + u64(4)}));
+  EXPECT_EQ(fabric::testing::to_strings(repl::build_resync({9, 4}, {7, 2})),
+            (frames{"FTR01", octet(3) + u64(9) + u64(4) + u64(7) + u64(2)}));
+  EXPECT_EQ(fabric::testing::to_strings(repl::build_handoff()), (frames{"FTR01", octet(6)}));
+  EXPECT_EQ(fabric::testing::to_strings(repl::build_handed(3, 5)), (frames{"FTR01", octet(7) + u32(3) + u32(5)}));
   EXPECT_EQ(fabric::testing::to_strings(repl::build_snapshot_fetch(std::nullopt)), (frames{"FTR01", octet(4)}));
   const std::string id(store::uuid_key(sample_id(7)));
   EXPECT_EQ(fabric::testing::to_strings(repl::build_snapshot_fetch(sample_id(7))), (frames{"FTR01", octet(4) + id}));
@@ -74,7 +77,15 @@ TEST(Ftr, EveryCommandRoundTrips) {
   ASSERT_TRUE(repl::split_entry(records.view(2), pos, ops));
   EXPECT_EQ(pos, 9u);
   EXPECT_EQ(ops, "ops");
-  EXPECT_EQ(std::get<repl::resync_fields>(repl::parse(repl::build_resync({1, 2}))).head, (log_point{1, 2}));
+  const auto rs = std::get<repl::resync_fields>(repl::parse(repl::build_resync({1, 2}, {0, 0})));
+  EXPECT_EQ(rs.head, (log_point{1, 2}));
+  EXPECT_EQ(rs.agree, (log_point{0, 0}));
+  message handoff = repl::build_handoff();
+  handoff.push_back(std::string_view("ops"));
+  EXPECT_TRUE(std::holds_alternative<repl::handoff_fields>(repl::parse(handoff)));
+  const auto h = std::get<repl::handed_fields>(repl::parse(repl::build_handed(2, 2)));
+  EXPECT_EQ(h.held, 2u);
+  EXPECT_EQ(h.total, 2u);
   EXPECT_FALSE(std::get<repl::snapshot_fetch_fields>(repl::parse(repl::build_snapshot_fetch(std::nullopt))).after);
   EXPECT_EQ(std::get<repl::snapshot_fetch_fields>(repl::parse(repl::build_snapshot_fetch(sample_id(3)))).after,
             sample_id(3));
@@ -94,7 +105,11 @@ TEST(Ftr, MalformedMessagesAreRefused) {
       {"FTR01", octet(1) + u64(5)},                                 // fetch cut short
       {"FTR01", octet(1) + u64(5) + u64(3) + u32(1) + "x"},         // fetch with more
       {"FTR01", octet(1) + u64(5) + u64(3) + u32(1), "extra"},      // fetch with a frame more
-      {"FTR01", octet(3) + u64(1) + u64(1), "entry"},               // resync carries no entries
+      {"FTR01", octet(3) + u64(1) + u64(1)},                        // resync without its agreement
+      {"FTR01", octet(3) + u64(1) + u64(1) + u64(0) + u64(0), "entry"},  // resync carries no entries
+      {"FTR01", octet(6) + "x"},                                    // handoff has no fields
+      {"FTR01", octet(7) + u32(3) + u32(2)},                        // more held than handed
+      {"FTR01", octet(7) + u32(1)},
       {"FTR01", octet(4) + "short"},                                // not a UUID
       {"FTR01", octet(5) + u64(1) + u64(1) + octet(2)},             // done is 0 or 1
       {"FTR01", octet(5) + u64(1) + u64(1) + octet(1) + "short"},

@@ -531,6 +531,62 @@ TEST_F(TitanicServer, KeyAlreadyStoredIsAnsweredAtOnceStoringNothing) {
   EXPECT_EQ(machine->stats().keyed_again, 1u);
 }
 
+// ---------------------------------------------------------------------------------------------
+// adopt: requests handed over by the other node of a pair (docs/ha.md, section 9.5)
+
+TEST_F(TitanicServer, AnAdoptedRequestIsStoredUnderItsOwnUuidAndDispatched) {
+  start();
+  const uuid id = uuid::ordered();
+  EXPECT_EQ(machine->adopt(id, "k-alone", "echo", make({"job"}), now), adoption::pending);
+  // Asked again while its commit is in flight: still pending, stored once.
+  EXPECT_EQ(machine->adopt(id, "k-alone", "echo", make({"job"}), now), adoption::pending);
+  const commit_batch b = complete();
+  ASSERT_EQ(b.changes.size(), 1u);
+  EXPECT_EQ(b.changes[0].id, id);
+  EXPECT_EQ(b.changes[0].key, "k-alone");
+  EXPECT_TRUE(io.answers.empty()) << "nobody asked: nobody is answered";
+  EXPECT_EQ(machine->adopt(id, "k-alone", "echo", make({"job"}), now), adoption::held);
+  present();
+  ASSERT_EQ(io.dispatches.size(), 1u);
+  EXPECT_EQ(machine->stats().adopted, 1u);
+  // Its client, which holds the UUID, finds it.
+  EXPECT_EQ(reply_of(id), status_only(status::pending));
+}
+
+TEST_F(TitanicServer, ARequestHeldUnderItsUuidOrKeyIsNotAdoptedAgain) {
+  start();
+  const uuid stored = store_one("echo", {"a"});
+  EXPECT_EQ(machine->adopt(stored, "", "echo", make({"a"}), now), adoption::held);
+  keyed("k1", "echo", {"b"});
+  (void)complete();
+  // The client's retry reached this node under another UUID: the copy is not stored twice.
+  EXPECT_EQ(machine->adopt(uuid::ordered(), "k1", "echo", make({"b"}), now), adoption::held);
+  // A key being stored right now: pending.
+  keyed("k2", "echo", {"c"});
+  EXPECT_EQ(machine->adopt(uuid::ordered(), "k2", "echo", make({"c"}), now), adoption::pending);
+  (void)complete();
+  tick();
+  EXPECT_TRUE(store.pending.empty());
+  EXPECT_EQ(machine->stats().adopted, 0u);
+}
+
+TEST_F(TitanicServer, AnAdoptionTheJournalCannotAnswerFailsAndOneItCannotHoldIsDropped) {
+  start();
+  store.fail_reads = true;
+  EXPECT_EQ(machine->adopt(uuid::ordered(), "k", "echo", make({"x"}), now), adoption::failed);
+  store.fail_reads = false;
+  EXPECT_EQ(machine->adopt(uuid::ordered(), "", "", make({"x"}), now), adoption::held);
+  EXPECT_EQ(machine->adopt(uuid::ordered(), "", "echo", message{}, now), adoption::held);
+  EXPECT_EQ(machine->stats().malformed, 2u);
+  // A failed commit of an adopted request: asked again, it is stored again.
+  const uuid id = uuid::ordered();
+  EXPECT_EQ(machine->adopt(id, "", "echo", make({"y"}), now), adoption::pending);
+  (void)complete(false);
+  EXPECT_EQ(machine->adopt(id, "", "echo", make({"y"}), now), adoption::pending);
+  (void)complete();
+  EXPECT_EQ(machine->adopt(id, "", "echo", make({"y"}), now), adoption::held);
+}
+
 TEST_F(TitanicServer, DifferentKeysGetDifferentUuids) {
   start();
   keyed("a", "echo", {"x"});
