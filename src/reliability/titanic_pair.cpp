@@ -64,7 +64,9 @@ struct pair::impl {
       std::lock_guard lock(mu);
       old_service = std::move(svc);
       old_replica = std::move(rep);
-      following.store(false);
+      // A node on its way to following is not ready until its replica says so (no replica, not
+      // ready), also while the service it ran until now stops.
+      following.store(next == want::follow);
     }
     old_service.reset();  // waits for its last commits
     old_replica.reset();

@@ -181,7 +181,12 @@ struct replica::impl {
       ++expect;
     }
     if (!entries.empty() && !apply(entries, raw)) return false;
-    ready.store(at == r.head);
+    const bool now_ready = at == r.head;
+    // Said once each time the replica reaches the active node's head: from then on this node may
+    // take over (section 9.3), which operators and the pair tests wait for.
+    if (now_ready && !ready.load())
+      log_line(log_level::info, "caught up with the active node at entry " + std::to_string(at.position));
+    ready.store(now_ready);
     return true;
   }
 

@@ -230,6 +230,10 @@ void source::serve(std::string to, std::uint64_t from, std::uint32_t max_bytes, 
     last = pos;
   }
   stats_.entries_sent += m.size() - 2;
+  // A follower that applies this answer is at the head, and counts itself caught up (it may take
+  // over from then on, section 9.3): every later commit waits for it, not only those after its
+  // next fetch, which may come after another commit.
+  if (last == head_.position) in_step_ = true;
   send(to, std::move(m));
 }
 

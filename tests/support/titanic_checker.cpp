@@ -1,9 +1,18 @@
 // check_titanic: see titanic_checker.hpp.
 #include "support/titanic_checker.hpp"
 
+#include <fabric/journal.hpp>
+#include <fabric/titanic.hpp>
+#include <fabric/titanic_client.hpp>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstring>
+#include <exception>
+#include <optional>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 namespace fabric::testing {
@@ -11,6 +20,13 @@ namespace fabric::testing {
 namespace {
 
 constexpr std::size_t max_examples = 12;
+
+std::optional<std::uint64_t> number(std::string_view text) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
 
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -23,6 +39,7 @@ void titanic_history::posted(std::uint64_t n, std::string uuid) { uuids_[n].push
 void titanic_history::post_failed(std::uint64_t n) { failed_posts_.insert(n); }
 void titanic_history::collected(std::uint64_t n, std::string reply) { replies_[n].push_back(std::move(reply)); }
 void titanic_history::given_up(std::uint64_t n, std::string reason) { given_up_[n] = std::move(reason); }
+void titanic_history::unknown(std::uint64_t n) { unknown_.insert(n); }
 void titanic_history::closed(std::uint64_t n) { closed_.insert(n); }
 void titanic_history::executed(std::string worker, std::uint64_t n) { executions_[n].push_back(std::move(worker)); }
 void titanic_history::applied(std::uint64_t n, std::string worker) { effects_[n].push_back(std::move(worker)); }
@@ -55,6 +72,10 @@ titanic_report check_titanic(const titanic_history& h, const std::function<std::
     const auto up = h.given_up_.find(n);
     if (up != h.given_up_.end()) {
       find(r.given_up, n, "given up by the server: " + up->second);
+      continue;
+    }
+    if (h.unknown_.contains(n)) {
+      find(r.lost, n, "posted as " + ids.front() + ", answered 200, and later unknown to the server (400)");
       continue;
     }
     const auto got = h.replies_.find(n);
@@ -115,6 +136,67 @@ std::string titanic_report::describe() const {
     out << f.what;
   }
   return out.str();
+}
+
+std::string read_service_journal(titanic_history& h, const std::filesystem::path& dir) {
+  if (!std::filesystem::exists(dir)) return {};
+  try {
+    fabric::journal_options o;
+    o.read_only = true;
+    fabric::journal work = fabric::journal::open(dir, o);
+    std::string bad;
+    for (const std::string_view stream : {"executions", "effects"}) {
+      // "<worker> <n>" in executions, "<n> <worker>" in effects.
+      auto read = work.replay(stream, 1, [&](const fabric::journal_record& r) {
+        const std::string_view text = r.payload;
+        const auto space = text.find(' ');
+        if (space == std::string_view::npos) {
+          bad = "a bad " + std::string(stream) + " record: " + r.payload;
+          return false;
+        }
+        const auto n = number(stream == "executions" ? text.substr(space + 1) : text.substr(0, space));
+        if (!n) {
+          bad = "a bad " + std::string(stream) + " record: " + r.payload;
+          return false;
+        }
+        if (stream == "executions") h.executed(std::string(text.substr(0, space)), *n);
+        else h.applied(*n, std::string(text.substr(space + 1)));
+        return true;
+      });
+      if (!bad.empty()) return bad;
+      if (!read) return "the service's journal could not be read: " + read.error().message();
+    }
+    return {};
+  } catch (const std::exception& e) {
+    return std::string("the service's journal could not be opened: ") + e.what();
+  }
+}
+
+std::string read_titanic_journal(titanic_history& h, const std::filesystem::path& dir, std::size_t* held) {
+  try {
+    fabric::journal_options o;
+    o.read_only = true;
+    fabric::journal t = fabric::journal::open(dir, o);
+    std::string after;
+    std::size_t count = 0;
+    for (;;) {
+      auto rows = t.table_entries(fabric::titanic::service::state_table, after, 1000);
+      if (!rows) return "the Titanic journal could not be read: " + rows.error().message();
+      for (const auto& [key, value] : *rows) {
+        if (key.size() != 16) return "a bad tsp.state key in " + dir.string();
+        fabric::titanic::request_id id;
+        std::memcpy(id.bytes.data(), key.data(), key.size());
+        h.held_by_server(fabric::titanic::to_string(id));
+        ++count;
+      }
+      if (rows->size() < 1000) break;
+      after = rows->back().first;
+    }
+    if (held != nullptr) *held = count;
+    return {};
+  } catch (const std::exception& e) {
+    return "the Titanic journal " + dir.string() + " could not be opened: " + e.what();
+  }
 }
 
 }  // namespace fabric::testing

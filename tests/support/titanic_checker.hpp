@@ -16,12 +16,14 @@
 //   h.executed("w1", 1);                     // the service recorded an execution of request 1
 //   h.applied(1, "w1");                      // ... and its effect, once
 //   h.held_by_server("0A1B...");             // a row of tsp.state after the run
+//   h.unknown(2);                            // wait() of request 2 said 400: a lost request
 //   auto r = check_titanic(h, [](std::uint64_t n) { return "done:" + std::to_string(n); });
 //   EXPECT_TRUE(r.ok()) << r.describe();
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -40,6 +42,9 @@ class titanic_history {
   void collected(std::uint64_t n, std::string reply);
   /// wait() of request `n` returned failed (the server gave it up) with `reason`.
   void given_up(std::uint64_t n, std::string reason);
+  /// wait() of request `n` returned unknown (400): the server no longer knows a request it
+  /// answered "200" and that was not closed, e.g. after a failover to a node that lacks it.
+  void unknown(std::uint64_t n);
   /// close() of request `n` succeeded.
   void closed(std::uint64_t n);
   /// The service recorded an execution of request `n` by `worker` (every one, duplicates too).
@@ -56,6 +61,7 @@ class titanic_history {
   std::set<std::uint64_t> failed_posts_;
   std::map<std::uint64_t, std::vector<std::string>> replies_;
   std::map<std::uint64_t, std::string> given_up_;
+  std::set<std::uint64_t> unknown_;
   std::set<std::uint64_t> closed_;
   std::map<std::uint64_t, std::vector<std::string>> executions_;
   std::map<std::uint64_t, std::vector<std::string>> effects_;
@@ -74,7 +80,8 @@ struct titanic_report {
   std::size_t duplicate_executions = 0;  ///< executions beyond the first of a request (re-dispatches)
   std::size_t effects = 0;               ///< effects applied
   // Findings: any of these makes the run fail.
-  std::size_t lost = 0;                  ///< posted, never collected (stranded or lost)
+  std::size_t lost = 0;                  ///< posted, never collected (stranded), or unknown to the
+                                         ///< server when collected (lost)
   std::size_t wrong = 0;                 ///< collected with a reply that is not the request's
   std::size_t given_up = 0;              ///< posted, and given up by the server
   std::size_t unexecuted = 0;            ///< collected, with no effect applied
@@ -97,5 +104,18 @@ struct titanic_report {
 
 /// Judges `h`; `reply_of(n)` is the reply a correct service gives to request `n`.
 titanic_report check_titanic(const titanic_history& h, const std::function<std::string(std::uint64_t)>& reply_of);
+
+/// Reads, read-only, what the service "work" of tests/support/tsp_worker_main.cpp recorded in its
+/// journal at `dir` (every execution and every effect) into `h`; nothing when `dir` does not
+/// exist. Open it only once every worker is gone.
+/// Returns: empty, or what could not be read.
+std::string read_service_journal(titanic_history& h, const std::filesystem::path& dir);
+
+/// Reads, read-only, the requests the Titanic journal at `dir` still holds (its state table) into
+/// `h`, as held_by_server(). In a pair, read the journal of the node that was active last: it is
+/// the one clients were served from. Open it only once its server is gone.
+/// `held`, when given, is set to the number of requests it holds.
+/// Returns: empty, or what could not be read.
+std::string read_titanic_journal(titanic_history& h, const std::filesystem::path& dir, std::size_t* held = nullptr);
 
 }  // namespace fabric::testing

@@ -14,6 +14,10 @@
 // A journal has one writing process, so a worker opens the shared journal for each execution and
 // closes it after; when the other worker holds it, it tries again (bounded by --lock-wait-ms).
 //
+// With --failover (repeatable) the worker knows the other brokers of a Binary Star pair
+// (mdp::worker_options::failover): each fresh connection goes to the next one, so it settles on
+// the active node, as the Titanic pair chaos test (tests/chaos/titanic_pair_chaos_test.cpp) needs.
+//
 // On stdout: "ready" once the worker runs. The process dies with its parent and gives up after
 // --lifetime seconds, so none outlives a test.
 #include <fabric/context.hpp>
@@ -33,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -42,6 +47,7 @@ using clock_type = std::chrono::steady_clock;
 constexpr const char* usage =
     "usage: fabric-test-tsp-worker --broker EP --name NAME --journal DIR [--heartbeat-ms MS]\n"
     "                              [--work-ms MS] [--lock-wait-ms MS] [--lifetime S]\n"
+    "                              [--failover EP]...\n"
     "A worker of the service \"work\" that applies each request's effect once, for fabric's\n"
     "Titanic chaos tests (see the source's header).\n";
 
@@ -49,6 +55,7 @@ enum exit_code : int { exit_usage = 64, exit_failed = 1, exit_lifetime = 15 };
 
 struct settings {
   std::string broker;
+  std::vector<std::string> failover;
   std::string name;
   std::string journal_dir;
   std::chrono::milliseconds heartbeat{100};
@@ -86,6 +93,7 @@ settings parse(int argc, char** argv) {
       return *v;
     };
     if (flag == "--broker") s.broker = value;
+    else if (flag == "--failover") s.failover.emplace_back(value);
     else if (flag == "--name") s.name = value;
     else if (flag == "--journal") s.journal_dir = value;
     else if (flag == "--heartbeat-ms") s.heartbeat = std::chrono::milliseconds(n());
@@ -141,6 +149,7 @@ int main(int argc, char** argv) {
   fabric::context ctx;
   fabric::mdp::worker_options o;
   o.broker = s.broker;
+  o.failover = s.failover;
   o.service = "work";
   o.heartbeat_interval = s.heartbeat;
   o.reconnect_interval = s.heartbeat;
