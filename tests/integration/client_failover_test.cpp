@@ -111,6 +111,52 @@ class silent_endpoint {
   std::string endpoint_;
 };
 
+// A plain 7/MDP broker played frame by frame on a thread: it answers every request itself with
+// "P" | body..., answers "mmi.services" with 501 as 8/MMI has a broker without fabric's
+// extension do, and drops a request that carries a request id, as it would any malformed one.
+class plain_broker {
+ public:
+  plain_broker() : sock_(ctx_, zmq::socket_type::router) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.bind("tcp://127.0.0.1:*");
+    endpoint_ = sock_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        auto m = fabric::testing::recv_frames(sock_, 20ms);
+        if (!m) continue;
+        if (m->size() < 5 || !(*m)[1].empty() || (*m)[2] != "MDPC01") {
+          ++dropped_;
+          continue;
+        }
+        raw_frames reply{(*m)[0], "", "MDPC01", (*m)[3]};
+        if ((*m)[3] == "mmi.services") {
+          reply.emplace_back("501");
+        } else {
+          reply.emplace_back("P");
+          reply.insert(reply.end(), m->begin() + 4, m->end());
+        }
+        fabric::testing::send_frames(sock_, reply);
+      }
+    });
+  }
+  ~plain_broker() {
+    stop_ = true;
+    thread_.join();
+  }
+  plain_broker(const plain_broker&) = delete;
+  plain_broker& operator=(const plain_broker&) = delete;
+  const std::string& endpoint() const { return endpoint_; }
+  int dropped() const { return dropped_; }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t sock_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> dropped_{0};
+  std::thread thread_;
+};
+
 std::string name_of(const ::testing::TestParamInfo<correlation>& info) {
   switch (info.param) {
     case correlation::plain: return "Plain";
@@ -330,6 +376,41 @@ TEST_F(AsyncClientFailoverRulesTest, IdsAreKeptExpiriesReportedOnceAndCancelledR
   EXPECT_TRUE(none.is(errc::timeout));
 }
 
+// Automatic correlation asks each broker anew: request ids with fabric's broker, then plain
+// 7/MDP on a broker that does not know them (which would drop every request carrying one).
+TEST_F(AsyncClientFailoverRulesTest, AutomaticCorrelationAsksTheNewBrokerAgain) {
+  auto a = start_broker(ctx);
+  const std::string ep_a = a->endpoints().at(0);
+  plain_broker b;
+  async_client c(ctx, {.broker = ep_a, .failover = {b.endpoint()}, .failover_after = silence,
+                       .request_expiry = 2 * wait_bound});
+  std::map<std::uint64_t, std::string> bodies;
+  for (int i = 0; i < 5; ++i) {
+    auto id = c.send("late", message("l" + std::to_string(i)));  // no worker on the first broker
+    ASSERT_TRUE(id);
+    bodies[*id] = "l" + std::to_string(i);
+  }
+  // The probe's answer comes while the requests wait on the first broker.
+  async_client::reply rep;
+  ASSERT_TRUE(eventually([&] {
+    EXPECT_TRUE(c.try_recv(rep).is(errc::would_block)) << "nothing can be answered yet";
+    return c.correlating();
+  })) << "the first broker is fabric's";
+  a.reset();
+
+  std::set<std::uint64_t> done;
+  while (done.size() < bodies.size()) {
+    ASSERT_TRUE(c.recv(rep, wait_bound)) << done.size() << " answered";
+    ASSERT_EQ(rep.status, async_client::reply_status::ok);
+    EXPECT_EQ(to_strings(rep.body), (std::vector<std::string>{"P", bodies.at(rep.id)}));
+    EXPECT_TRUE(done.insert(rep.id).second);
+  }
+  EXPECT_FALSE(c.correlating()) << "the second broker answered the probe 501";
+  EXPECT_EQ(b.dropped(), 0) << "nothing went to the plain broker with a request id";
+  EXPECT_EQ(c.stats().failovers, 1U);
+  EXPECT_EQ(c.stats().resent, 5U);
+}
+
 TEST_F(AsyncClientFailoverRulesTest, AReactorFollowsTheSocketAcrossAFailover) {
   silent_endpoint a;
   auto b = start_broker(ctx);
@@ -418,6 +499,23 @@ TEST_F(AsyncClientFailoverRulesTest, OptionsAreChecked) {
   EXPECT_EQ(listed.endpoint(), "tcp://127.0.0.1:5");
   EXPECT_EQ(listed.options().failover_after, 2500ms);
   EXPECT_FALSE(listed.next_deadline().has_value()) << "nothing outstanding: no silence counts";
+
+  // A failover endpoint libzmq refuses is met at the failover: recv() throws, and the client
+  // keeps its socket and its request.
+  async_client bad(ctx, {.broker = "tcp://127.0.0.1:5", .failover = {"nosuch://endpoint"}, .failover_after = 1ms,
+                         .correlate = correlation::request_id});
+  ASSERT_TRUE(bad.send("echo", message("x")));
+  bool thrown = false;
+  try {
+    (void)bad.recv(wait_bound);
+  } catch (const error& e) {
+    thrown = true;
+    EXPECT_NE(std::string(e.what()).find("nosuch://endpoint"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(thrown);
+  EXPECT_EQ(bad.endpoint(), "tcp://127.0.0.1:5");
+  EXPECT_EQ(bad.socket_generation(), 0U);
+  EXPECT_EQ(bad.outstanding(), 1U);
 
   auto titanic_refused = [&](const std::function<void(titanic::async_client_options&)>& change) {
     titanic::async_client_options o;
