@@ -226,8 +226,10 @@ struct async_client_stats {
 /// counted from the last message received, the opening of the socket, or the send() that found
 /// nothing outstanding, whichever is latest. A request that has expired by then is not sent again:
 /// it is reported as expired, as are requests that go unanswered on the new broker. Each id is
-/// still reported once: a request answered by two brokers is reported with the first answer and
-/// the other is dropped (`dropped`).
+/// still reported once: an answer the old broker sends after the failover goes to the closed
+/// socket and is lost at the broker. A request the old broker had already handed to a worker may
+/// still run there, so it can run twice (the broker was slow, not gone): what it asks must be
+/// safe to repeat, as with any Lazy Pirate client (Titanic's keyed posts are).
 ///
 /// To resend, the client keeps each request's frames from send() until its reply, its expiry or
 /// its cancel(): about the request's size per outstanding request (retained_bytes()), at most
