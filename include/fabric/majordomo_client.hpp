@@ -4,7 +4,9 @@
 //                              socket is thrown away and the request resent on a fresh one.
 //   fabric::mdp::async_client  many requests outstanding over one DEALER, each matched to its
 //                              reply by a request id where the broker is fabric's (a broker
-//                              extension, see below), by service and order elsewhere.
+//                              extension, see below), by service and order elsewhere;
+//                              given a failover list, it moves to the next broker after a
+//                              silence and sends what is outstanding again.
 //
 // Wire format (one token = one ZeroMQ frame, as in the 7/MDP specification):
 //
@@ -148,6 +150,18 @@ enum class correlation : std::uint8_t {
 struct async_client_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
+  /// Brokers to fail over to, such as the other node of a Binary Star pair (docs/ha.md). Empty
+  /// (the default): the client stays with `broker` for its life. Otherwise, when requests are
+  /// outstanding and nothing at all has come from the broker for `failover_after`, the client
+  /// closes its socket, connects a fresh one to the next of `broker`, failover[0], failover[1],
+  /// ... (round robin) and sends every outstanding request that has not expired again, with its
+  /// id (see async_client, "Failover").
+  std::vector<std::string> failover{};
+  /// With a failover list: the silence after which the client moves to the next broker. It must
+  /// be longer than the slowest service takes to answer while nothing else is outstanding, since
+  /// 7/MDP gives a client no heartbeat: the broker is silent while a worker works. Between 1 ms
+  /// and 24 h.
+  std::chrono::milliseconds failover_after{2500};
   /// How replies are matched to requests (see `correlation`). The default works with any 7/MDP
   /// broker and matches exactly with fabric's; request_id skips the probe where the broker is
   /// known to be fabric's.
@@ -163,6 +177,9 @@ struct async_client_options {
   /// safe only when every request is sure to be answered or cancel()ed. At most 24 h.
   std::chrono::milliseconds request_expiry{30'000};
   /// Options of the DEALER socket. The high-water marks default to 10'000, like max_outstanding.
+  /// A routing id names the first socket; with a failover list each later one is named
+  /// "<routing_id>/<n>" (n = 2, 3, ...), as a broker must not see one identity twice, so it
+  /// must then be at most 234 bytes.
   socket_options socket{.send_hwm = 10'000, .recv_hwm = 10'000};
 };
 
@@ -176,6 +193,8 @@ struct async_client_stats {
   std::uint64_t malformed = 0;      ///< received messages that broke the grammar; dropped
   std::uint64_t dropped = 0;        ///< well-formed replies matching no outstanding request (late,
                                     ///< unknown id, or a service other than the request's)
+  std::uint64_t failovers = 0;      ///< sockets replaced after `failover_after` of silence
+  std::uint64_t resent = 0;         ///< requests sent again on a fresh socket after a failover
 };
 
 /// An asynchronous Majordomo client: many requests in flight over one DEALER socket.
@@ -192,11 +211,43 @@ struct async_client_stats {
 /// next request for its service. The outstanding count and its bound stay right either way.
 ///
 /// In a fabric::reactor: add socket() with a handler that calls try_recv() until it reports
-/// errc::would_block, and arrange a timer for next_deadline() (requests that expire, and, with
-/// correlation::automatic, the end of the wait for the probe's answer).
+/// errc::would_block, and arrange a timer for next_deadline() (requests that expire, with
+/// correlation::automatic the end of the wait for the probe's answer, and with a failover list
+/// the moment the broker's silence becomes a failover) whose handler calls try_recv() too.
 ///
-/// The client does not resend: a request lost with a broker is reported as expired, and the
-/// application decides whether to send it again.
+/// Without a failover list the client does not resend: a request lost with a broker is reported
+/// as expired, and the application decides whether to send it again.
+///
+/// Failover (async_client_options::failover not empty). This is Lazy Pirate applied to many
+/// requests at once: when requests are outstanding and nothing has come from the broker for
+/// `failover_after` (no reply, nor anything else), recv() or try_recv() closes the socket (linger
+/// 0, so what it still queues is dropped), opens a fresh one to the next endpoint and sends every
+/// outstanding request again, oldest first, with the id send() returned for it. The silence is
+/// counted from the last message received, the opening of the socket, or the send() that found
+/// nothing outstanding, whichever is latest. A request that has expired by then is not sent again:
+/// it is reported as expired, as are requests that go unanswered on the new broker. Each id is
+/// still reported once: an answer the old broker sends after the failover goes to the closed
+/// socket and is lost at the broker. A request the old broker had already handed to a worker may
+/// still run there, so it can run twice (the broker was slow, not gone): what it asks must be
+/// safe to repeat, as with any Lazy Pirate client (Titanic's keyed posts are).
+///
+/// To resend, the client keeps each request's frames from send() until its reply, its expiry or
+/// its cancel(): about the request's size per outstanding request (retained_bytes()), at most
+/// max_outstanding of them. Without a failover list nothing is kept.
+///
+/// Matching after a failover. With correlation::request_id every broker in the list must be
+/// fabric's. With correlation::automatic the probe is asked again on each fresh socket and the
+/// resent requests wait for its answer (or for `probe_timeout`) as the first ones did, so the
+/// client uses request ids exactly where the current broker is fabric's. With plain 7/MDP, the
+/// resent requests go out in their original order and the order of each service's replies on
+/// the new broker decides which request a reply is credited to, as before.
+///
+/// The socket changes. socket() names a new libzmq socket after each failover (the object is
+/// the same, its handle is not), and this happens only inside recv() and try_recv(). A reactor
+/// user therefore keeps the zmq::socket_ref it registered and, after each call of try_recv(),
+/// compares socket_generation() with the value seen at registration: when it has moved, it
+/// removes the old handle (already closed, never polled again) and adds socket().handle() anew,
+/// before the handler returns to the reactor.
 class async_client {
  public:
   using clock = std::chrono::steady_clock;
@@ -219,8 +270,9 @@ class async_client {
   };
 
   /// Creates the client and connects its socket to `options.broker`.
-  /// Throws: fabric::error(invalid_argument) for an empty broker endpoint or an option out of
-  /// range; fabric::error naming the endpoint when it is malformed.
+  /// Throws: fabric::error(invalid_argument) for an empty broker or failover endpoint or an
+  /// option out of range; fabric::error naming the endpoint when `broker` is malformed (a
+  /// malformed failover endpoint is met at the failover that reaches it, see recv()).
   async_client(context& ctx, async_client_options options);
   /// Closes the socket without waiting (linger 0); outstanding requests are abandoned.
   ~async_client();
@@ -249,8 +301,11 @@ class async_client {
   /// request whose deadline has passed (expiries are reported first, oldest first).
   /// @param out  receives the completion; its storage is reused, so a loop over one `reply`
   ///             allocates little.
+  /// With a failover list, this is where the client fails over (see the class comment).
   /// Returns: success; errc::timeout when nothing completed in time; errc::closed when the context
   /// was shut down; errc::interrupted when a signal interrupted the wait.
+  /// Throws: fabric::error naming the endpoint when a failover endpoint is malformed; the client
+  /// then keeps its socket and tries that endpoint again after another `failover_after`.
   result<void> recv(reply& out, std::chrono::milliseconds timeout);
   /// As recv(out, timeout), into a new reply.
   result<reply> recv(std::chrono::milliseconds timeout);
@@ -265,15 +320,26 @@ class async_client {
 
   /// Requests waiting for a reply.
   std::size_t outstanding() const noexcept;
-  /// The earliest deadline of an outstanding request, or of the wait for the probe's answer
-  /// while requests are held for it; nullopt when there is none.
+  /// The earliest deadline of an outstanding request, of the wait for the probe's answer while
+  /// requests are held for it, or (with a failover list, while requests are outstanding) of the
+  /// broker's silence; nullopt when there is none.
   std::optional<clock::time_point> next_deadline() const noexcept;
   /// Whether requests now go out with request ids: always with correlation::request_id, never
-  /// with plain, and with automatic once fabric's broker has answered the probe.
+  /// with plain, and with automatic once fabric's broker has answered the probe (asked again,
+  /// and false meanwhile, after each failover).
   bool correlating() const noexcept;
 
   /// The DEALER socket, for fabric::reactor::add() or zmq_poll. Do not send or receive on it.
+  /// With a failover list its handle changes when the client fails over (socket_generation()).
   const fabric::socket& socket() const noexcept;
+  /// How many times the socket has been replaced: 0 until the first failover, then one more for
+  /// each. A reactor user re-registers socket() when it has moved (see the class comment).
+  std::uint64_t socket_generation() const noexcept;
+  /// The broker the current socket is connected to: `broker` or one of `failover`.
+  const std::string& endpoint() const noexcept;
+  /// The bytes of request frames kept so that outstanding requests can be sent again after a
+  /// failover; always 0 without a failover list.
+  std::size_t retained_bytes() const noexcept;
   /// What the client has done so far. Valid while the client lives.
   const async_client_stats& stats() const noexcept;
   /// The options given at construction.

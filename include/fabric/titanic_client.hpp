@@ -7,6 +7,9 @@
 //                                  once, and the client follows each request to its reply,
 //                                  reporting what happened through recv() / try_recv().
 //
+// Both take a failover list of further brokers (the other node of a Binary Star pair) and move
+// along it when the broker goes silent, keeping each post's key.
+//
 // Both speak to the four Titanic services through any 7/MDP broker:
 //
 //   titanic.keyed-request  key | service | body...  ->  "200" | uuid   (or "300" / "400" / "500")
@@ -222,6 +225,17 @@ class client {
 struct async_client_options {
   /// The broker's endpoint, e.g. "tcp://127.0.0.1:5555". Required.
   std::string broker{};
+  /// Brokers to fail over to, such as the other node of a Binary Star pair: after
+  /// `failover_after` of silence while calls are outstanding, the Majordomo client moves to the
+  /// next and sends every outstanding call again (mdp::async_client_options::failover). A keyed
+  /// post sent again on another broker keeps its key, so a server that already stored it (a
+  /// Titanic pair replicates its keys, docs/ha.md section 9) answers with the same id and stores
+  /// it once. Empty: the client stays with `broker`.
+  std::vector<std::string> failover{};
+  /// With a failover list: the silence that makes the client move to the next broker. Shorter
+  /// than `call_timeout`, a failover comes before the calls expire and they keep their attempts.
+  /// Between 1 ms and 24 h.
+  std::chrono::milliseconds failover_after{2500};
   /// How long one Titanic call (post, poll, close or the broker probe) waits for its answer
   /// before it is sent again. Between 1 ms and 24 h.
   std::chrono::milliseconds call_timeout{2500};
@@ -272,7 +286,8 @@ struct async_client_stats {
 ///
 /// In a fabric::reactor: add socket() with a handler that calls try_recv() until it reports
 /// errc::would_block, and arrange a timer for next_deadline() that does the same (polls are
-/// sent, and expired calls sent again, from inside try_recv() and recv()).
+/// sent, expired calls sent again, and with a failover list the client fails over, from inside
+/// try_recv() and recv()).
 class async_client {
  public:
   using clock = std::chrono::steady_clock;
@@ -343,13 +358,24 @@ class async_client {
   /// expiring); nullopt when there is none.
   std::optional<clock::time_point> next_deadline() const noexcept;
   /// Whether posts carry keys: set by the options, or by the probe's answer with
-  /// key_mode::automatic (nullopt until then).
+  /// key_mode::automatic (nullopt until then). The answer is kept across failovers: every
+  /// broker of the list is taken to reach an equal Titanic server.
   std::optional<bool> keyed() const noexcept;
 
   /// The DEALER socket, for fabric::reactor::add() or zmq_poll. Do not send or receive on it.
+  /// With a failover list its handle changes when the client fails over, only inside recv()
+  /// and try_recv(): re-register it when socket_generation() has moved, as for
+  /// mdp::async_client.
   const fabric::socket& socket() const noexcept;
+  /// How many times the socket has been replaced by a failover.
+  std::uint64_t socket_generation() const noexcept;
+  /// The broker the current socket is connected to: `broker` or one of `failover`.
+  const std::string& endpoint() const noexcept;
   /// What the client has done so far. Valid while the client lives.
   const async_client_stats& stats() const noexcept;
+  /// What its Majordomo client has done (failovers, resent calls, drops). Valid while the
+  /// client lives.
+  const mdp::async_client_stats& transport_stats() const noexcept;
   /// The options given at construction.
   const async_client_options& options() const noexcept;
 

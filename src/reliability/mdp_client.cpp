@@ -16,7 +16,9 @@
 #include <cerrno>
 #include <deque>
 #include <optional>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace fabric::mdp {
 namespace {
@@ -45,6 +47,14 @@ void restore_body(message& request, message& body) {
   constexpr std::size_t body_at = 3;
   body.clear();
   for (std::size_t i = body_at; i < request.size(); ++i) body.push_back(std::move(request[i]));
+}
+
+// Copies `from` into `to` frame by frame with zmq_msg_copy, which shares the bytes of large
+// frames instead of copying them, so that each send can consume its own message.
+void share_frames(message& from, message& to) {
+  to.clear();
+  to.reserve(from.size());
+  for (frame& f : from) to.emplace_back().copy(f);
 }
 
 // The 8/MMI request whose answer tells fabric's broker, which knows the correlation extension,
@@ -103,14 +113,6 @@ struct client::impl {
       throw;
     }
     return true;
-  }
-
-  // Copies `from` into `to` frame by frame with zmq_msg_copy, which shares the bytes of large
-  // frames instead of copying them, so each attempt can consume its own message.
-  static void share_frames(message& from, message& to) {
-    to.clear();
-    to.reserve(from.size());
-    for (frame& f : from) to.emplace_back().copy(f);
   }
 
   // Takes what earlier requests left behind (a duplicate reply, an answer that came after an
@@ -257,14 +259,24 @@ struct async_client::impl {
   // The probe: not needed (or answered, or given up), still to be sent, or sent and unanswered.
   enum class probe_state : std::uint8_t { none, unsent, in_flight };
 
-  // A request send() accepted while the phase was undecided: "" | MDPC01 | service | body...
+  // A request send() accepted while the phase was undecided, or one to send again after a
+  // failover (`again`): "" | MDPC01 | service | body...
   struct held_request {
     std::uint64_t id;
     message m;
+    bool again = false;
   };
 
-  impl(context& ctx, async_client_options o)
-      : options(std::move(o)), sock(checked(ctx, options), options.socket), table(options.max_outstanding) {
+  // A sent request's frames, kept while it is outstanding so that a failover can send it again
+  // (only with a failover list). `order` is the order of sending, which a failover keeps.
+  struct kept_request {
+    std::uint64_t order;
+    std::size_t bytes;
+    message m;
+  };
+
+  impl(context& c, async_client_options o)
+      : ctx(&c), options(std::move(o)), sock(checked(c, options), options.socket), table(options.max_outstanding) {
     switch (options.correlate) {
       case correlation::automatic:
         now_phase = phase::probing;
@@ -278,6 +290,7 @@ struct async_client::impl {
         break;
     }
     sock.connect(options.broker);
+    heard_at = clock::now();
   }
 
   ~impl() { peer::close_now(sock); }
@@ -285,6 +298,9 @@ struct async_client::impl {
   // Validates the options before the socket is made; returns `ctx` for the socket's constructor.
   static context& checked(context& ctx, const async_client_options& o) {
     require_broker(o.broker, "mdp::async_client");
+    for (const auto& ep : o.failover) require_broker(ep, "mdp::async_client (failover)");
+    peer::check_range(o.failover_after, 1ms, max_timeout, "mdp::async_client: options.failover_after");
+    if (!o.failover.empty()) peer::check_identity_prefix(o.socket, "mdp::async_client");
     peer::check_range(o.request_expiry, 0ms, max_timeout, "mdp::async_client: options.request_expiry");
     peer::check_range(o.probe_timeout, 1ms, max_timeout, "mdp::async_client: options.probe_timeout");
     if (o.max_outstanding == 0 || o.max_outstanding > outstanding_table::max_capacity)
@@ -298,10 +314,97 @@ struct async_client::impl {
 
   bool holding() const noexcept { return now_phase == phase::probing && !held.empty(); }
 
+  // --- failover -------------------------------------------------------------------------------
+
+  bool failing_over() const noexcept { return !options.failover.empty(); }
+
+  const std::string& endpoint_at(std::size_t i) const noexcept {
+    return i == 0 ? options.broker : options.failover[i - 1];
+  }
+
+  // When the broker's silence becomes a failover: only while something is outstanding.
+  clock::time_point failover_deadline() const noexcept {
+    if (!failing_over() || table.empty()) return outstanding_table::never;
+    return heard_at + options.failover_after;
+  }
+
+  void keep(std::uint64_t id, message&& m) {
+    std::size_t bytes = 0;
+    for (const frame& f : m) bytes += f.size();
+    kept.insert_or_assign(id, kept_request{next_order++, bytes, std::move(m)});
+    kept_bytes += bytes;
+  }
+
+  // Forgets an outstanding request and whatever was kept to send it again.
+  bool forget(std::uint64_t id) noexcept {
+    if (!table.erase(id)) return false;
+    if (failing_over()) {
+      if (auto it = kept.find(id); it != kept.end()) {
+        kept_bytes -= it->second.bytes;
+        kept.erase(it);
+      }
+    }
+    return true;
+  }
+
+  // Replaces the socket by a fresh one connected to the next endpoint, and queues every
+  // outstanding request that has not expired to go out again on it, oldest first, ahead of
+  // those still held. The new socket is made before the old one is closed, so a failure leaves
+  // the client as it was. Returns: errc::closed when the context was shut down.
+  // Throws: fabric::error naming the endpoint when it is malformed.
+  result<void> fail_over(clock::time_point now) {
+    const std::size_t next = (current + 1) % (options.failover.size() + 1);
+    heard_at = now;  // after a failure too: the next attempt waits another failover_after
+    std::optional<mdp_dealer> fresh;
+    try {
+      fresh.emplace(*ctx, peer::with_fresh_identity(options.socket, sockets_made + 1));
+      fresh->connect(endpoint_at(next));
+    } catch (const error& e) {
+      if (fresh) peer::close_now(*fresh);
+      if (e.code() == std::error_code(ETERM, zmq_category())) return errc::closed;
+      throw;
+    }
+    peer::close_now(sock);
+    sock = std::move(*fresh);
+    ++sockets_made;
+    ++generation;
+    current = next;
+    ++stats.failovers;
+
+    // Nothing sent on the old socket can be answered on the new one.
+    table.clear_plain();
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> by_order;  // (order, id)
+    by_order.reserve(kept.size());
+    for (const auto& [id, k] : kept) {
+      const auto* e = table.find(id);
+      if (e != nullptr && e->deadline > now) by_order.emplace_back(k.order, id);
+    }
+    std::sort(by_order.begin(), by_order.end());
+    std::deque<held_request> again;
+    for (const auto& [order, id] : by_order) again.push_back({id, std::move(kept.at(id).m), true});
+    // Expired requests stay in the table, to be reported; their frames are not needed.
+    kept.clear();
+    kept_bytes = 0;
+    for (auto& h : held) again.push_back(std::move(h));
+    held = std::move(again);
+
+    if (options.correlate == correlation::automatic) {
+      // The new broker may not be fabric's: ask again before anything goes out.
+      now_phase = phase::probing;
+      probe = probe_state::unsent;
+      probe_deadline = now + options.probe_timeout;
+    }
+    return {};
+  }
+
   // Moves the probe along: sends it (from the first send() on), ends the wait for its answer
-  // after probe_timeout, and sends the requests held for it once the phase is decided.
+  // after probe_timeout, and sends the requests held for it once the phase is decided. Outside
+  // send(), also fails over when the broker has been silent too long.
   // Returns: errc::closed when the context was shut down.
   result<void> advance(clock::time_point now, bool sending) {
+    if (!sending && now >= failover_deadline()) {
+      if (auto r = fail_over(now); !r) return r;
+    }
     if (probe == probe_state::unsent && (sending || probe_deadline != outstanding_table::never)) {
       if (probe_deadline == outstanding_table::never) probe_deadline = now + options.probe_timeout;
       message body;
@@ -317,26 +420,43 @@ struct async_client::impl {
       now_phase = phase::plain;  // an answer that comes later may still switch to request ids
       if (probe == probe_state::unsent) probe = probe_state::none;
     }
-    if (!held.empty() && now_phase != phase::probing) return flush();
+    if (!held.empty() && now_phase != phase::probing) return flush(now);
     return {};
   }
 
   // Sends the held requests, oldest first, skipping those that expired or were cancelled
-  // meanwhile. Stops at a full socket: the rest go on a later call, and new requests queue
+  // meanwhile (a request to send again also once its deadline has passed: it is reported as
+  // expired). Stops at a full socket: the rest go on a later call, and new requests queue
   // behind them so the order holds.
-  result<void> flush() {
+  result<void> flush(clock::time_point now) {
     while (!held.empty()) {
       held_request& h = held.front();
-      if (table.find(h.id) != nullptr) {
+      const auto* e = table.find(h.id);
+      if (e != nullptr && !(h.again && e->deadline <= now)) {
         if (auto r = transmit(h.id, h.m); !r) return r.is(errc::closed) ? r : result<void>{};
+        if (h.again) ++stats.resent;
       }
       held.pop_front();
     }
     return {};
   }
 
-  // Sends request `id` in the current phase. On failure `m` is unchanged.
+  // Sends request `id` in the current phase. On failure `m` is unchanged; on success it is
+  // consumed, or kept for a failover.
   result<void> transmit(std::uint64_t id, message& m) {
+    if (!failing_over()) return transmit_now(id, m);
+    share_frames(m, outgoing);
+    auto r = transmit_now(id, outgoing);
+    if (!r) {
+      outgoing.clear();
+      return r;
+    }
+    keep(id, std::move(m));
+    m.clear();
+    return r;
+  }
+
+  result<void> transmit_now(std::uint64_t id, message& m) {
     if (now_phase == phase::correlated) {
       frame head = peer::encode_id(id);
       return sock.try_send_with_head(head, m);
@@ -368,6 +488,7 @@ struct async_client::impl {
       return r.error();
     }
     const auto deadline = timeout == 0ms ? outstanding_table::never : now + timeout;
+    if (table.empty()) heard_at = now;  // a silence only counts while something is outstanding
     const std::uint64_t id = table.insert(service, deadline);
     if (now_phase == phase::probing || !held.empty()) {
       hold(id, std::move(request));
@@ -375,7 +496,7 @@ struct async_client::impl {
       return id;
     }
     if (auto sent = transmit(id, request); !sent) {
-      table.erase(id);
+      forget(id);
       restore_body(request, body);
       if (sent.is(errc::back_pressure)) ++stats.back_pressure;
       return sent.error();
@@ -392,7 +513,7 @@ struct async_client::impl {
     out.status = reply_status::expired;
     out.service.assign(oldest->service);
     out.body.clear();
-    table.erase(oldest->id);
+    forget(out.id);
     ++stats.expired;
     return true;
   }
@@ -432,7 +553,7 @@ struct async_client::impl {
       return false;
     }
     out.id = e->id;
-    table.erase(out.id);
+    forget(out.id);
     out.status = reply_status::ok;
     out.service.assign(r->service);
     out.body = std::move(r->body);
@@ -452,17 +573,19 @@ struct async_client::impl {
     for (int overtime = overtime_budget;;) {
       if (auto a = advance(now, false); !a) return a;
       if (take_expired(out, now)) return {};
-      // Wait until the caller's deadline, the next expiry or the end of the probe's wait,
-      // whichever comes first.
-      auto until = deadline;
+      // Wait until the caller's deadline, the next expiry, the end of the probe's wait or the
+      // failover, whichever comes first.
+      auto until = std::min(deadline, failover_deadline());
       if (const auto* oldest = table.oldest(); oldest != nullptr && oldest->deadline < until)
         until = oldest->deadline;
       if (holding() && probe_deadline < until) until = probe_deadline;
       const auto wait = blocking ? left_until(until, now) : 0ms;
       auto r = wait > 0ms ? sock.recv(in, wait) : sock.try_recv(in);
       if (r) {
+        if (failing_over()) heard_at = clock::now();
         if (accept(out)) return {};
       } else if (r.is(errc::too_large)) {
+        if (failing_over()) heard_at = clock::now();
         ++stats.malformed;
       } else if (r.is(errc::timeout) || r.is(errc::would_block)) {
         // Nothing queued. libzmq's clock is coarser than ours and may end a wait a little early,
@@ -489,10 +612,12 @@ struct async_client::impl {
     auto at = outstanding_table::never;
     if (const auto* oldest = table.oldest(); oldest != nullptr) at = oldest->deadline;
     if (holding() && probe_deadline < at) at = probe_deadline;
+    at = std::min(at, failover_deadline());
     if (at == outstanding_table::never) return std::nullopt;
     return at;
   }
 
+  context* ctx;
   async_client_options options;
   mdp_dealer sock;
   outstanding_table table;
@@ -502,6 +627,15 @@ struct async_client::impl {
   std::deque<held_request> held;
   message in;
   async_client_stats stats;
+  // Failover (a failover list only).
+  std::size_t current = 0;            // 0: options.broker; i: options.failover[i - 1]
+  std::uint64_t sockets_made = 1;     // names the next socket "<routing_id>/<n>"
+  std::uint64_t generation = 0;       // sockets replaced
+  clock::time_point heard_at{};       // the start of the current silence
+  std::unordered_map<std::uint64_t, kept_request> kept;  // by request id: every sent request
+  std::uint64_t next_order = 0;
+  std::size_t kept_bytes = 0;
+  message outgoing;
 };
 
 async_client::async_client(context& ctx, async_client_options options)
@@ -533,7 +667,7 @@ result<async_client::reply> async_client::recv(std::chrono::milliseconds timeout
 result<void> async_client::try_recv(reply& out) { return impl_->recv(out, 0ms, false); }
 
 bool async_client::cancel(std::uint64_t id) noexcept {
-  if (!impl_->table.erase(id)) return false;
+  if (!impl_->forget(id)) return false;
   ++impl_->stats.cancelled;
   return true;
 }
@@ -547,6 +681,9 @@ std::optional<async_client::clock::time_point> async_client::next_deadline() con
 bool async_client::correlating() const noexcept { return impl_->now_phase == impl::phase::correlated; }
 
 const fabric::socket& async_client::socket() const noexcept { return impl_->sock; }
+std::uint64_t async_client::socket_generation() const noexcept { return impl_->generation; }
+const std::string& async_client::endpoint() const noexcept { return impl_->endpoint_at(impl_->current); }
+std::size_t async_client::retained_bytes() const noexcept { return impl_->kept_bytes; }
 const async_client_stats& async_client::stats() const noexcept { return impl_->stats; }
 const async_client_options& async_client::options() const noexcept { return impl_->options; }
 

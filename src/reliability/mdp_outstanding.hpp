@@ -109,6 +109,12 @@ class outstanding_table {
     sent_tail_ = slot;
   }
 
+  /// Forgets which requests were sent plain, as when the socket that carried them has been
+  /// replaced: none is matched to a plain reply again until it is marked anew.
+  void clear_plain() noexcept {
+    while (sent_head_ != none) unlink_sent(sent_head_);
+  }
+
   /// The first request for `service` sent plain that is still outstanding, in the order they
   /// were sent, or null. O(plain requests for other services sent before it).
   const entry* oldest_plain_for(std::string_view service) const noexcept {

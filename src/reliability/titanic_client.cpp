@@ -319,8 +319,14 @@ struct async_client::impl {
     if (o.max_outstanding < 1 || o.max_outstanding > 1'000'000)
       throw error(errc::invalid_argument,
                   "titanic::async_client: options.max_outstanding must be between 1 and 1000000");
+    for (const auto& ep : o.failover)
+      if (ep.empty())
+        throw error(errc::invalid_argument, "titanic::async_client: options.failover holds an empty endpoint");
+    mdp::peer::check_range(o.failover_after, 1ms, max_timeout, "titanic::async_client: options.failover_after");
     mdp::async_client_options m;
     m.broker = o.broker;
+    m.failover = o.failover;
+    m.failover_after = o.failover_after;
     m.correlate = o.correlate;
     m.probe_timeout = o.call_timeout;
     // Room for a poll or close per request and the probe, so that our own bound is the one met.
@@ -641,7 +647,10 @@ std::optional<async_client::clock::time_point> async_client::next_deadline() con
 }
 std::optional<bool> async_client::keyed() const noexcept { return impl_->keyed; }
 const fabric::socket& async_client::socket() const noexcept { return impl_->mdp.socket(); }
+std::uint64_t async_client::socket_generation() const noexcept { return impl_->mdp.socket_generation(); }
+const std::string& async_client::endpoint() const noexcept { return impl_->mdp.endpoint(); }
 const async_client_stats& async_client::stats() const noexcept { return impl_->stats; }
+const mdp::async_client_stats& async_client::transport_stats() const noexcept { return impl_->mdp.stats(); }
 const async_client_options& async_client::options() const noexcept { return impl_->options; }
 
 }  // namespace fabric::titanic
