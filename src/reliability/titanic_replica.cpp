@@ -243,13 +243,7 @@ struct replica::impl {
     const auto now = detail::machine_clock::now();
     if (now < next_trim) return std::nullopt;
     next_trim = now + std::chrono::seconds(1);
-    auto first = j.table_entries(service::open_table, {}, 1);
-    if (!first) return std::nullopt;
-    if (!first->empty() && first->front().first.size() == 8)
-      return detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(first->front().first.data())) - 1;
-    auto last = j.last_seq(service::requests_stream);
-    if (!last || !*last) return std::nullopt;
-    return **last;
+    return store::trim_point(j);
   }
 
   // Told to resync: first the requests this node accepted that the active node may lack (those

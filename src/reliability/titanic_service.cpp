@@ -392,15 +392,7 @@ struct service::impl final : tsp::server_store, tsp::server_io, detail::machine_
     const auto now = detail::machine_clock::now();
     if (now < next_trim) return std::nullopt;
     next_trim = now + std::chrono::seconds(1);
-    auto first = j.table_entries(service::open_table, {}, 1);
-    if (!first) return std::nullopt;
-    if (!first->empty() && first->front().first.size() == 8) {
-      const auto seq = detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(first->front().first.data()));
-      return seq - 1;
-    }
-    auto last = j.last_seq(service::requests_stream);
-    if (!last || !*last) return std::nullopt;
-    return **last;
+    return store::trim_point(j);
   }
 
   // The transaction of one commit, on the journal's writer thread. With replication, the same

@@ -79,6 +79,16 @@ void apply(journal_txn& t, const std::vector<tsp::request_change>& changes, std:
   }
 }
 
+std::optional<std::uint64_t> trim_point(const journal& j) {
+  auto first = j.table_entries(service::open_table, {}, 1);
+  if (!first) return std::nullopt;
+  if (!first->empty() && first->front().first.size() == 8)
+    return detail::load_be<std::uint64_t>(reinterpret_cast<const unsigned char*>(first->front().first.data())) - 1;
+  auto last = j.last_seq(service::requests_stream);
+  if (!last || !*last) return std::nullopt;
+  return **last;
+}
+
 result<log_point> read_head(const journal& j) {
   auto v = j.get(pair_table, head_key);
   if (!v) return v.error();

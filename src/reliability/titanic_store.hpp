@@ -252,6 +252,10 @@ inline std::optional<log_point> decode_point(std::string_view v) {
   return p;
 }
 
+/// Where the requests stream may be trimmed to: below the oldest open request, or all of it when
+/// none is open; nullopt when the journal cannot tell (read from what is committed).
+std::optional<std::uint64_t> trim_point(const journal& j);
+
 /// The log's last entry as the journal holds it ({0, 0} for none), and the highest term kept.
 result<log_point> read_head(const journal& j);
 result<std::uint64_t> read_term(const journal& j);
